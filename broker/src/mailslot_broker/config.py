@@ -1,0 +1,121 @@
+"""Generation of nats-server configuration files: accounts, users and JetStream limits.
+
+Even the local default tenant gets an account with a user and a password: a broker that
+starts open would teach users a habit that breaks the day they add a second tenant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel
+
+SYSTEM_ACCOUNT = "SYS"
+DEFAULT_TENANT = "MAILSLOT"
+
+
+class Credentials(BaseModel):
+    """What a client needs to log in to one account. Stored as JSON with 0600 permissions."""
+
+    tenant: str
+    user: str
+    password: str
+
+    def write(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.model_dump_json(indent=2))
+        os.chmod(path, 0o600)
+        return path
+
+    @classmethod
+    def read(cls, path: Path | str) -> Credentials:
+        return cls.model_validate_json(Path(path).read_text())
+
+
+@dataclass
+class TenantLimits:
+    """Per-account JetStream quotas; ``-1`` means unlimited."""
+
+    max_memory: int = -1
+    max_file: int = -1
+    max_streams: int = -1
+    max_consumers: int = -1
+
+
+@dataclass
+class TenantSpec:
+    name: str
+    credentials: Credentials
+    limits: TenantLimits = field(default_factory=TenantLimits)
+
+    @classmethod
+    def generate(cls, name: str, *, limits: TenantLimits | None = None) -> TenantSpec:
+        user = f"{name.lower()}_admin"
+        creds = Credentials(tenant=name, user=user, password=secrets.token_urlsafe(24))
+        return cls(name=name, credentials=creds, limits=limits or TenantLimits())
+
+
+def _q(value: str) -> str:
+    return json.dumps(value)
+
+
+@dataclass
+class ServerConfig:
+    """Everything needed to render one nats-server config file."""
+
+    store_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = let the server pick (rendered as -1)
+    server_name: str = "mailslot"
+    tenants: list[TenantSpec] = field(default_factory=list)
+    system_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    jetstream: bool = True
+    max_payload: int | None = None
+    max_file_store: str = "10G"
+    max_memory_store: str = "1G"
+    extra: str = ""
+
+    def render(self) -> str:
+        port = self.port if self.port else -1
+        lines = [
+            f"server_name: {_q(self.server_name)}",
+            f"host: {_q(self.host)}",
+            f"port: {port}",
+        ]
+        if self.max_payload:
+            lines.append(f"max_payload: {self.max_payload}")
+        if self.jetstream:
+            lines.append(
+                "jetstream {"
+                f" store_dir: {_q(str(self.store_dir))},"
+                f" max_file_store: {self.max_file_store},"
+                f" max_memory_store: {self.max_memory_store} }}"
+            )
+        lines.append("accounts {")
+        lines.append(
+            f"  {SYSTEM_ACCOUNT}: {{ users: [ {{ user: sys, password: {_q(self.system_password)} }} ] }}"
+        )
+        for t in self.tenants:
+            js = "disabled"
+            if self.jetstream:
+                lim = t.limits
+                js = (
+                    "{ "
+                    f"max_memory: {lim.max_memory}, max_file: {lim.max_file}, "
+                    f"max_streams: {lim.max_streams}, max_consumers: {lim.max_consumers} }}"
+                )
+            lines.append(
+                f"  {t.name}: {{ jetstream: {js}, users: [ {{ user: {_q(t.credentials.user)}, "
+                f"password: {_q(t.credentials.password)} }} ] }}"
+            )
+        lines.append("}")
+        lines.append(f"system_account: {SYSTEM_ACCOUNT}")
+        if self.extra:
+            lines.append(self.extra)
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,78 @@
+"""Mailslot: durable, asynchronous mail for AI agents, on NATS JetStream.
+
+>>> async with mailslot.connect() as ms:
+...     inbox = await ms.open("planner")
+...     await ms.send("coder", {"task": 7}, priority="urgent")
+"""
+
+from mailslot_broker.protocol import Priority
+
+from .client import Mailslot, connect
+from .errors import (
+    AlreadyAcknowledged,
+    AuthenticationFailed,
+    BrokerFailure,
+    BrokerUnreachable,
+    ConnectionFailed,
+    DecodeError,
+    InvalidAddressError,
+    InvalidHeader,
+    InvalidInput,
+    InvalidPayload,
+    InvalidTopicError,
+    InvalidTTLError,
+    JetStreamUnavailable,
+    MailboxClosed,
+    MailboxDestroyed,
+    MailslotError,
+    MessageError,
+    NotConnected,
+    PayloadTooLarge,
+    PermissionDenied,
+    ProvisioningFailed,
+    ServerTooOld,
+    Timeout,
+    UnknownPriorityError,
+)
+from .mailbox import AgentCard, Mailbox
+from .message import Message, Receipt
+from .view import MailboxStats, MailboxView
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentCard",
+    "AlreadyAcknowledged",
+    "AuthenticationFailed",
+    "BrokerFailure",
+    "BrokerUnreachable",
+    "ConnectionFailed",
+    "DecodeError",
+    "InvalidAddressError",
+    "InvalidHeader",
+    "InvalidInput",
+    "InvalidPayload",
+    "InvalidTTLError",
+    "InvalidTopicError",
+    "JetStreamUnavailable",
+    "Mailbox",
+    "MailboxClosed",
+    "MailboxDestroyed",
+    "MailboxStats",
+    "MailboxView",
+    "Mailslot",
+    "MailslotError",
+    "Message",
+    "MessageError",
+    "NotConnected",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "Priority",
+    "ProvisioningFailed",
+    "Receipt",
+    "ServerTooOld",
+    "Timeout",
+    "UnknownPriorityError",
+    "__version__",
+    "connect",
+]

@@ -1,0 +1,442 @@
+"""The connection to a Mailslot broker and the operations that need no mailbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Generator, Iterable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors as nerr
+from mailslot_broker import protocol as p
+from mailslot_broker.config import Credentials
+from mailslot_broker.local import ensure_local_broker
+from mailslot_broker.provision import ProvisionReport, provision
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js import errors as jserr
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from ._boundary import address as check_address
+from ._boundary import boundary
+from .errors import (
+    AuthenticationFailed,
+    BrokerUnreachable,
+    InvalidInput,
+    JetStreamUnavailable,
+    NotConnected,
+    ServerTooOld,
+)
+from .mailbox import AgentCard, Mailbox
+from .message import Receipt
+from .outgoing import Outgoing, prepare
+from .view import MailboxView
+
+#: Errors a publish may hit while a stream leader is being elected: retried with the same
+#: message id, so the server drops the duplicate if the first attempt did land.
+_TRANSIENT = (nerr.NoRespondersError, jserr.NoStreamResponseError, nerr.TimeoutError)
+
+
+class Mailslot:
+    """A connected client. Create with :func:`connect`."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        *,
+        url: str,
+        tenant: str | None,
+        name: str | None,
+        provisioned: ProvisionReport | None,
+        publish_retry_for: float,
+    ) -> None:
+        self._nc = nc
+        self._js: JetStreamContext = nc.jetstream()
+        self.url = url
+        self.tenant = tenant
+        self.name = name
+        self.provisioned = provisioned
+        self._publish_retry_for = publish_retry_for
+        self._mailboxes: set[Mailbox] = set()
+        self._closed = False
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def nc(self) -> NatsClient:
+        """The underlying nats-py client, for interop with plain NATS code."""
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self._js
+
+    @property
+    def server_version(self) -> str:
+        v = self._nc.connected_server_version
+        return f"{v.major}.{v.minor}.{v.patch}"
+
+    @property
+    def max_payload(self) -> int:
+        return int(self._nc.max_payload)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed or self._nc.is_closed:
+            raise NotConnected("this Mailslot client is closed")
+
+    async def close(self) -> None:
+        """Close every mailbox opened through this client (leases keep running out), then the
+        connection."""
+        if self._closed:
+            return
+        self._closed = True
+        for mb in list(self._mailboxes):
+            await mb.close()
+        if not self._nc.is_closed:
+            try:
+                await self._nc.drain()
+            except Exception:
+                await self._nc.close()
+
+    async def __aenter__(self) -> Mailslot:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def _publish(self, out: Outgoing) -> Receipt:
+        self._check_open()
+        with boundary():
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(_TRANSIENT),
+                stop=stop_after_delay(self._publish_retry_for),
+                wait=wait_exponential_jitter(initial=0.1, max=2.0),
+                reraise=True,
+            ):
+                with attempt:
+                    ack = await self._js.publish(
+                        out.subject, out.data, headers=out.headers, timeout=5.0
+                    )
+        return Receipt(
+            id=out.id,
+            to=out.to,
+            priority=out.priority,
+            seq=ack.seq,
+            duplicate=bool(ack.duplicate),
+            scheduled=out.scheduled,
+        )
+
+    async def send(
+        self,
+        to: str,
+        payload: Any,
+        *,
+        priority: p.Priority | str | int = "normal",
+        ttl: float | timedelta | None = None,
+        delay: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+        thread_id: str | None = None,
+        sender: str | None = None,
+    ) -> Receipt:
+        """Put a message in ``to``'s mailbox; it waits there until received or expired.
+
+        Returns once the server stored it. ``idempotency_key`` makes a retried send a no-op
+        within the dedupe window (the receipt says ``duplicate=True``).
+        """
+        self._check_open()
+        out = prepare(
+            to,
+            payload,
+            sender=sender or self.name,
+            max_payload=self.max_payload,
+            priority=priority,
+            ttl=ttl,
+            delay=delay,
+            idempotency_key=idempotency_key,
+            headers=headers,
+            reply_to=reply_to,
+            correlation_id=correlation_id,
+            thread_id=thread_id,
+        )
+        return await self._publish(out)
+
+    async def send_many(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        window: int = 512,
+    ) -> list[Receipt]:
+        """Pipelined send for bulk producers: every item is validated first (nothing is sent
+        if one is invalid), then published with at most ``window`` acks outstanding.
+
+        Each item is a mapping of :meth:`send`'s arguments: ``{"to": ..., "payload": ...,
+        "priority": ...}``.
+        """
+        self._check_open()
+        prepared = []
+        for item in messages:
+            kw = dict(item)
+            try:
+                to, payload = kw.pop("to"), kw.pop("payload")
+            except KeyError as exc:
+                raise InvalidInput(f"send_many item needs 'to' and 'payload': {item!r}") from exc
+            kw.setdefault("sender", self.name)
+            prepared.append(prepare(to, payload, max_payload=self.max_payload, **kw))
+        receipts: list[Receipt] = []
+        with boundary():
+            for start in range(0, len(prepared), window):
+                chunk = prepared[start : start + window]
+                futs = [
+                    await self._js.publish_async(o.subject, o.data, headers=o.headers)
+                    for o in chunk
+                ]
+                acks = await asyncio.gather(*futs, return_exceptions=True)
+                for o, ack in zip(chunk, acks):
+                    if isinstance(ack, BaseException):
+                        receipts.append(await self._publish(o))  # retried with the same id
+                    else:
+                        receipts.append(
+                            Receipt(
+                                id=o.id,
+                                to=o.to,
+                                priority=o.priority,
+                                seq=ack.seq,
+                                duplicate=bool(ack.duplicate),
+                                scheduled=o.scheduled,
+                            )
+                        )
+        return receipts
+
+    # -- mailboxes --------------------------------------------------------------------------
+
+    async def open(
+        self,
+        address: str | None = None,
+        *,
+        ttl: float | timedelta = 60.0,
+        card: AgentCard | Mapping[str, Any] | None = None,
+        ack_wait: float | timedelta = 30.0,
+        max_deliver: int = 5,
+        backoff: Iterable[float] = (),
+        prefetch: int = 1,
+        heartbeat: float | timedelta | None = None,
+    ) -> Mailbox:
+        """Open (or resume) the mailbox at ``address``; a fresh unguessable address when None.
+
+        The lease lives ``ttl`` seconds past the last renewal; it is renewed in the
+        background while the mailbox is open. Reopening an address whose lease is alive
+        resumes the same mailbox, with everything sent while the agent was away.
+        """
+        self._check_open()
+        mb = Mailbox._create(
+            self,
+            address,
+            ttl=ttl,
+            card=card,
+            ack_wait=ack_wait,
+            max_deliver=max_deliver,
+            backoff=backoff,
+            prefetch=prefetch,
+            heartbeat=heartbeat,
+        )
+        self._mailboxes.add(mb)
+        try:
+            await mb._start()
+        except BaseException:
+            self._mailboxes.discard(mb)
+            raise
+        return mb
+
+    def inspect(self, address: str) -> MailboxView:
+        """Read-only view of any mailbox (``peek``, ``stats``), opened or not."""
+        self._check_open()
+        return MailboxView(self, check_address(address))
+
+    def _forget(self, mb: Mailbox) -> None:
+        self._mailboxes.discard(mb)
+
+
+# -- connect ---------------------------------------------------------------------------------
+
+
+class _Connect:
+    """What :func:`connect` returns: await it, or use it as an async context manager."""
+
+    def __init__(self, coro_factory: Any) -> None:
+        self._factory = coro_factory
+        self._client: Mailslot | None = None
+
+    def __await__(self) -> Generator[Any, None, Mailslot]:
+        return self._factory().__await__()
+
+    async def __aenter__(self) -> Mailslot:
+        self._client = await self._factory()
+        return self._client
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+def connect(
+    url: str | list[str] | None = None,
+    *,
+    credentials: str | Path | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    tenant: str | None = None,
+    name: str | None = None,
+    timeout: float = 5.0,
+    provision_streams: bool = True,
+    settings: p.StreamSettings | None = None,
+    tls_ca: str | Path | None = None,
+    publish_retry_for: float = 20.0,
+) -> _Connect:
+    """Connect to a Mailslot broker.
+
+    With no ``url`` and no ``MAILSLOT_URL``, finds the local broker for this user (under
+    ``MAILSLOT_HOME``) or starts one, detached, so mail outlives this process. With a URL (or
+    a list of seed URLs for a cluster) it connects to any NATS 2.12+ server with JetStream.
+    ``credentials`` is a Mailslot credentials JSON file or a NATS ``.creds`` file.
+    """
+
+    async def _do() -> Mailslot:
+        return await _connect(
+            url,
+            credentials=credentials,
+            user=user,
+            password=password,
+            token=token,
+            tenant=tenant,
+            name=name,
+            timeout=timeout,
+            provision_streams=provision_streams,
+            settings=settings,
+            tls_ca=tls_ca,
+            publish_retry_for=publish_retry_for,
+        )
+
+    return _Connect(_do)
+
+
+async def _connect(
+    url: str | list[str] | None,
+    *,
+    credentials: str | Path | None,
+    user: str | None,
+    password: str | None,
+    token: str | None,
+    tenant: str | None,
+    name: str | None,
+    timeout: float,
+    provision_streams: bool,
+    settings: p.StreamSettings | None,
+    tls_ca: str | Path | None,
+    publish_retry_for: float,
+) -> Mailslot:
+    if name is not None:
+        name = check_address(name)
+    url = url or os.environ.get("MAILSLOT_URL") or None
+    credentials = credentials or os.environ.get("MAILSLOT_CREDENTIALS") or None
+    opts: dict[str, Any] = {}
+    if url is None:
+        with boundary():
+            state = await asyncio.to_thread(ensure_local_broker)
+        url = state.url
+        credentials = credentials or state.credentials_path
+    if credentials is not None:
+        path = Path(credentials)
+        if path.suffix == ".creds":
+            opts["user_credentials"] = str(path)
+        else:
+            try:
+                creds = Credentials.read(path)
+            except (OSError, ValueError) as exc:
+                raise AuthenticationFailed(f"cannot read credentials file {path}: {exc}") from exc
+            user, password = creds.user, creds.password
+            tenant = tenant or creds.tenant
+    if user is not None:
+        opts["user"] = user
+        opts["password"] = password
+    if token is not None:
+        opts["token"] = token
+    if tls_ca is not None:
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=str(tls_ca))
+        opts["tls"] = ctx
+    servers = [url] if isinstance(url, str) else list(url)
+
+    errors: list[Exception] = []
+
+    async def _error_cb(exc: Exception) -> None:
+        errors.append(exc)
+
+    try:
+        nc = await nats.connect(
+            servers=servers,
+            connect_timeout=timeout,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.2,
+            error_cb=_error_cb,
+            name=f"mailslot:{name}" if name else "mailslot",
+            **opts,
+        )
+    except (nerr.NoServersError, OSError, asyncio.TimeoutError, nerr.Error) as exc:
+        for err in errors + [exc]:
+            if isinstance(err, nerr.AuthorizationError) or "authorization" in str(err).lower():
+                raise AuthenticationFailed(
+                    f"the server at {', '.join(servers)} refused the credentials"
+                ) from exc
+        raise BrokerUnreachable(f"no NATS server answered at {', '.join(servers)}") from exc
+    # Connected once: from now on keep reconnecting for as long as it takes.
+    nc.options["max_reconnect_attempts"] = -1
+    nc.options["reconnect_time_wait"] = 0.5
+    try:
+        v = nc.connected_server_version
+        if (v.major, v.minor, v.patch) < p.MIN_SERVER_VERSION:
+            need = ".".join(map(str, p.MIN_SERVER_VERSION))
+            raise ServerTooOld(
+                f"nats-server {v.major}.{v.minor}.{v.patch} is too old: Mailslot needs {need}+ "
+                "(per-message TTL, message schedules)"
+            )
+        js = nc.jetstream()
+        try:
+            await js.account_info()
+        except (jserr.ServiceUnavailableError, nerr.NoRespondersError) as exc:
+            raise JetStreamUnavailable(
+                "JetStream is not enabled on this server or for this account"
+            ) from exc
+        report = None
+        if provision_streams:
+            with boundary():
+                report = await provision(js, settings)
+    except BaseException:
+        await nc.close()
+        raise
+    return Mailslot(
+        nc,
+        url=servers[0],
+        tenant=tenant,
+        name=name,
+        provisioned=report,
+        publish_retry_for=publish_retry_for,
+    )

@@ -1,0 +1,145 @@
+"""The one exception tree of the SDK, rooted at :class:`MailslotError`.
+
+Errors from nats-py and from the broker package are translated into these at one boundary
+(:mod:`mailslot._boundary`), with the original chained as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from mailslot_broker import errors as broker_errors
+
+
+class MailslotError(Exception):
+    """Root of every error the SDK raises."""
+
+
+# -- connecting ----------------------------------------------------------------------------
+
+
+class ConnectionFailed(MailslotError):
+    """No usable connection to a Mailslot broker."""
+
+
+class BrokerUnreachable(ConnectionFailed):
+    """Nothing answered at the URL (wrong host/port, server down)."""
+
+
+class AuthenticationFailed(ConnectionFailed):
+    """The server refused the credentials."""
+
+
+class JetStreamUnavailable(ConnectionFailed):
+    """The server (or this account) has JetStream disabled."""
+
+
+class ServerTooOld(ConnectionFailed):
+    """The server lacks features Mailslot needs (message TTLs, schedules: nats-server 2.12+)."""
+
+
+class NotConnected(MailslotError):
+    """The client was closed, or the connection is gone for good."""
+
+
+class PermissionDenied(MailslotError):
+    """The server refused a subject or API call for these credentials."""
+
+
+class BrokerFailure(MailslotError):
+    """The server answered with an error Mailslot does not expect."""
+
+
+class ProvisioningFailed(BrokerFailure):
+    """Streams or buckets could not be created or upgraded."""
+
+
+# -- bad input: raised before anything reaches the server ----------------------------------
+
+
+class InvalidInput(MailslotError, ValueError):
+    """An argument that cannot be sent. Nothing was sent."""
+
+
+class InvalidAddressError(InvalidInput, broker_errors.InvalidAddress):
+    """An address with a wildcard, whitespace, an empty token or over the length limit."""
+
+
+class InvalidTopicError(InvalidInput, broker_errors.InvalidTopic):
+    """A broadcast topic or pattern NATS would misread."""
+
+
+class UnknownPriorityError(InvalidInput, broker_errors.InvalidPriority):
+    """Not one of critical, urgent, normal, low."""
+
+
+class InvalidTTLError(InvalidInput, broker_errors.InvalidTTL):
+    """A TTL or delay under 1 s, or not a number of seconds."""
+
+
+class PayloadTooLarge(InvalidInput):
+    """The encoded payload plus headers exceed the server's max payload."""
+
+
+class InvalidPayload(InvalidInput):
+    """A payload that cannot be encoded (not a model, JSON-able value, str or bytes)."""
+
+
+class InvalidHeader(InvalidInput):
+    """A user header whose name is reserved by the protocol or is not a valid header."""
+
+
+# -- mailboxes and messages ------------------------------------------------------------------
+
+
+class MailboxClosed(MailslotError):
+    """The mailbox was closed in this process."""
+
+
+class MailboxDestroyed(MailboxClosed):
+    """The mailbox was destroyed: its mail and lease are gone."""
+
+
+class Timeout(MailslotError, TimeoutError):
+    """Nothing arrived in time."""
+
+
+class MessageError(MailslotError):
+    """A problem with one received message."""
+
+
+class DecodeError(MessageError, ValueError):
+    """The payload is not what the caller asked for (e.g. not JSON, or fails model validation).
+
+    Raised by the accessors; the message itself stays in the mailbox until acked or termed.
+    """
+
+
+class AlreadyAcknowledged(MessageError):
+    """ack/nak/term was already called on this message."""
+
+
+__all__ = [
+    "AlreadyAcknowledged",
+    "AuthenticationFailed",
+    "BrokerFailure",
+    "BrokerUnreachable",
+    "ConnectionFailed",
+    "DecodeError",
+    "InvalidAddressError",
+    "InvalidHeader",
+    "InvalidInput",
+    "InvalidPayload",
+    "InvalidTTLError",
+    "InvalidTopicError",
+    "JetStreamUnavailable",
+    "MailboxClosed",
+    "MailboxDestroyed",
+    "MailslotError",
+    "MessageError",
+    "NotConnected",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "ProvisioningFailed",
+    "ServerTooOld",
+    "Timeout",
+    "UnknownPriorityError",
+]

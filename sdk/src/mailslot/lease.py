@@ -1,0 +1,90 @@
+"""The lease that ties a mailbox to its agent's life.
+
+A key in the agents bucket, created with a TTL and renewed by a conditional publish with a
+fresh TTL (the KV API has no TTL on ``put``). Replicas of one agent all renew; a conflict only
+means another replica renewed first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from mailslot_broker import protocol as p
+from nats.js import JetStreamContext
+from nats.js import errors as jserr
+from nats.js.kv import KeyValue
+
+log = logging.getLogger("mailslot.lease")
+
+
+class Lease:
+    def __init__(self, js: JetStreamContext, address: str, ttl: float, value: bytes) -> None:
+        self._js = js
+        self.address = address
+        self.ttl = ttl
+        self.value = value
+        self._kv: KeyValue | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.renewals = 0
+        self.resumed = False
+
+    async def _bucket(self) -> KeyValue:
+        if self._kv is None:
+            self._kv = await self._js.key_value(p.AGENTS_BUCKET)
+        return self._kv
+
+    async def acquire(self) -> None:
+        """Create the lease, or join it if it is alive (another replica, or a restart)."""
+        mailboxes = await self._js.key_value(p.MAILBOXES_BUCKET)
+        await mailboxes.put(self.address, f"{time.time():.3f}".encode())
+        kv = await self._bucket()
+        try:
+            await kv.create(self.address, self.value, msg_ttl=self.ttl)
+        except jserr.KeyWrongLastSequenceError:
+            self.resumed = True
+            await self.renew()
+
+    async def renew(self) -> None:
+        kv = await self._bucket()
+        for _ in range(3):
+            try:
+                entry = await kv.get(self.address)
+            except jserr.KeyNotFoundError:
+                try:
+                    await kv.create(self.address, self.value, msg_ttl=self.ttl)
+                    self.renewals += 1
+                    return
+                except jserr.KeyWrongLastSequenceError:
+                    continue
+            try:
+                await kv._update(self.address, self.value, last=entry.revision, msg_ttl=self.ttl)
+                self.renewals += 1
+                return
+            except jserr.KeyWrongLastSequenceError:
+                continue  # another replica renewed between our get and update
+
+    def start(self, on_renew: object = None) -> None:
+        self._task = asyncio.create_task(self._run(on_renew), name=f"lease:{self.address}")
+
+    async def _run(self, on_renew: object) -> None:
+        interval = max(self.ttl / 3.0, 0.3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.renew()
+                if callable(on_renew):
+                    await on_renew()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep renewing through reconnects
+                log.warning("lease renewal for %s failed: %s", self.address, exc)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

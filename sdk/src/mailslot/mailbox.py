@@ -1,0 +1,425 @@
+"""An open mailbox: the lease, the four priority consumers and the receive loop.
+
+Receiving follows DESIGN.md: one durable pull consumer per priority with an exact filter.
+The loop pulls ``no_wait`` from the highest level that may hold mail and serves the first
+non-empty one. It knows which levels may hold mail from the headers-only "bell" the stream
+republishes after storing each message, so an idle mailbox sends no requests at all; the only
+mail that rings no bell is a redelivery, which the loop schedules itself for messages it
+handed out (ack wait, nak delay), plus a slow heartbeat sweep for mail left unacked by a
+crashed replica of the same agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from mailslot_broker import protocol as p
+from mailslot_broker.reclaim import reclaim_mailbox
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import BaseModel, Field
+
+from ._boundary import address as check_address
+from ._boundary import boundary, plain_seconds, seconds
+from .errors import InvalidInput, MailboxClosed, MailboxDestroyed, Timeout
+from .lease import Lease
+from .message import Message, Receipt
+from .view import MailboxView
+
+if TYPE_CHECKING:
+    from .client import Mailslot
+
+_PULL_REPLY_TIMEOUT = 5.0
+
+
+class AgentCard(BaseModel):
+    """What an agent says about itself; kept with its lease (shaped like an A2A AgentCard)."""
+
+    name: str | None = None
+    description: str | None = None
+    capabilities: list[str] = Field(default_factory=list)
+    skills: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    status: str = "online"
+    address: str | None = None
+
+
+class _ConsumerMissing(Exception):
+    pass
+
+
+def new_address() -> str:
+    """An unguessable address for an agent that did not bring a name."""
+    return "agent-" + secrets.token_hex(12)
+
+
+class Mailbox(MailboxView):
+    """The mailbox of one agent. Get one from :meth:`Mailslot.open`."""
+
+    def __init__(self, client: Mailslot, address: str) -> None:
+        super().__init__(client, address)
+        self.ttl = 60.0
+        self.card = AgentCard()
+        self.policy = p.RetryPolicy()
+        self.prefetch = 1
+        self.heartbeat = 30.0
+        self._lease: Lease | None = None
+        self._closed = False
+        self._destroyed = False
+        self._maybe = {prio: True for prio in p.PRIORITIES}
+        self._gen = dict.fromkeys(p.PRIORITIES, 0)
+        self._buffer: list[tuple[int, int, int, Message]] = []
+        self._tiebreak = itertools.count()
+        self._wake = asyncio.Event()
+        self._replies: asyncio.Queue[Msg] = asyncio.Queue()
+        self._current_token: str | None = None
+        self._tokens = itertools.count()
+        self._inbox = ""
+        self._subs: list[Subscription] = []
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._recv_lock = asyncio.Lock()
+        self.pull_requests = 0
+
+    @classmethod
+    def _create(
+        cls,
+        client: Mailslot,
+        address: str | None,
+        *,
+        ttl: float | timedelta,
+        card: AgentCard | Mapping[str, Any] | None,
+        ack_wait: float | timedelta,
+        max_deliver: int,
+        backoff: Iterable[float],
+        prefetch: int,
+        heartbeat: float | timedelta | None,
+    ) -> Mailbox:
+        addr = check_address(address) if address is not None else new_address()
+        mb = cls(client, addr)
+        mb.ttl = seconds(ttl, what="ttl") or 60.0
+        aw = plain_seconds(ack_wait, what="ack_wait") or 30.0
+        if aw < 1:
+            raise InvalidInput("ack_wait must be at least 1 s")
+        if not isinstance(max_deliver, int) or (max_deliver < 1 and max_deliver != -1):
+            raise InvalidInput("max_deliver must be a positive int (or -1 for unlimited)")
+        bo = tuple(float(plain_seconds(b, what="backoff") or 0) for b in backoff)
+        if bo and max_deliver != -1 and max_deliver <= len(bo):
+            raise InvalidInput("max_deliver must be larger than the number of backoff steps")
+        if not isinstance(prefetch, int) or prefetch < 1:
+            raise InvalidInput("prefetch must be a positive int")
+        mb.policy = p.RetryPolicy(ack_wait=aw, max_deliver=max_deliver, backoff=bo)
+        mb.prefetch = prefetch
+        mb.heartbeat = plain_seconds(heartbeat, what="heartbeat") or aw
+        if card is None:
+            mb.card = AgentCard(address=addr)
+        elif isinstance(card, AgentCard):
+            mb.card = card.model_copy(update={"address": addr})
+        else:
+            mb.card = AgentCard.model_validate({**dict(card), "address": addr})
+        return mb
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def resumed(self) -> bool:
+        """True when open() joined a lease that was still alive."""
+        return bool(self._lease and self._lease.resumed)
+
+    async def _start(self) -> None:
+        nc = self._client.nc
+        with boundary():
+            self._inbox = nc.new_inbox()
+            self._subs.append(await nc.subscribe(self._inbox + ".*", cb=self._on_pull_reply))
+            self._subs.append(
+                await nc.subscribe(p.bell_subject_all_priorities(self.address), cb=self._on_bell)
+            )
+            self._lease = Lease(
+                self._client.js, self.address, self.ttl, self.card.model_dump_json().encode()
+            )
+            await self._lease.acquire()
+            await self._ensure_consumers()
+            self._lease.start(on_renew=self._ensure_consumers)
+
+    async def _ensure_consumers(self) -> None:
+        inactive = max(2 * self.ttl, 30.0)
+        for prio in p.PRIORITIES:
+            cfg = p.mail_consumer_config(
+                self.address, prio, policy=self.policy, inactive_threshold=inactive
+            )
+            await self._client.js.add_consumer(p.MAIL_STREAM, cfg)
+
+    def _check_usable(self) -> None:
+        if self._destroyed:
+            raise MailboxDestroyed(f"mailbox {self.address} was destroyed")
+        if self._closed:
+            raise MailboxClosed(f"mailbox {self.address} is closed")
+
+    async def close(self) -> None:
+        """Stop renewing the lease and receiving. Mail keeps waiting until the lease lapses,
+        so reopening within ``ttl`` resumes the same mailbox. Prefetched messages that were
+        never handed out are given back at once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._lease is not None:
+            await self._lease.stop()
+        for t in self._timers.values():
+            t.cancel()
+        self._timers.clear()
+        buffered = [entry[3] for entry in self._buffer]
+        self._buffer.clear()
+        for m in buffered:
+            with contextlib.suppress(Exception):
+                await m._msg.nak()
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs.clear()
+        self._client._forget(self)
+
+    async def destroy(self) -> None:
+        """Reclaim now: delete every message, the consumers, the lease and the card."""
+        await self.close()
+        self._destroyed = True
+        with boundary():
+            await reclaim_mailbox(self._client.js, self.address)
+
+    async def __aenter__(self) -> Mailbox:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- sending as this agent ------------------------------------------------------------------
+
+    async def send(self, to: str, payload: Any, **kwargs: Any) -> Receipt:
+        """:meth:`Mailslot.send` with this mailbox as the sender."""
+        self._check_usable()
+        kwargs.setdefault("sender", self.address)
+        return await self._client.send(to, payload, **kwargs)
+
+    # -- wake-ups -------------------------------------------------------------------------------
+
+    def _mark(self, prio: p.Priority) -> None:
+        self._maybe[prio] = True
+        self._gen[prio] += 1
+        self._wake.set()
+
+    async def _on_bell(self, msg: Msg) -> None:
+        try:
+            prio, _ = p.parse_mail_subject(msg.subject)
+        except (ValueError, IndexError):
+            return
+        self._mark(prio)
+
+    async def _on_pull_reply(self, msg: Msg) -> None:
+        # Pulls are sequential (under the receive lock), so everything arriving here belongs
+        # to the current pull; JetStream delivers mail with its own subject, and only status
+        # replies carry the request's token. A status for an older pull is stale.
+        status = msg.headers.get("Status") if msg.headers else None
+        if status:
+            if msg.subject.rsplit(".", 1)[-1] == self._current_token:
+                self._replies.put_nowait(msg)
+            return
+        if self._current_token is not None:
+            self._replies.put_nowait(msg)
+        else:
+            # Late delivery for a pull we stopped waiting for: it is ours to deliver.
+            self._push(Message(msg, self))
+            self._wake.set()
+
+    def _push(self, m: Message) -> None:
+        heapq.heappush(self._buffer, (int(m.priority), m.seq, next(self._tiebreak), m))
+
+    # -- pulling --------------------------------------------------------------------------------
+
+    async def _pull(self, prio: p.Priority, batch: int) -> list[Message] | None:
+        """No-wait pull of up to ``batch`` messages; None when the reply never came."""
+        token = str(next(self._tokens))
+        consumer = p.consumer_name(self.address, prio)
+        body = json.dumps(p.pull_request(batch=batch, no_wait=True)).encode()
+        out: list[Message] = []
+        self._current_token = token
+        try:
+            self.pull_requests += 1
+            await self._client.nc.publish(
+                p.pull_subject(p.MAIL_STREAM, consumer), body, reply=f"{self._inbox}.{token}"
+            )
+            while len(out) < batch:
+                try:
+                    msg = await asyncio.wait_for(self._replies.get(), _PULL_REPLY_TIMEOUT)
+                except asyncio.TimeoutError:
+                    return out or None
+                status = msg.headers.get("Status") if msg.headers else None
+                if status:
+                    if status == "503":
+                        raise _ConsumerMissing(consumer)
+                    break  # 404 no messages, 408 expired, 409 limits
+                out.append(Message(msg, self))
+        finally:
+            self._current_token = None
+            while not self._replies.empty():  # deliveries that raced the status reply
+                late = self._replies.get_nowait()
+                if not (late.headers and late.headers.get("Status")):
+                    out.append(Message(late, self))
+        return out
+
+    async def _fill(self, batch: int) -> None:
+        """Pull from the highest level that may hold mail and is above what is buffered."""
+        top = self._buffer[0][0] if self._buffer else len(p.PRIORITIES)
+        for prio in p.PRIORITIES:
+            if prio >= top:
+                return
+            if not self._maybe[prio]:
+                continue
+            gen = self._gen[prio]
+            try:
+                got = await self._pull(prio, batch)
+            except _ConsumerMissing:
+                # The consumer was removed (inactivity, or a reaper): recreate and retry.
+                with boundary():
+                    await self._ensure_consumers()
+                got = await self._pull(prio, batch)
+            if got is None:
+                continue  # no answer (reconnecting?): leave the level flagged
+            for m in got:
+                self._push(m)
+            if len(got) < batch and self._gen[prio] == gen:
+                self._maybe[prio] = False
+            if got:
+                return
+
+    def _pop(self) -> Message | None:
+        while self._buffer:
+            m = heapq.heappop(self._buffer)[3]
+            if self._expired(m):
+                # Expired while buffered: never deliver it; its removal is the server's job.
+                continue
+            self._arm_redelivery(m)
+            return m
+        return None
+
+    @staticmethod
+    def _expired(m: Message) -> bool:
+        ttl, sent = m.ttl, m.sent_at
+        return bool(ttl and sent and sent.timestamp() + ttl < time.time())
+
+    def _redelivery_delay(self, m: Message) -> float:
+        bo = self.policy.backoff
+        if bo:
+            return bo[min(m.delivery_count - 1, len(bo) - 1)]
+        return self.policy.ack_wait
+
+    def _arm_redelivery(self, m: Message, delay: float | None = None) -> None:
+        """If ``m`` is not settled in time the server redelivers it without a bell: wake up
+        then to pick it up."""
+        loop = asyncio.get_running_loop()
+        old = self._timers.pop(m.seq, None)
+        if old is not None:
+            old.cancel()
+        d = self._redelivery_delay(m) if delay is None else delay
+        self._timers[m.seq] = loop.call_later(d + 0.05, self._redelivery_due, m)
+
+    def _redelivery_due(self, m: Message) -> None:
+        self._timers.pop(m.seq, None)
+        if not m.settled and not self._closed:
+            self._mark(m.priority)
+
+    def _settled(self, m: Message, *, redeliver_in: float | None = None) -> None:
+        t = self._timers.pop(m.seq, None)
+        if t is not None:
+            t.cancel()
+        if redeliver_in is not None and not self._closed:
+            loop = asyncio.get_running_loop()
+            if redeliver_in <= 0:
+                self._mark(m.priority)
+            else:
+                self._timers[m.seq] = loop.call_later(redeliver_in + 0.05, self._mark, m.priority)
+
+    def _touched(self, m: Message) -> None:
+        self._arm_redelivery(m, delay=self.policy.ack_wait)
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def _next(self, timeout: float | None, batch: int) -> Message | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._check_usable()
+            self._wake.clear()
+            with boundary():
+                await self._fill(batch)
+            m = self._pop()
+            if m is not None:
+                return m
+            wait = self.heartbeat
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                wait = min(wait, remaining)
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except asyncio.TimeoutError:
+                if deadline is None or time.monotonic() < deadline:
+                    # Heartbeat: look everywhere once, for redeliveries nobody rang for.
+                    for prio in p.PRIORITIES:
+                        self._maybe[prio] = True
+
+    async def receive(self, *, timeout: float | timedelta | None = None) -> Message:
+        """The next message, highest priority first; waits (without polling) until one
+        arrives. Raises :class:`Timeout` after ``timeout`` seconds."""
+        t = plain_seconds(timeout, what="timeout")
+        async with self._recv_lock:
+            m = await self._next(t, self.prefetch)
+        if m is None:
+            raise Timeout(f"no mail for {self.address} within {t:g} s")
+        return m
+
+    async def receive_batch(
+        self, *, max: int = 100, timeout: float | timedelta | None = None
+    ) -> list[Message]:
+        """Up to ``max`` messages in priority order, waiting up to ``timeout`` for the first;
+        an empty list on timeout."""
+        if not isinstance(max, int) or max < 1:
+            raise InvalidInput("max must be a positive int")
+        t = plain_seconds(timeout, what="timeout")
+        async with self._recv_lock:
+            first = await self._next(t, max)
+            if first is None:
+                return []
+            out = [first]
+            while len(out) < max:
+                m = self._pop()
+                if m is None:
+                    break
+                out.append(m)
+        return out
+
+    async def __aiter__(self) -> AsyncIterator[Message]:
+        while True:
+            try:
+                yield await self.receive()
+            except MailboxClosed:
+                return
+
+    def __repr__(self) -> str:
+        state = "destroyed" if self._destroyed else "closed" if self._closed else "open"
+        return f"<Mailbox {self.address} {state}>"
+
+
+__all__ = ["AgentCard", "Mailbox", "new_address"]

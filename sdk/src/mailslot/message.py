@@ -1,0 +1,239 @@
+"""Received messages and send receipts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from mailslot_broker.protocol import (
+    RESERVED_HEADER_PREFIXES,
+    ContentType,
+    Header,
+    Priority,
+    parse_mail_subject,
+)
+from nats.aio.msg import Msg
+
+from . import payload as pl
+from ._boundary import boundary, plain_seconds
+from .errors import AlreadyAcknowledged, InvalidInput, MessageError
+
+if TYPE_CHECKING:
+    from .mailbox import Mailbox
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the server confirmed for one send."""
+
+    id: str
+    to: str
+    priority: Priority
+    seq: int
+    duplicate: bool = False
+    scheduled: bool = False
+
+    @property
+    def correlation_id(self) -> str:
+        return self.id
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None
+
+
+def _parse_float(value: str | None) -> float | None:
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return float(value.rstrip("s"))
+    return None
+
+
+class Message:
+    """One piece of mail, delivered to a mailbox and waiting for ``ack``.
+
+    Foreign clients may send mail without Mailslot headers: every accessor degrades to
+    ``None`` (or to the subject's priority) instead of failing, and payload accessors raise
+    :class:`DecodeError` when the bytes are not what was asked for.
+    """
+
+    __slots__ = ("_mailbox", "_msg", "_settled", "headers", "priority", "to")
+
+    def __init__(self, msg: Msg, mailbox: Mailbox | None) -> None:
+        self._msg = msg
+        self._mailbox = mailbox
+        self._settled = False
+        self.headers: Mapping[str, str] = dict(msg.headers or {})
+        try:
+            self.priority, self.to = parse_mail_subject(msg.subject)
+        except (ValueError, IndexError):
+            self.priority, self.to = Priority.NORMAL, msg.subject
+
+    # -- metadata ------------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        h = self.headers
+        return h.get(Header.MSG_ID) or h.get(Header.NATS_MSG_ID) or f"seq-{self.seq}"
+
+    @property
+    def seq(self) -> int:
+        """Stream sequence (unique within the mail stream)."""
+        try:
+            return int(self._msg.metadata.sequence.stream)
+        except Exception:
+            return int(self.headers.get(Header.NATS_SEQUENCE, "0") or 0)
+
+    @property
+    def sender(self) -> str | None:
+        return self.headers.get(Header.FROM)
+
+    @property
+    def reply_to(self) -> str | None:
+        return self.headers.get(Header.REPLY_TO)
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.headers.get(Header.CORRELATION_ID)
+
+    @property
+    def thread_id(self) -> str | None:
+        return self.headers.get(Header.THREAD_ID)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get(Header.CONTENT_TYPE, ContentType.BYTES)
+
+    @property
+    def sent_at(self) -> datetime | None:
+        sent = _parse_time(self.headers.get(Header.SENT_AT))
+        if sent is None:
+            with contextlib.suppress(Exception):
+                ts = self._msg.metadata.timestamp
+                sent = datetime.fromtimestamp(ts, tz=timezone.utc) if ts else None
+        return sent
+
+    @property
+    def ttl(self) -> float | None:
+        return _parse_float(self.headers.get(Header.TTL) or self.headers.get(Header.NATS_TTL))
+
+    @property
+    def delivery_count(self) -> int:
+        try:
+            return int(self._msg.metadata.num_delivered)
+        except Exception:
+            return 1
+
+    @property
+    def user_headers(self) -> dict[str, str]:
+        """Headers set by the sender through ``headers=`` (protocol headers removed)."""
+        return {
+            k: v
+            for k, v in self.headers.items()
+            if not k.startswith(RESERVED_HEADER_PREFIXES) and k != Header.TRACEPARENT
+        }
+
+    # -- payload -------------------------------------------------------------------------------
+
+    @property
+    def data(self) -> bytes:
+        return self._msg.data
+
+    @property
+    def text(self) -> str:
+        return pl.decode_text(self._msg.data)
+
+    def json(self) -> Any:
+        return pl.decode_json(self._msg.data)
+
+    def model(self, model: type[T]) -> T:
+        """Validate the payload as ``model`` (any type pydantic can validate)."""
+        return pl.decode_model(self._msg.data, model)
+
+    # -- settlement ----------------------------------------------------------------------------
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    def _settle(self) -> None:
+        if not self._msg.reply:
+            raise MessageError("a peeked message cannot be acked, naked or termed")
+        if self._settled:
+            raise AlreadyAcknowledged(f"message {self.id} was already acked, naked or termed")
+        self._settled = True
+
+    async def ack(self) -> None:
+        """Acknowledge and remove the message. Returns once the server confirmed it, so an
+        acked message is never delivered again, even if the server crashes right after."""
+        self._settle()
+        with boundary():
+            await self._msg.ack_sync(timeout=10)
+        if self._mailbox is not None:
+            self._mailbox._settled(self)
+
+    async def nak(self, *, delay: float | None = None) -> None:
+        """Give the message back for redelivery, after ``delay`` seconds if given."""
+        d = plain_seconds(delay, what="delay")
+        self._settle()
+        with boundary():
+            await self._msg.nak(delay=d)
+        if self._mailbox is not None:
+            self._mailbox._settled(self, redeliver_in=d or 0.0)
+
+    async def term(self, *, reason: str | None = None) -> None:
+        """Stop redelivering: the message goes to dead letters (with ``reason``)."""
+        self._settle()
+        with boundary():
+            body = b"+TERM" + (b" " + reason.encode() if reason else b"")
+            await self._msg._client.publish(self._msg.reply, body)
+        if self._mailbox is not None:
+            self._mailbox._settled(self)
+
+    async def in_progress(self) -> None:
+        """Still working: restart the ack-wait clock so the message is not redelivered."""
+        if self._settled:
+            raise AlreadyAcknowledged(f"message {self.id} was already settled")
+        with boundary():
+            await self._msg.in_progress()
+        if self._mailbox is not None:
+            self._mailbox._touched(self)
+
+    async def reply(
+        self,
+        payload: Any,
+        *,
+        priority: Priority | str | int | None = None,
+        headers: Mapping[str, str] | None = None,
+        ttl: float | None = None,
+    ) -> Receipt:
+        """Answer to ``reply_to`` with the same correlation and thread id."""
+        if self._mailbox is None:
+            raise InvalidInput("this message was not received through a mailbox")
+        if not self.reply_to:
+            raise InvalidInput(f"message {self.id} has no reply-to address")
+        return await self._mailbox.send(
+            self.reply_to,
+            payload,
+            priority=self.priority if priority is None else priority,
+            headers=headers,
+            ttl=ttl,
+            correlation_id=self.correlation_id or self.id,
+            thread_id=self.thread_id,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Message id={self.id} to={self.to} priority={self.priority.label} "
+            f"from={self.sender} seq={self.seq} deliveries={self.delivery_count}>"
+        )

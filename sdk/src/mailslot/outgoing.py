@@ -1,0 +1,136 @@
+"""Turning ``send(...)`` arguments into a subject, headers and bytes, all validated up front."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from mailslot_broker import protocol as p
+from mailslot_broker.protocol import Header
+
+from . import payload as pl
+from ._boundary import address as check_address
+from ._boundary import priority as check_priority
+from ._boundary import seconds
+from .errors import InvalidHeader, PayloadTooLarge
+
+#: Namespace for ids derived from idempotency keys: the same (to, key) always yields the same id.
+_IDEMPOTENCY_NS = uuid.UUID("6f1d6a3e-3c8e-4d55-9a55-6d61696c736c")
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Outgoing:
+    """One message ready to publish. Build with :func:`prepare`."""
+
+    to: str
+    priority: p.Priority
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+    id: str
+    scheduled: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_user_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in (headers or {}).items():
+        if not isinstance(k, str) or not k or any(c in k for c in ":\r\n \t"):
+            raise InvalidHeader(f"invalid header name {k!r}")
+        if k.lower().startswith(tuple(x.lower() for x in p.RESERVED_HEADER_PREFIXES)):
+            raise InvalidHeader(f"header {k!r} is reserved by the Mailslot protocol")
+        if not isinstance(v, str) or "\r" in v or "\n" in v:
+            raise InvalidHeader(f"header {k!r} must be a single-line str")
+        out[k] = v
+    return out
+
+
+def prepare(
+    to: str,
+    payload: Any,
+    *,
+    sender: str | None,
+    max_payload: int,
+    priority: p.Priority | str | int = "normal",
+    ttl: float | timedelta | None = None,
+    delay: float | timedelta | None = None,
+    idempotency_key: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    reply_to: str | None = None,
+    correlation_id: str | None = None,
+    thread_id: str | None = None,
+    traceparent: str | None = None,
+) -> Outgoing:
+    """Validate everything and build the wire form. Raises before any I/O."""
+    to = check_address(to)
+    prio = check_priority(priority)
+    ttl_s = seconds(ttl, what="ttl")
+    delay_s = seconds(delay, what="delay")
+    if reply_to is not None:
+        reply_to = check_address(reply_to)
+    user = _check_user_headers(headers)
+    data, content_type = pl.encode(payload)
+
+    if idempotency_key is not None:
+        msg_id = uuid.uuid5(_IDEMPOTENCY_NS, f"{to}\n{idempotency_key}").hex
+    else:
+        msg_id = new_message_id()
+    now = datetime.now(timezone.utc)
+    hdrs: dict[str, str] = dict(user)
+    hdrs[Header.MSG_ID] = msg_id
+    hdrs[Header.NATS_MSG_ID] = msg_id
+    hdrs[Header.TO] = to
+    hdrs[Header.PRIORITY] = prio.label
+    hdrs[Header.CONTENT_TYPE] = content_type
+    hdrs[Header.SENT_AT] = now.isoformat()
+    if sender:
+        hdrs[Header.FROM] = sender
+    if reply_to:
+        hdrs[Header.REPLY_TO] = reply_to
+    if correlation_id:
+        hdrs[Header.CORRELATION_ID] = correlation_id
+    if thread_id:
+        hdrs[Header.THREAD_ID] = thread_id
+    if traceparent:
+        hdrs[Header.TRACEPARENT] = traceparent
+    target = p.mail_subject(prio, to)
+    subject = target
+    scheduled = False
+    if ttl_s is not None:
+        hdrs[Header.TTL] = f"{ttl_s:g}"
+    if delay_s is not None:
+        # ADR-51 message schedule: the server stores the message on a schedule subject and
+        # publishes it to the mailbox at the given time; no client-side timer.
+        at = now + timedelta(seconds=delay_s)
+        if at.microsecond:
+            at = at.replace(microsecond=0) + timedelta(seconds=1)
+        hdrs[Header.NATS_SCHEDULE] = "@at " + at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        hdrs[Header.NATS_SCHEDULE_TARGET] = target
+        if ttl_s is not None:
+            hdrs[Header.NATS_SCHEDULE_TTL] = p.nats_ttl_value(ttl_s)
+        subject = p.schedule_subject(to, msg_id)
+        scheduled = True
+    elif ttl_s is not None:
+        hdrs[Header.NATS_TTL] = p.nats_ttl_value(ttl_s)
+
+    size = len(data) + len(subject) + sum(len(k) + len(v) + 4 for k, v in hdrs.items()) + 64
+    if size > max_payload:
+        raise PayloadTooLarge(
+            f"message to {to} is {size} bytes with headers; the server accepts {max_payload}"
+        )
+    return Outgoing(
+        to=to,
+        priority=prio,
+        subject=subject,
+        data=data,
+        headers=hdrs,
+        id=msg_id,
+        scheduled=scheduled,
+    )

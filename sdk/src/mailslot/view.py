@@ -1,0 +1,89 @@
+"""Looking into a mailbox without consuming anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from mailslot_broker import protocol as p
+from nats.aio.msg import Msg
+from nats.js import errors as jserr
+
+from ._boundary import boundary
+from .message import Message
+
+if TYPE_CHECKING:
+    from .client import Mailslot
+
+
+@dataclass
+class MailboxStats:
+    address: str
+    counts: dict[str, int] = field(default_factory=dict)
+    oldest: dict[str, datetime | None] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class MailboxView:
+    """Read-only access to one address: counts per priority and the oldest messages."""
+
+    def __init__(self, client: Mailslot, address: str) -> None:
+        self._client = client
+        self.address = address
+
+    async def _first(self, prio: p.Priority, after: int) -> Message | None:
+        try:
+            raw = await self._client.js.get_msg(
+                p.MAIL_STREAM,
+                seq=after,
+                subject=p.mail_subject(prio, self.address),
+                next=True,
+                direct=True,
+            )
+        except jserr.NotFoundError:
+            return None
+        headers = dict(raw.headers or {})
+        headers[p.Header.NATS_SEQUENCE] = str(raw.seq)
+        msg = Msg(
+            _client=self._client.nc,
+            subject=raw.subject or p.mail_subject(prio, self.address),
+            reply="",
+            data=raw.data or b"",
+            headers=headers,
+        )
+        return Message(msg, None)
+
+    async def peek(self, limit: int = 10) -> list[Message]:
+        """Up to ``limit`` waiting messages in delivery order (priority, then age). Messages
+        delivered but not yet acked are included: they are still in the mailbox."""
+        out: list[Message] = []
+        with boundary():
+            for prio in p.PRIORITIES:
+                seq = 1
+                while len(out) < limit:
+                    m = await self._first(prio, seq)
+                    if m is None:
+                        break
+                    out.append(m)
+                    seq = m.seq + 1
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def stats(self) -> MailboxStats:
+        with boundary():
+            info = await self._client.js.stream_info(
+                p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(self.address)
+            )
+            subjects = info.state.subjects or {}
+            stats = MailboxStats(self.address)
+            for prio in p.PRIORITIES:
+                n = subjects.get(p.mail_subject(prio, self.address), 0)
+                stats.counts[prio.label] = n
+                first = await self._first(prio, 1) if n else None
+                stats.oldest[prio.label] = first.sent_at if first else None
+        return stats
