@@ -124,7 +124,7 @@ class Mailslot:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(_TRANSIENT),
                 stop=stop_after_delay(self._publish_retry_for),
-                wait=wait_exponential_jitter(initial=0.1, max=2.0),
+                wait=wait_exponential_jitter(multiplier=0.1, max=2.0),
                 reraise=True,
             ):
                 with attempt:
@@ -208,7 +208,7 @@ class Mailslot:
                     for o in chunk
                 ]
                 acks = await asyncio.gather(*futs, return_exceptions=True)
-                for o, ack in zip(chunk, acks):
+                for o, ack in zip(chunk, acks, strict=True):
                     if isinstance(ack, BaseException):
                         receipts.append(await self._publish(o))  # retried with the same id
                     else:
@@ -401,7 +401,7 @@ async def _connect(
             **opts,
         )
     except (nerr.NoServersError, OSError, asyncio.TimeoutError, nerr.Error) as exc:
-        for err in errors + [exc]:
+        for err in [*errors, exc]:
             if isinstance(err, nerr.AuthorizationError) or "authorization" in str(err).lower():
                 raise AuthenticationFailed(
                     f"the server at {', '.join(servers)} refused the credentials"
