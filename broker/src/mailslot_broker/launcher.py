@@ -140,7 +140,7 @@ class NatsServer:
                 # sh starts the server in the background and exits at once: the server is
                 # re-parented to init, outlives us and never becomes our zombie.
                 launcher = subprocess.run(
-                    ["/bin/sh", "-c", 'exec 0</dev/null; "$@" & echo $!', "sh", *argv],
+                    ["/bin/sh", "-c", 'exec 0</dev/null; "$@" 1>&2 & echo $!', "sh", *argv],
                     stdout=subprocess.PIPE,
                     stderr=log,
                     start_new_session=True,

@@ -1,0 +1,3 @@
+"""Mailslot for autogen."""
+
+__all__: list[str] = []

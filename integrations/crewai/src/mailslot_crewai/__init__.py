@@ -1,0 +1,3 @@
+"""Mailslot for crewai."""
+
+__all__: list[str] = []

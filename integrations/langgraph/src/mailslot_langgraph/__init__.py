@@ -1,0 +1,3 @@
+"""Mailslot for langgraph."""
+
+__all__: list[str] = []

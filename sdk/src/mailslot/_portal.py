@@ -1,0 +1,64 @@
+"""One background event loop in a thread, shared by every sync client in the process.
+
+A nats connection is bound to the loop it was made on, so the sync twin never uses
+``asyncio.run`` per call: it submits coroutines to this loop and waits for the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from .errors import MailslotError
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._thread is None or not self._thread.is_alive():
+                ready = threading.Event()
+                loop = asyncio.new_event_loop()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    ready.set()
+                    loop.run_forever()
+
+                self._thread = threading.Thread(target=run, name="mailslot-loop", daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        loop = self.loop()
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise MailslotError(
+                "a sync Mailslot method was called from Mailslot's own event-loop thread; "
+                "use the async API there"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._loop is not None and self._thread is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(5)
+                self._loop.close()
+            self._loop = None
+            self._thread = None
+
+
+PORTAL = LoopThread()
+atexit.register(PORTAL.stop)
