@@ -1,0 +1,80 @@
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from mailslot_broker import protocol as p
+from mailslot_broker.errors import InvalidAddress, InvalidPriority, InvalidTopic, InvalidTTL
+
+
+@pytest.mark.parametrize("address", ["a", "coder", "team.coder-1", "a_b.c-d.e", "x" * 128])
+def test_valid_addresses(address):
+    assert p.validate_address(address) == address
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["", " ", "a b", "a.*", "a.>", "*", ">", "a..b", ".a", "a.", "a\tb", "a\nb", "ä", "x" * 129,
+     "a.b.c.d.e.f.g.h.i", "a/b", None, 7],
+)
+def test_invalid_addresses(address):
+    with pytest.raises(InvalidAddress):
+        p.validate_address(address)
+
+
+@given(st.text(min_size=0, max_size=150))
+def test_accepted_addresses_make_literal_subjects(address):
+    try:
+        p.validate_address(address)
+    except InvalidAddress:
+        return
+    for prio in p.PRIORITIES:
+        subject = p.mail_subject(prio, address)
+        tokens = subject.split(".")
+        assert all(tokens), subject
+        assert "*" not in subject and ">" not in subject
+        assert not re.search(r"\s", subject)
+        assert p.parse_mail_subject(subject) == (prio, address)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("critical", p.Priority.CRITICAL), ("URGENT", p.Priority.URGENT), (2, p.Priority.NORMAL),
+     ("3", p.Priority.LOW), (p.Priority.LOW, p.Priority.LOW)],
+)
+def test_priorities(value, expected):
+    assert p.parse_priority(value) is expected
+
+
+@pytest.mark.parametrize("value", ["high", 4, -1, True, None, 1.5])
+def test_unknown_priorities(value):
+    with pytest.raises(InvalidPriority):
+        p.parse_priority(value)
+
+
+@pytest.mark.parametrize("value", [0, 0.5, -1, float("nan"), "10", True])
+def test_bad_ttls(value):
+    with pytest.raises(InvalidTTL):
+        p.validate_ttl(value)
+
+
+def test_ttl_rounds_up():
+    assert p.nats_ttl_value(1.2) == "2s"
+    assert p.nats_ttl_value(5) == "5s"
+
+
+def test_topics_and_patterns():
+    assert p.validate_topic("build.done") == "build.done"
+    assert p.validate_topic_pattern("build.*.>") == "build.*.>"
+    for bad in ["build.*", "a..b", "", "a b"]:
+        with pytest.raises(InvalidTopic):
+            p.validate_topic(bad)
+    for bad in ["a.>.b", "a..b", "a b"]:
+        with pytest.raises(InvalidTopic):
+            p.validate_topic_pattern(bad)
+
+
+def test_consumer_names_are_distinct_and_dot_free():
+    names = {p.consumer_name(a, prio) for a in ("a", "a.b", "a-b") for prio in p.PRIORITIES}
+    assert len(names) == 12
+    assert not any("." in n for n in names)
