@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 from mailslot_broker import protocol as p
 
 from ._portal import PORTAL
+from .broadcast import Published, Replay, SyncTopicSubscription
 from .client import Mailslot
 from .client import connect as _aconnect
 from .mailbox import AgentCard, Mailbox
 from .message import Message, Receipt
+from .registry import SyncAgentWatch
 from .view import MailboxStats, MailboxView
 
 T = TypeVar("T")
@@ -37,6 +39,12 @@ class SyncMessage:
 
     def __getattr__(self, name: str) -> Any:  # metadata and payload accessors are sync already
         return getattr(self._m, name)
+
+    def json(self) -> Any:
+        return self._m.json()
+
+    def model(self, model: type[T]) -> T:
+        return self._m.model(model)
 
     def ack(self) -> None:
         PORTAL.call(self._m.ack())
@@ -112,6 +120,61 @@ class SyncMailbox(SyncMailboxView):
         self, *, max: int = 100, timeout: float | timedelta | None = None
     ) -> list[SyncMessage]:
         return [SyncMessage(m) for m in PORTAL.call(self._mb.receive_batch(max=max, timeout=timeout))]
+
+    def request(
+        self,
+        to: str,
+        payload: Any,
+        *,
+        priority: p.Priority | str | int = "normal",
+        thread_id: str | None = None,
+        idempotency_key: str | None = None,
+        ttl: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Receipt:
+        return PORTAL.call(
+            self._mb.request(
+                to,
+                payload,
+                priority=priority,
+                thread_id=thread_id,
+                idempotency_key=idempotency_key,
+                ttl=ttl,
+                headers=headers,
+            )
+        )
+
+    def ask(
+        self,
+        to: str,
+        payload: Any,
+        *,
+        timeout: float | timedelta,
+        priority: p.Priority | str | int = "normal",
+        thread_id: str | None = None,
+        idempotency_key: str | None = None,
+        ttl: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SyncMessage:
+        return SyncMessage(
+            PORTAL.call(
+                self._mb.ask(
+                    to,
+                    payload,
+                    timeout=timeout,
+                    priority=priority,
+                    thread_id=thread_id,
+                    idempotency_key=idempotency_key,
+                    ttl=ttl,
+                    headers=headers,
+                )
+            )
+        )
+
+    def reply_for(
+        self, correlation_id: str, *, timeout: float | timedelta | None = None
+    ) -> SyncMessage:
+        return SyncMessage(PORTAL.call(self._mb.reply_for(correlation_id, timeout=timeout)))
 
     def close(self) -> None:
         PORTAL.call(self._mb.close())
@@ -226,6 +289,36 @@ class SyncMailslot:
             )
         )
         return SyncMailbox(mb)
+
+    def publish(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        durable: bool = False,
+        ttl: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Published:
+        return PORTAL.call(self._c.publish(topic, payload, durable=durable, ttl=ttl, headers=headers))
+
+    def subscribe(
+        self, pattern: str, *, queue: str | None = None, replay: Replay = None
+    ) -> SyncTopicSubscription:
+        """Listening when it returns; iterate it (blocking) or call ``next(timeout=...)``."""
+
+        async def _start() -> Any:
+            return await self._c.subscribe(pattern, queue=queue, replay=replay)
+
+        return SyncTopicSubscription(PORTAL.call(_start()))
+
+    def agents(self, *, capability: str | None = None, tag: str | None = None) -> list[AgentCard]:
+        return PORTAL.call(self._c.agents(capability=capability, tag=tag))
+
+    def watch_agents(self, *, initial: bool = False) -> SyncAgentWatch:
+        async def _start() -> Any:
+            return await self._c.watch_agents(initial=initial)
+
+        return SyncAgentWatch(PORTAL.call(_start()))
 
     def inspect(self, address: str) -> SyncMailboxView:
         return SyncMailboxView(self._c.inspect(address))

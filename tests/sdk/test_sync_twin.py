@@ -1,0 +1,84 @@
+import inspect
+import threading
+
+import pytest
+
+import mailslot
+from mailslot import sync
+from mailslot.mailbox import Mailbox
+from mailslot.message import Message
+from mailslot.view import MailboxView
+
+
+def _public_methods(cls):
+    return {
+        name: fn
+        for name, fn in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_")
+    }
+
+
+@pytest.mark.parametrize(
+    ("async_cls", "sync_cls"),
+    [
+        (mailslot.Mailslot, sync.SyncMailslot),
+        (Mailbox, sync.SyncMailbox),
+        (MailboxView, sync.SyncMailboxView),
+        (Message, sync.SyncMessage),
+    ],
+)
+def test_twins_have_the_same_names_and_signatures(async_cls, sync_cls):
+    a, s = _public_methods(async_cls), _public_methods(sync_cls)
+    missing = set(a) - set(s)
+    assert not missing, f"{sync_cls.__name__} lacks {sorted(missing)}"
+    for name, fn in a.items():
+        sa, ss = inspect.signature(fn), inspect.signature(s[name])
+        assert list(sa.parameters) == list(ss.parameters), name
+        for pname, param in sa.parameters.items():
+            other = ss.parameters[pname]
+            assert param.kind == other.kind, (name, pname)
+            assert param.default == other.default, (name, pname)
+
+
+def test_connect_signatures_match():
+    assert inspect.signature(mailslot.connect).parameters.keys() == inspect.signature(
+        sync.connect
+    ).parameters.keys()
+
+
+def test_sync_round_trip(server):
+    c = server.credentials
+    with sync.connect(server.url, user=c.user, password=c.password, name="script") as ms:
+        r = ms.send("sync-box", {"n": 1}, priority="urgent")
+        ms.send("sync-box", "low one", priority="low")
+        with ms.open("sync-box") as mb:
+            m = mb.receive(timeout=5)
+            assert m.id == r.id and m.json() == {"n": 1} and m.sender == "script"
+            m.ack()
+            assert [x.text for x in ms.inspect("sync-box").peek()] == ["low one"]
+            batch = mb.receive_batch(max=5, timeout=5)
+            assert [x.text for x in batch] == ["low one"]
+            batch[0].ack()
+            with pytest.raises(mailslot.Timeout):
+                mb.receive(timeout=0.3)
+
+
+def test_sync_twin_refuses_its_own_loop_thread(server):
+    from mailslot._portal import PORTAL
+
+    c = server.credentials
+    ms = sync.connect(server.url, user=c.user, password=c.password)
+    errors = []
+
+    def inside():
+        try:
+            ms.send("x", "y")
+        except mailslot.MailslotError as exc:
+            errors.append(exc)
+
+    loop = PORTAL.loop()
+    done = threading.Event()
+    loop.call_soon_threadsafe(lambda: (inside(), done.set()))
+    done.wait(5)
+    assert errors and "event-loop thread" in str(errors[0])
+    ms.close()

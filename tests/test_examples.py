@@ -1,0 +1,34 @@
+"""The README demo and the notebooks run in the test suite."""
+
+import os
+import subprocess
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import PYTHON, ROOT
+
+
+def run_notebook(path, tmp_path, timeout=240):
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    return nb
+
+
+def test_demo_runs_on_the_embedded_broker(_isolated_home):
+    env = dict(os.environ, MAILSLOT_HOME=str(_isolated_home))
+    r = subprocess.run([PYTHON, str(ROOT / "examples" / "demo.py")], env=env, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert out.index("PROD IS DOWN") < out.index("refactor module 1")
+    assert "this one expires" not in out
+    assert "reclaimed temp-worker" in out
+
+
+@pytest.mark.parametrize("name", ["01_quickstart.ipynb"])
+def test_notebook(name, tmp_path):
+    run_notebook(ROOT / "notebooks" / name, tmp_path)
