@@ -6,9 +6,9 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3.10 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then \
-	command -v $$p; break; fi; done)
+	$$p -c 'import sys; print(sys.executable)'; break; fi; done)
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
-RUN := $(UV) run --frozen --python $(PYTHON)
+RUN := $(UV) run --no-sync --python $(PYTHON)
 PYTEST_ARGS ?=
 
 .PHONY: help demo test up down status lint fmt typecheck bench bench-quick sync clean
