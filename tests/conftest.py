@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import mailslot
 import pytest
 from mailslot_broker import NatsServer
-
-import mailslot
-
-ROOT = Path(__file__).resolve().parents[1]
+from testsupport import PYTHON, ROOT, client_env  # noqa: F401  (re-exported for old imports)
 
 
 @pytest.fixture(autouse=True)
@@ -36,17 +32,6 @@ def server(tmp_path: Path) -> Iterator[NatsServer]:
         srv.stop()
 
 
-def client_env(server: NatsServer) -> dict[str, str]:
-    """Environment for a child process that should use ``server``."""
-    creds = server.workdir / "client-credentials.json"
-    server.credentials.write(creds)
-    env = dict(os.environ)
-    env["MAILSLOT_URL"] = server.url
-    env["MAILSLOT_CREDENTIALS"] = str(creds)
-    env["PYTHONPATH"] = str(ROOT / "tests") + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 @pytest.fixture
 async def ms(server: NatsServer) -> AsyncIterator[mailslot.Mailslot]:
     c = server.credentials
@@ -56,5 +41,3 @@ async def ms(server: NatsServer) -> AsyncIterator[mailslot.Mailslot]:
     finally:
         await client.close()
 
-
-PYTHON = sys.executable

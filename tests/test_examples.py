@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import PYTHON, ROOT
+from testsupport import PYTHON, ROOT
 
 
 def run_notebook(path, tmp_path, timeout=240):
@@ -26,7 +26,9 @@ def test_demo_runs_on_the_embedded_broker(_isolated_home):
     out = r.stdout
     assert out.index("PROD IS DOWN") < out.index("refactor module 1")
     assert "this one expires" not in out
-    assert "reclaimed temp-worker" in out
+    assert "reclaimed temp-worker: 0 message(s) left" in out
+    assert "late subscriber replayed build.done" in out
+    assert "got: LGTM" in out
 
 
 @pytest.mark.parametrize("name", ["01_quickstart.ipynb"])

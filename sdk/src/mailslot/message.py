@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailslot_broker.protocol import (
@@ -119,8 +119,7 @@ class Message:
         sent = _parse_time(self.headers.get(Header.SENT_AT))
         if sent is None:
             with contextlib.suppress(Exception):
-                ts = self._msg.metadata.timestamp
-                sent = datetime.fromtimestamp(ts, tz=timezone.utc) if ts else None
+                sent = self._msg.metadata.timestamp  # stored time, for mail from foreign clients
         return sent
 
     @property

@@ -27,6 +27,7 @@ def up(
     """Start the local broker (nats-server with JetStream on 127.0.0.1)."""
     if detach:
         state = ensure_local_broker(port=port)
+        run(_provision())  # so `status` shows the streams right away
         if json_out:
             print_json(state.model_dump())
         else:
@@ -58,6 +59,11 @@ def down() -> None:
         console.print("local broker stopped")
     else:
         console.print("no local broker was running")
+
+
+async def _provision() -> None:
+    async with connect():
+        pass
 
 
 async def _status(url: str | None, credentials: Path | None) -> dict[str, Any]:
