@@ -18,7 +18,7 @@ from mailslot_broker import (
 from mailslot_broker.launcher import pid_alive
 from nats.js.api import RetentionPolicy, StreamConfig
 
-from conftest import PYTHON, ROOT, client_env
+from testsupport import PYTHON, ROOT, client_env
 
 
 def test_start_on_port_zero_and_stop(tmp_path):

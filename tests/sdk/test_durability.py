@@ -9,7 +9,7 @@ import pytest
 from mailslot_broker import reclaim_expired
 
 import mailslot
-from conftest import PYTHON, ROOT, client_env
+from testsupport import PYTHON, ROOT, client_env
 
 
 async def test_offline_delivery_across_processes(server):

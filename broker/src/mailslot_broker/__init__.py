@@ -1,4 +1,5 @@
-"""Mailslot broker: the wire protocol, the nats-server launcher, provisioning and reclaim."""
+"""Mailslot broker: the wire protocol, the nats-server launcher, provisioning, reclaim and the
+sidecar (:mod:`mailslot_broker.sidecar`, imported on demand: it needs prometheus-client)."""
 
 from . import protocol
 from .config import DEFAULT_TENANT, Credentials, ServerConfig, TenantLimits, TenantSpec

@@ -49,16 +49,60 @@ class TenantLimits:
 
 
 @dataclass
+class Permissions:
+    """Subject permissions of a tenant's user, inside its own account.
+
+    The account already walls a tenant off from every other tenant; these lists only narrow
+    what the user may do inside it. The default denies the system subjects (``$SYS.>``: server
+    and account introspection that NATS imports into every account) and nothing else, since
+    a Mailslot client needs mail, bell, topic and JetStream API subjects plus its inboxes.
+    """
+
+    publish_allow: list[str] = field(default_factory=list)
+    publish_deny: list[str] = field(default_factory=lambda: ["$SYS.>"])
+    subscribe_allow: list[str] = field(default_factory=list)
+    subscribe_deny: list[str] = field(default_factory=lambda: ["$SYS.>"])
+
+    def render(self) -> str:
+        def side(allow: list[str], deny: list[str]) -> str:
+            parts = []
+            if allow:
+                parts.append(f"allow: [{', '.join(_q(s) for s in allow)}]")
+            if deny:
+                parts.append(f"deny: [{', '.join(_q(s) for s in deny)}]")
+            return "{ " + ", ".join(parts) + " }"
+
+        out = []
+        if self.publish_allow or self.publish_deny:
+            out.append(f"publish: {side(self.publish_allow, self.publish_deny)}")
+        if self.subscribe_allow or self.subscribe_deny:
+            out.append(f"subscribe: {side(self.subscribe_allow, self.subscribe_deny)}")
+        return "{ " + ", ".join(out) + " }" if out else ""
+
+
+@dataclass
 class TenantSpec:
     name: str
     credentials: Credentials
     limits: TenantLimits = field(default_factory=TenantLimits)
+    permissions: Permissions = field(default_factory=Permissions)
 
     @classmethod
-    def generate(cls, name: str, *, limits: TenantLimits | None = None) -> TenantSpec:
+    def generate(
+        cls,
+        name: str,
+        *,
+        limits: TenantLimits | None = None,
+        permissions: Permissions | None = None,
+    ) -> TenantSpec:
         user = f"{name.lower()}_admin"
         creds = Credentials(tenant=name, user=user, password=secrets.token_urlsafe(24))
-        return cls(name=name, credentials=creds, limits=limits or TenantLimits())
+        return cls(
+            name=name,
+            credentials=creds,
+            limits=limits or TenantLimits(),
+            permissions=permissions or Permissions(),
+        )
 
 
 def _q(value: str) -> str:
@@ -80,6 +124,12 @@ class ServerConfig:
     max_file_store: str = "10G"
     max_memory_store: str = "1G"
     extra: str = ""
+    #: TLS for client connections: with a cert and key the server refuses plaintext clients.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    #: Cluster block (``cluster { ... }``), rendered verbatim; see :mod:`.cluster`.
+    cluster: str = ""
 
     def render(self) -> str:
         port = self.port if self.port else -1
@@ -90,6 +140,13 @@ class ServerConfig:
         ]
         if self.max_payload:
             lines.append(f"max_payload: {self.max_payload}")
+        if self.tls_cert and self.tls_key:
+            tls = f"tls {{ cert_file: {_q(str(self.tls_cert))}, key_file: {_q(str(self.tls_key))}"
+            if self.tls_ca:
+                tls += f", ca_file: {_q(str(self.tls_ca))}"
+            lines.append(tls + ", timeout: 5 }")
+        if self.cluster:
+            lines.append(self.cluster)
         if self.jetstream:
             lines.append(
                 "jetstream {"
@@ -110,9 +167,11 @@ class ServerConfig:
                     f"max_memory: {lim.max_memory}, max_file: {lim.max_file}, "
                     f"max_streams: {lim.max_streams}, max_consumers: {lim.max_consumers} }}"
                 )
+            perms = t.permissions.render()
+            perms = f", permissions: {perms}" if perms else ""
             lines.append(
                 f"  {t.name}: {{ jetstream: {js}, users: [ {{ user: {_q(t.credentials.user)}, "
-                f"password: {_q(t.credentials.password)} }} ] }}"
+                f"password: {_q(t.credentials.password)}{perms} }} ] }}"
             )
         lines.append("}")
         lines.append(f"system_account: {SYSTEM_ACCOUNT}")

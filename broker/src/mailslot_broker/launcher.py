@@ -24,6 +24,8 @@ from .errors import ServerBinaryNotFound, ServerDied, ServerStartError
 _LISTEN = re.compile(r"Listening for client connections on ([0-9.:\[\]a-fA-F]+):(\d+)")
 _READY = "Server is ready"
 _VERSION = re.compile(r"Version:\s+(\d+\.\d+\.\d+)")
+_RELOADED = "Reloaded server configuration"
+_RELOAD_FAILED = re.compile(r"Failed to reload server configuration: (.*)")
 
 
 def find_server_binary() -> Path:
@@ -81,6 +83,11 @@ class NatsServer:
         extra_config: str = "",
         binary: Path | str | None = None,
         server_name: str = "mailslot",
+        tls_cert: Path | str | None = None,
+        tls_key: Path | str | None = None,
+        tls_ca: Path | str | None = None,
+        cluster: str = "",
+        system_password: str | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +102,13 @@ class NatsServer:
             jetstream=jetstream,
             max_payload=max_payload,
             extra=extra_config,
+            tls_cert=Path(tls_cert) if tls_cert else None,
+            tls_key=Path(tls_key) if tls_key else None,
+            tls_ca=Path(tls_ca) if tls_ca else None,
+            cluster=cluster,
         )
+        if system_password is not None:
+            self.config.system_password = system_password
         self.config_path = self.workdir / "nats-server.conf"
         self.log_path = self.workdir / "nats-server.log"
         self.port: int | None = None
@@ -109,7 +122,8 @@ class NatsServer:
     def url(self) -> str:
         if self.port is None:
             raise ServerDied("server has not been started")
-        return f"nats://{self.config.host}:{self.port}"
+        scheme = "tls" if self.config.tls_cert else "nats"
+        return f"{scheme}://{self.config.host}:{self.port}"
 
     @property
     def credentials(self) -> Credentials:
@@ -205,12 +219,52 @@ class NatsServer:
             code = self._proc.returncode if self._proc is not None else None
             raise ServerDied(f"nats-server (pid {self.pid}) is not running (exit code {code})")
 
-    def reload(self) -> None:
-        """Rewrite the config and ask the server to reload it (SIGHUP), no restart."""
+    def reload(self, *, wait: bool = True, timeout: float = 15.0) -> None:
+        """Rewrite the config and ask the server to reload it (SIGHUP), no restart.
+
+        With ``wait`` it returns once the log says the reload was applied, and raises
+        :class:`ServerStartError` with the server's reason if it was rejected (the server
+        then keeps running with the old config).
+        """
         self.check()
+        if self.port:  # a port chosen at start (-1) must stay what it is
+            self.config.port = self.port
         self.write_config()
         assert self.pid is not None
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         os.kill(self.pid, signal.SIGHUP)
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self._read_log(offset)
+            failed = _RELOAD_FAILED.search(text)
+            if failed:
+                raise ServerStartError(f"nats-server rejected the new config: {failed.group(1)}")
+            if _RELOADED in text:
+                return
+            self.check()
+            time.sleep(0.02)
+        raise ServerStartError(f"nats-server did not confirm the reload within {timeout:.0f} s")
+
+    # -- tenants -------------------------------------------------------------------------------
+
+    def add_tenant(self, spec: TenantSpec, *, reload: bool = True) -> TenantSpec:
+        """Add an account (replacing one of the same name) and reload a running server."""
+        self.tenants[:] = [t for t in self.tenants if t.name != spec.name]
+        self.tenants.append(spec)
+        if reload and self.running:
+            self.reload()
+        return spec
+
+    def remove_tenant(self, name: str, *, reload: bool = True) -> None:
+        """Remove an account; its clients are disconnected, its JetStream data stays on disk."""
+        before = len(self.tenants)
+        self.tenants[:] = [t for t in self.tenants if t.name != name]
+        if len(self.tenants) == before:
+            raise KeyError(name)
+        if reload and self.running:
+            self.reload()
 
     def stop(self, *, grace: float = 10.0) -> None:
         """Terminate, then kill after ``grace`` seconds. Safe to call twice."""

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from .config import Credentials
 from .errors import LauncherError
-from .launcher import NatsServer, pid_alive
+from .launcher import pid_alive
 
 STATE_FILE = "broker.json"
 CREDENTIALS_FILE = "credentials.json"
@@ -101,22 +101,85 @@ def running_state(home: Path | None = None) -> BrokerState | None:
     return None
 
 
+SIDECAR_MARKER = "mailslot_broker.sidecar"
+SIDECAR_READY_FILE = "sidecar.json"
+
+
+def _start_sidecar(home: Path, state: BrokerState, timeout: float) -> BrokerState:
+    """Start ``python -m mailslot_broker.sidecar`` detached (like the server) and record where
+    its metrics and health endpoints are. It exits by itself when the server process is gone."""
+    import json
+    import subprocess
+    import sys
+
+    ready = home / SIDECAR_READY_FILE
+    ready.unlink(missing_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        SIDECAR_MARKER,
+        "--url",
+        state.url,
+        "--credentials",
+        state.credentials_path,
+        "--http-port",
+        "0",
+        "--exit-with-pid",
+        str(state.pid),
+        "--ready-file",
+        str(ready),
+    ]
+    with open(home / "sidecar.log", "ab") as log:
+        launcher = subprocess.run(
+            ["/bin/sh", "-c", 'exec 0</dev/null; "$@" 1>/dev/null & echo $!', "sh", *argv],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,
+            check=True,
+        )
+    pid = int(launcher.stdout.decode().strip())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            info = json.loads(ready.read_text())
+            return state.model_copy(
+                update={
+                    "sidecar_pid": pid,
+                    "metrics_url": info.get("metrics_url"),
+                    "health_url": info.get("health_url"),
+                }
+            )
+        except (FileNotFoundError, ValueError):
+            pass
+        if not pid_alive(pid, marker=SIDECAR_MARKER):
+            raise LauncherError(f"the sidecar exited during start-up; see {home / 'sidecar.log'}")
+        time.sleep(0.05)
+    raise LauncherError(f"the sidecar did not start within {timeout:.0f} s")
+
+
 def ensure_local_broker(
-    home: Path | None = None, *, port: int = 0, timeout: float = 30.0
+    home: Path | None = None, *, port: int = 0, timeout: float = 30.0, with_sidecar: bool = True
 ) -> BrokerState:
-    """Find the running local broker or start one, detached."""
+    """Find the running local broker or start one, detached (with its sidecar unless
+    ``with_sidecar=False``; a dead sidecar of a live broker is restarted)."""
     home = home or mailslot_home()
     with _locked(home):
         state = running_state(home)
         if state is not None:
+            if with_sidecar and not (
+                state.sidecar_pid and pid_alive(state.sidecar_pid, marker=SIDECAR_MARKER)
+            ):
+                state = _start_sidecar(home, state, timeout)
+                _write_state(home, state)
             return state
         workdir = home / "broker"
-        server = NatsServer(workdir, port=port, server_name="mailslot-local")
-        # Keep credentials stable across restarts of the local broker so that files handed to
-        # other tools stay valid.
+        # Tenants (default first, with the credentials.json handed out before), their limits
+        # and the system password persist in tenants.json so restarts and reloads regenerate
+        # the same config.
+        from .tenants import load_or_init, local_server
+
+        server = local_server(workdir, port=port, tenants=load_or_init(home))
         creds_path = home / CREDENTIALS_FILE
-        if creds_path.exists():
-            server.tenants[0].credentials = Credentials.read(creds_path)
         server.start(detached=True, timeout=timeout)
         server.credentials.write(creds_path)
         assert server.pid is not None
@@ -130,6 +193,9 @@ def ensure_local_broker(
             started_at=datetime.now(timezone.utc),
         )
         _write_state(home, state)
+        if with_sidecar:
+            state = _start_sidecar(home, state, timeout)
+            _write_state(home, state)
         return state
 
 
@@ -141,8 +207,8 @@ def stop_local_broker(home: Path | None = None, *, grace: float = 15.0) -> bool:
         if state is None:
             return False
         stopped = False
-        if state.sidecar_pid and pid_alive(state.sidecar_pid, marker="mailslot_broker.sidecar"):
-            _terminate(state.sidecar_pid, "mailslot_broker.sidecar", grace)
+        if state.sidecar_pid and pid_alive(state.sidecar_pid, marker=SIDECAR_MARKER):
+            _terminate(state.sidecar_pid, SIDECAR_MARKER, grace)
         if pid_alive(state.pid, marker=state.config_path):
             _terminate(state.pid, state.config_path, grace)
             stopped = True

@@ -39,6 +39,9 @@ TOPICS_STREAM = "MAILSLOT_TOPICS"
 DLQ_STREAM = "MAILSLOT_DLQ"
 AGENTS_BUCKET = "MAILSLOT_AGENTS"
 MAILBOXES_BUCKET = "MAILSLOT_MAILBOXES"
+#: Small bucket the sidecar replicas use to elect the one that acts (key :data:`SIDECAR_LEADER_KEY`).
+SIDECAR_BUCKET = "MAILSLOT_SIDECAR"
+SIDECAR_LEADER_KEY = "leader"
 
 MAIL_PREFIX = "mbox"
 BELL_PREFIX = "bell"
@@ -66,6 +69,16 @@ class Header:
     TTL = "Mailslot-TTL"
     DEAD_REASON = "Mailslot-Dead-Reason"
     DEAD_DELIVERIES = "Mailslot-Dead-Deliveries"
+    #: Stream sequence the message had in the mail stream when it died.
+    DEAD_SEQ = "Mailslot-Dead-Seq"
+    DEAD_AT = "Mailslot-Dead-At"
+    #: Set on a dead letter whose body the server had already removed (a ``+TERM`` on a
+    #: WorkQueue stream deletes the message before the advisory is seen).
+    DEAD_BODY_LOST = "Mailslot-Dead-Body-Lost"
+    #: Set by priority aging on the moved copy: the priority label it had before.
+    AGED_FROM = "Mailslot-Aged-From"
+    #: Set on a message put back from dead letters: how many times it was requeued.
+    REQUEUED = "Mailslot-Requeued"
     TRACEPARENT = "traceparent"
     # NATS-defined headers Mailslot relies on.
     NATS_MSG_ID = "Nats-Msg-Id"
@@ -262,12 +275,85 @@ def dlq_subject(priority: Priority, address: str) -> str:
     return f"{DLQ_PREFIX}.{int(priority)}.{address}"
 
 
+def dead_letter_msg_id(mail_seq: int) -> str:
+    """``Nats-Msg-Id`` of a dead letter: derived from the mail-stream sequence, so a replayed
+    advisory (or the client copy written before ``+TERM``) is dropped by the DLQ's dedupe, while
+    a requeued message that dies again (new sequence) gets a new dead letter."""
+    return f"dead-{mail_seq}"
+
+
+def requeue_msg_id(message_id: str, dlq_seq: int) -> str:
+    """``Nats-Msg-Id`` for a message put back from dead letters. Its ``Mailslot-Id`` stays the
+    same; the dedupe id must differ or the mail stream would drop it within the dedupe window."""
+    return f"{message_id}-requeue-{dlq_seq}"
+
+
+def aged_msg_id(message_id: str, mail_seq: int) -> str:
+    """``Nats-Msg-Id`` for the copy priority aging moves one level up."""
+    return f"{message_id}-aged-{mail_seq}"
+
+
 def topic_subject(topic: str) -> str:
     return f"{TOPIC_PREFIX}.{topic}"
 
 
 def durable_topic_subject(topic: str) -> str:
     return f"{DURABLE_TOPIC_PREFIX}.{topic}"
+
+
+def topic_from_subject(subject: str) -> str:
+    """The topic name of a ``topic.<name>`` or ``ptopic.<name>`` subject."""
+    prefix, _, name = subject.partition(".")
+    if prefix not in (TOPIC_PREFIX, DURABLE_TOPIC_PREFIX) or not name:
+        raise ValueError(f"not a topic subject: {subject!r}")
+    return name
+
+
+#: Last token of an asker's reply sub-address. Replies to ``request``/``ask`` go to
+#: ``<address>.<REPLY_TOKEN>`` so they sit on ``mbox.<p>.<address>._replies``: the mailbox's
+#: consumers filter the exact subject ``mbox.<p>.<address>`` and never see them, and the asker
+#: finds its reply by correlation id (bell + direct get) instead of receiving it.
+REPLY_TOKEN = "_replies"
+
+
+def reply_address(address: str) -> str:
+    """Where replies to ``address``'s requests are sent (a valid address itself)."""
+    return f"{address}.{REPLY_TOKEN}"
+
+
+def is_reply_address(address: str) -> bool:
+    return address.rsplit(".", 1)[-1] == REPLY_TOKEN
+
+
+#: System events the sidecar publishes (durably, with a dedupe id, so each is seen once) on
+#: ``topic.mailslot.<event>``; subscribe with ``subscribe("mailslot.>")``.
+EVENT_AGENT_RECLAIMED = "agent.reclaimed"
+EVENT_MAIL_DEAD = "mail.dead"
+
+
+def system_topic(event: str) -> str:
+    """Topic name (as the SDK sees it) of a system event, e.g. ``mailslot.agent.reclaimed``."""
+    return f"{SYSTEM_TOPIC_PREFIX}.{event}"
+
+
+def system_event_subject(event: str) -> str:
+    """Where the sidecar publishes a system event: the durable topic, republished live to
+    ``topic.mailslot.<event>``."""
+    return durable_topic_subject(system_topic(event))
+
+
+ADVISORY_MAX_DELIVERIES = "MAX_DELIVERIES"
+ADVISORY_TERMINATED = "MSG_TERMINATED"
+
+
+def consumer_advisory_subject(kind: str, stream: str = MAIL_STREAM) -> str:
+    """``$JS.EVENT.ADVISORY.CONSUMER.<kind>.<stream>.*`` (core NATS, not stored)."""
+    return f"$JS.EVENT.ADVISORY.CONSUMER.{kind}.{stream}.*"
+
+
+def ack_subject_all(stream: str = MAIL_STREAM) -> str:
+    """Acks clients send for the stream's consumers; the sidecar counts them for metrics."""
+    return f"$JS.ACK.{stream}.>"
 
 
 def consumer_name(address: str, priority: Priority) -> str:
@@ -372,6 +458,18 @@ def mailboxes_bucket_config(s: StreamSettings) -> KeyValueConfig:
         storage=s.storage,
         replicas=s.replicas,
         direct=True,
+    )
+
+
+def sidecar_bucket_config(s: StreamSettings) -> KeyValueConfig:
+    """Leader election of the sidecar replicas: one key with a TTL, renewed by the leader."""
+    return KeyValueConfig(
+        bucket=SIDECAR_BUCKET,
+        description="Mailslot sidecar leader lease",
+        history=1,
+        storage=s.storage,
+        replicas=s.replicas,
+        limit_marker_ttl=s.lease_marker_ttl,
     )
 
 

@@ -140,6 +140,6 @@ async def provision(
     report = ProvisionReport()
     for cfg in (p.mail_stream_config(s), p.topics_stream_config(s), p.dlq_stream_config(s)):
         await ensure_stream(js, cfg, report)
-    for kv in (p.agents_bucket_config(s), p.mailboxes_bucket_config(s)):
+    for kv in (p.agents_bucket_config(s), p.mailboxes_bucket_config(s), p.sidecar_bucket_config(s)):
         await ensure_bucket(js, kv, report)
     return report

@@ -25,6 +25,10 @@ class ReclaimReport:
     consumers_deleted: list[str] = field(default_factory=list)
 
 
+#: Seconds the purge marker of a destroyed agent's card stays visible to registry watchers.
+LEAVE_MARKER_TTL = 5.0
+
+
 def kv_subject(bucket: str, key: str) -> str:
     return f"$KV.{bucket}.{key}"
 
@@ -49,8 +53,18 @@ async def reclaim_mailbox(js: JetStreamContext, address: str) -> ReclaimReport:
     before = await _count(js, address)
     await js.purge_stream(p.MAIL_STREAM, subject=p.mail_subject_all_priorities(address))
     await js.purge_stream(p.MAIL_STREAM, subject=p.schedule_subject_all(address))
+    # Replies to the agent's requests wait on its reply sub-address: they go with it.
+    await js.purge_stream(
+        p.MAIL_STREAM, subject=p.mail_subject_all_priorities(p.reply_address(address))
+    )
     report.messages_purged = before
-    await _purge_key(js, p.AGENTS_BUCKET, address)
+    if await lease_alive(js, address):
+        # A live lease (destroy): leave a self-expiring purge marker instead of erasing the
+        # key, so registry watchers see the agent leave; the marker removes itself.
+        kv = await js.key_value(p.AGENTS_BUCKET)
+        await kv.purge(address, msg_ttl=LEAVE_MARKER_TTL)
+    else:
+        await _purge_key(js, p.AGENTS_BUCKET, address)
     await _purge_key(js, p.MAILBOXES_BUCKET, address)
     return report
 

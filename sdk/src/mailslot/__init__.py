@@ -7,7 +7,9 @@
 
 from mailslot_broker.protocol import Priority
 
+from .broadcast import Broadcast, Published, TopicSubscription
 from .client import Mailslot, connect
+from .deadletters import DeadLetter, DeadLetters
 from .errors import (
     AlreadyAcknowledged,
     AuthenticationFailed,
@@ -36,17 +38,24 @@ from .errors import (
 )
 from .mailbox import AgentCard, Mailbox
 from .message import Message, Receipt
+from .registry import AgentEvent, AgentWatch
+from .requests import Reply
 from .view import MailboxStats, MailboxView
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AgentCard",
+    "AgentEvent",
+    "AgentWatch",
     "AlreadyAcknowledged",
     "AuthenticationFailed",
+    "Broadcast",
     "BrokerFailure",
     "BrokerUnreachable",
     "ConnectionFailed",
+    "DeadLetter",
+    "DeadLetters",
     "DecodeError",
     "InvalidAddressError",
     "InvalidHeader",
@@ -69,9 +78,12 @@ __all__ = [
     "PermissionDenied",
     "Priority",
     "ProvisioningFailed",
+    "Published",
     "Receipt",
+    "Reply",
     "ServerTooOld",
     "Timeout",
+    "TopicSubscription",
     "UnknownPriorityError",
     "__version__",
     "connect",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -53,9 +55,103 @@ def translate(exc: BaseException) -> BaseException:
         return e.Timeout(str(exc) or "timed out")
     if isinstance(exc, nerr.MaxPayloadError):
         return e.PayloadTooLarge(str(exc))
+    if isinstance(exc, nerr.Error) and "permissions violation" in str(exc).lower():
+        return e.PermissionDenied(str(exc))
     if isinstance(exc, nerr.Error):
         return e.BrokerFailure(str(exc) or type(exc).__name__)
     return exc
+
+
+class PermissionViolation(nerr.Error, e.PermissionDenied):
+    """The server refused a subject for these credentials (raised into the waiting call)."""
+
+    def __init__(self, kind: str, subject: str) -> None:
+        super().__init__(f"nats: permissions violation for {kind} to {subject!r}")
+        self.kind = kind
+        self.subject = subject
+
+
+_VIOLATION = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"', re.I)
+#: How long a publish subject the server refused is refused locally without asking again.
+_DENIED_FOR = 30.0
+
+
+class PermissionGuard:
+    """Makes an operation that hits a permission violation fail at once, not time out.
+
+    The server answers a denied PUB or SUB with an asynchronous ``-ERR`` that nats-py hands
+    to the error callback; the request that caused it would otherwise wait for a reply that
+    never comes. The guard remembers the subject of every in-flight request (by wrapping the
+    connection's ``publish``) and fails that request's future with :class:`PermissionViolation`
+    when the error names its subject; a new subscription is confirmed with a PING round trip
+    and refused the same way; a core publish to a subject refused within the last
+    ``_DENIED_FOR`` seconds raises at once (the first one is fire-and-forget, as in NATS).
+    """
+
+    def __init__(self, nc: Any) -> None:
+        self._nc = nc
+        self._requests: dict[str, str] = {}  # reply token -> request subject
+        self._denied_pub: dict[str, float] = {}
+        self._denied_sub: dict[str, PermissionViolation] = {}
+
+    def install(self) -> PermissionGuard:
+        nc = self._nc
+        orig_publish, orig_subscribe = nc.publish, nc.subscribe
+
+        async def publish(subject: str, payload: bytes = b"", reply: str = "", headers: Any = None) -> None:
+            until = self._denied_pub.get(subject.lower())
+            if until is not None:
+                if until > time.monotonic():
+                    raise PermissionViolation("publish", subject)
+                del self._denied_pub[subject.lower()]
+            prefix = nc._resp_sub_prefix
+            if reply and prefix and reply.startswith(prefix.decode()):
+                if len(self._requests) > 1024:
+                    self._prune()
+                self._requests[reply[len(prefix) :]] = subject.lower()
+            await orig_publish(subject, payload, reply=reply, headers=headers)
+
+        async def subscribe(subject: str, *args: Any, **kwargs: Any) -> Any:
+            self._denied_sub.pop(subject.lower(), None)
+            sub = await orig_subscribe(subject, *args, **kwargs)
+            if nc.is_connected:
+                with contextlib.suppress(Exception):
+                    await nc.flush(timeout=2)
+            violation = self._denied_sub.pop(subject.lower(), None)
+            if violation is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+                raise violation
+            return sub
+
+        nc.publish, nc.subscribe = publish, subscribe
+        return self
+
+    def _prune(self) -> None:
+        live = self._nc._resp_map
+        for token in [t for t in self._requests if t not in live]:
+            del self._requests[token]
+
+    def handle(self, exc: BaseException) -> bool:
+        """Called from the error callback; True if ``exc`` was a permission violation."""
+        m = _VIOLATION.search(str(exc))
+        if m is None:
+            return False
+        # nats-py lowercases the server's message: subjects are compared lowercased.
+        kind, subject = m.group(1).lower(), m.group(2).lower()
+        if kind == "subscription":
+            self._denied_sub[subject] = PermissionViolation("subscription", subject)
+            return True
+        self._denied_pub[subject] = time.monotonic() + _DENIED_FOR
+        live = self._nc._resp_map
+        for token, subj in list(self._requests.items()):
+            if subj != subject:
+                continue
+            del self._requests[token]
+            fut = live.get(token)
+            if fut is not None and not fut.done():
+                fut.set_exception(PermissionViolation("publish", subject))
+        return True
 
 
 @contextlib.contextmanager

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
+import random
+import time
+import weakref
 from collections.abc import Generator, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats
 import nats.errors as nerr
@@ -25,8 +29,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from ._boundary import PermissionGuard, boundary
 from ._boundary import address as check_address
-from ._boundary import boundary
+from .broadcast import Published, Replay, TopicSubscription
+from .broadcast import publish as _publish_topic
 from .errors import (
     AuthenticationFailed,
     BrokerUnreachable,
@@ -38,7 +44,11 @@ from .errors import (
 from .mailbox import AgentCard, Mailbox
 from .message import Receipt
 from .outgoing import Outgoing, prepare
+from .registry import AgentWatch, list_agents
 from .view import MailboxView
+
+if TYPE_CHECKING:
+    from .deadletters import DeadLetters
 
 #: Errors a publish may hit while a stream leader is being elected: retried with the same
 #: message id, so the server drops the duplicate if the first attempt did land.
@@ -66,6 +76,8 @@ class Mailslot:
         self.provisioned = provisioned
         self._publish_retry_for = publish_retry_for
         self._mailboxes: set[Mailbox] = set()
+        #: Open subscriptions and agent watches, closed with the client so iterators end.
+        self._streams: weakref.WeakSet[TopicSubscription | AgentWatch] = weakref.WeakSet()
         self._closed = False
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -104,6 +116,8 @@ class Mailslot:
         self._closed = True
         for mb in list(self._mailboxes):
             await mb.close()
+        for stream in list(self._streams):
+            await stream.close()
         if not self._nc.is_closed:
             try:
                 await self._nc.drain()
@@ -121,16 +135,25 @@ class Mailslot:
     async def _publish(self, out: Outgoing) -> Receipt:
         self._check_open()
         with boundary():
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(_TRANSIENT),
-                stop=stop_after_delay(self._publish_retry_for),
-                wait=wait_exponential_jitter(multiplier=0.1, max=2.0),
-                reraise=True,
-            ):
-                with attempt:
-                    ack = await self._js.publish(
-                        out.subject, out.data, headers=out.headers, timeout=5.0
-                    )
+            started = time.monotonic()
+            try:
+                # Fast path: building a tenacity retrier costs about a third of a send's CPU
+                # (see bench/), so it is only built once a first attempt hit a transient error.
+                ack = await self._js.publish(out.subject, out.data, headers=out.headers, timeout=5.0)
+            except _TRANSIENT:
+                if time.monotonic() - started >= self._publish_retry_for:
+                    raise
+                await asyncio.sleep(min(2.0, 0.1 + random.uniform(0, 1)))  # tenacity's 1st wait
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type(_TRANSIENT),
+                    stop=stop_after_delay(max(0.0, self._publish_retry_for - (time.monotonic() - started))),
+                    wait=wait_exponential_jitter(multiplier=0.1, max=2.0),
+                    reraise=True,
+                ):
+                    with attempt:
+                        ack = await self._js.publish(
+                            out.subject, out.data, headers=out.headers, timeout=5.0
+                        )
         return Receipt(
             id=out.id,
             to=out.to,
@@ -200,28 +223,40 @@ class Mailslot:
             kw.setdefault("sender", self.name)
             prepared.append(prepare(to, payload, max_payload=self.max_payload, **kw))
         receipts: list[Receipt] = []
+        # A sliding window (oldest ack awaited once ``window`` are outstanding) rather than
+        # chunks: waiting for a whole chunk to drain left the pipe empty (see bench/).
+        pending: collections.deque[tuple[Outgoing, asyncio.Future[Any]]] = collections.deque()
+
+        async def settle() -> None:
+            o, fut = pending.popleft()
+            try:
+                ack = await fut
+            except Exception:
+                receipts.append(await self._publish(o))  # retried with the same id
+                return
+            receipts.append(
+                Receipt(
+                    id=o.id,
+                    to=o.to,
+                    priority=o.priority,
+                    seq=ack.seq,
+                    duplicate=bool(ack.duplicate),
+                    scheduled=o.scheduled,
+                )
+            )
+
         with boundary():
-            for start in range(0, len(prepared), window):
-                chunk = prepared[start : start + window]
-                futs = [
-                    await self._js.publish_async(o.subject, o.data, headers=o.headers)
-                    for o in chunk
-                ]
-                acks = await asyncio.gather(*futs, return_exceptions=True)
-                for o, ack in zip(chunk, acks, strict=True):
-                    if isinstance(ack, BaseException):
-                        receipts.append(await self._publish(o))  # retried with the same id
-                    else:
-                        receipts.append(
-                            Receipt(
-                                id=o.id,
-                                to=o.to,
-                                priority=o.priority,
-                                seq=ack.seq,
-                                duplicate=bool(ack.duplicate),
-                                scheduled=o.scheduled,
-                            )
-                        )
+            try:
+                for o in prepared:
+                    if pending and len(pending) >= window:
+                        await settle()
+                    fut = await self._js.publish_async(o.subject, o.data, headers=o.headers)
+                    pending.append((o, fut))
+                while pending:
+                    await settle()
+            finally:
+                for _, fut in pending:  # only on error: nobody will await these any more
+                    fut.cancel()
         return receipts
 
     # -- mailboxes --------------------------------------------------------------------------
@@ -263,6 +298,69 @@ class Mailslot:
             self._mailboxes.discard(mb)
             raise
         return mb
+
+    # -- broadcast (broadcast.py) -------------------------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        durable: bool = False,
+        ttl: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Published:
+        """Broadcast ``payload`` on ``topic`` to every current subscriber.
+
+        Ephemeral by default: core NATS, fire and forget; **with no subscriber listening the
+        message is simply dropped**, and it can never be replayed. ``durable=True`` stores it
+        in the topic history (for ``ttl`` seconds if given, else the stream's max age) before
+        live subscribers get it, so late joiners can ``replay`` it; it returns once stored.
+        """
+        return await _publish_topic(self, topic, payload, durable=durable, ttl=ttl, headers=headers)
+
+    def subscribe(
+        self,
+        pattern: str,
+        *,
+        queue: str | None = None,
+        replay: Replay = None,
+    ) -> TopicSubscription:
+        """Messages on topics matching ``pattern`` (``*`` = one token, final ``>`` = the rest).
+
+        ``queue``: members of the same queue group share the messages (each goes to one).
+        ``replay``: ``"all"`` history, ``"last"`` message per topic, or a ``datetime`` (history
+        since then) before live messages, with no gap and no duplicate at the switch. Await the
+        result (or use ``async with``/``async for``); close it when done.
+        """
+        self._check_open()
+        sub = TopicSubscription(self, pattern, queue=queue, replay=replay)
+        self._streams.add(sub)
+        return sub
+
+    # -- registry (registry.py) -------------------------------------------------------------
+
+    async def agents(
+        self, *, capability: str | None = None, tag: str | None = None
+    ) -> list[AgentCard]:
+        """Cards of the agents whose lease is alive, optionally those with a capability (or
+        skill) or a tag. A card disappears when its agent's lease lapses."""
+        return await list_agents(self, capability=capability, tag=tag)
+
+    def watch_agents(self, *, initial: bool = False) -> AgentWatch:
+        """Async iterator of join/update/leave events (``initial=True`` reports the agents
+        already live as joins first). Await it or use ``async with`` to start it eagerly."""
+        self._check_open()
+        watch = AgentWatch(self, initial=initial)
+        self._streams.add(watch)
+        return watch
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        """The dead-letter queue: ``list``, ``get``, ``requeue``, ``purge``."""
+        from .deadletters import DeadLetters
+
+        return DeadLetters(self)
 
     def inspect(self, address: str) -> MailboxView:
         """Read-only view of any mailbox (``peek``, ``stats``), opened or not."""
@@ -386,9 +484,15 @@ async def _connect(
     servers = [url] if isinstance(url, str) else list(url)
 
     errors: list[Exception] = []
+    guard: PermissionGuard | None = None
 
     async def _error_cb(exc: Exception) -> None:
-        errors.append(exc)
+        # Permission violations arrive here, asynchronously: the guard fails the operation
+        # that caused one with PermissionDenied instead of letting it time out.
+        if guard is not None and guard.handle(exc):
+            return
+        if len(errors) < 100:
+            errors.append(exc)
 
     try:
         nc = await nats.connect(
@@ -407,6 +511,7 @@ async def _connect(
                     f"the server at {', '.join(servers)} refused the credentials"
                 ) from exc
         raise BrokerUnreachable(f"no NATS server answered at {', '.join(servers)}") from exc
+    guard = PermissionGuard(nc).install()
     # Connected once: from now on keep reconnecting for as long as it takes.
     nc.options["max_reconnect_attempts"] = -1
     nc.options["reconnect_time_wait"] = 0.5

@@ -37,6 +37,7 @@ from .view import MailboxView
 
 if TYPE_CHECKING:
     from .client import Mailslot
+    from .requests import Reply, ReplyBox
 
 _PULL_REPLY_TIMEOUT = 5.0
 
@@ -89,6 +90,7 @@ class Mailbox(MailboxView):
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._recv_lock = asyncio.Lock()
         self.pull_requests = 0
+        self._reply_box: ReplyBox | None = None  # requests.py: replies to this mailbox's asks
 
     @classmethod
     def _create(
@@ -105,6 +107,8 @@ class Mailbox(MailboxView):
         heartbeat: float | timedelta | None,
     ) -> Mailbox:
         addr = check_address(address) if address is not None else new_address()
+        if p.is_reply_address(addr):
+            raise InvalidInput(f"{addr!r} is a reply sub-address; it cannot be opened as a mailbox")
         mb = cls(client, addr)
         mb.ttl = seconds(ttl, what="ttl") or 60.0
         aw = plain_seconds(ack_wait, what="ack_wait") or 30.0
@@ -176,6 +180,8 @@ class Mailbox(MailboxView):
             return
         self._closed = True
         self._wake.set()
+        if self._reply_box is not None:
+            await self._reply_box.close()
         if self._lease is not None:
             await self._lease.stop()
         for t in self._timers.values():
@@ -212,6 +218,78 @@ class Mailbox(MailboxView):
         self._check_usable()
         kwargs.setdefault("sender", self.address)
         return await self._client.send(to, payload, **kwargs)
+
+    # -- request/reply (requests.py) -------------------------------------------------------------
+
+    async def request(
+        self,
+        to: str,
+        payload: Any,
+        *,
+        priority: p.Priority | str | int = "normal",
+        thread_id: str | None = None,
+        idempotency_key: str | None = None,
+        ttl: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Receipt:
+        """Send a request whose reply comes back to this mailbox's reply sub-address.
+
+        The receipt's ``correlation_id`` is what :meth:`reply_for` takes to collect the
+        reply later, even from another process after a restart (the reply waits durably).
+        """
+        from .requests import request
+
+        return await request(
+            self,
+            to,
+            payload,
+            priority=priority,
+            thread_id=thread_id,
+            idempotency_key=idempotency_key,
+            ttl=ttl,
+            headers=headers,
+        )
+
+    async def ask(
+        self,
+        to: str,
+        payload: Any,
+        *,
+        timeout: float | timedelta,
+        priority: p.Priority | str | int = "normal",
+        thread_id: str | None = None,
+        idempotency_key: str | None = None,
+        ttl: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """:meth:`request` and wait for the matching reply; raises :class:`Timeout`.
+
+        Other mail keeps flowing to :meth:`receive` meanwhile, and :meth:`receive` never gets
+        replies. After a timeout the reply still lands and waits for :meth:`reply_for`. With
+        ``idempotency_key`` a retried ask (e.g. after a crash) reuses the same request.
+        """
+        from .requests import ask
+
+        return await ask(
+            self,
+            to,
+            payload,
+            timeout=timeout,
+            priority=priority,
+            thread_id=thread_id,
+            idempotency_key=idempotency_key,
+            ttl=ttl,
+            headers=headers,
+        )
+
+    async def reply_for(
+        self, correlation_id: str, *, timeout: float | timedelta | None = None
+    ) -> Reply:
+        """The reply to an earlier request (by its correlation id), waiting up to ``timeout``
+        (None = as long as it takes). The reply is removed from the mailbox when returned."""
+        from .requests import reply_for
+
+        return await reply_for(self, correlation_id, timeout=timeout)
 
     # -- wake-ups -------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,28 @@ class Outgoing:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=4096)
+def _cached_address(value: str) -> str:
+    return check_address(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_priority(value: str) -> p.Priority:
+    return check_priority(value)
+
+
+def _address(value: Any) -> str:
+    """Validated address; str results are memoised (send_many validates the same few
+    addresses thousands of times). Invalid ones raise and are never cached."""
+    return _cached_address(value) if type(value) is str else check_address(value)
+
+
+def _priority(value: Any) -> p.Priority:
+    if type(value) is str:
+        return _cached_priority(value)
+    return check_priority(value)
+
+
 def _check_user_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in (headers or {}).items():
@@ -69,12 +92,12 @@ def prepare(
     traceparent: str | None = None,
 ) -> Outgoing:
     """Validate everything and build the wire form. Raises before any I/O."""
-    to = check_address(to)
-    prio = check_priority(priority)
+    to = _address(to)
+    prio = _priority(priority)
     ttl_s = seconds(ttl, what="ttl")
     delay_s = seconds(delay, what="delay")
     if reply_to is not None:
-        reply_to = check_address(reply_to)
+        reply_to = _address(reply_to)
     user = _check_user_headers(headers)
     data, content_type = pl.encode(payload)
 

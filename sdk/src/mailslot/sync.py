@@ -19,6 +19,7 @@ from ._portal import PORTAL
 from .broadcast import Published, Replay, SyncTopicSubscription
 from .client import Mailslot
 from .client import connect as _aconnect
+from .deadletters import DeadLetter, DeadLetters
 from .mailbox import AgentCard, Mailbox
 from .message import Message, Receipt
 from .registry import SyncAgentWatch
@@ -201,6 +202,32 @@ class SyncMailbox(SyncMailboxView):
         return repr(self._mb)
 
 
+class SyncDeadLetters:
+    """Blocking twin of :class:`mailslot.deadletters.DeadLetters`."""
+
+    def __init__(self, dl: DeadLetters) -> None:
+        self._dl = dl
+
+    def list(self, address: str | None = None, *, limit: int = 100) -> list[DeadLetter]:
+        return PORTAL.call(self._dl.list(address, limit=limit))
+
+    def get(self, ref: str | int) -> DeadLetter:
+        return PORTAL.call(self._dl.get(ref))
+
+    def requeue(self, ref: str | int | DeadLetter) -> Receipt:
+        return PORTAL.call(self._dl.requeue(ref))
+
+    def purge(self, address: str | None = None) -> int:
+        return PORTAL.call(self._dl.purge(address))
+
+    def count(self, address: str | None = None) -> int:
+        return PORTAL.call(self._dl.count(address))
+
+    def term(self, message: SyncMessage | Message, *, reason: str | None = None) -> None:
+        m = message.aio if isinstance(message, SyncMessage) else message
+        PORTAL.call(self._dl.term(m, reason=reason))
+
+
 class SyncMailslot:
     """Blocking twin of :class:`mailslot.Mailslot`. Create with :func:`connect`."""
 
@@ -320,6 +347,10 @@ class SyncMailslot:
 
         return SyncAgentWatch(PORTAL.call(_start()))
 
+    @property
+    def dead_letters(self) -> SyncDeadLetters:
+        return SyncDeadLetters(self._c.dead_letters)
+
     def inspect(self, address: str) -> SyncMailboxView:
         return SyncMailboxView(self._c.inspect(address))
 
@@ -370,4 +401,11 @@ def connect(
 
 
 
-__all__ = ["SyncMailbox", "SyncMailboxView", "SyncMailslot", "SyncMessage", "connect"]
+__all__ = [
+    "SyncDeadLetters",
+    "SyncMailbox",
+    "SyncMailboxView",
+    "SyncMailslot",
+    "SyncMessage",
+    "connect",
+]

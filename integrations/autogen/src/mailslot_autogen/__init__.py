@@ -1,3 +1,30 @@
-"""Mailslot for autogen."""
+"""Mailslot for AutoGen: durable mailbox traffic as native AutoGen parts.
 
-__all__: list[str] = []
+- :func:`mailbox_tools`: ``FunctionTool``s (send, ask, broadcast, check inbox) bound to a mailbox;
+- :class:`MailslotRemoteAgent`: a ``BaseChatAgent`` whose turns are asks to a remote agent;
+- :class:`AgentWorker` / :func:`serve_agent`: serve an AgentChat agent or team from a mailbox;
+- :class:`MailslotAgentRuntime`: an autogen-core ``AgentRuntime`` on Mailslot mail.
+"""
+
+from .addressing import runtime_address, topic_name, type_address
+from .codec import AgentResult, AgentTask
+from .proxy import MailslotRemoteAgent, RemoteAgentError
+from .runtime import MailslotAgentRuntime, RemoteHandlerError
+from .tools import TOOL_NAMES, mailbox_tools
+from .worker import AgentWorker, serve_agent
+
+__all__ = [
+    "TOOL_NAMES",
+    "AgentResult",
+    "AgentTask",
+    "AgentWorker",
+    "MailslotAgentRuntime",
+    "MailslotRemoteAgent",
+    "RemoteAgentError",
+    "RemoteHandlerError",
+    "mailbox_tools",
+    "runtime_address",
+    "serve_agent",
+    "topic_name",
+    "type_address",
+]

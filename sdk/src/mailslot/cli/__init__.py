@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
-from . import broker  # noqa: F401  (registers up/down/status)
+from . import (
+    broker,  # noqa: F401  (registers up/down/status)
+    dlq,  # noqa: F401  (registers dlq list/show/requeue/purge)
+    mail,  # noqa: F401  (registers send/inbox/tail/agents)
+    stats,  # noqa: F401  (registers stats, sidecar)
+    tenant,  # noqa: F401  (registers tenant add/list/remove)
+)
 from .app import app, main
 
 __all__ = ["app", "main"]

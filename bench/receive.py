@@ -1,0 +1,94 @@
+"""2. Receive throughput: drain a backlog spread over the four priority levels.
+
+Mailslot: ``receive_batch(max=100)`` then ``gather`` of the confirmed ``ack()`` of the batch.
+Raw: one durable pull consumer on ``mbox.*.<address>`` doing ``fetch(100)`` + ``ack`` (fire and
+forget), and the same with ``ack_sync`` gathered per batch (what Mailslot's ack does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mailslot_broker import protocol as p
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from ._common import Bench, Timer, median, paired_ratio, payload, raw_headers, unique
+
+
+async def fill(b: Bench, to: str, n: int, prios: tuple[p.Priority, ...] = p.PRIORITIES) -> None:
+    """Untimed: ``n`` messages round-robin over ``prios`` with Mailslot's header set."""
+    js, data = b.js, payload()
+    for i in range(n):
+        prio = prios[i % len(prios)]
+        await js.publish_async(p.mail_subject(prio, to), data, headers=raw_headers(to, prio))
+    await js.publish_async_completed()
+
+
+async def _mailslot(b: Bench, n: int) -> float:
+    mb = await b.ms.open(unique("bench-recv"), ttl=120, heartbeat=2.0)
+    try:
+        await fill(b, mb.address, n)
+        got = 0
+        with Timer() as t:
+            while got < n:
+                batch = await mb.receive_batch(max=100, timeout=10)
+                if not batch:
+                    raise RuntimeError(f"mailslot receive stalled after {got} of {n}")
+                await asyncio.gather(*(m.ack() for m in batch))
+                got += len(batch)
+        return n / t.elapsed
+    finally:
+        await mb.destroy()
+
+
+async def _raw(b: Bench, n: int, *, sync_ack: bool) -> float:
+    to = unique("bench-rawrecv")
+    js = b.js
+    durable = unique("raw")
+    await js.add_consumer(
+        p.MAIL_STREAM,
+        ConsumerConfig(
+            durable_name=durable,
+            filter_subject=p.mail_subject_all_priorities(to),
+            ack_policy=AckPolicy.EXPLICIT,
+        ),
+    )
+    try:
+        await fill(b, to, n)
+        sub = await js.pull_subscribe_bind(durable, stream=p.MAIL_STREAM)
+        got = 0
+        with Timer() as t:
+            while got < n:
+                msgs = await sub.fetch(100, timeout=10)
+                if sync_ack:
+                    await asyncio.gather(*(m.ack_sync() for m in msgs))
+                else:
+                    for m in msgs:
+                        await m.ack()
+                got += len(msgs)
+        rate = n / t.elapsed
+        await sub.unsubscribe()
+        return rate
+    finally:
+        await js.delete_consumer(p.MAIL_STREAM, durable)
+        await b.purge(to)
+
+
+async def run(b: Bench) -> dict[str, Any]:
+    s = b.scale
+    rounds: dict[str, list[float]] = {"mailslot": [], "raw_ack": [], "raw_ack_sync": []}
+    for _ in range(s.repeat):
+        rounds["mailslot"].append(await _mailslot(b, s.receive))
+        rounds["raw_ack"].append(await _raw(b, s.receive, sync_ack=False))
+        rounds["raw_ack_sync"].append(await _raw(b, s.receive, sync_ack=True))
+    med = {k: median(v) for k, v in rounds.items()}
+    return {
+        "messages_per_round": s.receive,
+        "rounds": rounds,
+        "mailslot_receive_batch_ack_msgs_per_s": med["mailslot"],
+        "raw_fetch_ack_msgs_per_s": med["raw_ack"],
+        "raw_fetch_ack_sync_msgs_per_s": med["raw_ack_sync"],
+        "receive_vs_fetch_ack_ratio": paired_ratio(rounds["mailslot"], rounds["raw_ack"]),
+        "receive_vs_fetch_ack_sync_ratio": paired_ratio(rounds["mailslot"], rounds["raw_ack_sync"]),
+    }

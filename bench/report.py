@@ -1,0 +1,262 @@
+"""The table and the JSON: one row per comparison, Mailslot beside raw nats-py, and the ratio."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+#: (section, key, target): ratios that have a target in issue 10, and which way is good.
+TARGETS = {
+    ("send", "send_many_vs_publish_async_ratio"): (">=", 0.9),
+    ("receive", "receive_vs_fetch_ack_ratio"): (">=", 0.8),
+    ("latency", "p50_vs_raw_pull_ratio"): ("<=", 1.5),
+}
+
+
+def _fmt(x: Any, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if isinstance(x, float):
+        x = f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.3g}" if abs(x) < 1 else f"{x:,.2f}"
+    return f"{x}{unit}"
+
+
+def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
+    """(what, unit, mailslot, raw, ratio, target) for every comparison that ran."""
+    out: list[tuple[str, str, Any, Any, Any, str]] = []
+
+    def target(section: str, key: str, value: Any) -> str:
+        t = TARGETS.get((section, key))
+        if t is None or value is None:
+            return ""
+        op, v = t
+        ok = value >= v if op == ">=" else value <= v
+        return f"{op} {v} {'ok' if ok else 'MISS'}"
+
+    if s := r.get("send"):
+        out.append(
+            (
+                "send, one at a time (vs js.publish)",
+                "msg/s",
+                s["mailslot_send_msgs_per_s"],
+                s["raw_publish_msgs_per_s"],
+                s["send_vs_publish_ratio"],
+                "",
+            )
+        )
+        k = "send_many_vs_publish_async_ratio"
+        out.append(
+            (
+                "send_many (vs publish_async)",
+                "msg/s",
+                s["mailslot_send_many_msgs_per_s"],
+                s["raw_publish_async_msgs_per_s"],
+                s[k],
+                target("send", k, s[k]),
+            )
+        )
+    if s := r.get("receive"):
+        k = "receive_vs_fetch_ack_ratio"
+        out.append(
+            (
+                "receive_batch(100)+ack (vs fetch(100)+ack)",
+                "msg/s",
+                s["mailslot_receive_batch_ack_msgs_per_s"],
+                s["raw_fetch_ack_msgs_per_s"],
+                s[k],
+                target("receive", k, s[k]),
+            )
+        )
+        out.append(
+            (
+                "receive_batch(100)+ack (vs fetch(100)+ack_sync)",
+                "msg/s",
+                s["mailslot_receive_batch_ack_msgs_per_s"],
+                s["raw_fetch_ack_sync_msgs_per_s"],
+                s["receive_vs_fetch_ack_sync_ratio"],
+                "",
+            )
+        )
+    if s := r.get("latency"):
+        k = "p50_vs_raw_pull_ratio"
+        out.append(
+            (
+                "latency p50 (vs pull fetch loop)",
+                "ms",
+                s["mailslot_p50_ms"],
+                s["raw_pull_p50_ms"],
+                s[k],
+                target("latency", k, s[k]),
+            )
+        )
+        out.append(
+            (
+                "latency p99 (vs pull fetch loop)",
+                "ms",
+                s["mailslot_p99_ms"],
+                s["raw_pull_p99_ms"],
+                s["p99_vs_raw_pull_ratio"],
+                "",
+            )
+        )
+        out.append(
+            (
+                "latency p50 (vs push subscription)",
+                "ms",
+                s["mailslot_p50_ms"],
+                s["raw_push_p50_ms"],
+                s["p50_vs_raw_push_ratio"],
+                "",
+            )
+        )
+        out.append(
+            (
+                "latency: samples > 500 ms (lost bell, max)",
+                "",
+                f"{s['mailslot_stalls_over_500ms']} ({s['mailslot_max_ms']:,.0f} ms)",
+                f"{s['raw_pull_stalls_over_500ms']} ({s['raw_pull_max_ms']:,.0f} ms)",
+                None,
+                "0",
+            )
+        )
+    if s := r.get("priority"):
+        for n in s["backlogs"]:
+            d = s[f"n{n}"]
+            out.append(
+                (
+                    f"urgent behind {n:,} normal: position",
+                    "",
+                    d["mailslot_position"],
+                    d["raw_fifo_position"],
+                    d["position_ratio"],
+                    "mailslot = 1",
+                )
+            )
+            out.append(
+                (
+                    f"urgent behind {n:,} normal: time to it",
+                    "ms",
+                    d["mailslot_time_ms"],
+                    d["raw_fifo_time_ms"],
+                    d["time_to_urgent_ratio"],
+                    "",
+                )
+            )
+    if s := r.get("lifecycle"):
+        out.append(
+            (
+                "agent open+destroy (vs 1 consumer create+delete+purge)",
+                "ms",
+                s["mailslot_open_destroy_ms"],
+                s["raw_consumer_create_delete_ms"],
+                s["agent_cost_vs_raw_consumer_ratio"],
+                "",
+            )
+        )
+        lp = s["lapse"]
+        left = lp["left_after_reclaim"]
+        out.append(
+            (
+                f"{lp['agents']} lapsed agents: left after reclaim (cons/kv/msgs)",
+                "",
+                f"{left['consumers']}/{left['kv_entries']}/{left['messages']}",
+                None,
+                None,
+                "0/0/0 " + ("ok" if not any(left.values()) else "MISS"),
+            )
+        )
+        out.append(
+            (
+                f"{lp['agents']} lapsed agents: reclaim sweep",
+                "ms/agent",
+                lp["reclaim_ms_per_agent"],
+                None,
+                None,
+                "",
+            )
+        )
+    if s := r.get("idle"):
+        out.append(
+            (
+                "idle: server RSS per mailbox (vs per consumer)",
+                "KB",
+                s["mailslot_rss_kb_per_mailbox"],
+                s["raw_rss_kb_per_consumer"],
+                s["idle_rss_ratio"],
+                "",
+            )
+        )
+        out.append(
+            (
+                "idle: JS API requests per mailbox (incl. lease renewal)",
+                "req/min",
+                s["mailslot_api_requests_per_mailbox_per_min"],
+                s["raw_api_requests_per_consumer_per_min"],
+                None,
+                "",
+            )
+        )
+        out.append(
+            (
+                "idle: pull requests per mailbox (raw: 5 s long-poll)",
+                "req/s",
+                s["mailslot_pull_requests_per_mailbox_per_s"],
+                s["raw_pull_requests_per_consumer_per_s"],
+                s["idle_pull_requests_ratio"],
+                "",
+            )
+        )
+    return out
+
+
+def print_table(r: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    meta = r.get("meta", {})
+    t = Table(
+        title=f"Mailslot vs raw nats-py ({meta.get('mode')}, nats-server {meta.get('server_version')}, "
+        f"medians of {meta.get('repeat')})",
+        caption="ratio = mailslot / raw: throughput higher is better; ms/KB/req lower is better",
+    )
+    for col, just in (
+        ("comparison", "left"),
+        ("unit", "left"),
+        ("mailslot", "right"),
+        ("raw", "right"),
+        ("ratio", "right"),
+        ("target", "left"),
+    ):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for what, unit, a, b, rt, tgt in rows(r):
+        t.add_row(what, unit, _fmt(a), _fmt(b), _fmt(rt), tgt)
+    console.print(t)
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def write_json(r: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(r), indent=2, sort_keys=False) + "\n")
+
+
+def ratios(r: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every ``*_ratio`` field, flattened to ``section.key``."""
+    out: dict[str, Any] = {}
+    for k, v in r.items():
+        if isinstance(v, dict):
+            out.update(ratios(v, f"{prefix}{k}."))
+        elif k.endswith("_ratio"):
+            out[prefix + k] = v
+    return out

@@ -1,0 +1,107 @@
+"""A CrewAI Flow that pauses until a reply lands in its mailbox, resumed by another process.
+
+1. This process starts ``ReleaseFlow``. Its ``@human_feedback`` step uses ``MailboxFeedback``:
+   the draft is mailed to "reviewer" and the flow *pauses*: ``kickoff()`` returns, and
+   ``SQLiteFlowPersistence`` keeps its state.
+2. The reviewer (here, the same script playing another agent) answers whenever it likes;
+   the answer waits in the flow's reply mailbox.
+3. A second process (``crewai_flow_feedback.py resume DB``) takes the answer, restores the
+   flow from the database and resumes it: the listener after the feedback step runs there.
+
+Uses ``MAILSLOT_URL`` (+ ``MAILSLOT_CREDENTIALS``) when set, else starts its own nats-server
+in a temp dir and stops it at the end. No LLM is involved: the flow's steps are plain code.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before crewai is imported: no telemetry, no tracing, no version check (fully offline).
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from crewai.flow import human_feedback
+from crewai.flow.flow import Flow, listen, start
+from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
+from mailslot import sync
+from mailslot_crewai import MailboxFeedback, resume_from_mailbox
+
+REPLIES = "release-flow-replies"
+
+
+class ReleaseFlow(Flow):
+    @start()
+    @human_feedback(
+        message="Approve these release notes?",
+        # No client given: it connects on first use (MAILSLOT_URL / MAILSLOT_CREDENTIALS).
+        provider=MailboxFeedback(to="reviewer", reply_to=REPLIES, priority="urgent"),
+    )
+    def draft(self) -> str:
+        self.state["draft"] = "Mailslot 1.0: durable mail for agents"
+        return self.state["draft"]
+
+    @listen(draft)
+    def publish(self, result: Any) -> str:
+        return f"published {self.state['draft']!r} after review: {result.feedback}"
+
+
+def start_and_review(db: str) -> None:
+    flow = ReleaseFlow(persistence=SQLiteFlowPersistence(db))
+    paused = flow.kickoff()
+    print(f"[pid {os.getpid()}] flow {paused.context.flow_id} paused: {type(paused).__name__}")
+
+    with sync.connect(name="reviewer") as client, client.open("reviewer", ttl=60) as box:
+        question = box.receive(timeout=30)
+        body = question.json()
+        print(f"reviewer got [{question.priority.label}]: {body['message']} {body['output']!r}")
+        question.reply({"feedback": "approved, ship it"})
+        question.ack()
+
+    child = subprocess.run(
+        [sys.executable, __file__, "resume", db], capture_output=True, text=True, timeout=180
+    )
+    sys.stdout.write(child.stdout)
+    if child.returncode != 0:
+        sys.stderr.write(child.stderr)
+        raise SystemExit(child.returncode)
+
+
+def resume(db: str) -> None:
+    with sync.connect(name="release-flow") as client, client.open(REPLIES, ttl=60) as box:
+        done = resume_from_mailbox(ReleaseFlow, box, SQLiteFlowPersistence(db), timeout=30)
+    print(f"[pid {os.getpid()}] flow {done.flow_id} resumed with {done.feedback!r}")
+    print("result:", done.result)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["resume"]:
+        resume(sys.argv[2])
+        return
+    work = Path(tempfile.mkdtemp(prefix="mailslot-flow-"))
+    db = str(work / "flows.db")
+    if os.environ.get("MAILSLOT_URL"):
+        start_and_review(db)
+        return
+    from mailslot_broker import NatsServer
+
+    server = NatsServer(work / "nats").start()
+    try:
+        creds = work / "credentials.json"
+        server.credentials.write(creds)
+        # The resuming child process inherits these.
+        os.environ["MAILSLOT_URL"] = server.url
+        os.environ["MAILSLOT_CREDENTIALS"] = str(creds)
+        start_and_review(db)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The agent-instance side of :class:`~mailslot_autogen.MailslotAgentRuntime`: factories,
+lazily created instances, state. Nothing here touches mail; it is what any autogen-core runtime
+does for the agents it hosts, kept apart so the runtime module stays about routing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from autogen_core import (
+    Agent,
+    AgentId,
+    AgentInstantiationContext,
+    AgentMetadata,
+    AgentRuntime,
+    AgentType,
+    try_get_known_serializers_for_type,
+)
+from autogen_core._runtime_impl_helpers import get_impl
+from autogen_core._serialization import SerializationRegistry
+
+T = TypeVar("T", bound=Agent)
+
+
+class AgentHostMixin:
+    """Instances of the agent types this runtime hosts, created on first message."""
+
+    _factories: dict[str, Callable[[], Awaitable[Agent]]]
+    _instances: dict[AgentId, Agent]
+    _creating: dict[AgentId, asyncio.Future[Agent]]
+    _ser: SerializationRegistry
+
+    def _init_host(self) -> None:
+        self._factories = {}
+        self._instances = {}
+        self._creating = {}
+        self._ser = SerializationRegistry()
+
+    def _runtime(self) -> AgentRuntime:
+        assert isinstance(self, AgentRuntime)
+        return self
+
+    async def _get_agent(self, agent_id: AgentId) -> Agent:
+        if agent_id in self._instances:
+            return self._instances[agent_id]
+        if agent_id in self._creating:
+            return await self._creating[agent_id]
+        factory = self._factories.get(agent_id.type)
+        if factory is None:
+            raise LookupError(f"agent type {agent_id.type!r} is not hosted by this runtime")
+        fut: asyncio.Future[Agent] = asyncio.get_running_loop().create_future()
+        self._creating[agent_id] = fut
+        try:
+            with AgentInstantiationContext.populate_context((self._runtime(), agent_id)):
+                agent = await factory()
+            self._instances[agent_id] = agent
+            fut.set_result(agent)
+            return agent
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            del self._creating[agent_id]
+
+    def _add_handler_types(self, cls: type | None) -> None:
+        """Serializers for what a RoutedAgent's handlers return: ``register()`` only adds the
+        types they accept, and an RPC answer must be serialized here."""
+        discover = getattr(cls, "_discover_handlers", None)
+        if discover is None:
+            return
+        for handler in discover():
+            for t in getattr(handler, "produces_types", []):
+                if isinstance(t, type) and t is not type(None):
+                    with contextlib.suppress(Exception):
+                        self._ser.add_serializer(try_get_known_serializers_for_type(t))
+
+    async def try_get_underlying_agent_instance(self, id: AgentId, type: type[T] = Agent) -> T:  # type: ignore[assignment]
+        agent = await self._get_agent(id)
+        if not isinstance(agent, type):
+            raise TypeError(f"agent {id} is a {agent.__class__.__name__}, not a {type.__name__}")
+        return agent
+
+    async def get(
+        self, id_or_type: AgentId | AgentType | str, /, key: str = "default", *, lazy: bool = True
+    ) -> AgentId:
+        return await get_impl(id_or_type=id_or_type, key=key, lazy=lazy, instance_getter=self._get_agent)
+
+    async def save_state(self) -> Mapping[str, Any]:
+        return {str(aid): dict(await agent.save_state()) for aid, agent in self._instances.items()}
+
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        for key, value in state.items():
+            await (await self._get_agent(AgentId.from_str(key))).load_state(value)
+
+    async def agent_metadata(self, agent: AgentId) -> AgentMetadata:
+        return (await self._get_agent(agent)).metadata
+
+    async def agent_save_state(self, agent: AgentId) -> Mapping[str, Any]:
+        return await (await self._get_agent(agent)).save_state()
+
+    async def agent_load_state(self, agent: AgentId, state: Mapping[str, Any]) -> None:
+        await (await self._get_agent(agent)).load_state(state)
+
+
+__all__ = ["AgentHostMixin"]

@@ -1,0 +1,428 @@
+"""An autogen-core ``AgentRuntime`` whose messages are Mailslot mail.
+
+Unchanged ``RoutedAgent``s run on it; what changes is that messages survive the processes:
+
+- ``send_message(m, AgentId(type, key))`` is a durable request to the mailbox of ``type``
+  (:func:`~mailslot_autogen.addressing.type_address`); the key travels in a header. The mail
+  waits there if no process hosts ``type`` yet; whichever runtime registers ``type`` (several
+  replicas compete) runs the handler and replies into the sender runtime's own mailbox.
+- ``publish_message(m, TopicId)`` goes two ways. Every subscription *this* runtime knows is fanned
+  out as durable mail to the recipients' type mailboxes (declare a remote agent's subscription
+  on the publishing side too to make its events durable); the message is also broadcast live on
+  a Mailslot topic, so runtimes whose subscriptions the publisher does not know still deliver
+  it to their agents (skipping agent types the fan-out already reached; one replica per type).
+- Payloads are AutoGen's own serializers (``try_get_known_serializers_for_type``); routing rides
+  in ``Autogen-*`` headers.
+
+It relies on autogen-core's ``SerializationRegistry`` and ``SubscriptionManager`` helpers (also
+used by AutoGen's gRPC runtime), hence the ``autogen-core<0.8`` pin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import mailslot
+from autogen_core import (
+    JSON_DATA_CONTENT_TYPE,
+    Agent,
+    AgentId,
+    AgentRuntime,
+    AgentType,
+    CancellationToken,
+    MessageContext,
+    MessageHandlerContext,
+    MessageSerializer,
+    Subscription,
+    TopicId,
+    try_get_known_serializers_for_type,
+)
+from autogen_core._runtime_impl_helpers import SubscriptionManager
+from autogen_core._serialization import UnknownPayload
+
+from . import addressing as a
+from ._host import AgentHostMixin
+from .addressing import H
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound=Agent)
+
+
+class RemoteHandlerError(RuntimeError):
+    """The recipient's handler raised; the message is the remote exception's text."""
+
+
+class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
+    """Hosts the agent types registered on it and reaches every other type by mail.
+
+    ``namespace`` separates independent systems on one broker. ``address`` names this
+    runtime's reply mailbox: give a stable one to collect answers across a restart.
+    """
+
+    def __init__(
+        self,
+        client: mailslot.Mailslot,
+        *,
+        namespace: str = "autogen",
+        address: str | None = None,
+        ttl: float = 3600.0,
+        rpc_timeout: float = 300.0,
+        priority: str = "normal",
+        ack_wait: float = 30.0,
+        max_deliver: int = 5,
+        backoff: Sequence[float] = (1.0, 5.0),
+        max_concurrency: int = 32,
+        live_topics: bool = True,
+    ) -> None:
+        self._client = client
+        self._ns = namespace
+        self.address = address or a.runtime_address(namespace, uuid.uuid4().hex[:16])
+        self._ttl = ttl
+        self._rpc_timeout = rpc_timeout
+        self._priority = priority
+        self._box_opts: dict[str, Any] = {"ttl": ttl, "ack_wait": ack_wait, "max_deliver": max_deliver}
+        self._backoff = tuple(backoff) or (1.0,)
+        self._sem = asyncio.Semaphore(max_concurrency)
+        self._live_topics = live_topics
+        self._init_host()
+        self._subs = SubscriptionManager()
+        self._home: mailslot.Mailbox | None = None
+        self._boxes: dict[str, mailslot.Mailbox] = {}
+        self._topic_subs: list[Any] = []
+        self._loops: list[asyncio.Task[None]] = []
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._start_lock = asyncio.Lock()
+        self._stopped = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> MailslotAgentRuntime:
+        """Open this runtime's reply mailbox (done lazily by the first call that needs it)."""
+        async with self._start_lock:
+            if self._home is None:
+                self._home = await self._client.open(self.address, ttl=self._ttl)
+        return self
+
+    async def _started(self) -> mailslot.Mailbox:
+        if self._home is None:
+            await self.start()
+        assert self._home is not None
+        return self._home
+
+    async def idle(self, *, timeout: float = 30.0) -> None:
+        """Wait until no handler of this runtime is running."""
+
+        async def drained() -> None:
+            while self._inflight:
+                await asyncio.gather(*list(self._inflight), return_exceptions=True)
+
+        await asyncio.wait_for(drained(), timeout)
+
+    async def stop(self) -> None:
+        """Stop receiving, let running handlers finish, close the mailboxes (their mail and
+        leases stay, so a restart within ``ttl`` picks up where this one stopped)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for sub in self._topic_subs:
+            await sub.close()
+        for box in self._boxes.values():
+            await box.close()
+        for t in self._loops:
+            t.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        await asyncio.gather(*list(self._inflight), return_exceptions=True)
+        if self._home is not None:
+            await self._home.close()
+
+    close = stop
+
+    async def __aenter__(self) -> MailslotAgentRuntime:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- wire ---------------------------------------------------------------------------------
+
+    def _encode(self, message: Any) -> tuple[bytes, dict[str, str]]:
+        type_name = self._ser.type_name(message)
+        if not self._ser.is_registered(type_name, JSON_DATA_CONTENT_TYPE):
+            self._ser.add_serializer(try_get_known_serializers_for_type(type(message)))
+        data = self._ser.serialize(message, type_name=type_name, data_content_type=JSON_DATA_CONTENT_TYPE)
+        return data, {H.TYPE_NAME: type_name, H.CONTENT_TYPE: JSON_DATA_CONTENT_TYPE}
+
+    def _decode(self, data: bytes, headers: Mapping[str, str]) -> Any:
+        type_name = headers.get(H.TYPE_NAME, "")
+        content_type = headers.get(H.CONTENT_TYPE, JSON_DATA_CONTENT_TYPE)
+        return self._ser.deserialize(data, type_name=type_name, data_content_type=content_type)
+
+    @staticmethod
+    def _route(
+        kind: str, sender: AgentId | None, message_id: str | None, topic: TopicId | None = None
+    ) -> dict[str, str]:
+        h = {H.KIND: kind, H.MESSAGE_ID: message_id or uuid.uuid4().hex}
+        if sender is not None:
+            h[H.SENDER] = a.enc(str(sender))
+        if topic is not None:
+            h[H.TOPIC_TYPE], h[H.TOPIC_SOURCE] = a.enc(topic.type), a.enc(topic.source)
+        return h
+
+    @staticmethod
+    def _context(h: Mapping[str, str], *, is_rpc: bool) -> MessageContext:
+        sender = AgentId.from_str(a.dec(h[H.SENDER])) if h.get(H.SENDER) else None
+        topic = (
+            TopicId(a.dec(h[H.TOPIC_TYPE]), a.dec(h.get(H.TOPIC_SOURCE, ""))) if h.get(H.TOPIC_TYPE) else None
+        )
+        return MessageContext(
+            sender=sender,
+            topic_id=topic,
+            is_rpc=is_rpc,
+            cancellation_token=CancellationToken(),
+            message_id=h.get(H.MESSAGE_ID, ""),
+        )
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send_message(
+        self,
+        message: Any,
+        recipient: AgentId,
+        *,
+        sender: AgentId | None = None,
+        cancellation_token: CancellationToken | None = None,
+        message_id: str | None = None,
+    ) -> Any:
+        """Durable request to ``recipient``; returns its handler's answer (or raises its error)."""
+        home = await self._started()
+        data, h = self._encode(message)
+        h.update(self._route("rpc", sender, message_id))
+        h[H.RECIPIENT_TYPE], h[H.RECIPIENT_KEY] = a.enc(recipient.type), a.enc(recipient.key)
+        receipt = await home.request(
+            a.type_address(self._ns, recipient.type),
+            data,
+            priority=self._priority,
+            headers=h,
+            idempotency_key=message_id,
+        )
+        fut = asyncio.ensure_future(home.reply_for(receipt.id, timeout=self._rpc_timeout))
+        if cancellation_token is not None:
+            cancellation_token.link_future(fut)
+        reply = await fut
+        try:
+            rh = reply.headers
+            if rh.get(H.KIND) == "error":
+                raise RemoteHandlerError(a.dec(rh.get(H.ERROR, "")) or reply.text)
+            if not rh.get(H.TYPE_NAME):
+                return None
+            result = self._decode(reply.data, rh)
+            if isinstance(result, UnknownPayload):
+                raise TypeError(
+                    f"reply of type {result.type_name!r} has no serializer here: call "
+                    "add_message_serializer(try_get_known_serializers_for_type(ThatType))"
+                )
+            return result
+        finally:
+            await reply.ack()
+
+    async def publish_message(
+        self,
+        message: Any,
+        topic_id: TopicId,
+        *,
+        sender: AgentId | None = None,
+        cancellation_token: CancellationToken | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        """Durable mail to every recipient of a known subscription, plus a live broadcast."""
+        home = await self._started()
+        data, h = self._encode(message)
+        h.update(self._route("event", sender, message_id, topic_id))
+        recipients = await self._subs.get_subscribed_recipients(topic_id)
+        for rid in recipients:
+            if sender is not None and rid == sender:
+                continue  # like the single-threaded runtime: no echo to the publisher
+            eh = {**h, H.RECIPIENT_TYPE: a.enc(rid.type), H.RECIPIENT_KEY: a.enc(rid.key)}
+            await home.send(a.type_address(self._ns, rid.type), data, priority=self._priority, headers=eh)
+        if self._live_topics:
+            covered = sorted({rid.type for rid in recipients})
+            bh = {**h, H.COVERED: ",".join(a.enc(t) for t in covered)}
+            await self._client.publish(a.topic_name(self._ns, topic_id.type), data, headers=bh)
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def _host(self, agent_type: str) -> None:
+        """Open the type's mailbox and its broadcast queue subscription, once."""
+        if agent_type in self._boxes or self._stopped:
+            return
+        await self._started()
+        box = await self._client.open(a.type_address(self._ns, agent_type), **self._box_opts)
+        self._boxes[agent_type] = box
+        self._loops.append(asyncio.create_task(self._mail_loop(box), name=f"autogen-rt:{agent_type}"))
+        if self._live_topics:
+            sub = await self._client.subscribe(
+                a.topic_pattern(self._ns), queue=a.queue_group(self._ns, agent_type)
+            )
+            self._topic_subs.append(sub)
+            self._loops.append(asyncio.create_task(self._topic_loop(sub, agent_type)))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception:  # settling failed (connection lost?): the server redelivers
+                log.exception("mailslot runtime: message handling failed")
+
+        task: asyncio.Task[None] = asyncio.ensure_future(guarded())
+        self._inflight.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._inflight.discard(t)
+            self._sem.release()
+
+        task.add_done_callback(done)
+
+    async def _mail_loop(self, box: mailslot.Mailbox) -> None:
+        # Handlers run concurrently: one that sends to another agent here must not block it.
+        while True:
+            try:
+                msg = await box.receive()
+            except mailslot.MailboxClosed:
+                return
+            except mailslot.MailslotError:
+                log.exception("mailslot runtime: receive on %s failed; retrying", box.address)
+                await asyncio.sleep(1.0)
+                continue
+            await self._sem.acquire()
+            self._spawn(self._handle_mail(box, msg))
+
+    async def _handle_mail(self, box: mailslot.Mailbox, msg: mailslot.Message) -> None:
+        h = msg.headers
+        is_rpc = h.get(H.KIND) == "rpc"
+        try:
+            rid = AgentId(a.dec(h[H.RECIPIENT_TYPE]), a.dec(h[H.RECIPIENT_KEY]))
+            message = self._decode(msg.data, h)
+            if isinstance(message, UnknownPayload):
+                raise TypeError(f"no serializer for message type {message.type_name!r} in this runtime")
+            result = await self._deliver(rid, message, self._context(h, is_rpc=is_rpc))
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if is_rpc:  # the caller gets the error, like a local send_message would raise it
+                await self._reply(box, msg, None, error=reason)
+                await msg.ack()
+            elif msg.delivery_count >= int(self._box_opts["max_deliver"]):
+                await msg.term(reason=reason[:200])
+            else:
+                delay = self._backoff[min(msg.delivery_count - 1, len(self._backoff) - 1)]
+                await msg.nak(delay=delay)
+            log.warning("handler for %s failed: %s", msg.id, reason)
+            return
+        if is_rpc:
+            await self._reply(box, msg, result)
+        await msg.ack()
+
+    async def _reply(
+        self, box: mailslot.Mailbox, msg: mailslot.Message, result: Any, *, error: str | None = None
+    ) -> None:
+        if not msg.reply_to:
+            return
+        if error is not None:
+            data, h = error.encode(), {H.KIND: "error", H.ERROR: a.enc(error)}
+        elif result is None:
+            data, h = b"", {H.KIND: "result"}
+        else:
+            data, h = self._encode(result)
+            h[H.KIND] = "result"
+        # Through the client, not the mailbox: a handler finishing during stop() (mailbox
+        # already closed to new mail) still answers.
+        await self._client.send(
+            msg.reply_to,
+            data,
+            sender=box.address,
+            priority=msg.priority,
+            headers=h,
+            correlation_id=msg.correlation_id or msg.id,
+            idempotency_key=f"{msg.id}.reply",
+        )
+
+    async def _topic_loop(self, sub: Any, agent_type: str) -> None:
+        async for ev in sub:
+            await self._sem.acquire()
+            self._spawn(self._handle_broadcast(ev, agent_type))
+
+    async def _handle_broadcast(self, ev: Any, agent_type: str) -> None:
+        h = ev.headers
+        covered = {a.dec(t) for t in h.get(H.COVERED, "").split(",") if t}
+        if agent_type in covered or not h.get(H.TOPIC_TYPE):
+            return
+        ctx = self._context(h, is_rpc=False)
+        assert ctx.topic_id is not None
+        recipients = [
+            r for r in await self._subs.get_subscribed_recipients(ctx.topic_id) if r.type == agent_type
+        ]
+        if not recipients:
+            return
+        message = self._decode(ev.data, h)
+        for rid in recipients:
+            if ctx.sender is not None and rid == ctx.sender:
+                continue
+            try:
+                await self._deliver(rid, message, self._context(h, is_rpc=False))
+            except Exception:
+                log.exception("event handler of %s failed", rid)
+
+    async def _deliver(self, rid: AgentId, message: Any, ctx: MessageContext) -> Any:
+        agent = await self._get_agent(rid)
+        with MessageHandlerContext.populate_context(agent.id):
+            return await agent.on_message(message, ctx=ctx)
+
+    async def register_factory(
+        self,
+        type: str | AgentType,
+        agent_factory: Callable[[], T | Awaitable[T]],
+        *,
+        expected_class: type[T] | None = None,
+    ) -> AgentType:
+        agent_type = type if isinstance(type, AgentType) else AgentType(type)
+        if agent_type.type in self._factories:
+            raise ValueError(f"agent type {agent_type.type!r} is already registered")
+
+        async def make() -> Agent:
+            made = agent_factory()
+            agent = await made if inspect.isawaitable(made) else made
+            if expected_class is not None and not isinstance(agent, expected_class):
+                raise ValueError(f"factory for {agent_type.type} made a {agent.__class__.__name__}")
+            return agent
+
+        self._factories[agent_type.type] = make
+        self._add_handler_types(expected_class)
+        await self._host(agent_type.type)
+        return agent_type
+
+    async def register_agent_instance(self, agent_instance: Agent, agent_id: AgentId) -> AgentId:
+        if agent_id in self._instances:
+            raise ValueError(f"agent {agent_id} already exists")
+        await agent_instance.bind_id_and_runtime(id=agent_id, runtime=self)
+        self._instances[agent_id] = agent_instance
+        self._add_handler_types(agent_instance.__class__)
+        await self._host(agent_id.type)
+        return agent_id
+
+    async def add_subscription(self, subscription: Subscription) -> None:
+        await self._subs.add_subscription(subscription)
+
+    async def remove_subscription(self, id: str) -> None:
+        await self._subs.remove_subscription(id)
+
+    def add_message_serializer(
+        self, serializer: MessageSerializer[Any] | Sequence[MessageSerializer[Any]]
+    ) -> None:
+        self._ser.add_serializer(serializer)
+
+
+__all__ = ["MailslotAgentRuntime", "RemoteHandlerError"]

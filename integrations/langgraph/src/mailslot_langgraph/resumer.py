@@ -1,0 +1,202 @@
+"""The resumer: waits for the replies paused threads are waiting for and resumes them.
+
+For every pending interrupt raised by :func:`~mailslot_langgraph.await_reply` it collects
+the reply with ``Mailbox.reply_for(correlation_id)`` and resumes exactly that interrupt with
+``Command(resume={interrupt_id: payload})``. Replies wait durably at the mailbox's reply
+sub-address, so it does not matter whether the reply lands before the graph reached its
+wait, while no process was running, or while the resumer waits. The thread state (in the
+checkpointer) is the durable ``correlation id -> (thread, interrupt)`` map: a new process
+finds the waits with :meth:`Resumer.watch` (a known thread) or :meth:`Resumer.scan`
+(every thread in the checkpointer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mailslot
+from langgraph.types import Command, Interrupt
+
+from .durable import is_mail_wait
+from .envelope import decode_payload
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Resumed:
+    """One resume: which thread, by which reply, and what the graph returned (``GraphOutput``)
+    or the error it raised."""
+
+    thread_id: str
+    correlation_id: str
+    reply: Any
+    output: Any = None
+    error: BaseException | None = None
+    interrupts: tuple[Interrupt, ...] = field(default=())
+
+
+def _config(thread: str | dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
+    if isinstance(thread, dict):
+        return thread
+    cfg = dict(base or {})
+    cfg["configurable"] = {**cfg.get("configurable", {}), "thread_id": thread}
+    return cfg
+
+
+class Resumer:
+    """Resume threads of ``graph`` (compiled with a checkpointer) when their replies arrive
+    in ``mailbox``. Use as ``async with Resumer(graph, mb, context=ctx) as r:``.
+
+    ``context`` is passed to every resumed run (e.g. ``MailContext(mailbox=mb)``);
+    ``on_resumed`` is called with each :class:`Resumed`.
+    """
+
+    def __init__(
+        self,
+        graph: Any,
+        mailbox: mailslot.Mailbox,
+        *,
+        context: Any = None,
+        config: dict[str, Any] | None = None,
+        decode: Callable[[mailslot.Message], Any] = decode_payload,
+        on_resumed: Callable[[Resumed], Awaitable[None] | None] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.mailbox = getattr(mailbox, "aio", mailbox)
+        self.context = context
+        self.config = config
+        self.decode = decode
+        self.on_resumed = on_resumed
+        self.results: asyncio.Queue[Resumed] = asyncio.Queue()
+        self._waits: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Resumer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop waiting (pending replies stay in the mailbox for the next resumer)."""
+        self._closed = True
+        tasks = list(self._waits.values()) + list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        self._waits.clear()
+
+    @property
+    def waiting(self) -> list[tuple[str, str]]:
+        """(thread id, correlation id) of every wait being watched."""
+        return [(t, c) for (t, c), task in self._waits.items() if not task.done()]
+
+    # -- finding waits ---------------------------------------------------------------------------
+
+    async def watch(self, thread: str | dict[str, Any]) -> int:
+        """Start waiting for the replies this thread's pending interrupts expect; returns how
+        many new waits were started."""
+        if self._closed:
+            raise RuntimeError("this Resumer is closed")
+        cfg = _config(thread, self.config)
+        tid = str(cfg["configurable"]["thread_id"])
+        state = await self.graph.aget_state(cfg)
+        return self._watch_interrupts(tid, cfg, state.interrupts)
+
+    def _watch_interrupts(self, tid: str, cfg: dict[str, Any], interrupts: Any) -> int:
+        started = 0
+        for intr in interrupts or ():
+            if not is_mail_wait(intr.value):
+                continue
+            cid = str(intr.value["correlation_id"])
+            key = (tid, cid)
+            if key in self._waits and not self._waits[key].done():
+                continue
+            self._waits[key] = asyncio.create_task(self._await(tid, cfg, cid, intr))
+            started += 1
+        return started
+
+    async def scan(self) -> int:
+        """Watch every thread in the graph's checkpointer; returns the number of new waits."""
+        cp = self.graph.checkpointer
+        threads: list[str] = []
+        try:
+            async for tup in cp.alist(None):
+                threads.append(str(tup.config["configurable"]["thread_id"]))
+        except NotImplementedError:
+            found = await asyncio.to_thread(lambda: list(cp.list(None)))
+            threads = [str(t.config["configurable"]["thread_id"]) for t in found]
+        total = 0
+        for tid in dict.fromkeys(threads):
+            total += await self.watch(tid)
+        return total
+
+    async def ainvoke(self, input: Any, config: dict[str, Any], **kwargs: Any) -> Any:
+        """Run the graph (``version="v2"``) and watch the mail waits it ends paused on."""
+        kwargs.setdefault("context", self.context)
+        out = await self.graph.ainvoke(input, config, version="v2", **kwargs)
+        self._watch_interrupts(str(config["configurable"]["thread_id"]), config, out.interrupts)
+        return out
+
+    # -- resuming ---------------------------------------------------------------------------------
+
+    async def _await(self, tid: str, cfg: dict[str, Any], cid: str, intr: Interrupt) -> None:
+        try:
+            reply = await self.mailbox.reply_for(cid)
+            value = self.decode(reply)
+        except mailslot.MailslotError as exc:  # e.g. the mailbox was closed under us
+            log.warning("waiting for reply %s of thread %s failed: %s", cid, tid, exc)
+            self.results.put_nowait(Resumed(thread_id=tid, correlation_id=cid, reply=None, error=exc))
+            return
+        res = Resumed(thread_id=tid, correlation_id=cid, reply=value)
+        lock = self._locks.setdefault(tid, asyncio.Lock())
+        async with lock:
+            try:
+                out = await self.graph.ainvoke(
+                    Command(resume={intr.id: value}), cfg, context=self.context, version="v2"
+                )
+            except Exception as exc:  # the reply was taken; report rather than lose it silently
+                log.exception("resuming thread %s with reply %s failed", tid, cid)
+                res.error = exc
+            else:
+                await reply.ack()
+                res.output = out
+                res.interrupts = tuple(out.interrupts)
+                self._watch_interrupts(tid, cfg, out.interrupts)
+        self.results.put_nowait(res)
+        if self.on_resumed is not None:
+            r = self.on_resumed(res)
+            if asyncio.iscoroutine(r):
+                await r
+
+    async def next_result(self, *, timeout: float | None = None) -> Resumed:
+        """The next :class:`Resumed`, waiting up to ``timeout`` seconds."""
+        return await asyncio.wait_for(self.results.get(), timeout)
+
+
+async def resume_when_replied(
+    graph: Any,
+    mailbox: mailslot.Mailbox,
+    thread: str | dict[str, Any],
+    *,
+    context: Any = None,
+    timeout: float | None = None,
+) -> Resumed:
+    """One-shot: wait for the first reply one of the thread's mail waits expects, resume the
+    thread with it, and return what happened (for scripts and tests)."""
+    async with Resumer(graph, mailbox, context=context) as r:
+        if await r.watch(thread) == 0:
+            raise LookupError(f"thread {thread!r} is not waiting for mail")
+        return await r.next_result(timeout=timeout)

@@ -1,0 +1,425 @@
+"""Broadcast: publish to a topic, subscribe with wildcards, replay durable history.
+
+Live traffic is core NATS on ``topic.<name>``. A durable publish goes to ``ptopic.<name>``;
+stream ``MAILSLOT_TOPICS`` stores it and republishes it to ``topic.<name>``, so one live
+subscription sees both kinds. A subscription with ``replay`` reads the stored history first
+(an ordered consumer) and then switches to live without a gap or a duplicate:
+
+1. subscribe live first and buffer what arrives;
+2. note the stream's last sequence ``L``;
+3. deliver history up to ``L`` (a stored message past ``L`` is left to the live side);
+4. drain the buffer, dropping republished (durable) messages whose ``Nats-Sequence`` is ``<= L``
+   because history already delivered them, then deliver live messages as they come.
+
+Steps 3 and 4 switch over without an ``await`` in between, so nothing can slip through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from mailslot_broker import protocol as p
+from mailslot_broker.protocol import Header
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from . import payload as pl
+from ._boundary import boundary, plain_seconds, seconds
+from .errors import InvalidInput, PayloadTooLarge, Timeout
+from .message import _parse_float, _parse_time
+from .outgoing import _check_user_headers, new_message_id
+
+if TYPE_CHECKING:
+    from .client import Mailslot
+
+T = TypeVar("T")
+Replay = Literal["all", "last"] | datetime | None
+_NATS_STREAM = "Nats-Stream"
+
+
+@dataclass(frozen=True)
+class Published:
+    """What :meth:`Mailslot.publish` sent. ``seq`` is the history sequence (durable only)."""
+
+    id: str
+    topic: str
+    durable: bool
+    seq: int | None = None
+    duplicate: bool = False
+
+
+class Broadcast:
+    """One message received on a topic: payload accessors like :class:`Message`, no ack."""
+
+    __slots__ = ("_msg", "headers", "replayed", "topic")
+
+    def __init__(self, msg: Msg, *, replayed: bool = False, seq: int | None = None) -> None:
+        self._msg = msg
+        self.headers: Mapping[str, str] = dict(msg.headers or {})
+        if seq is not None:
+            self.headers = {**self.headers, Header.NATS_SEQUENCE: str(seq)}
+        try:
+            self.topic = p.topic_from_subject(msg.subject)
+        except ValueError:
+            self.topic = msg.subject
+        #: True when it came from stored history rather than live.
+        self.replayed = replayed
+
+    @property
+    def durable(self) -> bool:
+        """Stored in the topic history (published with ``durable=True``)."""
+        return self.replayed or _NATS_STREAM in self.headers
+
+    @property
+    def seq(self) -> int | None:
+        """Sequence in the topic history; None for an ephemeral message."""
+        v = self.headers.get(Header.NATS_SEQUENCE)
+        return int(v) if v and self.durable else None
+
+    @property
+    def id(self) -> str | None:
+        return self.headers.get(Header.MSG_ID)
+
+    @property
+    def sender(self) -> str | None:
+        return self.headers.get(Header.FROM)
+
+    @property
+    def sent_at(self) -> datetime | None:
+        return _parse_time(self.headers.get(Header.SENT_AT))
+
+    @property
+    def ttl(self) -> float | None:
+        return _parse_float(self.headers.get(Header.TTL))
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get(Header.CONTENT_TYPE, p.ContentType.BYTES)
+
+    @property
+    def user_headers(self) -> dict[str, str]:
+        return {
+            k: v
+            for k, v in self.headers.items()
+            if not k.startswith(p.RESERVED_HEADER_PREFIXES) and k != Header.TRACEPARENT
+        }
+
+    @property
+    def data(self) -> bytes:
+        return self._msg.data
+
+    @property
+    def text(self) -> str:
+        return pl.decode_text(self._msg.data)
+
+    def json(self) -> Any:
+        return pl.decode_json(self._msg.data)
+
+    def model(self, model: type[T]) -> T:
+        return pl.decode_model(self._msg.data, model)
+
+    def __repr__(self) -> str:
+        kind = "durable" if self.durable else "ephemeral"
+        return f"<Broadcast topic={self.topic} {kind} seq={self.seq} id={self.id}>"
+
+
+# -- publishing --------------------------------------------------------------------------------
+
+
+async def publish(
+    client: Mailslot,
+    topic: str,
+    payload: Any,
+    *,
+    durable: bool = False,
+    ttl: float | timedelta | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Published:
+    with boundary():
+        topic = p.validate_topic(topic)
+    ttl_s = seconds(ttl, what="ttl")
+    if ttl_s is not None and not durable:
+        raise InvalidInput("ttl only applies to durable=True: an ephemeral message is never stored")
+    hdrs = _check_user_headers(headers)
+    data, content_type = pl.encode(payload)
+    msg_id = new_message_id()
+    hdrs[Header.MSG_ID] = msg_id
+    hdrs[Header.CONTENT_TYPE] = content_type
+    hdrs[Header.SENT_AT] = datetime.now(timezone.utc).isoformat()
+    if client.name:
+        hdrs[Header.FROM] = client.name
+    subject = p.durable_topic_subject(topic) if durable else p.topic_subject(topic)
+    if durable:
+        hdrs[Header.NATS_MSG_ID] = msg_id
+        if ttl_s is not None:
+            hdrs[Header.TTL] = f"{ttl_s:g}"
+            hdrs[Header.NATS_TTL] = p.nats_ttl_value(ttl_s)
+    size = len(data) + len(subject) + sum(len(k) + len(v) + 4 for k, v in hdrs.items()) + 64
+    if size > client.max_payload:
+        raise PayloadTooLarge(
+            f"broadcast on {topic} is {size} bytes with headers; the server accepts {client.max_payload}"
+        )
+    client._check_open()
+    with boundary():
+        if not durable:
+            await client.nc.publish(subject, data, headers=hdrs)
+            return Published(id=msg_id, topic=topic, durable=False)
+        ack = await client.js.publish(subject, data, headers=hdrs, timeout=5.0)
+    return Published(id=msg_id, topic=topic, durable=True, seq=ack.seq, duplicate=bool(ack.duplicate))
+
+
+# -- subscribing -------------------------------------------------------------------------------
+
+_CLOSED = object()
+
+
+class TopicSubscription:
+    """Live (and optionally replayed) messages on a topic pattern.
+
+    Await it (``sub = await ms.subscribe(...)``) to be sure it is listening before you go on;
+    ``async for`` and ``async with`` start it too. Iterating yields :class:`Broadcast` events
+    until :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        client: Mailslot,
+        pattern: str,
+        *,
+        queue: str | None,
+        replay: Replay,
+    ) -> None:
+        with boundary():
+            self.pattern = p.validate_topic_pattern(pattern)
+        if queue is not None:
+            with boundary():
+                p.validate_address(queue)
+        if replay is not None and not isinstance(replay, datetime) and replay not in ("all", "last"):
+            raise InvalidInput(f"replay must be 'all', 'last', a datetime or None, not {replay!r}")
+        if replay is not None and queue is not None:
+            raise InvalidInput("replay cannot be combined with a queue group")
+        if isinstance(replay, datetime) and replay.tzinfo is None:
+            replay = replay.astimezone()  # naive = local time
+        self._client = client
+        self.queue = queue
+        self.replay = replay
+        self._out: asyncio.Queue[Any] = asyncio.Queue()
+        self._buffer: list[Msg] | None = [] if replay is not None else None
+        self._threshold = 0  # live durable messages with seq <= this were replayed already
+        self._sub: NatsSubscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = False
+        self._closed = False
+        self._start_lock = asyncio.Lock()
+        #: Counters: messages delivered from history, live duplicates of history dropped.
+        self.replayed = 0
+        self.skipped = 0
+
+    # -- start / stop ------------------------------------------------------------------------
+
+    async def start(self) -> TopicSubscription:
+        async with self._start_lock:
+            if self._started:
+                return self
+            self._client._check_open()
+            nc = self._client.nc
+            with boundary():
+                self._sub = await nc.subscribe(
+                    p.topic_subject(self.pattern), queue=self.queue or "", cb=self._on_live
+                )
+                await nc.flush(timeout=10)
+            self._started = True
+            if self.replay is not None:
+                self._task = asyncio.create_task(self._replay(), name=f"replay:{self.pattern}")
+        return self
+
+    def __await__(self) -> Generator[Any, None, TopicSubscription]:
+        return self.start().__await__()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        self._out.put_nowait(_CLOSED)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self) -> TopicSubscription:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    def _fresh(self, msg: Msg) -> bool:
+        """False for a republished durable message that history already delivered."""
+        h = msg.headers or {}
+        if self._threshold and _NATS_STREAM in h:
+            with contextlib.suppress(ValueError):
+                if int(h.get(Header.NATS_SEQUENCE, "0")) <= self._threshold:
+                    self.skipped += 1
+                    return False
+        return True
+
+    async def _on_live(self, msg: Msg) -> None:
+        if self._buffer is not None:
+            self._buffer.append(msg)
+        elif self._fresh(msg):
+            self._out.put_nowait(Broadcast(msg))
+
+    async def _replay(self) -> None:
+        try:
+            await self._read_history()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._out.put_nowait(exc)
+        finally:
+            # Switch to live in one step (no await): buffered first, then the callback directly.
+            buffered, self._buffer = self._buffer or [], None
+            for msg in buffered:
+                if self._fresh(msg):
+                    self._out.put_nowait(Broadcast(msg))
+
+    async def _read_history(self) -> None:
+        js = self._client.js
+        with boundary():
+            info = await js.stream_info(p.TOPICS_STREAM)
+        last = int(info.state.last_seq or 0)
+        self._threshold = last
+        if last == 0:
+            return
+        cfg = ConsumerConfig(filter_subject=p.durable_topic_subject(self.pattern))
+        if self.replay == "all":
+            cfg.deliver_policy = DeliverPolicy.ALL
+        elif self.replay == "last":
+            cfg.deliver_policy = DeliverPolicy.LAST_PER_SUBJECT
+        else:
+            assert isinstance(self.replay, datetime)
+            cfg.deliver_policy = DeliverPolicy.BY_START_TIME
+            cfg.opt_start_time = self.replay
+        with boundary():
+            hist = await js.subscribe(
+                p.durable_topic_subject(self.pattern),
+                stream=p.TOPICS_STREAM,
+                config=cfg,
+                ordered_consumer=True,
+                inactive_threshold=30.0,
+            )
+        try:
+            with boundary():
+                ci = await hist.consumer_info()
+            if not ci.num_pending and not hist.delivered:
+                return
+            done = 0
+            while True:
+                try:
+                    msg = await hist.next_msg(timeout=30.0)
+                except Exception as exc:
+                    raise Timeout(f"replay of {self.pattern} stalled") from exc
+                meta = msg.metadata
+                seq = meta.sequence.stream
+                if seq <= done:
+                    # nats-py's ordered consumer may restart from an earlier sequence after a
+                    # reset (seen under load: 0, 1, 0, 1, 2, ...): never deliver twice.
+                    continue
+                if seq > last:
+                    return  # stored after the snapshot: the live side delivers it
+                self._out.put_nowait(Broadcast(msg, replayed=True, seq=seq))
+                self.replayed += 1
+                done = seq
+                if seq == last or meta.num_pending == 0:
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                await hist.unsubscribe()
+
+    async def next(self, *, timeout: float | timedelta | None = None) -> Broadcast:
+        """The next event; raises :class:`Timeout` after ``timeout`` seconds and
+        :class:`StopAsyncIteration` once closed."""
+        await self.start()
+        t = plain_seconds(timeout, what="timeout")
+        try:
+            item = await asyncio.wait_for(self._out.get(), t)
+        except asyncio.TimeoutError:
+            raise Timeout(f"nothing on {self.pattern} within {t:g} s") from None
+        if item is _CLOSED:
+            self._out.put_nowait(_CLOSED)
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def __aiter__(self) -> TopicSubscription:
+        return self
+
+    async def __anext__(self) -> Broadcast:
+        return await self.next()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "live" if self._started else "new"
+        return f"<TopicSubscription {self.pattern} {state}>"
+
+
+class SyncTopicSubscription:
+    """Blocking twin of :class:`TopicSubscription` (from ``mailslot.sync``): iterate it, or
+    call :meth:`next` with a timeout; ``with`` closes it."""
+
+    def __init__(self, sub: TopicSubscription) -> None:
+        from ._portal import PORTAL
+
+        self._portal = PORTAL
+        self._s = sub
+
+    @property
+    def aio(self) -> TopicSubscription:
+        return self._s
+
+    @property
+    def pattern(self) -> str:
+        return self._s.pattern
+
+    @property
+    def closed(self) -> bool:
+        return self._s.closed
+
+    def next(self, *, timeout: float | timedelta | None = None) -> Broadcast:
+        """The next event; :class:`Timeout` after ``timeout`` s, StopIteration once closed."""
+        try:
+            return self._portal.call(self._s.next(timeout=timeout))
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def __iter__(self) -> SyncTopicSubscription:
+        return self
+
+    def __next__(self) -> Broadcast:
+        return self.next()
+
+    def close(self) -> None:
+        self._portal.call(self._s.close())
+
+    def __enter__(self) -> SyncTopicSubscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Broadcast", "Published", "SyncTopicSubscription", "TopicSubscription", "publish"]

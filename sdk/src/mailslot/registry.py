@@ -1,0 +1,244 @@
+"""The agent registry: every live lease in ``MAILSLOT_AGENTS`` carries the agent's card.
+
+Listing reads the bucket's current values; watching follows the bucket. A card appears when
+an agent opens its mailbox and disappears when its lease lapses (the server's limit marker
+reaches watchers as a PURGE), when the mailbox is destroyed, or when the key is deleted.
+Lease renewals rewrite the same card every ``ttl / 3``; the watcher turns those into nothing
+(or into an ``update`` when the card changed), so a subscriber sees one ``join`` and one
+``leave`` per agent life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+import pydantic
+from mailslot_broker import protocol as p
+from nats.js.kv import KeyValue
+
+from ._boundary import boundary, plain_seconds
+from .errors import Timeout
+from .mailbox import AgentCard
+
+if TYPE_CHECKING:
+    from .client import Mailslot
+
+
+def _card(address: str, value: bytes | None) -> AgentCard:
+    try:
+        card = AgentCard.model_validate_json(value or b"{}")
+    except pydantic.ValidationError:
+        card = AgentCard(metadata={"raw": (value or b"").decode(errors="replace")})
+    if card.address != address:
+        card = card.model_copy(update={"address": address})
+    return card
+
+
+def _matches(card: AgentCard, capability: str | None, tag: str | None) -> bool:
+    if capability is not None and capability not in card.capabilities and capability not in card.skills:
+        return False
+    return tag is None or tag in card.tags
+
+
+async def _bucket(client: Mailslot) -> KeyValue:
+    with boundary():
+        return await client.js.key_value(p.AGENTS_BUCKET)
+
+
+async def list_agents(
+    client: Mailslot, *, capability: str | None = None, tag: str | None = None
+) -> list[AgentCard]:
+    client._check_open()
+    kv = await _bucket(client)
+    # Keyed by address: a lease renewed while we read shows up again, and one that lapses
+    # while we read shows up as a purge (last word wins).
+    live: dict[str, AgentCard] = {}
+    with boundary():
+        watcher = await kv.watchall()
+        try:
+            while True:
+                entry = await watcher.updates(timeout=10.0)
+                if entry is None:
+                    break
+                if entry.operation is None and entry.value:
+                    live[entry.key] = _card(entry.key, entry.value)
+                else:
+                    live.pop(entry.key, None)
+                if entry.delta == 0:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()
+    cards = [c for c in live.values() if _matches(c, capability, tag)]
+    cards.sort(key=lambda c: c.address or "")
+    return cards
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    """An agent joined, changed its card, or left (lease lapsed, deleted or destroyed)."""
+
+    kind: Literal["join", "update", "leave"]
+    address: str
+    card: AgentCard | None
+    at: datetime
+
+
+_STOP = object()
+
+
+class AgentWatch:
+    """Async iterator of :class:`AgentEvent`. ``initial=True`` first reports every agent that
+    is already live as a ``join``."""
+
+    def __init__(self, client: Mailslot, *, initial: bool = False) -> None:
+        self._client = client
+        self.initial = initial
+        self._known: dict[str, AgentCard] = {}
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self._out: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._closed = False
+
+    async def start(self) -> AgentWatch:
+        if self._task is not None:
+            return self
+        self._client._check_open()
+        kv = await _bucket(self._client)
+        with boundary():
+            self._watcher = await kv.watchall()
+        self._ready = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._run(), name="mailslot:watch-agents")
+        await asyncio.shield(self._ready)  # the initial state is known: events from now on
+        return self
+
+    def __await__(self) -> Any:
+        return self.start().__await__()
+
+    async def _run(self) -> None:
+        assert self._watcher is not None and self._ready is not None
+        live = False
+        try:
+            async for entry in self._watcher:
+                if entry is None:
+                    live = True
+                    if not self._ready.done():
+                        self._ready.set_result(None)
+                    continue
+                now = datetime.now(timezone.utc)
+                emit = live or self.initial
+                if entry.operation in ("DEL", "PURGE") or not entry.value:
+                    card = self._known.pop(entry.key, None)
+                    if card is not None and live:
+                        self._out.put_nowait(AgentEvent("leave", entry.key, card, now))
+                else:
+                    card = _card(entry.key, entry.value)
+                    old = self._known.get(entry.key)
+                    self._known[entry.key] = card
+                    if old is None and emit:
+                        self._out.put_nowait(AgentEvent("join", entry.key, card, now))
+                    elif old is not None and old != card and live:
+                        self._out.put_nowait(AgentEvent("update", entry.key, card, now))
+                if not live and entry.delta == 0:
+                    live = True
+                    if not self._ready.done():
+                        self._ready.set_result(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._out.put_nowait(exc)
+        finally:
+            if not self._ready.done():
+                self._ready.set_result(None)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await self._watcher.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._out.put_nowait(_STOP)
+
+    async def next(self, *, timeout: float | None = None) -> AgentEvent:
+        """The next event; :class:`Timeout` after ``timeout`` s, StopAsyncIteration once closed."""
+        await self.start()
+        t = plain_seconds(timeout, what="timeout")
+        try:
+            item = await asyncio.wait_for(self._out.get(), t)
+        except asyncio.TimeoutError:
+            raise Timeout(f"no agent event within {t:g} s") from None
+        if item is _STOP:
+            self._out.put_nowait(_STOP)
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    @property
+    def known(self) -> dict[str, AgentCard]:
+        """Live agents as this watcher currently sees them."""
+        return dict(self._known)
+
+    def __aiter__(self) -> AgentWatch:
+        return self
+
+    async def __anext__(self) -> AgentEvent:
+        return await self.next()
+
+    async def __aenter__(self) -> AgentWatch:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class SyncAgentWatch:
+    """Blocking twin of :class:`AgentWatch` (from ``mailslot.sync``)."""
+
+    def __init__(self, watch: AgentWatch) -> None:
+        from ._portal import PORTAL
+
+        self._portal = PORTAL
+        self._w = watch
+
+    @property
+    def aio(self) -> AgentWatch:
+        return self._w
+
+    @property
+    def known(self) -> dict[str, AgentCard]:
+        return self._w.known
+
+    def next(self, *, timeout: float | None = None) -> AgentEvent:
+        try:
+            return self._portal.call(self._w.next(timeout=timeout))
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def __iter__(self) -> SyncAgentWatch:
+        return self
+
+    def __next__(self) -> AgentEvent:
+        return self.next()
+
+    def close(self) -> None:
+        self._portal.call(self._w.close())
+
+    def __enter__(self) -> SyncAgentWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["AgentEvent", "AgentWatch", "SyncAgentWatch", "list_agents"]

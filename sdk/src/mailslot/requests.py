@@ -1,0 +1,336 @@
+"""Durable request/reply over mailboxes: ``request``, ``ask`` and ``reply_for``.
+
+A request is ordinary mail with ``Mailslot-Reply-To`` set to the asker's *reply sub-address*
+(``<address>._replies``) and ``Mailslot-Correlation-Id`` set to the request's message id. The
+responder answers with :meth:`Message.reply`, which is an ordinary send to that address, so
+the reply is stored durably on ``mbox.<p>.<address>._replies``:
+
+- the asker's receive loop never sees replies (its consumers filter ``mbox.<p>.<address>``
+  exactly), and ``ask`` never takes other mail;
+- a waiting ``ask`` learns of the reply from the headers-only bell the mail stream republishes
+  (``bell.<p>.<address>._replies`` carries the correlation id and the stream sequence), fetches
+  it by sequence with a direct get and deletes it: no consumer, no polling;
+- a reply that arrived while the asker was away (e.g. its process restarted) waits there until
+  :meth:`reply_for` finds it by scanning the reply subjects, or until the mailbox is reclaimed.
+
+Deleting the reply decides who gets it when several replicas of the same agent look for the
+same correlation id: the one whose delete succeeds hands it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from mailslot_broker import protocol as p
+from mailslot_broker.protocol import Header
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import errors as jserr
+
+from ._boundary import boundary, plain_seconds
+from .errors import InvalidInput, MailboxClosed, MessageError, Timeout
+from .message import Message, Receipt
+from .outgoing import prepare
+
+if TYPE_CHECKING:
+    from .mailbox import Mailbox
+
+#: A waiter re-scans this often even without a bell, in case one was missed (reconnect).
+_RESCAN_EVERY = 30.0
+
+
+class Reply(Message):
+    """A reply handed out by ``ask``/``reply_for``. It was removed from the reply sub-address
+    when handed out, so ``ack`` and ``in_progress`` are no-ops and ``nak``/``term`` refuse."""
+
+    __slots__ = ()
+
+    async def ack(self) -> None:
+        self._settled = True
+
+    async def in_progress(self) -> None:
+        return None
+
+    async def nak(self, *, delay: float | None = None) -> None:
+        raise MessageError("a reply is removed when handed out; it cannot be redelivered")
+
+    async def term(self, *, reason: str | None = None) -> None:
+        raise MessageError("a reply is removed when handed out; it cannot be termed")
+
+
+class ReplyBox:
+    """The reply sub-address of one open mailbox: bell subscription and waiters."""
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self._mb = mailbox
+        self.address = p.reply_address(mailbox.address)
+        self._sub: Subscription | None = None
+        self._waiters: dict[str, list[asyncio.Future[int]]] = {}
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def of(cls, mailbox: Mailbox) -> ReplyBox:
+        box: ReplyBox | None = mailbox._reply_box
+        if box is None:
+            box = mailbox._reply_box = cls(mailbox)
+        await box._start()
+        return box
+
+    async def _start(self) -> None:
+        async with self._lock:
+            if self._sub is not None:
+                return
+            nc = self._mb._client.nc
+            with boundary():
+                self._sub = await nc.subscribe(p.bell_subject_all_priorities(self.address), cb=self._on_bell)
+                await nc.flush(timeout=10)
+
+    async def close(self) -> None:
+        self._closed = True
+        for futs in self._waiters.values():
+            for f in futs:
+                if not f.done():
+                    f.set_exception(MailboxClosed(f"mailbox {self._mb.address} is closed"))
+        self._waiters.clear()
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    # -- finding and taking replies ----------------------------------------------------------
+
+    async def _on_bell(self, msg: Msg) -> None:
+        h = msg.headers or {}
+        corr = h.get(Header.CORRELATION_ID)
+        try:
+            seq = int(h.get(Header.NATS_SEQUENCE, "0"))
+        except ValueError:
+            return
+        for f in self._waiters.get(corr or "", []):
+            if not f.done():
+                f.set_result(seq)
+
+    def register(self, correlation_id: str) -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(correlation_id, []).append(fut)
+        return fut
+
+    def _unregister(self, correlation_id: str, fut: asyncio.Future[int]) -> None:
+        futs = self._waiters.get(correlation_id)
+        if futs and fut in futs:
+            futs.remove(fut)
+            if not futs:
+                del self._waiters[correlation_id]
+
+    async def _scan(self, correlation_id: str) -> list[int]:
+        """Stream sequences of stored replies with this correlation id (direct gets)."""
+        js = self._mb._client.js
+        found: list[int] = []
+        for prio in p.PRIORITIES:
+            seq = 1
+            while True:
+                try:
+                    raw = await js.get_msg(
+                        p.MAIL_STREAM,
+                        seq=seq,
+                        subject=p.mail_subject(prio, self.address),
+                        next=True,
+                        direct=True,
+                    )
+                except jserr.NotFoundError:
+                    break
+                got = int(raw.seq or 0)
+                if got < seq:
+                    break  # defensive: a server that ignores next_by_subj must not loop us
+                if (raw.headers or {}).get(Header.CORRELATION_ID) == correlation_id:
+                    found.append(got)
+                seq = got + 1
+        return found
+
+    async def _take(self, seq: int, correlation_id: str) -> Reply | None:
+        """Fetch the reply at ``seq`` and delete it; None if it is gone or not ours."""
+        js = self._mb._client.js
+        try:
+            raw = await js.get_msg(p.MAIL_STREAM, seq=seq, direct=True)
+        except jserr.NotFoundError:
+            return None
+        headers = dict(raw.headers or {})
+        if headers.get(Header.CORRELATION_ID) != correlation_id:
+            return None
+        try:
+            await js.delete_msg(p.MAIL_STREAM, seq)
+        except (jserr.NotFoundError, jserr.BadRequestError):
+            return None  # another replica took it first
+        except jserr.APIError as exc:
+            if exc.err_code in (10057, 10058):  # no message found / already deleted
+                return None
+            raise
+        headers[Header.NATS_SEQUENCE] = str(raw.seq)
+        msg = Msg(
+            _client=self._mb._client.nc,
+            subject=raw.subject or "",
+            reply="",
+            data=raw.data or b"",
+            headers=headers,
+        )
+        return Reply(msg, self._mb)
+
+    async def collect(
+        self,
+        correlation_id: str,
+        *,
+        timeout: float | None,
+        fut: asyncio.Future[int] | None = None,
+    ) -> Reply:
+        """Wait for the reply with ``correlation_id``; ``fut`` is a waiter registered before
+        the request went out, so a fast reply cannot ring before anyone listens."""
+        if fut is None:
+            fut = self.register(correlation_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                if self._closed or self._mb.closed:
+                    raise MailboxClosed(f"mailbox {self._mb.address} is closed")
+                with boundary():
+                    for seq in await self._scan(correlation_id):
+                        got = await self._take(seq, correlation_id)
+                        if got is not None:
+                            return got
+                while True:
+                    wait = _RESCAN_EVERY
+                    if deadline is not None:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            raise Timeout(
+                                f"no reply for {correlation_id} to {self._mb.address} within {timeout:g} s"
+                            )
+                        wait = min(wait, remaining)
+                    try:
+                        seq = await asyncio.wait_for(asyncio.shield(fut), wait)
+                    except asyncio.TimeoutError:
+                        break  # rescan
+                    self._unregister(correlation_id, fut)
+                    fut = self.register(correlation_id)
+                    with boundary():
+                        got = await self._take(seq, correlation_id)
+                    if got is not None:
+                        return got
+        finally:
+            self._unregister(correlation_id, fut)
+            if not fut.done():
+                fut.cancel()
+
+
+# -- the Mailbox methods -------------------------------------------------------------------------
+
+
+def _prepare_request(
+    mb: Mailbox,
+    to: str,
+    payload: Any,
+    *,
+    priority: p.Priority | str | int,
+    thread_id: str | None,
+    idempotency_key: str | None,
+    ttl: float | timedelta | None,
+    headers: Mapping[str, str] | None,
+) -> Any:
+    mb._check_usable()
+    reply_to = p.reply_address(mb.address)
+    try:
+        p.validate_address(reply_to)
+    except Exception as exc:
+        raise InvalidInput(
+            f"mailbox {mb.address} is too long to receive replies (its reply address {reply_to!r} "
+            f"must fit {p.MAX_ADDRESS_TOKENS} tokens and {p.MAX_ADDRESS_LENGTH} characters)"
+        ) from exc
+    out = prepare(
+        to,
+        payload,
+        sender=mb.address,
+        max_payload=mb._client.max_payload,
+        priority=priority,
+        ttl=ttl,
+        idempotency_key=idempotency_key,
+        headers=headers,
+        reply_to=reply_to,
+        thread_id=thread_id,
+    )
+    out.headers[Header.CORRELATION_ID] = out.id
+    return out
+
+
+async def request(
+    mb: Mailbox,
+    to: str,
+    payload: Any,
+    *,
+    priority: p.Priority | str | int = "normal",
+    thread_id: str | None = None,
+    idempotency_key: str | None = None,
+    ttl: float | timedelta | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Receipt:
+    out = _prepare_request(
+        mb,
+        to,
+        payload,
+        priority=priority,
+        thread_id=thread_id,
+        idempotency_key=idempotency_key,
+        ttl=ttl,
+        headers=headers,
+    )
+    return await mb._client._publish(out)
+
+
+async def ask(
+    mb: Mailbox,
+    to: str,
+    payload: Any,
+    *,
+    timeout: float | timedelta,
+    priority: p.Priority | str | int = "normal",
+    thread_id: str | None = None,
+    idempotency_key: str | None = None,
+    ttl: float | timedelta | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Reply:
+    t = plain_seconds(timeout, what="timeout")
+    out = _prepare_request(
+        mb,
+        to,
+        payload,
+        priority=priority,
+        thread_id=thread_id,
+        idempotency_key=idempotency_key,
+        ttl=ttl,
+        headers=headers,
+    )
+    box = await ReplyBox.of(mb)
+    fut = box.register(out.id)
+    try:
+        await mb._client._publish(out)
+    except BaseException:
+        box._unregister(out.id, fut)
+        fut.cancel()
+        raise
+    return await box.collect(out.id, timeout=t, fut=fut)
+
+
+async def reply_for(mb: Mailbox, correlation_id: str, *, timeout: float | timedelta | None = None) -> Reply:
+    mb._check_usable()
+    if not isinstance(correlation_id, str) or not correlation_id:
+        raise InvalidInput("correlation_id must be a non-empty str")
+    t = plain_seconds(timeout, what="timeout")
+    box = await ReplyBox.of(mb)
+    return await box.collect(correlation_id, timeout=t)
+
+
+__all__ = ["Reply", "ReplyBox", "ask", "reply_for", "request"]

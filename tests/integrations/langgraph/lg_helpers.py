@@ -1,0 +1,82 @@
+"""Helpers shared by the LangGraph integration tests (imported as a plain module)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mailslot
+import pytest
+
+
+class Responder:
+    """Answers every request in a mailbox with ``answer(payload)``; records what it got."""
+
+    def __init__(self, mb: mailslot.Mailbox, answer: Callable[[Any], Any]) -> None:
+        self.mb = mb
+        self.answer = answer
+        self.got: list[mailslot.Message] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        async for m in self.mb:
+            self.got.append(m)
+            payload = m.json() if m.content_type.startswith("application/json") else m.text
+            if m.reply_to:
+                await m.reply(self.answer(payload))
+            await m.ack()
+
+    def start(self) -> Responder:
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.task
+
+
+async def assert_empty(mb: mailslot.Mailbox, wait: float = 0.5) -> None:
+    """Nothing (more) is waiting in ``mb``."""
+    with pytest.raises(mailslot.Timeout):
+        m = await mb.receive(timeout=wait)
+        raise AssertionError(f"unexpected mail {m!r}: {m.data!r}")
+
+
+HERE = Path(__file__).resolve().parent
+
+
+def child_env(server: Any) -> dict[str, str]:
+    """Environment for a child process that should use ``server`` (like the root conftest's
+    ``client_env``, which a sibling conftest module name would shadow here)."""
+    creds = server.workdir / "lg-client-credentials.json"
+    server.credentials.write(creds)
+    env = dict(os.environ)
+    env["MAILSLOT_URL"] = server.url
+    env["MAILSLOT_CREDENTIALS"] = str(creds)
+    env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
+    for var in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2"):
+        env.pop(var, None)
+    return env
+
+
+def run_child(args: list[str], env: dict[str, str], *, expect_rc: int = 0, timeout: float = 120) -> Any:
+    """Run ``python lg_proc.py args...``; its last stdout line is JSON."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "lg_proc.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == expect_rc, (proc.returncode, proc.stdout, proc.stderr[-3000:])
+    lines = proc.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else None

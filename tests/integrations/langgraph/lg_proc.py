@@ -1,0 +1,78 @@
+"""Child process for the cross-process tests: ``python lg_proc.py <start|restart|resume> DB THREAD``.
+
+``start`` runs a graph that asks "coder" and pauses (``--crash`` dies right after sending,
+before the pause is checkpointed); ``restart`` continues a crashed run; ``resume`` is a new
+process that finds the waiting thread in the sqlite checkpointer and resumes it when the
+reply is there. Connects with MAILSLOT_URL / MAILSLOT_CREDENTIALS from the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from typing import Any, TypedDict
+
+import mailslot
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from mailslot_langgraph import MailContext, Resumer, mailbox_of, request_reply, send_request
+from pydantic import BaseModel
+
+
+class Answer(BaseModel):
+    n: int
+
+
+class State(TypedDict, total=False):
+    q: int
+    answer: dict[str, Any]
+    runs: int
+
+
+def build(saver: Any, *, crash: bool = False) -> Any:
+    async def ask(state: State, runtime: Runtime[MailContext]) -> State:
+        mb = mailbox_of(runtime)
+        if crash:
+            await send_request(mb, "coder", {"q": state["q"]})
+            os._exit(17)  # dies before the pause reaches the checkpointer
+        ans = await request_reply(mb, "coder", {"q": state["q"]}, response_schema=Answer)
+        return {"answer": ans.model_dump()}
+
+    g = StateGraph(State, context_schema=MailContext)
+    g.add_node("ask", ask)
+    g.add_edge(START, "ask")
+    g.add_edge("ask", END)
+    return g.compile(checkpointer=saver)
+
+
+async def main(cmd: str, db: str, thread: str, *flags: str) -> None:
+    cfg = {"configurable": {"thread_id": thread}}
+    async with (
+        mailslot.connect(name="planner-proc") as ms,
+        AsyncSqliteSaver.from_conn_string(db) as saver,
+    ):
+        mb = await ms.open("planner", ttl=60)
+        ctx = MailContext(mailbox=mb)
+        app = build(saver, crash="--crash" in flags)
+        if cmd == "start":
+            out = await app.ainvoke({"q": 21}, cfg, context=ctx, version="v2", durability="sync")
+            print(json.dumps({"interrupts": [i.value for i in out.interrupts]}), flush=True)
+        elif cmd == "restart":
+            out = await app.ainvoke(None, cfg, context=ctx, version="v2", durability="sync")
+            print(json.dumps({"interrupts": [i.value for i in out.interrupts]}), flush=True)
+        elif cmd == "resume":
+            async with Resumer(app, mb, context=ctx) as res:
+                waits = await res.scan()
+                done = await res.next_result(timeout=60)
+            print(
+                json.dumps({"waits": waits, "value": done.output.value, "error": repr(done.error)}),
+                flush=True,
+            )
+        await mb.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:]))

@@ -1,0 +1,217 @@
+"""Durable request/reply: ask, request + reply_for, across restarts, without stealing mail."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+
+import mailslot
+import pytest
+from mailslot_broker import NatsServer
+from mailslot_broker import protocol as p
+from testsupport import client_env
+
+
+async def answer(ms: mailslot.Mailslot, address: str, *, n: int = 1, delay: float = 0.0) -> list[str]:
+    """A responder: receives ``n`` requests and replies ``echo:<text>``."""
+    await asyncio.sleep(delay)
+    seen = []
+    async with await ms.open(address) as inbox:
+        for _ in range(n):
+            m = await inbox.receive(timeout=20)
+            seen.append(m.text)
+            await m.reply(f"echo:{m.text}")
+            await m.ack()
+    return seen
+
+
+async def test_ask_gets_the_matching_reply(ms: mailslot.Mailslot) -> None:
+    asker = await ms.open("asker")
+    responder = asyncio.create_task(answer(ms, "responder", n=2))
+    r1, r2 = await asyncio.gather(
+        asker.ask("responder", "one", timeout=20), asker.ask("responder", "two", timeout=20)
+    )
+    assert {r1.text, r2.text} == {"echo:one", "echo:two"}
+    assert r1.sender == "responder" and r1.correlation_id != r2.correlation_id
+    assert sorted(await responder) == ["one", "two"]
+    await r1.ack()  # a no-op: the reply left the mailbox when it was handed out
+    with pytest.raises(mailslot.MessageError):
+        await r2.nak()
+    info = await ms.js.stream_info(p.MAIL_STREAM, subjects_filter="mbox.*.asker.>")
+    assert not info.state.subjects
+
+
+async def test_ask_timeout_then_reply_for(ms: mailslot.Mailslot) -> None:
+    asker = await ms.open("asker")
+    with pytest.raises(mailslot.Timeout):
+        await asker.ask("nobody-home", "ping", timeout=0.5)
+    receipt = await asker.request("slow", "late question")
+    with pytest.raises(mailslot.Timeout):
+        await asker.reply_for(receipt.correlation_id, timeout=0.3)
+    await answer(ms, "slow")
+    reply = await asker.reply_for(receipt.correlation_id, timeout=10)
+    assert reply.text == "echo:late question" and reply.correlation_id == receipt.id
+
+
+async def test_responder_offline_at_first(ms: mailslot.Mailslot) -> None:
+    asker = await ms.open("asker")
+    responder = asyncio.create_task(answer(ms, "sleeper", delay=1.0))
+    reply = await asker.ask("sleeper", "wake up", timeout=20, priority="urgent")
+    assert reply.text == "echo:wake up" and reply.priority is mailslot.Priority.URGENT
+    await responder
+
+
+async def test_ask_does_not_steal_mail_and_receive_gets_no_replies(ms: mailslot.Mailslot) -> None:
+    asker = await ms.open("asker")
+    other = await ms.open("other")
+
+    async def responder() -> None:
+        async with await ms.open("responder") as inbox:
+            m = await inbox.receive(timeout=20)
+            await other.send("asker", "plain mail while the ask waits")
+            await asyncio.sleep(0.3)
+            await m.reply("the answer")
+            await m.ack()
+
+    task = asyncio.create_task(responder())
+    reply = await asker.ask("responder", "question", timeout=20)
+    await task
+    assert reply.text == "the answer"
+    mail = await asker.receive(timeout=5)
+    assert mail.text == "plain mail while the ask waits" and mail.reply_to is None
+    await mail.ack()
+    with pytest.raises(mailslot.Timeout):
+        await asker.receive(timeout=0.5)
+    assert [m.text for m in await asker.peek()] == []
+
+
+async def test_receive_never_sees_a_reply_nobody_collected(ms: mailslot.Mailslot) -> None:
+    asker = await ms.open("asker")
+    receipt = await asker.request("responder", "q", thread_id="t-1")
+    await answer(ms, "responder")
+    with pytest.raises(mailslot.Timeout):
+        await asker.receive(timeout=0.5)
+    reply = await asker.reply_for(receipt.correlation_id, timeout=5)
+    assert reply.thread_id == "t-1"
+
+
+async def test_idempotent_ask_reuses_the_request(ms: mailslot.Mailslot) -> None:
+    asker = await ms.open("asker")
+    first = await asker.request("responder", "q", idempotency_key="job-9")
+    responder = asyncio.create_task(answer(ms, "responder"))
+    reply = await asker.ask("responder", "q", idempotency_key="job-9", timeout=20)
+    assert reply.correlation_id == first.id
+    assert await responder == ["q"]  # the retried ask did not send a second request
+    stats = await ms.inspect("responder").stats()
+    assert stats.total == 0
+
+
+async def test_reply_to_a_foreign_reply_to_goes_to_that_mailbox(ms: mailslot.Mailslot) -> None:
+    await ms.send("responder", "from a foreign client", reply_to="elsewhere", correlation_id="c-1")
+    await answer(ms, "responder")
+    [waiting] = await ms.inspect("elsewhere").peek()
+    assert waiting.text == "echo:from a foreign client" and waiting.correlation_id == "c-1"
+
+
+async def test_destroy_reclaims_replies_and_reply_address_cannot_be_opened(
+    ms: mailslot.Mailslot,
+) -> None:
+    asker = await ms.open("asker")
+    await asker.request("responder", "q")
+    await answer(ms, "responder")
+    subj = p.mail_subject_all_priorities(p.reply_address("asker"))
+    assert (await ms.js.stream_info(p.MAIL_STREAM, subjects_filter=subj)).state.subjects
+    await asker.destroy()
+    assert not (await ms.js.stream_info(p.MAIL_STREAM, subjects_filter=subj)).state.subjects
+    with pytest.raises(mailslot.InvalidInput):
+        await ms.open("asker._replies")
+
+
+_ASK_AND_EXIT = textwrap.dedent(
+    """
+    import asyncio, mailslot
+    async def main():
+        async with mailslot.connect() as ms:
+            inbox = await ms.open("restarting-asker", ttl=60)
+            r = await inbox.request("responder", "survive a restart")
+            print(r.correlation_id, flush=True)
+    asyncio.run(main())
+    """
+)
+
+_COLLECT = textwrap.dedent(
+    """
+    import asyncio, sys, mailslot
+    async def main():
+        async with mailslot.connect() as ms:
+            inbox = await ms.open("restarting-asker", ttl=60)
+            assert inbox.resumed
+            reply = await inbox.reply_for(sys.argv[1], timeout=20)
+            print(reply.text, flush=True)
+    asyncio.run(main())
+    """
+)
+
+
+async def test_reply_for_after_the_asker_process_restarted(ms: mailslot.Mailslot, server: NatsServer) -> None:
+    env = client_env(server)
+
+    def run(code: str, *args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    corr = await asyncio.to_thread(run, _ASK_AND_EXIT)
+    await answer(ms, "responder")  # the asker process is gone; the reply waits for it
+    assert await asyncio.to_thread(run, _COLLECT, corr) == "echo:survive a restart"
+
+
+def test_sync_twin_ask_request_reply_for(server: NatsServer) -> None:
+    import threading
+
+    from mailslot import sync
+
+    c = server.credentials
+    with sync.connect(server.url, user=c.user, password=c.password) as ms:
+        asker = ms.open("sync-asker")
+        responder = ms.open("sync-responder")
+
+        def serve(n: int) -> None:
+            for _ in range(n):
+                m = responder.receive(timeout=20)
+                m.reply({"answer": m.json()["q"] * 2})
+                m.ack()
+
+        t = threading.Thread(target=serve, args=(2,))
+        t.start()
+        reply = asker.ask("sync-responder", {"q": 21}, timeout=20)
+        assert reply.json() == {"answer": 42}
+        receipt = asker.request("sync-responder", {"q": 1})
+        assert asker.reply_for(receipt.correlation_id, timeout=20).json() == {"answer": 2}
+        t.join(20)
+
+
+async def test_two_replicas_waiting_for_one_reply_hand_it_out_once(
+    ms: mailslot.Mailslot, server: NatsServer
+) -> None:
+    c = server.credentials
+    async with mailslot.connect(server.url, user=c.user, password=c.password) as other:
+        a = await ms.open("replicated")
+        b = await other.open("replicated")
+        receipt = await a.request("responder", "q")
+        waits = [asyncio.create_task(x.reply_for(receipt.correlation_id, timeout=4)) for x in (a, b)]
+        await asyncio.sleep(0.2)  # both are waiting on the bell
+        await answer(ms, "responder")
+        results = await asyncio.gather(*waits, return_exceptions=True)
+        got = [r for r in results if isinstance(r, mailslot.Message)]
+        missed = [r for r in results if isinstance(r, mailslot.Timeout)]
+        assert len(got) == 1 and len(missed) == 1, results
+        assert got[0].text == "echo:q"

@@ -1,0 +1,99 @@
+"""Lease reaper: a lapsed lease gets its mailbox reclaimed and an event is published."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import mailslot
+from mailslot_broker import protocol as p
+from nats.js import errors as jserr
+
+from .conftest import leader_of, wait_for
+
+
+async def _gone(ms: mailslot.Mailslot, address: str) -> bool:
+    info = await ms.js.stream_info(p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(address))
+    if sum((info.state.subjects or {}).values()):
+        return False
+    for prio in p.PRIORITIES:
+        try:
+            await ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name(address, prio))
+            return False
+        except jserr.NotFoundError:
+            pass
+    kv = await ms.js.key_value(p.AGENTS_BUCKET)
+    try:
+        await kv.get(address)
+        return False
+    except jserr.KeyNotFoundError:
+        pass
+    mb = await ms.js.key_value(p.MAILBOXES_BUCKET)
+    try:
+        await mb.get(address)
+        return False
+    except jserr.KeyNotFoundError:
+        return True
+
+
+async def _events(ms: mailslot.Mailslot) -> list[dict]:
+    got: list[dict] = []
+
+    async def cb(msg) -> None:
+        got.append(json.loads(msg.data))
+
+    await ms.nc.subscribe(p.topic_subject(p.system_topic(p.EVENT_AGENT_RECLAIMED)), cb=cb)
+    return got
+
+
+async def test_lapsed_lease_is_reclaimed_and_announced(ms, make_sidecar) -> None:
+    sc = await leader_of(await make_sidecar())
+    events = await _events(ms)
+    mb = await ms.open("reap-me", ttl=2)
+    await ms.send("reap-me", "one")
+    await ms.send("reap-me", "two", priority="urgent")
+    await mb.close()  # stop renewing: the lease lapses ~2 s later
+    kept = await ms.open("keep-me", ttl=2)  # renewed: must survive
+    destroyed = await ms.open("destroy-me", ttl=30)
+    await destroyed.destroy()  # reclaimed by its owner: not a lapsed lease, no event
+    await wait_for(lambda: any(e["address"] == "reap-me" for e in events), timeout=20)
+    assert await wait_for(lambda: _gone(ms, "reap-me"), timeout=10)
+    ev = next(e for e in events if e["address"] == "reap-me")
+    assert ev["messages_purged"] == 2
+    assert [e.address for e in sc.reclaims] == ["reap-me"]
+    assert sc.metrics.values()["mailslot_leases_reclaimed_total"] == 1
+    await asyncio.sleep(1.0)
+    assert not any(e["address"] in ("keep-me", "destroy-me") for e in events)
+    assert not await _gone(ms, "keep-me")
+    await kept.close()
+
+
+async def test_leases_that_expired_while_the_sidecar_was_down(ms, make_sidecar) -> None:
+    events = await _events(ms)
+    for name in ("down-a", "down-b"):
+        mb = await ms.open(name, ttl=1)
+        await ms.send(name, "waiting")
+        await mb.close()
+    never_opened = await ms.send("nobody-home", "keep me")  # no record: mail must wait
+    kv = await ms.js.key_value(p.AGENTS_BUCKET)
+
+    async def lapsed() -> bool:
+        for name in ("down-a", "down-b"):
+            try:
+                e = await kv.get(name)
+                if e.value:
+                    return False
+            except jserr.KeyNotFoundError:
+                pass
+        return True
+
+    await wait_for(lapsed, timeout=15)
+    # Purge the expiry markers too, so only the start-up sweep can find them (no watch event).
+    for name in ("down-a", "down-b"):
+        await ms.js.purge_stream(f"KV_{p.AGENTS_BUCKET}", subject=f"$KV.{p.AGENTS_BUCKET}.{name}")
+    sc = await leader_of(await make_sidecar())
+    await wait_for(lambda: {e.address for e in sc.reclaims} == {"down-a", "down-b"}, timeout=15)
+    assert await _gone(ms, "down-a") and await _gone(ms, "down-b")
+    await wait_for(lambda: len(events) == 2, timeout=10)
+    peek = await ms.inspect("nobody-home").peek()
+    assert [m.id for m in peek] == [never_opened.id]
