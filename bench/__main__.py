@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 prof = Profiler(async_mode="enabled")
                 with prof:
                     results[name] = await mod.run(b)
-                out = RESULTS.parent / f"profile-{name}.txt"
+                out = Path(tempfile.gettempdir()) / f"mailslot-bench-profile-{name}.txt"
                 out.write_text(prof.output_text(unicode=False, color=False, show_all=False))
                 console.log(f"profile written to {out}")
             else:

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from .requests import Reply, ReplyBox
 
 _PULL_REPLY_TIMEOUT = 5.0
+#: How long a pull rung by a bell waits for the consumer to catch up with the stream.
+_BELL_GRACE = 0.25
 
 
 class AgentCard(BaseModel):
@@ -79,6 +81,7 @@ class Mailbox(MailboxView):
         self._destroyed = False
         self._maybe = {prio: True for prio in p.PRIORITIES}
         self._gen = dict.fromkeys(p.PRIORITIES, 0)
+        self._rung = dict.fromkeys(p.PRIORITIES, False)
         self._buffer: list[tuple[int, int, int, Message]] = []
         self._tiebreak = itertools.count()
         self._wake = asyncio.Event()
@@ -133,6 +136,11 @@ class Mailbox(MailboxView):
         return mb
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Mailslot:
+        """The client this mailbox was opened through (for publish, agents, ...)."""
+        return self._client
 
     @property
     def closed(self) -> bool:
@@ -303,6 +311,7 @@ class Mailbox(MailboxView):
             prio, _ = p.parse_mail_subject(msg.subject)
         except (ValueError, IndexError):
             return
+        self._rung[prio] = True
         self._mark(prio)
 
     async def _on_pull_reply(self, msg: Msg) -> None:
@@ -326,11 +335,16 @@ class Mailbox(MailboxView):
 
     # -- pulling --------------------------------------------------------------------------------
 
-    async def _pull(self, prio: p.Priority, batch: int) -> list[Message] | None:
-        """No-wait pull of up to ``batch`` messages; None when the reply never came."""
+    async def _pull(
+        self, prio: p.Priority, batch: int, *, expires: float | None = None
+    ) -> list[Message] | None:
+        """No-wait pull of up to ``batch`` messages (or a pull that waits up to ``expires``);
+        None when the reply never came."""
         token = str(next(self._tokens))
         consumer = p.consumer_name(self.address, prio)
-        body = json.dumps(p.pull_request(batch=batch, no_wait=True)).encode()
+        body = json.dumps(
+            p.pull_request(batch=batch, no_wait=expires is None, expires=expires)
+        ).encode()
         out: list[Message] = []
         self._current_token = token
         try:
@@ -339,10 +353,13 @@ class Mailbox(MailboxView):
                 p.pull_subject(p.MAIL_STREAM, consumer), body, reply=f"{self._inbox}.{token}"
             )
             while len(out) < batch:
-                try:
-                    msg = await asyncio.wait_for(self._replies.get(), _PULL_REPLY_TIMEOUT)
-                except asyncio.TimeoutError:
-                    return out or None
+                if not self._replies.empty():
+                    msg = self._replies.get_nowait()
+                else:
+                    try:
+                        msg = await asyncio.wait_for(self._replies.get(), _PULL_REPLY_TIMEOUT)
+                    except asyncio.TimeoutError:
+                        return out or None
                 status = msg.headers.get("Status") if msg.headers else None
                 if status:
                     if status == "503":
@@ -366,6 +383,7 @@ class Mailbox(MailboxView):
             if not self._maybe[prio]:
                 continue
             gen = self._gen[prio]
+            rung, self._rung[prio] = self._rung[prio], False
             try:
                 got = await self._pull(prio, batch)
             except _ConsumerMissing:
@@ -373,11 +391,18 @@ class Mailbox(MailboxView):
                 with boundary():
                     await self._ensure_consumers()
                 got = await self._pull(prio, batch)
+            retried = False
+            if got == [] and rung:
+                # The bell can overtake the consumer: the message is stored but the consumer
+                # does not offer it yet, and a no-wait pull says 404. Give it a moment with a
+                # short waiting pull instead of sleeping until the heartbeat.
+                got = await self._pull(prio, 1, expires=_BELL_GRACE)
+                retried = True
             if got is None:
                 continue  # no answer (reconnecting?): leave the level flagged
             for m in got:
                 self._push(m)
-            if len(got) < batch and self._gen[prio] == gen:
+            if len(got) < batch and self._gen[prio] == gen and not retried:
                 self._maybe[prio] = False
             if got:
                 return

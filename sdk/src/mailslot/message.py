@@ -67,12 +67,13 @@ class Message:
     :class:`DecodeError` when the bytes are not what was asked for.
     """
 
-    __slots__ = ("_mailbox", "_msg", "_settled", "headers", "priority", "to")
+    __slots__ = ("_mailbox", "_msg", "_seq", "_settled", "headers", "priority", "to")
 
     def __init__(self, msg: Msg, mailbox: Mailbox | None) -> None:
         self._msg = msg
         self._mailbox = mailbox
         self._settled = False
+        self._seq: int | None = None
         self.headers: Mapping[str, str] = dict(msg.headers or {})
         try:
             self.priority, self.to = parse_mail_subject(msg.subject)
@@ -89,10 +90,12 @@ class Message:
     @property
     def seq(self) -> int:
         """Stream sequence (unique within the mail stream)."""
-        try:
-            return int(self._msg.metadata.sequence.stream)
-        except Exception:
-            return int(self.headers.get(Header.NATS_SEQUENCE, "0") or 0)
+        if self._seq is None:
+            try:
+                self._seq = int(self._msg.metadata.sequence.stream)
+            except Exception:
+                self._seq = int(self.headers.get(Header.NATS_SEQUENCE, "0") or 0)
+        return self._seq
 
     @property
     def sender(self) -> str | None:

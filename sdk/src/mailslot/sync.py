@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -401,6 +402,12 @@ def connect(
 
 
 
+def event_loop() -> asyncio.AbstractEventLoop:
+    """The background loop every sync client runs on. Async objects obtained through ``.aio``
+    belong to it: schedule work on it with ``asyncio.run_coroutine_threadsafe``."""
+    return PORTAL.loop()
+
+
 __all__ = [
     "SyncDeadLetters",
     "SyncMailbox",
@@ -408,4 +415,5 @@ __all__ = [
     "SyncMailslot",
     "SyncMessage",
     "connect",
+    "event_loop",
 ]

@@ -19,10 +19,10 @@ T = TypeVar("T")
 
 
 def _sync_twin_loop() -> asyncio.AbstractEventLoop:
-    """The loop behind ``mailslot.sync``. The SDK has no public accessor for it yet."""
-    from mailslot import _portal  # TODO(sdk): a public `mailslot.sync.loop()` would replace this
+    """The loop behind ``mailslot.sync``."""
+    from mailslot import sync
 
-    return _portal.PORTAL.loop()
+    return sync.event_loop()
 
 
 def unwrap(mailbox: Any) -> tuple[mailslot.Mailbox, asyncio.AbstractEventLoop | None]:
