@@ -6,9 +6,9 @@ import asyncio
 import json
 import subprocess
 
-from testsupport import client_env
 from mailslot.cli import app
 from mailslot_broker import NatsServer
+from testsupport import client_env
 from typer.testing import CliRunner
 
 from .conftest import leader_of, wait_for

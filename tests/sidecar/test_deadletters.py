@@ -82,10 +82,11 @@ async def test_term_goes_to_dlq(ms, make_sidecar) -> None:
     coop = await ms.send("picky", "cooperative term")
     m1 = await mb.receive(timeout=5)
     assert m1.id == plain.id
-    await m1.term(reason="bad")  # plain +TERM: the server deletes the body at once
+    # a foreign client's plain +TERM: the server deletes the body at once
+    await ms.nc.publish(m1._msg.reply, b"+TERM bad")
     m2 = await mb.receive(timeout=5)
     assert m2.id == coop.id
-    await ms.dead_letters.term(m2, reason="worse")
+    await m2.term(reason="worse")  # Mailslot's term keeps the body
     await wait_for(lambda: len(sc.dead) >= 1, timeout=15)
     await asyncio.sleep(0.5)
     dead = {d.mail_seq: d for d in await ms.dead_letters.list("picky")}

@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testsupport import client_env
 from mailslot_broker import NatsServer
 from mailslot_broker import protocol as p
+from testsupport import client_env
 
 from .conftest import wait_for
 from .test_deadletters import _exhaust

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import mailslot
 import pytest
 from mailslot_broker import NatsServer, TenantSpec
-
-import mailslot
 
 
 @pytest.fixture

@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 
+import mailslot
 import pytest
 from mailslot_broker import protocol as p
-
-import mailslot
 
 from .conftest import connect_as
 
@@ -98,7 +97,7 @@ async def test_wildcard_and_jetstream_api_subjects_stay_in_the_account(tenants_s
         assert (await topic_sub.next(timeout=5)).json() == 1
         await beta.nc.flush()
         deadline = asyncio.get_running_loop().time() + 5
-        while "topic.own.topic" not in seen and asyncio.get_running_loop().time() < deadline:
+        while "topic.own.topic" not in seen and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         assert "topic.own.topic" in seen
         for s in subs:

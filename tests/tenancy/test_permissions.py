@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import mailslot
 import pytest
 from mailslot_broker import NatsServer, TenantSpec
 from mailslot_broker.config import Permissions
-
-import mailslot
 
 PROMPT = 3.0  # seconds; every SDK wait involved is >= 5 s, so a timeout cannot pass
 
@@ -69,8 +68,19 @@ CASES = {
     "ephemeral-publish": (_ephemeral_publish, {"publish_deny": ["topic.secret.>"]}),
     "subscribe": (_subscribe, {"subscribe_deny": ["topic.secret.>"]}),
     "open": (_open, {"subscribe_deny": ["bell.*.vault"]}),
-    "peek": (_peek, {"publish_deny": ["$JS.API.DIRECT.GET.MAILSLOT_MAIL", "$JS.API.DIRECT.GET.MAILSLOT_MAIL.>"]}),
-    "agents": (_agents, {"publish_deny": ["$JS.API.CONSUMER.CREATE.KV_MAILSLOT_AGENTS", "$JS.API.CONSUMER.CREATE.KV_MAILSLOT_AGENTS.>"]}),
+    "peek": (
+        _peek,
+        {"publish_deny": ["$JS.API.DIRECT.GET.MAILSLOT_MAIL", "$JS.API.DIRECT.GET.MAILSLOT_MAIL.>"]},
+    ),
+    "agents": (
+        _agents,
+        {
+            "publish_deny": [
+                "$JS.API.CONSUMER.CREATE.KV_MAILSLOT_AGENTS",
+                "$JS.API.CONSUMER.CREATE.KV_MAILSLOT_AGENTS.>",
+            ]
+        },
+    ),
     "sys-request": (_sys_request, {}),
     "sys-subscribe": (_sys_subscribe, {}),
 }

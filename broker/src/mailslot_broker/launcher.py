@@ -163,9 +163,7 @@ class NatsServer:
                 self.pid = int(launcher.stdout.decode().strip())
                 self._proc = None
             else:
-                self._proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-                )
+                self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
                 self.pid = self._proc.pid
         finally:
             log.close()
@@ -187,9 +185,7 @@ class NatsServer:
                 self.port = port
                 return
             if not self.running:
-                raise ServerStartError(
-                    f"nats-server exited during start-up; log tail:\n{self.log_tail()}"
-                )
+                raise ServerStartError(f"nats-server exited during start-up; log tail:\n{self.log_tail()}")
             time.sleep(0.02)
         self.stop(grace=1.0)
         raise ServerStartError(f"nats-server not ready after {timeout:.0f} s:\n{self.log_tail()}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import random
+import ssl
 import time
 import weakref
 from collections.abc import Generator, Iterable, Mapping
@@ -36,6 +38,7 @@ from .broadcast import publish as _publish_topic
 from .errors import (
     AuthenticationFailed,
     BrokerUnreachable,
+    ConnectionFailed,
     InvalidInput,
     JetStreamUnavailable,
     NotConnected,
@@ -453,6 +456,8 @@ async def _connect(
     if name is not None:
         name = check_address(name)
     url = url or os.environ.get("MAILSLOT_URL") or None
+    if isinstance(url, str) and "," in url:  # seed URLs of a cluster, e.g. from MAILSLOT_URL
+        url = [u.strip() for u in url.split(",") if u.strip()]
     credentials = credentials or os.environ.get("MAILSLOT_CREDENTIALS") or None
     opts: dict[str, Any] = {}
     if url is None:
@@ -477,8 +482,6 @@ async def _connect(
     if token is not None:
         opts["token"] = token
     if tls_ca is not None:
-        import ssl
-
         ctx = ssl.create_default_context(cafile=str(tls_ca))
         opts["tls"] = ctx
     servers = [url] if isinstance(url, str) else list(url)
@@ -493,9 +496,15 @@ async def _connect(
             return
         if len(errors) < 100:
             errors.append(exc)
+        # nats-py 2.16 never returns from connect() after a failed TLS handshake: give up
+        # once every seed failed verification.
+        tls_errors = sum(isinstance(e, ssl.SSLError) for e in errors)
+        if guard is None and tls_errors >= len(servers) and not tls_failed.done():
+            tls_failed.set_exception(exc)
 
-    try:
-        nc = await nats.connect(
+    tls_failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    attempt = asyncio.ensure_future(
+        nats.connect(
             servers=servers,
             connect_timeout=timeout,
             max_reconnect_attempts=1,
@@ -504,6 +513,26 @@ async def _connect(
             name=f"mailslot:{name}" if name else "mailslot",
             **opts,
         )
+    )
+    try:
+        # Overall bound too, for the same nats-py hang on other handshake failures.
+        waiters: set[asyncio.Future[Any]] = {attempt, tls_failed}
+        await asyncio.wait(
+            waiters, timeout=timeout * 2 * len(servers) + 5, return_when=asyncio.FIRST_COMPLETED
+        )
+        if tls_failed.done():
+            tls_failed.exception()  # retrieved, whatever happens next
+        if not attempt.done():
+            attempt.cancel()
+            with contextlib.suppress(BaseException):
+                await attempt
+            if tls_failed.done():
+                raise ConnectionFailed(
+                    f"TLS handshake with {', '.join(servers)} failed: {tls_failed.exception()} "
+                    "(pass tls_ca= the CA file that signed the server certificate)"
+                )
+            raise asyncio.TimeoutError()
+        nc = attempt.result()
     except (nerr.NoServersError, OSError, asyncio.TimeoutError, nerr.Error) as exc:
         for err in [*errors, exc]:
             if isinstance(err, nerr.AuthorizationError) or "authorization" in str(err).lower():

@@ -211,10 +211,10 @@ class DeadLetters:
             info = await self._client.js.stream_info(p.DLQ_STREAM, subjects_filter=self._filter(address))
         return sum((info.state.subjects or {}).values())
 
-    async def term(self, message: Message, *, reason: str | None = None) -> None:
-        """Terminate ``message`` and keep its full body in dead letters (see module doc)."""
-        if not message._msg.reply:
-            raise MessageError("a peeked message cannot be terminated")
+    async def _preserve(self, message: Message, *, reason: str | None) -> None:
+        """Copy a message about to be termed into dead letters, body included: on a WorkQueue
+        stream ``+TERM`` deletes it before the sidecar's advisory handler could read it. The
+        sidecar writes its (bodiless) copy under the same dedupe id, so this full copy wins."""
         headers = dead_letter_headers(
             dict(message.headers),
             mail_seq=message.seq,
@@ -225,6 +225,11 @@ class DeadLetters:
             await self._client.js.publish(
                 p.dlq_subject(message.priority, message.to), message.data, headers=headers, timeout=5.0
             )
+
+    async def term(self, message: Message, *, reason: str | None = None) -> None:
+        """Terminate ``message``, keeping its full body in dead letters (same as ``message.term``)."""
+        if not message._msg.reply:
+            raise MessageError("a peeked message cannot be terminated")
         await message.term(reason=reason)
 
 

@@ -194,8 +194,14 @@ class Message:
             self._mailbox._settled(self, redeliver_in=d or 0.0)
 
     async def term(self, *, reason: str | None = None) -> None:
-        """Stop redelivering: the message goes to dead letters (with ``reason``)."""
+        """Stop redelivering: the message goes to dead letters (with ``reason``), body included."""
         self._settle()
+        if self._mailbox is not None:
+            try:
+                await self._mailbox.client.dead_letters._preserve(self, reason=reason)
+            except BaseException:
+                self._settled = False  # nothing was termed; the caller may retry
+                raise
         with boundary():
             body = b"+TERM" + (b" " + reason.encode() if reason else b"")
             await self._msg._client.publish(self._msg.reply, body)

@@ -183,12 +183,24 @@ class AgentWorker:
             self._task = asyncio.create_task(self.serve(), name=f"autogen-worker:{self.mailbox.address}")
         return self
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def stop(self, *, grace: float = 30.0) -> None:
+        """Stop serving. A task being handled gets ``grace`` seconds to finish (reply and ack)
+        before it is cancelled, which would leave it to be redelivered."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(self._lock.acquire(), grace)
+            acquired = True
+        except asyncio.TimeoutError:
+            acquired = False
+        try:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        finally:
+            if acquired:
+                self._lock.release()
 
     async def __aenter__(self) -> AgentWorker:
         return await self.start()

@@ -22,9 +22,18 @@ from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, console, print_json
 def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="run in the background and return"),
     port: int = typer.Option(0, "--port", help="client port (0 = any free port)"),
+    cluster: int = typer.Option(
+        0, "--cluster", help="run an N-node JetStream cluster in the foreground (e.g. 3)"
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Start the local broker (nats-server with JetStream on 127.0.0.1)."""
+    if cluster:
+        if detach:
+            console.print("--cluster runs in the foreground; drop --detach")
+            raise typer.Exit(2)
+        _up_cluster(cluster, json_out)
+        return
     if detach:
         state = ensure_local_broker(port=port)
         run(_provision())  # so `status` shows the streams right away
@@ -50,6 +59,31 @@ def up(
         pass
     finally:
         server.stop()
+
+
+def _up_cluster(size: int, json_out: bool) -> None:
+    """A loopback JetStream cluster until Ctrl-C/SIGTERM; clients connect with every seed URL
+    (``MAILSLOT_URL`` may list them comma-separated) and ``StreamSettings(replicas=3)``."""
+    from mailslot_broker.cluster import NatsCluster
+
+    home = mailslot_home()
+    nodes = NatsCluster(home / "cluster", size=size)
+    nodes.start()
+    creds = nodes.credentials.write(home / "cluster-credentials.json")
+    urls = ",".join(nodes.urls)
+    if json_out:
+        print_json({"urls": nodes.urls, "credentials": str(creds), "pids": [n.pid for n in nodes.nodes]})
+    else:
+        console.print(f"{size}-node cluster; MAILSLOT_URL={urls} MAILSLOT_CREDENTIALS={creds}; Ctrl-C stops")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.is_set() and any(n.running for n in nodes.nodes):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        nodes.stop()
 
 
 @app.command()

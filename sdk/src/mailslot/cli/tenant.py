@@ -7,6 +7,7 @@ reloads it with SIGHUP: the broker keeps its pid and the other tenants stay conn
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import typer
 from mailslot_broker.config import TenantLimits
@@ -66,7 +67,7 @@ def list_(json_out: bool = JSON_OPTION) -> None:
     from mailslot_broker.local import mailslot_home
 
     home = mailslot_home()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "tenant": r.name,
             "user": r.credentials.user,
