@@ -137,3 +137,15 @@ async def test_redelivery_never_duplicates_acked(ms, n):
     await asyncio.sleep(2)
     assert await mb.receive_batch(max=5, timeout=0.5) == []
     assert sorted(got) == list(range(n))
+
+
+async def test_reopen_after_lapse_is_a_new_lease_not_a_resume(ms):
+    mb = await ms.open("phoenix", ttl=1)
+    await mb.close()
+    await asyncio.sleep(2.5)  # lapsed; the server leaves a limit marker behind for a while
+    again = await ms.open("phoenix", ttl=5)
+    assert not again.resumed
+    kv = await ms.js.key_value("MAILSLOT_AGENTS")
+    assert (await kv.get("phoenix")).value
+    still = await ms.open("phoenix", ttl=5)
+    assert still.resumed

@@ -43,9 +43,23 @@ class Lease:
         kv = await self._bucket()
         try:
             await kv.create(self.address, self.value, msg_ttl=self.ttl)
+            return
         except jserr.KeyWrongLastSequenceError:
-            self.resumed = True
-            await self.renew()
+            pass
+        try:
+            entry = await kv.get(self.address)
+        except jserr.KeyNotFoundError:
+            entry = None
+        # A lapsed lease leaves a limit marker (no value) for a while: that is not a live
+        # lease to resume, and nats-py's create() does not see through it.
+        self.resumed = bool(entry is not None and entry.value)
+        if entry is not None and not entry.value:
+            try:
+                await kv._update(self.address, self.value, last=entry.revision, msg_ttl=self.ttl)
+                return
+            except jserr.KeyWrongLastSequenceError:
+                self.resumed = True  # someone (a replica) created it meanwhile
+        await self.renew()
 
     async def renew(self) -> None:
         kv = await self._bucket()
