@@ -14,9 +14,9 @@ import mailslot
 import pytest
 from _ag_agents import Boss, Done, News, Task, Worker
 from autogen_core import AgentId, TopicId, TypeSubscription, try_get_known_serializers_for_type
-from testsupport import client_env
 from mailslot_autogen import MailslotAgentRuntime, RemoteHandlerError, type_address
 from mailslot_broker import NatsServer
+from testsupport import client_env
 
 HERE = Path(__file__).parent
 
