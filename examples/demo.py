@@ -18,11 +18,10 @@ import subprocess
 import sys
 import time
 
+import mailslot
 from mailslot_broker import reclaim_expired, running_state, stop_local_broker
 from rich.console import Console
 from rich.markup import escape
-
-import mailslot
 
 console = Console()
 HERE = os.path.abspath(__file__)
@@ -66,7 +65,7 @@ async def coder() -> None:
 
 async def mortal() -> None:
     async with mailslot.connect() as ms:
-        inbox = await ms.open("temp-worker", ttl=2)
+        await ms.open("temp-worker", ttl=2)  # leased; never closed
         await ms.send("temp-worker", "a job nobody will do")
         console.print("[green]temp-worker[/green] opened with a 2 s lease... and crashes")
         os._exit(1)  # no close, no goodbye

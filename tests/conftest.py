@@ -40,4 +40,3 @@ async def ms(server: NatsServer) -> AsyncIterator[mailslot.Mailslot]:
         yield client
     finally:
         await client.close()
-

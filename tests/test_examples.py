@@ -6,22 +6,23 @@ import subprocess
 import nbformat
 import pytest
 from nbclient import NotebookClient
-
 from testsupport import PYTHON, ROOT
 
 
 def run_notebook(path, tmp_path, timeout=240):
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()
     return nb
 
 
 def test_demo_runs_on_the_embedded_broker(_isolated_home):
     env = dict(os.environ, MAILSLOT_HOME=str(_isolated_home))
-    r = subprocess.run([PYTHON, str(ROOT / "examples" / "demo.py")], env=env, capture_output=True,
-                       text=True, timeout=180)
+    r = subprocess.run(
+        [PYTHON, str(ROOT / "examples" / "demo.py")], env=env, capture_output=True, text=True, timeout=180
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     assert out.index("PROD IS DOWN") < out.index("refactor module 1")

@@ -14,8 +14,26 @@ def test_valid_addresses(address):
 
 @pytest.mark.parametrize(
     "address",
-    ["", " ", "a b", "a.*", "a.>", "*", ">", "a..b", ".a", "a.", "a\tb", "a\nb", "ä", "x" * 129,
-     "a.b.c.d.e.f.g.h.i", "a/b", None, 7],
+    [
+        "",
+        " ",
+        "a b",
+        "a.*",
+        "a.>",
+        "*",
+        ">",
+        "a..b",
+        ".a",
+        "a.",
+        "a\tb",
+        "a\nb",
+        "ä",
+        "x" * 129,
+        "a.b.c.d.e.f.g.h.i",
+        "a/b",
+        None,
+        7,
+    ],
 )
 def test_invalid_addresses(address):
     with pytest.raises(InvalidAddress):
@@ -39,8 +57,13 @@ def test_accepted_addresses_make_literal_subjects(address):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("critical", p.Priority.CRITICAL), ("URGENT", p.Priority.URGENT), (2, p.Priority.NORMAL),
-     ("3", p.Priority.LOW), (p.Priority.LOW, p.Priority.LOW)],
+    [
+        ("critical", p.Priority.CRITICAL),
+        ("URGENT", p.Priority.URGENT),
+        (2, p.Priority.NORMAL),
+        ("3", p.Priority.LOW),
+        (p.Priority.LOW, p.Priority.LOW),
+    ],
 )
 def test_priorities(value, expected):
     assert p.parse_priority(value) is expected

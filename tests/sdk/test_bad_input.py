@@ -1,8 +1,7 @@
 """Bad input gets a clear, typed error before anything reaches the server, and loses nothing."""
 
-import pytest
-
 import mailslot
+import pytest
 from mailslot_broker import protocol as p
 
 
@@ -45,8 +44,9 @@ async def test_unencodable_payload(ms):
         await ms.send("a", object())
 
 
-@pytest.mark.parametrize("headers", [{"Nats-Msg-Id": "x"}, {"Mailslot-From": "evil"}, {"a b": "c"},
-                                     {"X": "line\nbreak"}])
+@pytest.mark.parametrize(
+    "headers", [{"Nats-Msg-Id": "x"}, {"Mailslot-From": "evil"}, {"a b": "c"}, {"X": "line\nbreak"}]
+)
 async def test_reserved_or_bad_headers(ms, headers):
     with pytest.raises(mailslot.InvalidHeader):
         await ms.send("a", "x", headers=headers)

@@ -1,10 +1,9 @@
 import socket
 import time
 
+import mailslot
 import pytest
 from mailslot_broker import NatsServer
-
-import mailslot
 
 
 def _free_port() -> int:

@@ -4,11 +4,10 @@ import asyncio
 import random
 import time
 
-import pytest
-from pydantic import BaseModel
-
 import mailslot
+import pytest
 from mailslot import Priority
+from pydantic import BaseModel
 
 
 class FixBug(BaseModel):
@@ -16,8 +15,16 @@ class FixBug(BaseModel):
 
 
 async def test_typed_payloads_and_metadata(ms):
-    r = await ms.send("coder", FixBug(issue=7), priority="urgent", ttl=600, reply_to="planner",
-                      correlation_id="c-1", thread_id="t-1", headers={"X-Trace": "abc"})
+    r = await ms.send(
+        "coder",
+        FixBug(issue=7),
+        priority="urgent",
+        ttl=600,
+        reply_to="planner",
+        correlation_id="c-1",
+        thread_id="t-1",
+        headers={"X-Trace": "abc"},
+    )
     mb = await ms.open("coder")
     m = await mb.receive(timeout=5)
     assert m.id == r.id and m.seq == r.seq
@@ -71,8 +78,9 @@ async def test_urgent_behind_ten_thousand_normal(ms):
 
 
 async def test_receive_batch_and_iteration(ms):
-    await ms.send_many([{"to": "bulk", "payload": i, "priority": "low" if i % 2 else "normal"}
-                        for i in range(20)])
+    await ms.send_many(
+        [{"to": "bulk", "payload": i, "priority": "low" if i % 2 else "normal"} for i in range(20)]
+    )
     mb = await ms.open("bulk")
     batch = await mb.receive_batch(max=15, timeout=5)
     assert 1 <= len(batch) <= 15

@@ -1,9 +1,8 @@
 import inspect
 import threading
 
-import pytest
-
 import mailslot
+import pytest
 from mailslot import sync
 from mailslot.mailbox import Mailbox
 from mailslot.message import Message
@@ -11,11 +10,7 @@ from mailslot.view import MailboxView
 
 
 def _public_methods(cls):
-    return {
-        name: fn
-        for name, fn in inspect.getmembers(cls, inspect.isfunction)
-        if not name.startswith("_")
-    }
+    return {name: fn for name, fn in inspect.getmembers(cls, inspect.isfunction) if not name.startswith("_")}
 
 
 @pytest.mark.parametrize(
@@ -41,9 +36,10 @@ def test_twins_have_the_same_names_and_signatures(async_cls, sync_cls):
 
 
 def test_connect_signatures_match():
-    assert inspect.signature(mailslot.connect).parameters.keys() == inspect.signature(
-        sync.connect
-    ).parameters.keys()
+    assert (
+        inspect.signature(mailslot.connect).parameters.keys()
+        == inspect.signature(sync.connect).parameters.keys()
+    )
 
 
 def test_sync_round_trip(server):

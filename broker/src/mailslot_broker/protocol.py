@@ -131,8 +131,7 @@ def parse_priority(value: Priority | str | int) -> Priority:
             return Priority(value)
         except ValueError:
             raise InvalidPriority(
-                f"unknown priority {value!r}; use one of 0..3 or "
-                + ", ".join(p.label for p in PRIORITIES)
+                f"unknown priority {value!r}; use one of 0..3 or " + ", ".join(p.label for p in PRIORITIES)
             ) from None
     if isinstance(value, str):
         key = value.strip().upper()
@@ -140,9 +139,7 @@ def parse_priority(value: Priority | str | int) -> Priority:
             return Priority[key]
         if key.isdigit():
             return parse_priority(int(key))
-    raise InvalidPriority(
-        f"unknown priority {value!r}; use one of " + ", ".join(p.label for p in PRIORITIES)
-    )
+    raise InvalidPriority(f"unknown priority {value!r}; use one of " + ", ".join(p.label for p in PRIORITIES))
 
 
 # --- addresses and topics --------------------------------------------------------------------
@@ -166,9 +163,7 @@ def validate_address(address: object) -> str:
     if not address:
         raise InvalidAddress("address is empty")
     if len(address) > MAX_ADDRESS_LENGTH:
-        raise InvalidAddress(
-            f"address is {len(address)} characters long; the limit is {MAX_ADDRESS_LENGTH}"
-        )
+        raise InvalidAddress(f"address is {len(address)} characters long; the limit is {MAX_ADDRESS_LENGTH}")
     tokens = address.split(".")
     if len(tokens) > MAX_ADDRESS_TOKENS:
         raise InvalidAddress(

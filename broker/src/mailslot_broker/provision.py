@@ -108,9 +108,7 @@ async def ensure_stream(js: JetStreamContext, want: StreamConfig, report: Provis
     raise ProvisioningError(f"stream {want.name} kept changing while being provisioned")
 
 
-async def ensure_bucket(
-    js: JetStreamContext, want: KeyValueConfig, report: ProvisionReport
-) -> None:
+async def ensure_bucket(js: JetStreamContext, want: KeyValueConfig, report: ProvisionReport) -> None:
     name = f"KV_{want.bucket}"
     for _attempt in range(3):
         try:
@@ -132,9 +130,7 @@ async def ensure_bucket(
     raise ProvisioningError(f"bucket {want.bucket} kept changing while being provisioned")
 
 
-async def provision(
-    js: JetStreamContext, settings: p.StreamSettings | None = None
-) -> ProvisionReport:
+async def provision(js: JetStreamContext, settings: p.StreamSettings | None = None) -> ProvisionReport:
     """Create or upgrade everything Mailslot needs in the connected account."""
     s = settings or p.StreamSettings()
     report = ProvisionReport()

@@ -54,9 +54,7 @@ async def reclaim_mailbox(js: JetStreamContext, address: str) -> ReclaimReport:
     await js.purge_stream(p.MAIL_STREAM, subject=p.mail_subject_all_priorities(address))
     await js.purge_stream(p.MAIL_STREAM, subject=p.schedule_subject_all(address))
     # Replies to the agent's requests wait on its reply sub-address: they go with it.
-    await js.purge_stream(
-        p.MAIL_STREAM, subject=p.mail_subject_all_priorities(p.reply_address(address))
-    )
+    await js.purge_stream(p.MAIL_STREAM, subject=p.mail_subject_all_priorities(p.reply_address(address)))
     report.messages_purged = before
     if await lease_alive(js, address):
         # A live lease (destroy): leave a self-expiring purge marker instead of erasing the
@@ -70,9 +68,7 @@ async def reclaim_mailbox(js: JetStreamContext, address: str) -> ReclaimReport:
 
 
 async def _count(js: JetStreamContext, address: str) -> int:
-    info = await js.stream_info(
-        p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(address)
-    )
+    info = await js.stream_info(p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(address))
     return sum((info.state.subjects or {}).values())
 
 

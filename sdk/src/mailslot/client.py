@@ -154,9 +154,7 @@ class Mailslot:
                     reraise=True,
                 ):
                     with attempt:
-                        ack = await self._js.publish(
-                            out.subject, out.data, headers=out.headers, timeout=5.0
-                        )
+                        ack = await self._js.publish(out.subject, out.data, headers=out.headers, timeout=5.0)
         return Receipt(
             id=out.id,
             to=out.to,
@@ -343,9 +341,7 @@ class Mailslot:
 
     # -- registry (registry.py) -------------------------------------------------------------
 
-    async def agents(
-        self, *, capability: str | None = None, tag: str | None = None
-    ) -> list[AgentCard]:
+    async def agents(self, *, capability: str | None = None, tag: str | None = None) -> list[AgentCard]:
         """Cards of the agents whose lease is alive, optionally those with a capability (or
         skill) or a tag. A card disappears when its agent's lease lapses."""
         return await list_agents(self, capability=capability, tag=tag)
@@ -556,9 +552,7 @@ async def _connect(
         try:
             await js.account_info()
         except (jserr.ServiceUnavailableError, nerr.NoRespondersError) as exc:
-            raise JetStreamUnavailable(
-                "JetStream is not enabled on this server or for this account"
-            ) from exc
+            raise JetStreamUnavailable("JetStream is not enabled on this server or for this account") from exc
         report = None
         if provision_streams:
             with boundary():

@@ -159,9 +159,7 @@ class Mailbox(MailboxView):
             self._subs.append(
                 await nc.subscribe(p.bell_subject_all_priorities(self.address), cb=self._on_bell)
             )
-            self._lease = Lease(
-                self._client.js, self.address, self.ttl, self.card.model_dump_json().encode()
-            )
+            self._lease = Lease(self._client.js, self.address, self.ttl, self.card.model_dump_json().encode())
             await self._lease.acquire()
             await self._ensure_consumers()
             self._lease.start(on_renew=self._ensure_consumers)
@@ -169,9 +167,7 @@ class Mailbox(MailboxView):
     async def _ensure_consumers(self) -> None:
         inactive = max(2 * self.ttl, 30.0)
         for prio in p.PRIORITIES:
-            cfg = p.mail_consumer_config(
-                self.address, prio, policy=self.policy, inactive_threshold=inactive
-            )
+            cfg = p.mail_consumer_config(self.address, prio, policy=self.policy, inactive_threshold=inactive)
             await self._client.js.add_consumer(p.MAIL_STREAM, cfg)
 
     def _check_usable(self) -> None:
@@ -290,9 +286,7 @@ class Mailbox(MailboxView):
             headers=headers,
         )
 
-    async def reply_for(
-        self, correlation_id: str, *, timeout: float | timedelta | None = None
-    ) -> Reply:
+    async def reply_for(self, correlation_id: str, *, timeout: float | timedelta | None = None) -> Reply:
         """The reply to an earlier request (by its correlation id), waiting up to ``timeout``
         (None = as long as it takes). The reply is removed from the mailbox when returned."""
         from .requests import reply_for
@@ -342,9 +336,7 @@ class Mailbox(MailboxView):
         None when the reply never came."""
         token = str(next(self._tokens))
         consumer = p.consumer_name(self.address, prio)
-        body = json.dumps(
-            p.pull_request(batch=batch, no_wait=expires is None, expires=expires)
-        ).encode()
+        body = json.dumps(p.pull_request(batch=batch, no_wait=expires is None, expires=expires)).encode()
         out: list[Message] = []
         self._current_token = token
         try:

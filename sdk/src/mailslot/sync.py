@@ -118,9 +118,7 @@ class SyncMailbox(SyncMailboxView):
     def receive(self, *, timeout: float | timedelta | None = None) -> SyncMessage:
         return SyncMessage(PORTAL.call(self._mb.receive(timeout=timeout)))
 
-    def receive_batch(
-        self, *, max: int = 100, timeout: float | timedelta | None = None
-    ) -> list[SyncMessage]:
+    def receive_batch(self, *, max: int = 100, timeout: float | timedelta | None = None) -> list[SyncMessage]:
         return [SyncMessage(m) for m in PORTAL.call(self._mb.receive_batch(max=max, timeout=timeout))]
 
     def request(
@@ -173,9 +171,7 @@ class SyncMailbox(SyncMailboxView):
             )
         )
 
-    def reply_for(
-        self, correlation_id: str, *, timeout: float | timedelta | None = None
-    ) -> SyncMessage:
+    def reply_for(self, correlation_id: str, *, timeout: float | timedelta | None = None) -> SyncMessage:
         return SyncMessage(PORTAL.call(self._mb.reply_for(correlation_id, timeout=timeout)))
 
     def close(self) -> None:
@@ -287,9 +283,7 @@ class SyncMailslot:
             )
         )
 
-    def send_many(
-        self, messages: Iterable[Mapping[str, Any]], *, window: int = 512
-    ) -> list[Receipt]:
+    def send_many(self, messages: Iterable[Mapping[str, Any]], *, window: int = 512) -> list[Receipt]:
         return PORTAL.call(self._c.send_many(messages, window=window))
 
     def open(
@@ -399,7 +393,6 @@ def connect(
         )
 
     return SyncMailslot(PORTAL.call(_do()))
-
 
 
 def event_loop() -> asyncio.AbstractEventLoop:

@@ -26,12 +26,8 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-URL_OPTION = typer.Option(
-    None, "--url", envvar="MAILSLOT_URL", help="NATS URL; default: the local broker"
-)
-CREDS_OPTION = typer.Option(
-    None, "--credentials", envvar="MAILSLOT_CREDENTIALS", help="credentials file"
-)
+URL_OPTION = typer.Option(None, "--url", envvar="MAILSLOT_URL", help="NATS URL; default: the local broker")
+CREDS_OPTION = typer.Option(None, "--credentials", envvar="MAILSLOT_CREDENTIALS", help="credentials file")
 JSON_OPTION = typer.Option(False, "--json", help="machine-readable output")
 
 

@@ -115,17 +115,18 @@ async def _status(url: str | None, credentials: Path | None) -> dict[str, Any]:
         }
         if state is not None and url is None:
             info["pid"] = state.pid
-            info["uptime_s"] = round(
-                (datetime.now(timezone.utc) - state.started_at).total_seconds(), 1
-            )
+            info["uptime_s"] = round((datetime.now(timezone.utc) - state.started_at).total_seconds(), 1)
             info["metrics_url"] = state.metrics_url
             info["health_url"] = state.health_url
-        streams = {}
+        streams: dict[str, dict[str, int] | None] = {}
         for name in (p.MAIL_STREAM, p.TOPICS_STREAM, p.DLQ_STREAM):
             try:
                 si = await ms.js.stream_info(name)
-                streams[name] = {"messages": si.state.messages, "bytes": si.state.bytes,
-                                 "consumers": si.state.consumer_count}
+                streams[name] = {
+                    "messages": si.state.messages,
+                    "bytes": si.state.bytes,
+                    "consumers": si.state.consumer_count,
+                }
             except Exception:
                 streams[name] = None
         info["streams"] = streams
