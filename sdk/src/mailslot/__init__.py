@@ -8,7 +8,8 @@
 from mailslot_broker.protocol import Priority
 
 from .broadcast import Broadcast, Published, TopicSubscription
-from .client import Mailslot, connect
+from .client import Mailslot
+from .connection import connect
 from .deadletters import DeadLetter, DeadLetters
 from .errors import (
     AlreadyAcknowledged,

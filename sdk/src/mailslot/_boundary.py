@@ -116,7 +116,13 @@ class PermissionGuard:
             sub = await orig_subscribe(subject, *args, **kwargs)
             if nc.is_connected:
                 with contextlib.suppress(Exception):
-                    await nc.flush(timeout=2)
+                    await nc.flush(timeout=5)
+                # The server sends -ERR before the PONG, but nats-py may hand the error to
+                # its callback after the flush future resolved: let pending callbacks run.
+                for _ in range(10):
+                    if subject.lower() in self._denied_sub:
+                        break
+                    await asyncio.sleep(0)
             violation = self._denied_sub.pop(subject.lower(), None)
             if violation is not None:
                 with contextlib.suppress(Exception):

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
-import json
 import secrets
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from ._boundary import address as check_address
 from ._boundary import boundary, plain_seconds, seconds
+from ._receiving import PriorityReceiving
 from .errors import InvalidInput, MailboxClosed, MailboxDestroyed, Timeout
 from .lease import Lease
 from .message import Message, Receipt
@@ -38,10 +36,6 @@ from .view import MailboxView
 if TYPE_CHECKING:
     from .client import Mailslot
     from .requests import Reply, ReplyBox
-
-_PULL_REPLY_TIMEOUT = 5.0
-#: How long a pull rung by a bell waits for the consumer to catch up with the stream.
-_BELL_GRACE = 0.25
 
 
 class AgentCard(BaseModel):
@@ -57,16 +51,12 @@ class AgentCard(BaseModel):
     address: str | None = None
 
 
-class _ConsumerMissing(Exception):
-    pass
-
-
 def new_address() -> str:
     """An unguessable address for an agent that did not bring a name."""
     return "agent-" + secrets.token_hex(12)
 
 
-class Mailbox(MailboxView):
+class Mailbox(PriorityReceiving, MailboxView):
     """The mailbox of one agent. Get one from :meth:`Mailslot.open`."""
 
     def __init__(self, client: Mailslot, address: str) -> None:
@@ -292,188 +282,6 @@ class Mailbox(MailboxView):
         from .requests import reply_for
 
         return await reply_for(self, correlation_id, timeout=timeout)
-
-    # -- wake-ups -------------------------------------------------------------------------------
-
-    def _mark(self, prio: p.Priority) -> None:
-        self._maybe[prio] = True
-        self._gen[prio] += 1
-        self._wake.set()
-
-    async def _on_bell(self, msg: Msg) -> None:
-        try:
-            prio, _ = p.parse_mail_subject(msg.subject)
-        except (ValueError, IndexError):
-            return
-        self._rung[prio] = True
-        self._mark(prio)
-
-    async def _on_pull_reply(self, msg: Msg) -> None:
-        # Pulls are sequential (under the receive lock), so everything arriving here belongs
-        # to the current pull; JetStream delivers mail with its own subject, and only status
-        # replies carry the request's token. A status for an older pull is stale.
-        status = msg.headers.get("Status") if msg.headers else None
-        if status:
-            if msg.subject.rsplit(".", 1)[-1] == self._current_token:
-                self._replies.put_nowait(msg)
-            return
-        if self._current_token is not None:
-            self._replies.put_nowait(msg)
-        else:
-            # Late delivery for a pull we stopped waiting for: it is ours to deliver.
-            self._push(Message(msg, self))
-            self._wake.set()
-
-    def _push(self, m: Message) -> None:
-        heapq.heappush(self._buffer, (int(m.priority), m.seq, next(self._tiebreak), m))
-
-    # -- pulling --------------------------------------------------------------------------------
-
-    async def _pull(
-        self, prio: p.Priority, batch: int, *, expires: float | None = None
-    ) -> list[Message] | None:
-        """No-wait pull of up to ``batch`` messages (or a pull that waits up to ``expires``);
-        None when the reply never came."""
-        token = str(next(self._tokens))
-        consumer = p.consumer_name(self.address, prio)
-        body = json.dumps(p.pull_request(batch=batch, no_wait=expires is None, expires=expires)).encode()
-        out: list[Message] = []
-        self._current_token = token
-        try:
-            self.pull_requests += 1
-            await self._client.nc.publish(
-                p.pull_subject(p.MAIL_STREAM, consumer), body, reply=f"{self._inbox}.{token}"
-            )
-            while len(out) < batch:
-                if not self._replies.empty():
-                    msg = self._replies.get_nowait()
-                else:
-                    try:
-                        msg = await asyncio.wait_for(self._replies.get(), _PULL_REPLY_TIMEOUT)
-                    except asyncio.TimeoutError:
-                        return out or None
-                status = msg.headers.get("Status") if msg.headers else None
-                if status:
-                    if status == "503":
-                        raise _ConsumerMissing(consumer)
-                    break  # 404 no messages, 408 expired, 409 limits
-                out.append(Message(msg, self))
-        finally:
-            self._current_token = None
-            while not self._replies.empty():  # deliveries that raced the status reply
-                late = self._replies.get_nowait()
-                if not (late.headers and late.headers.get("Status")):
-                    out.append(Message(late, self))
-        return out
-
-    async def _fill(self, batch: int) -> None:
-        """Pull from the highest level that may hold mail and is above what is buffered."""
-        top = self._buffer[0][0] if self._buffer else len(p.PRIORITIES)
-        for prio in p.PRIORITIES:
-            if prio >= top:
-                return
-            if not self._maybe[prio]:
-                continue
-            gen = self._gen[prio]
-            rung, self._rung[prio] = self._rung[prio], False
-            try:
-                got = await self._pull(prio, batch)
-            except _ConsumerMissing:
-                # The consumer was removed (inactivity, or a reaper): recreate and retry.
-                with boundary():
-                    await self._ensure_consumers()
-                got = await self._pull(prio, batch)
-            retried = False
-            if got == [] and rung:
-                # The bell can overtake the consumer: the message is stored but the consumer
-                # does not offer it yet, and a no-wait pull says 404. Give it a moment with a
-                # short waiting pull instead of sleeping until the heartbeat.
-                got = await self._pull(prio, 1, expires=_BELL_GRACE)
-                retried = True
-            if got is None:
-                continue  # no answer (reconnecting?): leave the level flagged
-            for m in got:
-                self._push(m)
-            if len(got) < batch and self._gen[prio] == gen and not retried:
-                self._maybe[prio] = False
-            if got:
-                return
-
-    def _pop(self) -> Message | None:
-        while self._buffer:
-            m = heapq.heappop(self._buffer)[3]
-            if self._expired(m):
-                # Expired while buffered: never deliver it; its removal is the server's job.
-                continue
-            self._arm_redelivery(m)
-            return m
-        return None
-
-    @staticmethod
-    def _expired(m: Message) -> bool:
-        ttl, sent = m.ttl, m.sent_at
-        return bool(ttl and sent and sent.timestamp() + ttl < time.time())
-
-    def _redelivery_delay(self, m: Message) -> float:
-        bo = self.policy.backoff
-        if bo:
-            return bo[min(m.delivery_count - 1, len(bo) - 1)]
-        return self.policy.ack_wait
-
-    def _arm_redelivery(self, m: Message, delay: float | None = None) -> None:
-        """If ``m`` is not settled in time the server redelivers it without a bell: wake up
-        then to pick it up."""
-        loop = asyncio.get_running_loop()
-        old = self._timers.pop(m.seq, None)
-        if old is not None:
-            old.cancel()
-        d = self._redelivery_delay(m) if delay is None else delay
-        self._timers[m.seq] = loop.call_later(d + 0.05, self._redelivery_due, m)
-
-    def _redelivery_due(self, m: Message) -> None:
-        self._timers.pop(m.seq, None)
-        if not m.settled and not self._closed:
-            self._mark(m.priority)
-
-    def _settled(self, m: Message, *, redeliver_in: float | None = None) -> None:
-        t = self._timers.pop(m.seq, None)
-        if t is not None:
-            t.cancel()
-        if redeliver_in is not None and not self._closed:
-            loop = asyncio.get_running_loop()
-            if redeliver_in <= 0:
-                self._mark(m.priority)
-            else:
-                self._timers[m.seq] = loop.call_later(redeliver_in + 0.05, self._mark, m.priority)
-
-    def _touched(self, m: Message) -> None:
-        self._arm_redelivery(m, delay=self.policy.ack_wait)
-
-    # -- receiving ----------------------------------------------------------------------------
-
-    async def _next(self, timeout: float | None, batch: int) -> Message | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            self._check_usable()
-            self._wake.clear()
-            with boundary():
-                await self._fill(batch)
-            m = self._pop()
-            if m is not None:
-                return m
-            wait = self.heartbeat
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                wait = min(wait, remaining)
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except asyncio.TimeoutError:
-                if deadline is None or time.monotonic() < deadline:
-                    # Heartbeat: look everywhere once, for redeliveries nobody rang for.
-                    for prio in p.PRIORITIES:
-                        self._maybe[prio] = True
 
     async def receive(self, *, timeout: float | timedelta | None = None) -> Message:
         """The next message, highest priority first; waits (without polling) until one

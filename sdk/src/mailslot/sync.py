@@ -19,7 +19,7 @@ from mailslot_broker import protocol as p
 from ._portal import PORTAL
 from .broadcast import Published, Replay, SyncTopicSubscription
 from .client import Mailslot
-from .client import connect as _aconnect
+from .connection import connect as _aconnect
 from .deadletters import DeadLetter, DeadLetters
 from .mailbox import AgentCard, Mailbox
 from .message import Message, Receipt

@@ -14,7 +14,7 @@ from mailslot_broker import NatsServer, mailslot_home, running_state, stop_local
 from mailslot_broker.local import ensure_local_broker
 from rich.table import Table
 
-from ..client import connect
+from ..connection import connect
 from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, console, print_json, run
 
 

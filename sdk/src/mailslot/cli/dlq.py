@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from ..client import connect
+from ..connection import connect
 from ..deadletters import DeadLetter
 from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, console, print_json, run
 

@@ -20,7 +20,8 @@ from mailslot_broker import protocol as p
 from mailslot_broker.reclaim import LEAVE_MARKER_TTL, kv_subject
 from rich.table import Table
 
-from ..client import Mailslot, connect
+from ..client import Mailslot
+from ..connection import connect
 from ..errors import InvalidInput, Timeout
 from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, console, err_console, print_json, run
 

@@ -21,7 +21,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from ..client import connect
+from ..connection import connect
 from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, console, print_json, run
 
 #: Sidecar metrics shown by ``stats`` (Prometheus name -> column label).

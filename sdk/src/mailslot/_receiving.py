@@ -1,0 +1,248 @@
+"""The receive loop of a mailbox: strict priority across levels, no polling.
+
+One durable pull consumer per priority. The loop pulls ``no_wait`` from the highest level that
+may hold mail and serves the first non-empty one. It knows which levels may hold mail from the
+headers-only "bell" the stream republishes after storing each message, so an idle mailbox
+sends no requests at all; the only mail that rings no bell is a redelivery, which the loop
+schedules itself for messages it handed out (ack wait, nak delay), plus a slow heartbeat sweep
+for mail left unacked by a crashed replica of the same agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import time
+from typing import TYPE_CHECKING
+
+from mailslot_broker import protocol as p
+from nats.aio.msg import Msg
+
+from ._boundary import boundary
+from .message import Message
+
+if TYPE_CHECKING:
+    from .client import Mailslot
+
+_PULL_REPLY_TIMEOUT = 5.0
+#: How long a pull rung by a bell waits for the consumer to catch up with the stream.
+_BELL_GRACE = 0.25
+
+
+class _ConsumerMissing(Exception):
+    pass
+
+
+class PriorityReceiving:
+    """Mixin holding the receive machinery; :class:`mailslot.Mailbox` owns the state."""
+
+    _client: Mailslot
+    address: str
+    policy: p.RetryPolicy
+    heartbeat: float
+    _closed: bool
+    _maybe: dict[p.Priority, bool]
+    _gen: dict[p.Priority, int]
+    _rung: dict[p.Priority, bool]
+    _buffer: list[tuple[int, int, int, Message]]
+    _tiebreak: itertools.count[int]
+    _wake: asyncio.Event
+    _replies: asyncio.Queue[Msg]
+    _current_token: str | None
+    _tokens: itertools.count[int]
+    _inbox: str
+    _timers: dict[int, asyncio.TimerHandle]
+    pull_requests: int
+
+    async def _ensure_consumers(self) -> None:
+        raise NotImplementedError
+
+    def _check_usable(self) -> None:
+        raise NotImplementedError
+
+    def _wrap(self, msg: Msg) -> Message:
+        return Message(msg, self)  # type: ignore[arg-type]  # always a Mailbox at run time
+
+    # -- wake-ups -------------------------------------------------------------------------------
+
+    def _mark(self, prio: p.Priority) -> None:
+        self._maybe[prio] = True
+        self._gen[prio] += 1
+        self._wake.set()
+
+    async def _on_bell(self, msg: Msg) -> None:
+        try:
+            prio, _ = p.parse_mail_subject(msg.subject)
+        except (ValueError, IndexError):
+            return
+        self._rung[prio] = True
+        self._mark(prio)
+
+    async def _on_pull_reply(self, msg: Msg) -> None:
+        # Pulls are sequential (under the receive lock), so everything arriving here belongs
+        # to the current pull; JetStream delivers mail with its own subject, and only status
+        # replies carry the request's token. A status for an older pull is stale.
+        status = msg.headers.get("Status") if msg.headers else None
+        if status:
+            if msg.subject.rsplit(".", 1)[-1] == self._current_token:
+                self._replies.put_nowait(msg)
+            return
+        if self._current_token is not None:
+            self._replies.put_nowait(msg)
+        else:
+            # Late delivery for a pull we stopped waiting for: it is ours to deliver.
+            self._push(self._wrap(msg))
+            self._wake.set()
+
+    def _push(self, m: Message) -> None:
+        heapq.heappush(self._buffer, (int(m.priority), m.seq, next(self._tiebreak), m))
+
+    # -- pulling --------------------------------------------------------------------------------
+
+    async def _pull(
+        self, prio: p.Priority, batch: int, *, expires: float | None = None
+    ) -> list[Message] | None:
+        """No-wait pull of up to ``batch`` messages (or a pull that waits up to ``expires``);
+        None when the reply never came."""
+        token = str(next(self._tokens))
+        consumer = p.consumer_name(self.address, prio)
+        body = json.dumps(p.pull_request(batch=batch, no_wait=expires is None, expires=expires)).encode()
+        out: list[Message] = []
+        self._current_token = token
+        try:
+            self.pull_requests += 1
+            await self._client.nc.publish(
+                p.pull_subject(p.MAIL_STREAM, consumer), body, reply=f"{self._inbox}.{token}"
+            )
+            while len(out) < batch:
+                if not self._replies.empty():
+                    msg = self._replies.get_nowait()
+                else:
+                    try:
+                        msg = await asyncio.wait_for(self._replies.get(), _PULL_REPLY_TIMEOUT)
+                    except asyncio.TimeoutError:
+                        return out or None
+                status = msg.headers.get("Status") if msg.headers else None
+                if status:
+                    if status == "503":
+                        raise _ConsumerMissing(consumer)
+                    break  # 404 no messages, 408 expired, 409 limits
+                out.append(self._wrap(msg))
+        finally:
+            self._current_token = None
+            while not self._replies.empty():  # deliveries that raced the status reply
+                late = self._replies.get_nowait()
+                if not (late.headers and late.headers.get("Status")):
+                    out.append(self._wrap(late))
+        return out
+
+    async def _fill(self, batch: int) -> None:
+        """Pull from the highest level that may hold mail and is above what is buffered."""
+        top = self._buffer[0][0] if self._buffer else len(p.PRIORITIES)
+        for prio in p.PRIORITIES:
+            if prio >= top:
+                return
+            if not self._maybe[prio]:
+                continue
+            gen = self._gen[prio]
+            rung, self._rung[prio] = self._rung[prio], False
+            try:
+                got = await self._pull(prio, batch)
+            except _ConsumerMissing:
+                # The consumer was removed (inactivity, or a reaper): recreate and retry.
+                with boundary():
+                    await self._ensure_consumers()
+                got = await self._pull(prio, batch)
+            retried = False
+            if got == [] and rung:
+                # The bell can overtake the consumer: the message is stored but the consumer
+                # does not offer it yet, and a no-wait pull says 404. Give it a moment with a
+                # short waiting pull instead of sleeping until the heartbeat.
+                got = await self._pull(prio, 1, expires=_BELL_GRACE)
+                retried = True
+            if got is None:
+                continue  # no answer (reconnecting?): leave the level flagged
+            for m in got:
+                self._push(m)
+            if len(got) < batch and self._gen[prio] == gen and not retried:
+                self._maybe[prio] = False
+            if got:
+                return
+
+    def _pop(self) -> Message | None:
+        while self._buffer:
+            m = heapq.heappop(self._buffer)[3]
+            if self._expired(m):
+                # Expired while buffered: never deliver it; its removal is the server's job.
+                continue
+            self._arm_redelivery(m)
+            return m
+        return None
+
+    @staticmethod
+    def _expired(m: Message) -> bool:
+        ttl, sent = m.ttl, m.sent_at
+        return bool(ttl and sent and sent.timestamp() + ttl < time.time())
+
+    def _redelivery_delay(self, m: Message) -> float:
+        bo = self.policy.backoff
+        if bo:
+            return bo[min(m.delivery_count - 1, len(bo) - 1)]
+        return self.policy.ack_wait
+
+    def _arm_redelivery(self, m: Message, delay: float | None = None) -> None:
+        """If ``m`` is not settled in time the server redelivers it without a bell: wake up
+        then to pick it up."""
+        loop = asyncio.get_running_loop()
+        old = self._timers.pop(m.seq, None)
+        if old is not None:
+            old.cancel()
+        d = self._redelivery_delay(m) if delay is None else delay
+        self._timers[m.seq] = loop.call_later(d + 0.05, self._redelivery_due, m)
+
+    def _redelivery_due(self, m: Message) -> None:
+        self._timers.pop(m.seq, None)
+        if not m.settled and not self._closed:
+            self._mark(m.priority)
+
+    def _settled(self, m: Message, *, redeliver_in: float | None = None) -> None:
+        t = self._timers.pop(m.seq, None)
+        if t is not None:
+            t.cancel()
+        if redeliver_in is not None and not self._closed:
+            loop = asyncio.get_running_loop()
+            if redeliver_in <= 0:
+                self._mark(m.priority)
+            else:
+                self._timers[m.seq] = loop.call_later(redeliver_in + 0.05, self._mark, m.priority)
+
+    def _touched(self, m: Message) -> None:
+        self._arm_redelivery(m, delay=self.policy.ack_wait)
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def _next(self, timeout: float | None, batch: int) -> Message | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._check_usable()
+            self._wake.clear()
+            with boundary():
+                await self._fill(batch)
+            m = self._pop()
+            if m is not None:
+                return m
+            wait = self.heartbeat
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                wait = min(wait, remaining)
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except asyncio.TimeoutError:
+                if deadline is None or time.monotonic() < deadline:
+                    # Heartbeat: look everywhere once, for redeliveries nobody rang for.
+                    for prio in p.PRIORITIES:
+                        self._maybe[prio] = True

@@ -1,0 +1,238 @@
+"""Connecting: the embedded default, credentials, TLS, version and JetStream checks.
+
+Kept apart from :mod:`mailslot.client` so that the client module holds only the operations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import nats
+import nats.errors as nerr
+from mailslot_broker import protocol as p
+from mailslot_broker.config import Credentials
+from mailslot_broker.local import ensure_local_broker
+from mailslot_broker.provision import provision
+from nats.js import errors as jserr
+
+from ._boundary import PermissionGuard, boundary
+from ._boundary import address as check_address
+from .errors import (
+    AuthenticationFailed,
+    BrokerUnreachable,
+    ConnectionFailed,
+    JetStreamUnavailable,
+    ServerTooOld,
+)
+
+if TYPE_CHECKING:
+    pass
+
+#: Errors a publish may hit while a stream leader is being elected: retried with the same
+#: message id, so the server drops the duplicate if the first attempt did land.
+from .client import Mailslot
+
+# -- connect ---------------------------------------------------------------------------------
+
+
+class _Connect:
+    """What :func:`connect` returns: await it, or use it as an async context manager."""
+
+    def __init__(self, coro_factory: Any) -> None:
+        self._factory = coro_factory
+        self._client: Mailslot | None = None
+
+    def __await__(self) -> Generator[Any, None, Mailslot]:
+        return self._factory().__await__()
+
+    async def __aenter__(self) -> Mailslot:
+        self._client = await self._factory()
+        return self._client
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+def connect(
+    url: str | list[str] | None = None,
+    *,
+    credentials: str | Path | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    tenant: str | None = None,
+    name: str | None = None,
+    timeout: float = 5.0,
+    provision_streams: bool = True,
+    settings: p.StreamSettings | None = None,
+    tls_ca: str | Path | None = None,
+    publish_retry_for: float = 20.0,
+) -> _Connect:
+    """Connect to a Mailslot broker.
+
+    With no ``url`` and no ``MAILSLOT_URL``, finds the local broker for this user (under
+    ``MAILSLOT_HOME``) or starts one, detached, so mail outlives this process. With a URL (or
+    a list of seed URLs for a cluster) it connects to any NATS 2.12+ server with JetStream.
+    ``credentials`` is a Mailslot credentials JSON file or a NATS ``.creds`` file.
+    """
+
+    async def _do() -> Mailslot:
+        return await _connect(
+            url,
+            credentials=credentials,
+            user=user,
+            password=password,
+            token=token,
+            tenant=tenant,
+            name=name,
+            timeout=timeout,
+            provision_streams=provision_streams,
+            settings=settings,
+            tls_ca=tls_ca,
+            publish_retry_for=publish_retry_for,
+        )
+
+    return _Connect(_do)
+
+
+async def _connect(
+    url: str | list[str] | None,
+    *,
+    credentials: str | Path | None,
+    user: str | None,
+    password: str | None,
+    token: str | None,
+    tenant: str | None,
+    name: str | None,
+    timeout: float,
+    provision_streams: bool,
+    settings: p.StreamSettings | None,
+    tls_ca: str | Path | None,
+    publish_retry_for: float,
+) -> Mailslot:
+    if name is not None:
+        name = check_address(name)
+    url = url or os.environ.get("MAILSLOT_URL") or None
+    if isinstance(url, str) and "," in url:  # seed URLs of a cluster, e.g. from MAILSLOT_URL
+        url = [u.strip() for u in url.split(",") if u.strip()]
+    credentials = credentials or os.environ.get("MAILSLOT_CREDENTIALS") or None
+    opts: dict[str, Any] = {}
+    if url is None:
+        with boundary():
+            state = await asyncio.to_thread(ensure_local_broker)
+        url = state.url
+        credentials = credentials or state.credentials_path
+    if credentials is not None:
+        path = Path(credentials)
+        if path.suffix == ".creds":
+            opts["user_credentials"] = str(path)
+        else:
+            try:
+                creds = Credentials.read(path)
+            except (OSError, ValueError) as exc:
+                raise AuthenticationFailed(f"cannot read credentials file {path}: {exc}") from exc
+            user, password = creds.user, creds.password
+            tenant = tenant or creds.tenant
+    if user is not None:
+        opts["user"] = user
+        opts["password"] = password
+    if token is not None:
+        opts["token"] = token
+    if tls_ca is not None:
+        ctx = ssl.create_default_context(cafile=str(tls_ca))
+        opts["tls"] = ctx
+    servers = [url] if isinstance(url, str) else list(url)
+
+    errors: list[Exception] = []
+    guard: PermissionGuard | None = None
+
+    async def _error_cb(exc: Exception) -> None:
+        # Permission violations arrive here, asynchronously: the guard fails the operation
+        # that caused one with PermissionDenied instead of letting it time out.
+        if guard is not None and guard.handle(exc):
+            return
+        if len(errors) < 100:
+            errors.append(exc)
+        # nats-py 2.16 never returns from connect() after a failed TLS handshake: give up
+        # once every seed failed verification.
+        tls_errors = sum(isinstance(e, ssl.SSLError) for e in errors)
+        if guard is None and tls_errors >= len(servers) and not tls_failed.done():
+            tls_failed.set_exception(exc)
+
+    tls_failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    attempt = asyncio.ensure_future(
+        nats.connect(
+            servers=servers,
+            connect_timeout=timeout,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.2,
+            error_cb=_error_cb,
+            name=f"mailslot:{name}" if name else "mailslot",
+            **opts,
+        )
+    )
+    try:
+        # Overall bound too, for the same nats-py hang on other handshake failures.
+        waiters: set[asyncio.Future[Any]] = {attempt, tls_failed}
+        await asyncio.wait(
+            waiters, timeout=timeout * 2 * len(servers) + 5, return_when=asyncio.FIRST_COMPLETED
+        )
+        if tls_failed.done():
+            tls_failed.exception()  # retrieved, whatever happens next
+        if not attempt.done():
+            attempt.cancel()
+            with contextlib.suppress(BaseException):
+                await attempt
+            if tls_failed.done():
+                raise ConnectionFailed(
+                    f"TLS handshake with {', '.join(servers)} failed: {tls_failed.exception()} "
+                    "(pass tls_ca= the CA file that signed the server certificate)"
+                )
+            raise asyncio.TimeoutError()
+        nc = attempt.result()
+    except (nerr.NoServersError, OSError, asyncio.TimeoutError, nerr.Error) as exc:
+        for err in [*errors, exc]:
+            if isinstance(err, nerr.AuthorizationError) or "authorization" in str(err).lower():
+                raise AuthenticationFailed(
+                    f"the server at {', '.join(servers)} refused the credentials"
+                ) from exc
+        raise BrokerUnreachable(f"no NATS server answered at {', '.join(servers)}") from exc
+    guard = PermissionGuard(nc).install()
+    # Connected once: from now on keep reconnecting for as long as it takes.
+    nc.options["max_reconnect_attempts"] = -1
+    nc.options["reconnect_time_wait"] = 0.5
+    try:
+        v = nc.connected_server_version
+        if (v.major, v.minor, v.patch) < p.MIN_SERVER_VERSION:
+            need = ".".join(map(str, p.MIN_SERVER_VERSION))
+            raise ServerTooOld(
+                f"nats-server {v.major}.{v.minor}.{v.patch} is too old: Mailslot needs {need}+ "
+                "(per-message TTL, message schedules)"
+            )
+        js = nc.jetstream()
+        try:
+            await js.account_info()
+        except (jserr.ServiceUnavailableError, nerr.NoRespondersError) as exc:
+            raise JetStreamUnavailable("JetStream is not enabled on this server or for this account") from exc
+        report = None
+        if provision_streams:
+            with boundary():
+                report = await provision(js, settings)
+    except BaseException:
+        await nc.close()
+        raise
+    return Mailslot(
+        nc,
+        url=servers[0],
+        tenant=tenant,
+        name=name,
+        provisioned=report,
+        publish_retry_for=publish_retry_for,
+    )
