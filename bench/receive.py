@@ -1,6 +1,7 @@
 """2. Receive throughput: drain a backlog spread over the four priority levels.
 
-Mailslot: ``receive_batch(max=100)`` then ``gather`` of the confirmed ``ack()`` of the batch.
+Mailslot: ``receive_batch(max=100)`` then ``ack_many(batch)`` (one confirmed round trip per
+batch), and also ``gather`` of the confirmed ``ack()`` of each message.
 Raw: one durable pull consumer on ``mbox.*.<address>`` doing ``fetch(100)`` + ``ack`` (fire and
 forget), and the same with ``ack_sync`` gathered per batch (what Mailslot's ack does).
 """
@@ -25,7 +26,7 @@ async def fill(b: Bench, to: str, n: int, prios: tuple[p.Priority, ...] = p.PRIO
     await js.publish_async_completed()
 
 
-async def _mailslot(b: Bench, n: int) -> float:
+async def _mailslot(b: Bench, n: int, *, each: bool = False) -> float:
     mb = await b.ms.open(unique("bench-recv"), ttl=120, heartbeat=2.0)
     try:
         await fill(b, mb.address, n)
@@ -35,7 +36,10 @@ async def _mailslot(b: Bench, n: int) -> float:
                 batch = await mb.receive_batch(max=100, timeout=10)
                 if not batch:
                     raise RuntimeError(f"mailslot receive stalled after {got} of {n}")
-                await asyncio.gather(*(m.ack() for m in batch))
+                if each:
+                    await asyncio.gather(*(m.ack() for m in batch))
+                else:
+                    await mb.ack_many(batch)
                 got += len(batch)
         return n / t.elapsed
     finally:
@@ -77,9 +81,10 @@ async def _raw(b: Bench, n: int, *, sync_ack: bool) -> float:
 
 async def run(b: Bench) -> dict[str, Any]:
     s = b.scale
-    rounds: dict[str, list[float]] = {"mailslot": [], "raw_ack": [], "raw_ack_sync": []}
+    rounds: dict[str, list[float]] = {"mailslot": [], "mailslot_each": [], "raw_ack": [], "raw_ack_sync": []}
     for _ in range(s.repeat):
         rounds["mailslot"].append(await _mailslot(b, s.receive))
+        rounds["mailslot_each"].append(await _mailslot(b, s.receive, each=True))
         rounds["raw_ack"].append(await _raw(b, s.receive, sync_ack=False))
         rounds["raw_ack_sync"].append(await _raw(b, s.receive, sync_ack=True))
     med = {k: median(v) for k, v in rounds.items()}
@@ -87,8 +92,12 @@ async def run(b: Bench) -> dict[str, Any]:
         "messages_per_round": s.receive,
         "rounds": rounds,
         "mailslot_receive_batch_ack_msgs_per_s": med["mailslot"],
+        "mailslot_receive_batch_ack_each_msgs_per_s": med["mailslot_each"],
         "raw_fetch_ack_msgs_per_s": med["raw_ack"],
         "raw_fetch_ack_sync_msgs_per_s": med["raw_ack_sync"],
         "receive_vs_fetch_ack_ratio": paired_ratio(rounds["mailslot"], rounds["raw_ack"]),
         "receive_vs_fetch_ack_sync_ratio": paired_ratio(rounds["mailslot"], rounds["raw_ack_sync"]),
+        "receive_ack_each_vs_fetch_ack_sync_ratio": paired_ratio(
+            rounds["mailslot_each"], rounds["raw_ack_sync"]
+        ),
     }

@@ -64,7 +64,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
         k = "receive_vs_fetch_ack_ratio"
         out.append(
             (
-                "receive_batch(100)+ack (vs fetch(100)+ack)",
+                "receive_batch(100)+ack_many (vs fetch(100)+ack)",
                 "msg/s",
                 s["mailslot_receive_batch_ack_msgs_per_s"],
                 s["raw_fetch_ack_msgs_per_s"],
@@ -74,11 +74,21 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
         )
         out.append(
             (
-                "receive_batch(100)+ack (vs fetch(100)+ack_sync)",
+                "receive_batch(100)+ack_many (vs fetch(100)+ack_sync)",
                 "msg/s",
                 s["mailslot_receive_batch_ack_msgs_per_s"],
                 s["raw_fetch_ack_sync_msgs_per_s"],
                 s["receive_vs_fetch_ack_sync_ratio"],
+                "",
+            )
+        )
+        out.append(
+            (
+                "receive_batch(100)+ack() each (vs fetch(100)+ack_sync)",
+                "msg/s",
+                s["mailslot_receive_batch_ack_each_msgs_per_s"],
+                s["raw_fetch_ack_sync_msgs_per_s"],
+                s["receive_ack_each_vs_fetch_ack_sync_ratio"],
                 "",
             )
         )

@@ -165,3 +165,27 @@ async def test_reopen_after_lapse_is_a_new_lease_not_a_resume(ms):
     assert (await kv.get("phoenix")).value
     still = await ms.open("phoenix", ttl=5)
     assert still.resumed
+
+
+async def test_ack_many_is_confirmed_before_a_crash(server):
+    c = server.credentials
+    ms = await mailslot.connect(server.url, user=c.user, password=c.password)
+    await ms.send_many(
+        [{"to": "batchy", "payload": i, "priority": "urgent" if i % 3 else "low"} for i in range(300)]
+    )
+    mb = await ms.open("batchy", ack_wait=2)
+    seen = []
+    while len(seen) < 300:
+        batch = await mb.receive_batch(max=100, timeout=5)
+        seen += [m.json() for m in batch]
+        await mb.ack_many(batch)
+    with pytest.raises(mailslot.AlreadyAcknowledged):
+        await mb.ack_many(batch[:1])
+    await ms.close()
+    server.kill()  # right after the last confirmation
+    server.start()
+    async with mailslot.connect(server.url, user=c.user, password=c.password) as ms:
+        assert sorted(seen) == list(range(300))
+        assert (await ms.inspect("batchy").stats()).total == 0
+        mb = await ms.open("batchy", ack_wait=2)
+        assert await mb.receive_batch(max=10, timeout=3) == []

@@ -293,6 +293,28 @@ class Mailbox(PriorityReceiving, MailboxView):
             raise Timeout(f"no mail for {self.address} within {t:g} s")
         return m
 
+    async def ack_many(self, messages: Iterable[Message]) -> None:
+        """Acknowledge several messages with one confirmed round trip per consumer.
+
+        The server processes the acks of one connection for one consumer in order, so when
+        the last one is confirmed (a double ack) every earlier one was processed too: the same
+        guarantee as awaiting ``ack()`` on each, at the cost of one request instead of N.
+        """
+        groups: dict[str, list[Message]] = {}
+        for m in messages:
+            m._settle()
+            groups.setdefault(m._msg.reply.split(".")[3], []).append(m)  # $JS.ACK.<stream>.<consumer>
+        nc = self._client.nc
+        with boundary():
+            for group in groups.values():
+                *rest, last = group
+                for m in rest:
+                    await nc.publish(m._msg.reply, b"+ACK")
+                await last._msg.ack_sync(timeout=10)
+        for group in groups.values():
+            for m in group:
+                self._settled(m)
+
     async def receive_batch(
         self, *, max: int = 100, timeout: float | timedelta | None = None
     ) -> list[Message]:

@@ -118,6 +118,9 @@ class SyncMailbox(SyncMailboxView):
     def receive(self, *, timeout: float | timedelta | None = None) -> SyncMessage:
         return SyncMessage(PORTAL.call(self._mb.receive(timeout=timeout)))
 
+    def ack_many(self, messages: Iterable[SyncMessage]) -> None:
+        PORTAL.call(self._mb.ack_many([m.aio for m in messages]))
+
     def receive_batch(self, *, max: int = 100, timeout: float | timedelta | None = None) -> list[SyncMessage]:
         return [SyncMessage(m) for m in PORTAL.call(self._mb.receive_batch(max=max, timeout=timeout))]
 
