@@ -19,5 +19,6 @@ def client_env(server: NatsServer) -> dict[str, str]:
     env = dict(os.environ)
     env["MAILSLOT_URL"] = server.url
     env["MAILSLOT_CREDENTIALS"] = str(creds)
+    env["COLUMNS"] = "200"  # CLI tables (rich) shorten cells in a narrow non-terminal
     env["PYTHONPATH"] = str(ROOT / "tests") + os.pathsep + env.get("PYTHONPATH", "")
     return env

@@ -24,6 +24,7 @@ class Result:
 @pytest.fixture
 def cli(server: NatsServer):  # type: ignore[no-untyped-def]
     env = client_env(server)
+    env["COLUMNS"] = "200"  # rich shortens cells to fit a narrow non-terminal
 
     async def run(*args: str, ok: bool = True) -> Result:
         proc = await asyncio.create_subprocess_exec(
