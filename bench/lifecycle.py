@@ -14,8 +14,7 @@ import time
 from typing import Any
 
 from mailslot_broker import protocol as p
-from mailslot_broker.reclaim import reclaim_expired
-from nats.js import errors as jserr
+from mailslot_broker.reclaim import lease_alive, reclaim_expired
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from ._common import Bench, Timer, median, payload, ratio, unique
@@ -72,14 +71,6 @@ async def _counts(b: Bench, addresses: set[str]) -> dict[str, int]:
     return {"consumers": consumers, "kv_entries": kv, "messages": messages}
 
 
-async def _live_leases(b: Bench) -> int:
-    kv = await b.js.key_value(p.AGENTS_BUCKET)
-    try:
-        return len(await kv.keys())
-    except jserr.NoKeysError:
-        return 0
-
-
 async def _lapse(b: Bench, n: int) -> dict[str, Any]:
     sem = asyncio.Semaphore(16)
 
@@ -94,7 +85,8 @@ async def _lapse(b: Bench, n: int) -> dict[str, Any]:
     await b.ms.send_many({"to": a, "payload": payload()} for a in addresses)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the server expires leases; nothing to wait on
-        if not await _live_leases(b):
+        alive = await asyncio.gather(*(lease_alive(b.js, a) for a in addresses))
+        if not any(alive):
             break
         await asyncio.sleep(0.5)
     before = await _counts(b, set(addresses))
