@@ -304,3 +304,33 @@ async def test_sending_to_never_opened_address_waits(ms):
     assert await reclaim_expired(ms.js, grace=0) == []  # no lease ever: not reclaimed
     mb = await ms.open("not-yet")
     assert (await mb.receive(timeout=5)).text == "patience"
+
+
+async def test_idle_pulls_do_not_swallow_mail_after_close(ms):
+    """An idle receiver keeps waiting pulls at the server; closing must drop them so mail
+    sent afterwards goes to the next receiver at once, not after the ack wait."""
+    mb = await ms.open("closer", ack_wait=30)
+    with pytest.raises(mailslot.Timeout):
+        await mb.receive(timeout=0.5)  # idle: waiting pulls are armed on every level
+    assert len(mb._waiting) == 4
+    await mb.close()
+    await ms.send("closer", "after close", priority="low")
+    again = await ms.open("closer", ack_wait=30)
+    t0 = time.monotonic()
+    m = await again.receive(timeout=5)
+    assert m.text == "after close" and m.delivery_count == 1
+    assert time.monotonic() - t0 < 2
+    await m.ack()
+
+
+async def test_idle_pull_delivers_without_a_bell_round_trip(ms):
+    mb = await ms.open("pushed")
+    waiter = asyncio.create_task(mb.receive(timeout=10))
+    await asyncio.sleep(0.3)
+    before = mb.pull_requests
+    await ms.send("pushed", "x", priority="urgent")
+    m = await waiter
+    assert m.text == "x"
+    # delivered by the idle pull; at most the bell's confirmation pull follows
+    assert mb.pull_requests - before <= 1
+    await m.ack()

@@ -2,15 +2,17 @@
 
 One durable pull consumer per priority. The loop pulls ``no_wait`` from the highest level that
 may hold mail and serves the first non-empty one. It knows which levels may hold mail from the
-headers-only "bell" the stream republishes after storing each message, so an idle mailbox
-sends no requests at all; the only mail that rings no bell is a redelivery, which the loop
-schedules itself for messages it handed out (ack wait, nak delay), plus a slow heartbeat sweep
-for mail left unacked by a crashed replica of the same agent.
+headers-only "bell" the stream republishes after storing each message. When every level is
+empty it leaves one waiting pull per level at the server (re-armed only when it expires, after
+``heartbeat``), so new and redelivered mail is pushed without an extra round trip and an idle
+mailbox sends nothing in between. Redeliveries of messages it handed out (ack wait, nak delay)
+are scheduled locally.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import json
@@ -54,6 +56,7 @@ class PriorityReceiving:
     _tokens: itertools.count[int]
     _inbox: str
     _timers: dict[int, asyncio.TimerHandle]
+    _waiting: dict[p.Priority, tuple[str, float]]
     pull_requests: int
 
     async def _ensure_consumers(self) -> None:
@@ -81,20 +84,47 @@ class PriorityReceiving:
         self._mark(prio)
 
     async def _on_pull_reply(self, msg: Msg) -> None:
-        # Pulls are sequential (under the receive lock), so everything arriving here belongs
-        # to the current pull; JetStream delivers mail with its own subject, and only status
-        # replies carry the request's token. A status for an older pull is stale.
+        # Active pulls are sequential (under the receive lock), so everything arriving while
+        # one runs is handed to it; JetStream delivers mail with its own subject, and only
+        # status replies carry the request's token. Mail arriving between pulls comes from an
+        # idle waiting pull (or a pull we stopped waiting for): it is ours to deliver.
         status = msg.headers.get("Status") if msg.headers else None
+        token = msg.subject.rsplit(".", 1)[-1]
         if status:
-            if msg.subject.rsplit(".", 1)[-1] == self._current_token:
+            if token == self._current_token:
                 self._replies.put_nowait(msg)
+            else:
+                for prio, (wtoken, _) in list(self._waiting.items()):
+                    if wtoken == token:  # an idle pull ended (expired, or no consumer)
+                        del self._waiting[prio]
             return
+        with contextlib.suppress(ValueError, IndexError):
+            self._waiting.pop(p.parse_mail_subject(msg.subject)[0], None)
         if self._current_token is not None:
             self._replies.put_nowait(msg)
         else:
-            # Late delivery for a pull we stopped waiting for: it is ours to deliver.
             self._push(self._wrap(msg))
             self._wake.set()
+
+    async def _arm_idle_pulls(self) -> None:
+        """While idle, keep one waiting pull per level at the server, so new mail (and mail
+        redelivered after a crash elsewhere) is pushed to us without a round trip after the
+        bell. They expire after ``heartbeat``; ``close()`` drops them at once, because the
+        server forgets pull requests whose reply subject lost its subscriber."""
+        now = time.monotonic()
+        for prio in p.PRIORITIES:
+            current = self._waiting.get(prio)
+            if current is not None and current[1] > now:
+                continue
+            token = f"w{next(self._tokens)}"
+            self._waiting[prio] = (token, now + self.heartbeat)
+            body = json.dumps(p.pull_request(batch=1, expires=self.heartbeat)).encode()
+            self.pull_requests += 1
+            await self._client.nc.publish(
+                p.pull_subject(p.MAIL_STREAM, p.consumer_name(self.address, prio)),
+                body,
+                reply=f"{self._inbox}.{token}",
+            )
 
     def _push(self, m: Message) -> None:
         heapq.heappush(self._buffer, (int(m.priority), m.seq, next(self._tiebreak), m))
@@ -233,6 +263,10 @@ class PriorityReceiving:
             m = self._pop()
             if m is not None:
                 return m
+            with boundary():
+                await self._arm_idle_pulls()
+            if self._buffer:
+                continue  # an idle pull delivered while we armed the others
             wait = self.heartbeat
             if deadline is not None:
                 remaining = deadline - time.monotonic()

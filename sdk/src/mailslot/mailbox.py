@@ -72,6 +72,7 @@ class Mailbox(PriorityReceiving, MailboxView):
         self._maybe = {prio: True for prio in p.PRIORITIES}
         self._gen = dict.fromkeys(p.PRIORITIES, 0)
         self._rung = dict.fromkeys(p.PRIORITIES, False)
+        self._waiting: dict[p.Priority, tuple[str, float]] = {}
         self._buffer: list[tuple[int, int, int, Message]] = []
         self._tiebreak = itertools.count()
         self._wake = asyncio.Event()
@@ -181,15 +182,18 @@ class Mailbox(PriorityReceiving, MailboxView):
         for t in self._timers.values():
             t.cancel()
         self._timers.clear()
+        # Unsubscribing first makes the server drop our idle waiting pulls; draining hands
+        # over anything already on its way, which is then given back with the buffer.
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.drain()
+        self._subs.clear()
+        self._waiting.clear()
         buffered = [entry[3] for entry in self._buffer]
         self._buffer.clear()
         for m in buffered:
             with contextlib.suppress(Exception):
                 await m._msg.nak()
-        for sub in self._subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        self._subs.clear()
         self._client._forget(self)
 
     async def destroy(self) -> None:
