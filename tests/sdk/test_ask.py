@@ -215,3 +215,20 @@ async def test_two_replicas_waiting_for_one_reply_hand_it_out_once(
         missed = [r for r in results if isinstance(r, mailslot.Timeout)]
         assert len(got) == 1 and len(missed) == 1, results
         assert got[0].text == "echo:q"
+
+
+async def test_reply_for_keep_until_ack(ms: mailslot.Mailslot) -> None:
+    """keep=True leaves the reply stored until ack: a consumer that crashed before finishing
+    collects the same reply again."""
+    asker = await ms.open("keeper")
+    responder = await ms.open("answerer")
+    receipt = await asker.request("answerer", {"q": 1})
+    req = await responder.receive(timeout=5)
+    await req.reply({"a": 2})
+    await req.ack()
+    first = await asker.reply_for(receipt.correlation_id, timeout=5, keep=True)
+    again = await asker.reply_for(receipt.correlation_id, timeout=5, keep=True)
+    assert first.json() == again.json() == {"a": 2} and first.seq == again.seq
+    await again.ack()
+    with pytest.raises(mailslot.Timeout):
+        await asker.reply_for(receipt.correlation_id, timeout=0.5)

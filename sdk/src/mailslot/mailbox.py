@@ -280,12 +280,16 @@ class Mailbox(PriorityReceiving, MailboxView):
             headers=headers,
         )
 
-    async def reply_for(self, correlation_id: str, *, timeout: float | timedelta | None = None) -> Reply:
+    async def reply_for(
+        self, correlation_id: str, *, timeout: float | timedelta | None = None, keep: bool = False
+    ) -> Reply:
         """The reply to an earlier request (by its correlation id), waiting up to ``timeout``
-        (None = as long as it takes). The reply is removed from the mailbox when returned."""
+        (None = as long as it takes). The reply is removed from the mailbox when returned, or,
+        with ``keep=True``, only when it is acked: a consumer that crashes before finishing
+        its work (e.g. a durable resume) can collect the same reply again."""
         from .requests import reply_for
 
-        return await reply_for(self, correlation_id, timeout=timeout)
+        return await reply_for(self, correlation_id, timeout=timeout, keep=keep)
 
     async def receive(self, *, timeout: float | timedelta | None = None) -> Message:
         """The next message, highest priority first; waits (without polling) until one

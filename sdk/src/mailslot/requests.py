@@ -45,22 +45,41 @@ _RESCAN_EVERY = 30.0
 
 
 class Reply(Message):
-    """A reply handed out by ``ask``/``reply_for``. It was removed from the reply sub-address
-    when handed out, so ``ack`` and ``in_progress`` are no-ops and ``nak``/``term`` refuse."""
+    """A reply handed out by ``ask``/``reply_for``.
 
-    __slots__ = ()
+    By default it was removed from the reply sub-address when handed out, so ``ack`` and
+    ``in_progress`` are no-ops. With ``reply_for(..., keep=True)`` it stays stored until
+    ``ack()`` deletes it, so a consumer that crashes before finishing can collect it again.
+    ``nak``/``term`` refuse either way: replies are not redelivered by a consumer.
+    """
+
+    __slots__ = ("_kept",)
+
+    def __init__(self, msg: Msg, mailbox: Mailbox | None, *, kept: bool = False) -> None:
+        super().__init__(msg, mailbox)
+        self._kept = kept
 
     async def ack(self) -> None:
+        if self._settled:
+            return
+        if self._kept and self._mailbox is not None:
+            js = self._mailbox.client.js
+            with boundary(), contextlib.suppress(jserr.NotFoundError):
+                try:
+                    await js.delete_msg(p.MAIL_STREAM, self.seq)
+                except jserr.APIError as exc:
+                    if exc.err_code not in (10057, 10058):  # already gone
+                        raise
         self._settled = True
 
     async def in_progress(self) -> None:
         return None
 
     async def nak(self, *, delay: float | None = None) -> None:
-        raise MessageError("a reply is removed when handed out; it cannot be redelivered")
+        raise MessageError("a reply is not redelivered; collect it again with reply_for(keep=True)")
 
     async def term(self, *, reason: str | None = None) -> None:
-        raise MessageError("a reply is removed when handed out; it cannot be termed")
+        raise MessageError("a reply cannot be termed")
 
 
 class ReplyBox:
@@ -153,8 +172,9 @@ class ReplyBox:
                 seq = got + 1
         return found
 
-    async def _take(self, seq: int, correlation_id: str) -> Reply | None:
-        """Fetch the reply at ``seq`` and delete it; None if it is gone or not ours."""
+    async def _take(self, seq: int, correlation_id: str, *, keep: bool = False) -> Reply | None:
+        """Fetch the reply at ``seq`` and delete it (unless ``keep``); None if it is gone or
+        not ours."""
         js = self._mb._client.js
         try:
             raw = await js.get_msg(p.MAIL_STREAM, seq=seq, direct=True)
@@ -164,7 +184,8 @@ class ReplyBox:
         if headers.get(Header.CORRELATION_ID) != correlation_id:
             return None
         try:
-            await js.delete_msg(p.MAIL_STREAM, seq)
+            if not keep:
+                await js.delete_msg(p.MAIL_STREAM, seq)
         except (jserr.NotFoundError, jserr.BadRequestError):
             return None  # another replica took it first
         except jserr.APIError as exc:
@@ -179,7 +200,7 @@ class ReplyBox:
             data=raw.data or b"",
             headers=headers,
         )
-        return Reply(msg, self._mb)
+        return Reply(msg, self._mb, kept=keep)
 
     async def collect(
         self,
@@ -187,6 +208,7 @@ class ReplyBox:
         *,
         timeout: float | None,
         fut: asyncio.Future[int] | None = None,
+        keep: bool = False,
     ) -> Reply:
         """Wait for the reply with ``correlation_id``; ``fut`` is a waiter registered before
         the request went out, so a fast reply cannot ring before anyone listens."""
@@ -199,7 +221,7 @@ class ReplyBox:
                     raise MailboxClosed(f"mailbox {self._mb.address} is closed")
                 with boundary():
                     for seq in await self._scan(correlation_id):
-                        got = await self._take(seq, correlation_id)
+                        got = await self._take(seq, correlation_id, keep=keep)
                         if got is not None:
                             return got
                 while True:
@@ -218,7 +240,7 @@ class ReplyBox:
                     self._unregister(correlation_id, fut)
                     fut = self.register(correlation_id)
                     with boundary():
-                        got = await self._take(seq, correlation_id)
+                        got = await self._take(seq, correlation_id, keep=keep)
                     if got is not None:
                         return got
         finally:
@@ -324,13 +346,15 @@ async def ask(
     return await box.collect(out.id, timeout=t, fut=fut)
 
 
-async def reply_for(mb: Mailbox, correlation_id: str, *, timeout: float | timedelta | None = None) -> Reply:
+async def reply_for(
+    mb: Mailbox, correlation_id: str, *, timeout: float | timedelta | None = None, keep: bool = False
+) -> Reply:
     mb._check_usable()
     if not isinstance(correlation_id, str) or not correlation_id:
         raise InvalidInput("correlation_id must be a non-empty str")
     t = plain_seconds(timeout, what="timeout")
     box = await ReplyBox.of(mb)
-    return await box.collect(correlation_id, timeout=t)
+    return await box.collect(correlation_id, timeout=t, keep=keep)
 
 
 __all__ = ["Reply", "ReplyBox", "ask", "reply_for", "request"]

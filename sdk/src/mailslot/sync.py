@@ -174,8 +174,10 @@ class SyncMailbox(SyncMailboxView):
             )
         )
 
-    def reply_for(self, correlation_id: str, *, timeout: float | timedelta | None = None) -> SyncMessage:
-        return SyncMessage(PORTAL.call(self._mb.reply_for(correlation_id, timeout=timeout)))
+    def reply_for(
+        self, correlation_id: str, *, timeout: float | timedelta | None = None, keep: bool = False
+    ) -> SyncMessage:
+        return SyncMessage(PORTAL.call(self._mb.reply_for(correlation_id, timeout=timeout, keep=keep)))
 
     def close(self) -> None:
         PORTAL.call(self._mb.close())

@@ -154,10 +154,20 @@ class Resumer:
 
     async def _await(self, tid: str, cfg: dict[str, Any], cid: str, intr: Interrupt) -> None:
         try:
-            reply = await self.mailbox.reply_for(cid)
-            value = self.decode(reply)
+            # keep=True: the reply is deleted only by the ack after a successful resume, so a
+            # crash or a failed resume leaves it to be collected again.
+            reply = await self.mailbox.reply_for(cid, keep=True)
         except mailslot.MailslotError as exc:  # e.g. the mailbox was closed under us
             log.warning("waiting for reply %s of thread %s failed: %s", cid, tid, exc)
+            self.results.put_nowait(Resumed(thread_id=tid, correlation_id=cid, reply=None, error=exc))
+            return
+        try:
+            value = self.decode(reply)
+        except mailslot.MailslotError as exc:
+            # A reply that cannot be decoded never will be: report it and discard it, so a
+            # corrected reply to the same request can resume the thread.
+            log.warning("reply %s of thread %s is invalid: %s", cid, tid, exc)
+            await reply.ack()
             self.results.put_nowait(Resumed(thread_id=tid, correlation_id=cid, reply=None, error=exc))
             return
         res = Resumed(thread_id=tid, correlation_id=cid, reply=value)
@@ -167,7 +177,7 @@ class Resumer:
                 out = await self.graph.ainvoke(
                     Command(resume={intr.id: value}), cfg, context=self.context, version="v2"
                 )
-            except Exception as exc:  # the reply was taken; report rather than lose it silently
+            except Exception as exc:  # the reply stays stored (not acked): report it
                 log.exception("resuming thread %s with reply %s failed", tid, cid)
                 res.error = exc
             else:
