@@ -325,7 +325,10 @@ class TopicSubscription:
         try:
             with boundary():
                 ci = await hist.consumer_info()
-            if not ci.num_pending and not hist.delivered:
+            # Nothing matched if the server has neither pending nor already pushed messages
+            # (pushed ones may still sit unread in the subscription's queue).
+            pushed = ci.delivered.consumer_seq if ci.delivered is not None else 0
+            if not ci.num_pending and not pushed and not hist.delivered:
                 return
             done = 0
             while True:
