@@ -1,0 +1,189 @@
+"""Stream, bucket and consumer configurations, and the pull request body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    KeyValueConfig,
+    RePublish,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from .names import (
+    AGENTS_BUCKET,
+    BELL_PREFIX,
+    DLQ_PREFIX,
+    DLQ_STREAM,
+    DURABLE_TOPIC_PREFIX,
+    MAIL_PREFIX,
+    MAIL_STREAM,
+    MAILBOXES_BUCKET,
+    SCHEDULE_PREFIX,
+    SIDECAR_BUCKET,
+    TOPIC_PREFIX,
+    TOPICS_STREAM,
+)
+from .subjects import (
+    CONSUMER_ADDRESS_METADATA,
+    consumer_name,
+    mail_subject,
+)
+from .values import (
+    Priority,
+)
+
+# --- stream and bucket configurations ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Deployment knobs for the streams Mailslot provisions."""
+
+    replicas: int = 1
+    storage: StorageType = StorageType.FILE
+    mail_max_age: float = 30 * 24 * 3600.0
+    topics_max_age: float = 7 * 24 * 3600.0
+    dlq_max_age: float = 30 * 24 * 3600.0
+    dedupe_window: float = 120.0
+    max_consumers: int = 100_000
+    lease_marker_ttl: float = 60.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def mail_stream_config(s: StreamSettings) -> StreamConfig:
+    return StreamConfig(
+        name=MAIL_STREAM,
+        description="Mailslot mailboxes: mbox.<priority>.<address>",
+        subjects=[f"{MAIL_PREFIX}.>", f"{SCHEDULE_PREFIX}.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=s.storage,
+        num_replicas=s.replicas,
+        max_age=s.mail_max_age,
+        duplicate_window=s.dedupe_window,
+        max_consumers=s.max_consumers,
+        allow_msg_ttl=True,
+        allow_msg_schedules=True,
+        allow_direct=True,
+        discard=DiscardPolicy.OLD,
+        republish=RePublish(src=f"{MAIL_PREFIX}.>", dest=f"{BELL_PREFIX}.>", headers_only=True),
+    )
+
+
+def topics_stream_config(s: StreamSettings) -> StreamConfig:
+    return StreamConfig(
+        name=TOPICS_STREAM,
+        description="Mailslot durable broadcast history: ptopic.<topic>",
+        subjects=[f"{DURABLE_TOPIC_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=s.storage,
+        num_replicas=s.replicas,
+        max_age=s.topics_max_age,
+        duplicate_window=s.dedupe_window,
+        allow_msg_ttl=True,
+        allow_direct=True,
+        republish=RePublish(src=f"{DURABLE_TOPIC_PREFIX}.>", dest=f"{TOPIC_PREFIX}.>"),
+    )
+
+
+def dlq_stream_config(s: StreamSettings) -> StreamConfig:
+    return StreamConfig(
+        name=DLQ_STREAM,
+        description="Mailslot dead letters: dlq.<priority>.<address>",
+        subjects=[f"{DLQ_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=s.storage,
+        num_replicas=s.replicas,
+        max_age=s.dlq_max_age,
+        duplicate_window=s.dedupe_window,
+        allow_direct=True,
+    )
+
+
+def agents_bucket_config(s: StreamSettings) -> KeyValueConfig:
+    return KeyValueConfig(
+        bucket=AGENTS_BUCKET,
+        description="Mailslot leases and agent cards: key = address",
+        history=1,
+        storage=s.storage,
+        replicas=s.replicas,
+        direct=True,
+        limit_marker_ttl=s.lease_marker_ttl,
+    )
+
+
+def mailboxes_bucket_config(s: StreamSettings) -> KeyValueConfig:
+    """Addresses that own a mailbox (consumers, lease); lets the reaper find lapsed leases
+    after downtime without confusing them with addresses that were never opened."""
+    return KeyValueConfig(
+        bucket=MAILBOXES_BUCKET,
+        description="Mailslot mailboxes that have been opened: key = address",
+        history=1,
+        storage=s.storage,
+        replicas=s.replicas,
+        direct=True,
+    )
+
+
+def sidecar_bucket_config(s: StreamSettings) -> KeyValueConfig:
+    """Leader election of the sidecar replicas: one key with a TTL, renewed by the leader."""
+    return KeyValueConfig(
+        bucket=SIDECAR_BUCKET,
+        description="Mailslot sidecar leader lease",
+        history=1,
+        storage=s.storage,
+        replicas=s.replicas,
+        limit_marker_ttl=s.lease_marker_ttl,
+    )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a mailbox retries a message that was not acked."""
+
+    ack_wait: float = 30.0
+    max_deliver: int = 5
+    backoff: tuple[float, ...] = ()
+    max_ack_pending: int = 1000
+
+
+def mail_consumer_config(
+    address: str, priority: Priority, *, policy: RetryPolicy, inactive_threshold: float
+) -> ConsumerConfig:
+    name = consumer_name(address, priority)
+    return ConsumerConfig(
+        name=name,
+        durable_name=name,
+        description=f"Mailslot mailbox {address} priority {priority.label}",
+        filter_subject=mail_subject(priority, address),
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=policy.ack_wait,
+        max_deliver=policy.max_deliver,
+        backoff=list(policy.backoff) or None,
+        max_ack_pending=policy.max_ack_pending,
+        inactive_threshold=inactive_threshold,
+        num_replicas=0,
+        metadata={CONSUMER_ADDRESS_METADATA: address, "mailslot-priority": priority.label},
+    )
+
+
+def pull_request(*, batch: int, no_wait: bool = False, expires: float | None = None) -> dict:
+    """JSON body of ``$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>``."""
+    body: dict[str, Any] = {"batch": batch}
+    if no_wait:
+        body["no_wait"] = True
+    if expires is not None:
+        body["expires"] = int(expires * 1e9)
+    return body
+
+
+def pull_subject(stream: str, consumer: str) -> str:
+    return f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
