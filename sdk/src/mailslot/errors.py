@@ -6,8 +6,6 @@ Errors from nats-py and from the broker package are translated into these at one
 
 from __future__ import annotations
 
-from mailslot_broker import errors as broker_errors
-
 
 class MailslotError(Exception):
     """Root of every error the SDK raises."""
@@ -59,19 +57,19 @@ class InvalidInput(MailslotError, ValueError):
     """An argument that cannot be sent. Nothing was sent."""
 
 
-class InvalidAddressError(InvalidInput, broker_errors.InvalidAddress):
+class InvalidAddressError(InvalidInput):
     """An address with a wildcard, whitespace, an empty token or over the length limit."""
 
 
-class InvalidTopicError(InvalidInput, broker_errors.InvalidTopic):
+class InvalidTopicError(InvalidInput):
     """A broadcast topic or pattern NATS would misread."""
 
 
-class UnknownPriorityError(InvalidInput, broker_errors.InvalidPriority):
+class UnknownPriorityError(InvalidInput):
     """Not one of critical, urgent, normal, low."""
 
 
-class InvalidTTLError(InvalidInput, broker_errors.InvalidTTL):
+class InvalidTTLError(InvalidInput):
     """A TTL or delay under 1 s, or not a number of seconds."""
 
 
