@@ -31,6 +31,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from . import payload as pl
 from ._boundary import boundary, plain_seconds, seconds
+from .envelope import Envelope
 from .errors import InvalidInput, PayloadTooLarge, Timeout
 from .message import _parse_float, _parse_time
 from .outgoing import _check_user_headers, new_message_id
@@ -54,7 +55,7 @@ class Published:
     duplicate: bool = False
 
 
-class Broadcast:
+class Broadcast(Envelope):
     """One message received on a topic: payload accessors like :class:`Message`, no ack."""
 
     __slots__ = ("_msg", "headers", "replayed", "topic")
@@ -87,42 +88,12 @@ class Broadcast:
         return self.headers.get(Header.MSG_ID)
 
     @property
-    def sender(self) -> str | None:
-        return self.headers.get(Header.FROM)
-
-    @property
     def sent_at(self) -> datetime | None:
         return _parse_time(self.headers.get(Header.SENT_AT))
 
     @property
     def ttl(self) -> float | None:
         return _parse_float(self.headers.get(Header.TTL))
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get(Header.CONTENT_TYPE, p.ContentType.BYTES)
-
-    @property
-    def user_headers(self) -> dict[str, str]:
-        return {
-            k: v
-            for k, v in self.headers.items()
-            if not k.startswith(p.RESERVED_HEADER_PREFIXES) and k != Header.TRACEPARENT
-        }
-
-    @property
-    def data(self) -> bytes:
-        return self._msg.data
-
-    @property
-    def text(self) -> str:
-        return pl.decode_text(self._msg.data)
-
-    def json(self) -> Any:
-        return pl.decode_json(self._msg.data)
-
-    def model(self, model: type[T]) -> T:
-        return pl.decode_model(self._msg.data, model)
 
     def __repr__(self) -> str:
         kind = "durable" if self.durable else "ephemeral"

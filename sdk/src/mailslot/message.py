@@ -9,16 +9,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailslot_broker.protocol import (
-    RESERVED_HEADER_PREFIXES,
-    ContentType,
     Header,
     Priority,
     parse_mail_subject,
 )
 from nats.aio.msg import Msg
 
-from . import payload as pl
 from ._boundary import boundary, plain_seconds
+from .envelope import Envelope
 from .errors import AlreadyAcknowledged, InvalidInput, MessageError
 
 if TYPE_CHECKING:
@@ -59,7 +57,7 @@ def _parse_float(value: str | None) -> float | None:
     return None
 
 
-class Message:
+class Message(Envelope):
     """One piece of mail, delivered to a mailbox and waiting for ``ack``.
 
     Foreign clients may send mail without Mailslot headers: every accessor degrades to
@@ -98,10 +96,6 @@ class Message:
         return self._seq
 
     @property
-    def sender(self) -> str | None:
-        return self.headers.get(Header.FROM)
-
-    @property
     def reply_to(self) -> str | None:
         return self.headers.get(Header.REPLY_TO)
 
@@ -112,10 +106,6 @@ class Message:
     @property
     def thread_id(self) -> str | None:
         return self.headers.get(Header.THREAD_ID)
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get(Header.CONTENT_TYPE, ContentType.BYTES)
 
     @property
     def sent_at(self) -> datetime | None:
@@ -135,32 +125,6 @@ class Message:
             return int(self._msg.metadata.num_delivered)
         except Exception:
             return 1
-
-    @property
-    def user_headers(self) -> dict[str, str]:
-        """Headers set by the sender through ``headers=`` (protocol headers removed)."""
-        return {
-            k: v
-            for k, v in self.headers.items()
-            if not k.startswith(RESERVED_HEADER_PREFIXES) and k != Header.TRACEPARENT
-        }
-
-    # -- payload -------------------------------------------------------------------------------
-
-    @property
-    def data(self) -> bytes:
-        return self._msg.data
-
-    @property
-    def text(self) -> str:
-        return pl.decode_text(self._msg.data)
-
-    def json(self) -> Any:
-        return pl.decode_json(self._msg.data)
-
-    def model(self, model: type[T]) -> T:
-        """Validate the payload as ``model`` (any type pydantic can validate)."""
-        return pl.decode_model(self._msg.data, model)
 
     # -- settlement ----------------------------------------------------------------------------
 
