@@ -235,9 +235,9 @@ class Mailbox(PriorityReceiving, MailboxView):
         The receipt's ``correlation_id`` is what :meth:`reply_for` takes to collect the
         reply later, even from another process after a restart (the reply waits durably).
         """
-        from .requests import request
+        from .requests import prepare_request
 
-        return await request(
+        out = prepare_request(
             self,
             to,
             payload,
@@ -247,6 +247,7 @@ class Mailbox(PriorityReceiving, MailboxView):
             ttl=ttl,
             headers=headers,
         )
+        return await self._client._publish(out)
 
     async def ask(
         self,
@@ -266,19 +267,20 @@ class Mailbox(PriorityReceiving, MailboxView):
         replies. After a timeout the reply still lands and waits for :meth:`reply_for`. With
         ``idempotency_key`` a retried ask (e.g. after a crash) reuses the same request.
         """
-        from .requests import ask
+        from .requests import prepare_request, publish_and_collect
 
-        return await ask(
+        t = plain_seconds(timeout, what="timeout")
+        out = prepare_request(
             self,
             to,
             payload,
-            timeout=timeout,
             priority=priority,
             thread_id=thread_id,
             idempotency_key=idempotency_key,
             ttl=ttl,
             headers=headers,
         )
+        return await publish_and_collect(self, out, timeout=t)
 
     async def reply_for(
         self, correlation_id: str, *, timeout: float | timedelta | None = None, keep: bool = False
@@ -287,9 +289,10 @@ class Mailbox(PriorityReceiving, MailboxView):
         (None = as long as it takes). The reply is removed from the mailbox when returned, or,
         with ``keep=True``, only when it is acked: a consumer that crashes before finishing
         its work (e.g. a durable resume) can collect the same reply again."""
-        from .requests import reply_for
+        from .requests import collect_reply
 
-        return await reply_for(self, correlation_id, timeout=timeout, keep=keep)
+        t = plain_seconds(timeout, what="timeout")
+        return await collect_reply(self, correlation_id, timeout=t, keep=keep)
 
     async def receive(self, *, timeout: float | timedelta | None = None) -> Message:
         """The next message, highest priority first; waits (without polling) until one

@@ -32,9 +32,9 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import errors as jserr
 
-from ._boundary import boundary, plain_seconds
+from ._boundary import boundary
 from .errors import InvalidInput, MailboxClosed, MessageError, Timeout
-from .message import Message, Receipt
+from .message import Message
 from .outgoing import prepare
 
 if TYPE_CHECKING:
@@ -252,7 +252,7 @@ class ReplyBox:
 # -- the Mailbox methods -------------------------------------------------------------------------
 
 
-def _prepare_request(
+def prepare_request(
     mb: Mailbox,
     to: str,
     payload: Any,
@@ -288,53 +288,9 @@ def _prepare_request(
     return out
 
 
-async def request(
-    mb: Mailbox,
-    to: str,
-    payload: Any,
-    *,
-    priority: p.Priority | str | int = "normal",
-    thread_id: str | None = None,
-    idempotency_key: str | None = None,
-    ttl: float | timedelta | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Receipt:
-    out = _prepare_request(
-        mb,
-        to,
-        payload,
-        priority=priority,
-        thread_id=thread_id,
-        idempotency_key=idempotency_key,
-        ttl=ttl,
-        headers=headers,
-    )
-    return await mb._client._publish(out)
-
-
-async def ask(
-    mb: Mailbox,
-    to: str,
-    payload: Any,
-    *,
-    timeout: float | timedelta,
-    priority: p.Priority | str | int = "normal",
-    thread_id: str | None = None,
-    idempotency_key: str | None = None,
-    ttl: float | timedelta | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Reply:
-    t = plain_seconds(timeout, what="timeout")
-    out = _prepare_request(
-        mb,
-        to,
-        payload,
-        priority=priority,
-        thread_id=thread_id,
-        idempotency_key=idempotency_key,
-        ttl=ttl,
-        headers=headers,
-    )
+async def publish_and_collect(mb: Mailbox, out: Any, *, timeout: float | None) -> Reply:
+    """Publish a prepared request and wait for its reply. The waiter is registered before the
+    request goes out, so a fast reply cannot ring before anyone listens."""
     box = await ReplyBox.of(mb)
     fut = box.register(out.id)
     try:
@@ -343,18 +299,15 @@ async def ask(
         box._unregister(out.id, fut)
         fut.cancel()
         raise
-    return await box.collect(out.id, timeout=t, fut=fut)
+    return await box.collect(out.id, timeout=timeout, fut=fut)
 
 
-async def reply_for(
-    mb: Mailbox, correlation_id: str, *, timeout: float | timedelta | None = None, keep: bool = False
-) -> Reply:
+async def collect_reply(mb: Mailbox, correlation_id: str, *, timeout: float | None, keep: bool) -> Reply:
     mb._check_usable()
     if not isinstance(correlation_id, str) or not correlation_id:
         raise InvalidInput("correlation_id must be a non-empty str")
-    t = plain_seconds(timeout, what="timeout")
     box = await ReplyBox.of(mb)
-    return await box.collect(correlation_id, timeout=t, keep=keep)
+    return await box.collect(correlation_id, timeout=timeout, keep=keep)
 
 
-__all__ = ["Reply", "ReplyBox", "ask", "reply_for", "request"]
+__all__ = ["Reply", "ReplyBox", "collect_reply", "prepare_request", "publish_and_collect"]
