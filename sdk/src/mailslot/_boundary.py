@@ -99,16 +99,19 @@ class PermissionGuard:
         orig_publish, orig_subscribe = nc.publish, nc.subscribe
 
         async def publish(subject: str, payload: bytes = b"", reply: str = "", headers: Any = None) -> None:
-            until = self._denied_pub.get(subject.lower())
-            if until is not None:
-                if until > time.monotonic():
-                    raise PermissionViolation("publish", subject)
-                del self._denied_pub[subject.lower()]
-            prefix = nc._resp_sub_prefix
-            if reply and prefix and reply.startswith(prefix.decode()):
-                if len(self._requests) > 1024:
-                    self._prune()
-                self._requests[reply[len(prefix) :]] = subject.lower()
+            # On every publish (acks and pulls included): keep it to dict lookups.
+            if self._denied_pub:
+                until = self._denied_pub.get(subject.lower())
+                if until is not None:
+                    if until > time.monotonic():
+                        raise PermissionViolation("publish", subject)
+                    del self._denied_pub[subject.lower()]
+            if reply:
+                prefix = nc._resp_sub_prefix
+                if prefix and reply.startswith(prefix_str := prefix.decode()):
+                    if len(self._requests) > 1024:
+                        self._prune()
+                    self._requests[reply[len(prefix_str) :]] = subject.lower()
             await orig_publish(subject, payload, reply=reply, headers=headers)
 
         async def subscribe(subject: str, *args: Any, **kwargs: Any) -> Any:
