@@ -8,6 +8,7 @@ sent to an address that was never opened has no record and is left waiting, on p
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
@@ -43,13 +44,13 @@ async def reclaim_mailbox(js: JetStreamContext, address: str) -> ReclaimReport:
     """Remove a mailbox now: its messages (queued and scheduled), consumers, lease and record."""
     p.validate_address(address)
     report = ReclaimReport(address)
-    for prio in p.PRIORITIES:
-        name = p.consumer_name(address, prio)
-        try:
+
+    async def delete(name: str) -> None:
+        with contextlib.suppress(jserr.NotFoundError):
             await js.delete_consumer(p.MAIL_STREAM, name)
             report.consumers_deleted.append(name)
-        except jserr.NotFoundError:
-            pass
+
+    await asyncio.gather(*(delete(p.consumer_name(address, prio)) for prio in p.PRIORITIES))
     before = await _count(js, address)
     await js.purge_stream(p.MAIL_STREAM, subject=p.mail_subject_all_priorities(address))
     await js.purge_stream(p.MAIL_STREAM, subject=p.schedule_subject_all(address))

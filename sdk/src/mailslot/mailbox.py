@@ -157,9 +157,17 @@ class Mailbox(PriorityReceiving, MailboxView):
 
     async def _ensure_consumers(self) -> None:
         inactive = max(2 * self.ttl, 30.0)
-        for prio in p.PRIORITIES:
-            cfg = p.mail_consumer_config(self.address, prio, policy=self.policy, inactive_threshold=inactive)
-            await self._client.js.add_consumer(p.MAIL_STREAM, cfg)
+        await asyncio.gather(
+            *(
+                self._client.js.add_consumer(
+                    p.MAIL_STREAM,
+                    p.mail_consumer_config(
+                        self.address, prio, policy=self.policy, inactive_threshold=inactive
+                    ),
+                )
+                for prio in p.PRIORITIES
+            )
+        )
 
     def _check_usable(self) -> None:
         if self._destroyed:
