@@ -254,7 +254,8 @@ class Mailslot:
         self,
         address: str | None = None,
         *,
-        ttl: float | timedelta = 60.0,
+        ttl: float | timedelta = p.DEFAULT_LEASE_TTL,
+        keep: float | timedelta | None = None,
         card: AgentCard | Mapping[str, Any] | None = None,
         ack_wait: float | timedelta = 30.0,
         max_deliver: int = 5,
@@ -264,15 +265,20 @@ class Mailslot:
     ) -> Mailbox:
         """Open (or resume) the mailbox at ``address``; a fresh unguessable address when None.
 
-        The lease lives ``ttl`` seconds past the last renewal; it is renewed in the
-        background while the mailbox is open. Reopening an address whose lease is alive
-        resumes the same mailbox, with everything sent while the agent was away.
+        Presence: the lease lives ``ttl`` seconds past the last renewal and is renewed in the
+        background while the mailbox is open; when it lapses the agent is offline, its
+        consumers go and **its mail stays**. Retention: ``keep`` is how long the mailbox then
+        waits for its agent (default ``DEFAULT_KEEP``, 7 days, for a named mailbox; 0 for an
+        identity-on-call one, which nobody can find again). Only when it runs out (or on
+        :meth:`Mailbox.destroy`) is the mailbox reclaimed, its unread mail moved to dead
+        letters. Reopening within retention finds everything sent while the agent was away.
         """
         self._check_open()
         mb = Mailbox._create(
             self,
             address,
             ttl=ttl,
+            keep=keep,
             card=card,
             ack_wait=ack_wait,
             max_deliver=max_deliver,

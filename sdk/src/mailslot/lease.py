@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 
@@ -21,11 +22,14 @@ log = logging.getLogger("mailslot.lease")
 
 
 class Lease:
-    def __init__(self, js: JetStreamContext, address: str, ttl: float, value: bytes) -> None:
+    def __init__(
+        self, js: JetStreamContext, address: str, ttl: float, value: bytes, *, keep: float = p.DEFAULT_KEEP
+    ) -> None:
         self._js = js
         self.address = address
         self.ttl = ttl
         self.value = value
+        self.keep = keep
         self._kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
         self.renewals = 0
@@ -38,8 +42,11 @@ class Lease:
 
     async def acquire(self) -> None:
         """Create the lease, or join it if it is alive (another replica, or a restart)."""
+        # The record first: from here on the address owns a mailbox that waits ``keep`` seconds
+        # for its agent after the lease lapses. Writing it clears ``offline_since``.
         mailboxes = await self._js.key_value(p.MAILBOXES_BUCKET)
-        await mailboxes.put(self.address, f"{time.time():.3f}".encode())
+        record = p.MailboxRecord(opened_at=time.time(), keep=self.keep, card=json.loads(self.value or b"{}"))
+        await mailboxes.put(self.address, record.encode())
         kv = await self._bucket()
         try:
             await kv.create(self.address, self.value, msg_ttl=self.ttl)

@@ -61,7 +61,9 @@ class Mailbox(PriorityReceiving, MailboxView):
 
     def __init__(self, client: Mailslot, address: str) -> None:
         super().__init__(client, address)
-        self.ttl = 60.0
+        self.ttl = p.DEFAULT_LEASE_TTL
+        #: Retention: seconds the mailbox waits for its agent after the lease lapsed.
+        self.keep = p.DEFAULT_KEEP
         self.card = AgentCard()
         self.policy = p.RetryPolicy()
         self.prefetch = 1
@@ -93,6 +95,7 @@ class Mailbox(PriorityReceiving, MailboxView):
         address: str | None,
         *,
         ttl: float | timedelta,
+        keep: float | timedelta | None = None,
         card: AgentCard | Mapping[str, Any] | None,
         ack_wait: float | timedelta,
         max_deliver: int,
@@ -104,7 +107,14 @@ class Mailbox(PriorityReceiving, MailboxView):
         if p.is_reply_address(addr):
             raise InvalidInput(f"{addr!r} is a reply sub-address; it cannot be opened as a mailbox")
         mb = cls(client, addr)
-        mb.ttl = seconds(ttl, what="ttl") or 60.0
+        mb.ttl = seconds(ttl, what="ttl") or p.DEFAULT_LEASE_TTL
+        if keep is None:
+            mb.keep = p.DEFAULT_KEEP if address is not None else p.DEFAULT_IDENTITY_KEEP
+        else:
+            k = plain_seconds(keep, what="keep") or 0.0
+            if k > p.MAX_KEEP:
+                raise InvalidInput(f"keep must be at most {p.MAX_KEEP:g} s (the mail stream's age limit)")
+            mb.keep = k
         aw = plain_seconds(ack_wait, what="ack_wait") or 30.0
         if aw < 1:
             raise InvalidInput("ack_wait must be at least 1 s")
@@ -150,7 +160,9 @@ class Mailbox(PriorityReceiving, MailboxView):
             self._subs.append(
                 await nc.subscribe(p.bell_subject_all_priorities(self.address), cb=self._on_bell)
             )
-            self._lease = Lease(self._client.js, self.address, self.ttl, self.card.model_dump_json().encode())
+            self._lease = Lease(
+                self._client.js, self.address, self.ttl, self.card.model_dump_json().encode(), keep=self.keep
+            )
             await self._lease.acquire()
             await self._ensure_consumers()
             self._lease.start(on_renew=self._ensure_consumers)

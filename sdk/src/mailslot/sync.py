@@ -295,7 +295,8 @@ class SyncMailslot:
         self,
         address: str | None = None,
         *,
-        ttl: float | timedelta = 60.0,
+        ttl: float | timedelta = p.DEFAULT_LEASE_TTL,
+        keep: float | timedelta | None = None,
         card: AgentCard | Mapping[str, Any] | None = None,
         ack_wait: float | timedelta = 30.0,
         max_deliver: int = 5,
@@ -307,6 +308,7 @@ class SyncMailslot:
             self._c.open(
                 address,
                 ttl=ttl,
+                keep=keep,
                 card=card,
                 ack_wait=ack_wait,
                 max_deliver=max_deliver,

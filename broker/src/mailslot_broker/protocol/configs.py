@@ -17,6 +17,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
+from .defaults import DEFAULT_ACK_WAIT, DEFAULT_MAX_ACK_PENDING, DEFAULT_MAX_DELIVER, MAIL_MAX_AGE
 from .names import (
     AGENTS_BUCKET,
     BELL_PREFIX,
@@ -49,7 +50,7 @@ class StreamSettings:
 
     replicas: int = 1
     storage: StorageType = StorageType.FILE
-    mail_max_age: float = 30 * 24 * 3600.0
+    mail_max_age: float = MAIL_MAX_AGE
     topics_max_age: float = 7 * 24 * 3600.0
     dlq_max_age: float = 30 * 24 * 3600.0
     dedupe_window: float = 120.0
@@ -148,10 +149,10 @@ def sidecar_bucket_config(s: StreamSettings) -> KeyValueConfig:
 class RetryPolicy:
     """How a mailbox retries a message that was not acked."""
 
-    ack_wait: float = 30.0
-    max_deliver: int = 5
+    ack_wait: float = DEFAULT_ACK_WAIT
+    max_deliver: int = DEFAULT_MAX_DELIVER
     backoff: tuple[float, ...] = ()
-    max_ack_pending: int = 1000
+    max_ack_pending: int = DEFAULT_MAX_ACK_PENDING
 
 
 def mail_consumer_config(
