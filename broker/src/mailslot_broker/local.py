@@ -1,8 +1,14 @@
-"""The embedded default: one detached local broker per user, found through a state file.
+"""The embedded default: one local broker per user, found through a state file.
 
 Offline delivery between processes is the point of Mailslot, so the broker a script starts
 must outlive that script. The first ``connect()`` starts it detached and records where it is
-in ``$MAILSLOT_HOME/broker.json``; every later process reads that file and reuses it.
+in ``$MAILSLOT_HOME/broker.json``; every later process reads that file and reuses it. A
+foreground ``mailslot up`` records itself in the same file, so nothing starts a second broker
+next to it.
+
+Connected clients reconnect to the URL they were given, so the broker's address must survive
+``down``/``up`` and crashes: the port is chosen once (by the server, on first start) and kept
+in ``endpoint.json``, which ``down`` leaves alone, as it leaves the store and the credentials.
 """
 
 from __future__ import annotations
@@ -11,20 +17,25 @@ import contextlib
 import fcntl
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import BaseModel
 
 from .config import Credentials
-from .errors import LauncherError
-from .launcher import pid_alive
+from .errors import LauncherError, ServerStartError
+from .launcher import NatsServer, pid_alive
 
 STATE_FILE = "broker.json"
+ENDPOINT_FILE = "endpoint.json"
 CREDENTIALS_FILE = "credentials.json"
+BROKER_DIR = "broker"
+LOCAL_HOST = "127.0.0.1"
 
 
 def mailslot_home() -> Path:
@@ -48,6 +59,12 @@ class BrokerState(BaseModel):
     sidecar_pid: int | None = None
     metrics_url: str | None = None
     health_url: str | None = None
+    #: ``detached`` (outlives its starter) or ``foreground`` (a ``mailslot up`` in a terminal).
+    mode: Literal["detached", "foreground"] = "detached"
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def credentials(self) -> Credentials:
         return Credentials.read(self.credentials_path)
@@ -99,6 +116,56 @@ def running_state(home: Path | None = None) -> BrokerState | None:
     if state is not None and state.alive:
         return state
     return None
+
+
+class Endpoint(BaseModel):
+    """Where the local broker listens, kept across ``down``/``up`` and crashes so that clients
+    holding its URL find it again."""
+
+    host: str = LOCAL_HOST
+    port: int
+    chosen_at: datetime
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+
+def read_endpoint(home: Path | None = None) -> Endpoint | None:
+    path = (home or mailslot_home()) / ENDPOINT_FILE
+    try:
+        return Endpoint.model_validate_json(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _write_endpoint(home: Path, port: int) -> None:
+    current = read_endpoint(home)
+    if current is not None and current.port == port:
+        return
+    tmp = home / (ENDPOINT_FILE + ".tmp")
+    tmp.write_text(Endpoint(port=port, chosen_at=datetime.now(timezone.utc)).model_dump_json(indent=2))
+    tmp.replace(home / ENDPOINT_FILE)
+
+
+def _port_taken(host: str, port: int) -> bool:
+    """Whether something listens on ``port``. SO_REUSEADDR as nats-server (Go) sets it, so the
+    TIME_WAIT connections a crashed broker leaves behind do not count as taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _port_in_use_error(home: Path, port: int, kept: bool) -> LauncherError:
+    where = f"the local broker's port, kept in {home / ENDPOINT_FILE}" if kept else "the requested port"
+    return LauncherError(
+        f"port {port} ({where}) is in use by another process; stop that process, or start "
+        f"the broker on another port with `mailslot up --port N` (which is then kept)"
+    )
 
 
 SIDECAR_MARKER = "mailslot_broker.sidecar"
@@ -160,54 +227,163 @@ def _start_sidecar(home: Path, state: BrokerState, timeout: float) -> BrokerStat
 def ensure_local_broker(
     home: Path | None = None, *, port: int = 0, timeout: float = 30.0, with_sidecar: bool = True
 ) -> BrokerState:
-    """Find the running local broker or start one, detached (with its sidecar unless
-    ``with_sidecar=False``; a dead sidecar of a live broker is restarted)."""
+    """Find the running local broker (detached or foreground) or start one, detached (with its
+    sidecar unless ``with_sidecar=False``; a dead sidecar of a live broker is restarted).
+
+    ``port=0`` means the kept port (or, on the very first start, one the server picks);
+    another port moves the broker there and is kept from then on.
+    """
     home = home or mailslot_home()
     with _locked(home):
-        state = running_state(home)
+        state = _live_or_cleared(home, timeout)
         if state is not None:
-            if with_sidecar and not (
-                state.sidecar_pid and pid_alive(state.sidecar_pid, marker=SIDECAR_MARKER)
-            ):
+            if port and port != state.port:
+                raise LauncherError(
+                    f"the local broker already runs at {state.url} (pid {state.pid}); "
+                    f"`mailslot down` first to move it to port {port}"
+                )
+            if with_sidecar and not _sidecar_alive(state):
                 state = _start_sidecar(home, state, timeout)
                 _write_state(home, state)
             return state
-        workdir = home / "broker"
-        # Tenants (default first, with the credentials.json handed out before), their limits
-        # and the system password persist in tenants.json so restarts and reloads regenerate
-        # the same config.
-        from .tenants import load_or_init, local_server
-
-        server = local_server(workdir, port=port, tenants=load_or_init(home))
-        creds_path = home / CREDENTIALS_FILE
-        server.start(detached=True, timeout=timeout)
-        server.credentials.write(creds_path)
-        assert server.pid is not None
-        state = BrokerState(
-            url=server.url,
-            pid=server.pid,
-            config_path=str(server.config_path),
-            credentials_path=str(creds_path),
-            workdir=str(workdir),
-            version=server.version,
-            started_at=datetime.now(timezone.utc),
-        )
-        _write_state(home, state)
+        _, state = _launch(home, port=port, detached=True, timeout=timeout)
         if with_sidecar:
             state = _start_sidecar(home, state, timeout)
             _write_state(home, state)
+        _announce(home, state)
         return state
 
 
+def start_foreground_broker(
+    home: Path | None = None, *, port: int = 0, timeout: float = 30.0, with_sidecar: bool = True
+) -> tuple[NatsServer, BrokerState]:
+    """Start the local broker as a child of this process (``mailslot up`` in a terminal),
+    recorded in the same state file as a detached one so that ``status`` sees it and
+    ``connect()`` uses it instead of starting another. Stop it with :func:`stop_foreground_broker`.
+    """
+    home = home or mailslot_home()
+    with _locked(home):
+        state = _live_or_cleared(home, timeout)
+        if state is not None:
+            raise LauncherError(
+                f"a {state.mode} local broker is already running at {state.url} (pid {state.pid}); "
+                "use `mailslot down` first"
+            )
+        server, state = _launch(home, port=port, detached=False, timeout=timeout)
+        try:
+            if with_sidecar:
+                state = _start_sidecar(home, state, timeout)
+                _write_state(home, state)
+        except BaseException:
+            server.stop(grace=2.0)
+            (home / STATE_FILE).unlink(missing_ok=True)
+            raise
+        _announce(home, state)
+        return server, state
+
+
+def stop_foreground_broker(
+    server: NatsServer, state: BrokerState, home: Path | None = None, *, grace: float = 15.0
+) -> None:
+    """Stop a broker started by :func:`start_foreground_broker` and mark it stopped. The state
+    file is removed only if it still describes this broker: a later ``up`` may own it now."""
+    home = home or mailslot_home()
+    with _locked(home):
+        if state.sidecar_pid and pid_alive(state.sidecar_pid, marker=SIDECAR_MARKER):
+            _terminate(state.sidecar_pid, SIDECAR_MARKER, grace)
+        server.stop(grace=grace)
+        current = read_state(home)
+        if current is not None and current.pid == state.pid:
+            (home / STATE_FILE).unlink(missing_ok=True)
+
+
+def _sidecar_alive(state: BrokerState) -> bool:
+    return bool(state.sidecar_pid and pid_alive(state.sidecar_pid, marker=SIDECAR_MARKER))
+
+
+def _live_or_cleared(home: Path, timeout: float) -> BrokerState | None:
+    """The live broker's state; otherwise the leftovers of a dead one (its sidecar, its state
+    file) are cleared so that a new start reuses the port and store without a fight."""
+    state = read_state(home)
+    if state is None:
+        return None
+    if state.alive:
+        return state
+    if pid_alive(state.pid, marker=state.config_path):
+        # Running but not answering: starting up or shutting down. Either way it holds the
+        # store, so wait for it to settle rather than start a second server on it.
+        deadline = time.monotonic() + timeout
+        while pid_alive(state.pid, marker=state.config_path):
+            if _port_open(state.url):
+                return state
+            if time.monotonic() > deadline:
+                raise LauncherError(
+                    f"the local broker (pid {state.pid}) runs but does not answer at {state.url}; "
+                    "stop it with `mailslot down`"
+                )
+            time.sleep(0.05)
+    if _sidecar_alive(state):
+        assert state.sidecar_pid is not None
+        _terminate(state.sidecar_pid, SIDECAR_MARKER, 5.0)
+    (home / STATE_FILE).unlink(missing_ok=True)
+    return None
+
+
+def _launch(home: Path, *, port: int, detached: bool, timeout: float) -> tuple[NatsServer, BrokerState]:
+    """Start nats-server on the kept port (or ``port``, or the server's pick the first time)
+    and record it. Tenants (default first, with the credentials handed out before), their
+    limits and the system password persist in tenants.json, so every start generates the
+    same config and the same credentials."""
+    from .tenants import load_or_init, local_server
+
+    kept = read_endpoint(home)
+    chosen = port or (kept.port if kept else 0)
+    is_kept = not port and kept is not None
+    if chosen and _port_taken(LOCAL_HOST, chosen):
+        raise _port_in_use_error(home, chosen, is_kept)
+    workdir = home / BROKER_DIR
+    server = local_server(workdir, port=chosen, tenants=load_or_init(home))
+    try:
+        server.start(detached=detached, timeout=timeout)
+    except ServerStartError as exc:
+        if chosen and "address already in use" in str(exc):  # taken between check and start
+            raise _port_in_use_error(home, chosen, is_kept) from exc
+        raise
+    assert server.pid is not None and server.port is not None
+    _write_endpoint(home, server.port)
+    creds_path = home / CREDENTIALS_FILE
+    server.credentials.write(creds_path)
+    state = BrokerState(
+        url=server.url,
+        pid=server.pid,
+        config_path=str(server.config_path),
+        credentials_path=str(creds_path),
+        workdir=str(workdir),
+        version=server.version,
+        started_at=datetime.now(timezone.utc),
+        mode="detached" if detached else "foreground",
+    )
+    _write_state(home, state)
+    return server, state
+
+
+def _announce(home: Path, state: BrokerState) -> None:
+    """One line on stderr: a command that starts a broker as a side effect must not do so
+    silently, or the user cannot tell which broker their mail went to."""
+    print(f"mailslot: started the local broker at {state.url} (state in {home})", file=sys.stderr, flush=True)
+
+
 def stop_local_broker(home: Path | None = None, *, grace: float = 15.0) -> bool:
-    """Stop the local broker and its sidecar. Returns False if none was running."""
+    """Stop the local broker (detached or foreground) and its sidecar. Returns False if none
+    was running. The port, store and credentials are kept for the next start."""
     home = home or mailslot_home()
     with _locked(home):
         state = read_state(home)
         if state is None:
             return False
         stopped = False
-        if state.sidecar_pid and pid_alive(state.sidecar_pid, marker=SIDECAR_MARKER):
+        if _sidecar_alive(state):
+            assert state.sidecar_pid is not None
             _terminate(state.sidecar_pid, SIDECAR_MARKER, grace)
         if pid_alive(state.pid, marker=state.config_path):
             _terminate(state.pid, state.config_path, grace)

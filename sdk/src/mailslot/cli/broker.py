@@ -10,18 +10,28 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from mailslot_broker import NatsServer, mailslot_home, running_state, stop_local_broker
-from mailslot_broker.local import ensure_local_broker
+from mailslot_broker import mailslot_home, running_state, stop_local_broker
+from mailslot_broker.errors import LauncherError
+from mailslot_broker.local import (
+    CREDENTIALS_FILE,
+    STATE_FILE,
+    ensure_local_broker,
+    read_endpoint,
+    start_foreground_broker,
+    stop_foreground_broker,
+)
 from rich.table import Table
 
 from ..connection import connect
-from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, console, print_json, run
+from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, console, err_console, print_json, run
 
 
 @app.command()
 def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="run in the background and return"),
-    port: int = typer.Option(0, "--port", help="client port (0 = any free port)"),
+    port: int = typer.Option(
+        0, "--port", help="client port, kept for later starts (0 = the kept one, or a free one at first)"
+    ),
     cluster: int = typer.Option(
         0, "--cluster", help="run an N-node JetStream cluster in the foreground (e.g. 3)"
     ),
@@ -35,30 +45,39 @@ def up(
         _up_cluster(cluster, json_out)
         return
     if detach:
-        state = ensure_local_broker(port=port)
+        try:
+            state = ensure_local_broker(port=port)
+        except LauncherError as exc:
+            err_console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
         run(_provision())  # so `status` shows the streams right away
         if json_out:
             print_json(state.model_dump())
         else:
             console.print(f"local broker running at [bold]{state.url}[/bold] (pid {state.pid})")
         return
-    home = mailslot_home()
-    if running_state(home) is not None:
-        console.print("a detached local broker is already running; use `mailslot down` first")
-        raise typer.Exit(1)
-    server = NatsServer(home / "foreground", port=port, server_name="mailslot-foreground")
-    server.start()
-    creds = server.credentials.write(home / "foreground-credentials.json")
-    console.print(f"broker at [bold]{server.url}[/bold]; credentials in {creds}; Ctrl-C stops")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before the start: never orphan the server
     try:
+        server, state = start_foreground_broker(port=port)
+    except LauncherError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    try:
+        run(_provision())
+        if json_out:
+            print_json(state.model_dump())
+        else:
+            console.print(
+                f"local broker at [bold]{state.url}[/bold] (pid {state.pid}); "
+                f"credentials in {state.credentials_path}; Ctrl-C stops"
+            )
         while not stop.is_set() and server.running:
-            time.sleep(0.5)
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        stop_foreground_broker(server, state)
 
 
 def _up_cluster(size: int, json_out: bool) -> None:
@@ -103,19 +122,34 @@ async def _provision() -> None:
 async def _status(url: str | None, credentials: Path | None) -> dict[str, Any]:
     from mailslot_broker import protocol as p
 
-    state = running_state()
+    home = mailslot_home()
+    state = running_state(home) if url is None else None
     if url is None and state is None:
-        return {"running": False, "home": str(mailslot_home())}
+        kept = read_endpoint(home)
+        creds_file = home / CREDENTIALS_FILE
+        # Where the broker will be once started: the port and credentials are kept.
+        return {
+            "running": False,
+            "home": str(home),
+            "url": kept.url if kept else None,
+            "credentials": str(creds_file) if creds_file.exists() else None,
+        }
+    if state is not None:
+        url, credentials = state.url, credentials or Path(state.credentials_path)
     async with connect(url, credentials=credentials, provision_streams=False) as ms:
         info: dict[str, Any] = {
             "running": True,
             "url": ms.url,
+            "credentials": str(credentials) if credentials else None,
             "server_version": ms.server_version,
-            "home": str(mailslot_home()),
+            "home": str(home),
         }
-        if state is not None and url is None:
+        if state is not None:
+            info["mode"] = state.mode
             info["pid"] = state.pid
+            info["state_file"] = str(home / STATE_FILE)
             info["uptime_s"] = round((datetime.now(timezone.utc) - state.started_at).total_seconds(), 1)
+            info["sidecar_pid"] = state.sidecar_pid
             info["metrics_url"] = state.metrics_url
             info["health_url"] = state.health_url
         streams: dict[str, dict[str, int] | None] = {}
@@ -149,7 +183,9 @@ def status(
         raise typer.Exit(3)
     console.print(f"[bold]{info['url']}[/bold]  nats-server {info['server_version']}")
     if "uptime_s" in info:
-        console.print(f"pid {info['pid']}, up {info['uptime_s']:.0f} s")
+        console.print(f"{info['mode']}, pid {info['pid']}, up {info['uptime_s']:.0f} s")
+    if info.get("credentials"):
+        console.print(f"credentials {info['credentials']}")
     table = Table("stream", "messages", "bytes", "consumers")
     for name, s in info["streams"].items():
         if s is None:
