@@ -42,6 +42,26 @@ async def hold(address: str) -> None:
         await asyncio.sleep(3600)
 
 
+async def online(address: str, ttl: float) -> None:
+    """Open a mailbox, say so, and stay online until the test kills us (no close)."""
+    async with mailslot.connect() as ms:
+        await ms.open(address, ttl=ttl)
+        print(json.dumps({"online": address}), flush=True)
+        await asyncio.sleep(3600)
+
+
+async def exhaust(address: str) -> None:
+    """Take one message through both of its deliveries (nak, then hold), then wait to be
+    killed: the message has used its last delivery and nobody will ever pull again."""
+    async with mailslot.connect() as ms:
+        mb = await ms.open(address, ttl=60, ack_wait=2, max_deliver=2)
+        m = await mb.receive(timeout=20)
+        await m.nak()
+        m = await mb.receive(timeout=20)
+        print(json.dumps({"held": m.text, "deliveries": m.delivery_count}), flush=True)
+        await asyncio.sleep(3600)
+
+
 async def local_info() -> None:
     async with mailslot.connect() as ms:
         from mailslot_broker import read_state
@@ -59,6 +79,8 @@ COMMANDS = {
     "send": lambda a: send(a[0], int(a[1]), a[2] if len(a) > 2 else "m"),
     "receive": lambda a: receive(a[0], int(a[1])),
     "hold": lambda a: hold(a[0]),
+    "online": lambda a: online(a[0], float(a[1])),
+    "exhaust": lambda a: exhaust(a[0]),
     "local-info": lambda a: local_info(),
     "provision": lambda a: provision_once(),
 }

@@ -112,7 +112,7 @@ async def test_receiver_killed_before_ack_is_redelivered_to_another(server):
 
 
 async def test_lease_lapse_reclaim_leaves_nothing(ms):
-    mb = await ms.open("short-lived", ttl=2)
+    mb = await ms.open("short-lived", ttl=2, keep=0)
     await ms.send("short-lived", "one")
     await ms.send("short-lived", "two", priority="critical")
     await ms.send("short-lived", "later", delay=30)
@@ -121,7 +121,8 @@ async def test_lease_lapse_reclaim_leaves_nothing(ms):
     await asyncio.sleep(3.5)
     reports = await reclaim_expired(ms.js, grace=0)
     assert [r.address for r in reports] == ["short-lived"]
-    assert reports[0].messages_purged == 2
+    assert reports[0].messages_dead_lettered == 3  # the delayed one too: nothing goes silently
+    assert {d.reason for d in await ms.dead_letters.list("short-lived")} == {"mailbox reclaimed"}
     assert (await ms.inspect("short-lived").stats()).total == 0
     names = [c.name for c in await ms.js.consumers_info("MAILSLOT_MAIL")]
     assert not [n for n in names if n.startswith("mbx-")]

@@ -66,7 +66,12 @@ async def test_max_deliveries_goes_to_dlq_and_requeue_round_trip(ms, make_sideca
     await mb.close()
     mb2 = await ms.open("flaky", max_deliver=2, ack_wait=1)
     receipt = await ms.dead_letters.requeue(d.id)
+    assert receipt is not None
     assert receipt.id == r.id and receipt.priority == p.Priority.URGENT and not receipt.duplicate
+    # A retried requeue (by id, by sequence, by the object) is a no-op, not an error.
+    assert await ms.dead_letters.requeue(d.id) is None
+    assert await ms.dead_letters.requeue(d.seq) is None
+    assert await ms.dead_letters.requeue(d) is None
     m = await mb2.receive(timeout=10)
     assert (m.id, m.priority, m.json()) == (r.id, p.Priority.URGENT, {"job": 1})
     assert m.headers[p.Header.REQUEUED] == "1"
@@ -132,6 +137,8 @@ async def test_sync_twin(server, ms, make_sidecar) -> None:
         with sync.connect(server.url, user=c.user, password=c.password) as sms:
             ids = [d.id for d in sms.dead_letters.list("sync-box")]
             receipt = sms.dead_letters.requeue(r.id)
+            assert receipt is not None
+            assert sms.dead_letters.requeue(r.id) is None
             return ids, receipt.id, sms.dead_letters.count()
 
     ids, requeued, left = await asyncio.to_thread(use_sync)

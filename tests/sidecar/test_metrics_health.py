@@ -53,7 +53,7 @@ async def test_metrics_match_what_happened(ms, make_sidecar) -> None:
     await _exhaust(flaky)
     await wait_for(lambda: len(sc.dead) == 1, timeout=20)
     await ms.send("short-lived", "expires", ttl=1)
-    gone = await ms.open("gone", ttl=1)
+    gone = await ms.open("gone", ttl=1, keep=0)
     await gone.close()
     await wait_for(lambda: len(sc.reclaims) == 1, timeout=20)
     await flaky.close()
@@ -91,7 +91,7 @@ async def test_metrics_match_what_happened(ms, make_sidecar) -> None:
 async def test_health_follows_nats(server: NatsServer, ms, make_sidecar) -> None:
     sc = await leader_of(await make_sidecar(sweep_interval=30))
     assert (await asyncio.to_thread(_get, sc.health_url))[0] == 200
-    mb = await ms.open("outage", ttl=1)
+    mb = await ms.open("outage", ttl=1, keep=0)
     await mb.close()
     await ms.close()
     server.stop()

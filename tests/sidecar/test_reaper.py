@@ -1,4 +1,5 @@
-"""Lease reaper: a lapsed lease gets its mailbox reclaimed and an event is published."""
+"""Lease reaper: a mailbox whose retention ran out after its lease lapsed is reclaimed (its
+unread mail to dead letters) and an event is published."""
 
 from __future__ import annotations
 
@@ -49,17 +50,20 @@ async def _events(ms: mailslot.Mailslot) -> list[dict]:
 async def test_lapsed_lease_is_reclaimed_and_announced(ms, make_sidecar) -> None:
     sc = await leader_of(await make_sidecar())
     events = await _events(ms)
-    mb = await ms.open("reap-me", ttl=2)
+    mb = await ms.open("reap-me", ttl=2, keep=1)
     await ms.send("reap-me", "one")
     await ms.send("reap-me", "two", priority="urgent")
-    await mb.close()  # stop renewing: the lease lapses ~2 s later
+    await mb.close()  # stop renewing: the lease lapses ~2 s later, retention 1 s after
     kept = await ms.open("keep-me", ttl=2)  # renewed: must survive
     destroyed = await ms.open("destroy-me", ttl=30)
     await destroyed.destroy()  # reclaimed by its owner: not a lapsed lease, no event
     await wait_for(lambda: any(e["address"] == "reap-me" for e in events), timeout=20)
     assert await wait_for(lambda: _gone(ms, "reap-me"), timeout=10)
     ev = next(e for e in events if e["address"] == "reap-me")
-    assert ev["messages_purged"] == 2
+    assert ev["unread"] == 2
+    dead = await ms.dead_letters.list("reap-me")
+    assert sorted(d.text for d in dead) == ["one", "two"]
+    assert {d.reason for d in dead} == {p.REASON_RECLAIMED}
     assert [e.address for e in sc.reclaims] == ["reap-me"]
     assert sc.metrics.values()["mailslot_leases_reclaimed_total"] == 1
     await asyncio.sleep(1.0)
@@ -71,7 +75,7 @@ async def test_lapsed_lease_is_reclaimed_and_announced(ms, make_sidecar) -> None
 async def test_leases_that_expired_while_the_sidecar_was_down(ms, make_sidecar) -> None:
     events = await _events(ms)
     for name in ("down-a", "down-b"):
-        mb = await ms.open(name, ttl=1)
+        mb = await ms.open(name, ttl=1, keep=1)
         await ms.send(name, "waiting")
         await mb.close()
     never_opened = await ms.send("nobody-home", "keep me")  # no record: mail must wait

@@ -1,29 +1,50 @@
-"""Reclaiming the mailbox of an agent whose lease lapsed.
+"""Presence and retention: what happens to a mailbox while, and after, its agent is away.
 
-An address that was *opened* owns a mailbox: a lease in the agents bucket, consumers, and a
-record in the mailboxes bucket. When the lease is gone but the record remains, the agent died
-or left and did not come back within its TTL: its mail, consumers and card are removed. Mail
-sent to an address that was never opened has no record and is left waiting, on purpose.
+Two clocks (``docs/protocol.md``, "Lifecycle"):
+
+* **Presence** is the lease in ``MAILSLOT_AGENTS``. When it lapses the agent is *offline*: its
+  consumers are released (they are the cost of an online agent), the mailbox record notes
+  ``offline_since``, and **the mail stays**.
+* **Retention** is the record's ``keep``: how long the mailbox waits for its agent after it was
+  last present. Only when it runs out, or on ``destroy()``, is the mailbox *reclaimed*: its
+  consumers, record and messages go, and every unread message is moved to dead letters with
+  reason ``mailbox reclaimed`` (bouncing to senders that asked). Nothing is removed without a
+  trace. Mail to an address that was never opened has no record; it waits
+  ``DEFAULT_UNCLAIMED_KEEP`` from when it was stored, then is dead-lettered the same way.
+
+Everything here is idempotent: a sidecar that dies half-way is followed by one that redoes the
+same steps, and the dedupe ids make the dead letters and bounce notices appear once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
 
 from . import protocol as p
+from .deadletters import DeadLetterResult, move_to_dead_letters, next_stored
 
 
 @dataclass
 class ReclaimReport:
     address: str
-    messages_purged: int = 0
+    dead_lettered: list[DeadLetterResult] = field(default_factory=list)
     consumers_deleted: list[str] = field(default_factory=list)
+
+    @property
+    def messages_dead_lettered(self) -> int:
+        return len(self.dead_lettered)
+
+    @property
+    def bounces(self) -> int:
+        return sum(1 for d in self.dead_lettered if d.bounced_to)
 
 
 #: Seconds the purge marker of a destroyed agent's card stays visible to registry watchers.
@@ -40,23 +61,62 @@ async def _purge_key(js: JetStreamContext, bucket: str, key: str) -> None:
         await js.purge_stream(f"KV_{bucket}", subject=kv_subject(bucket, key))
 
 
-async def reclaim_mailbox(js: JetStreamContext, address: str) -> ReclaimReport:
-    """Remove a mailbox now: its messages (queued and scheduled), consumers, lease and record."""
-    p.validate_address(address)
-    report = ReclaimReport(address)
+def mailbox_subjects(address: str) -> list[str]:
+    """Every subject holding mail of ``address``: its four levels, its scheduled mail, and the
+    replies to its requests (on its reply sub-address)."""
+    return [
+        p.mail_subject_all_priorities(address),
+        p.schedule_subject_all(address),
+        p.mail_subject_all_priorities(p.reply_address(address)),
+    ]
+
+
+async def release_consumers(js: JetStreamContext, address: str) -> list[str]:
+    """Delete the four consumers of an offline mailbox. Its mail stays on its subjects."""
+    deleted: list[str] = []
 
     async def delete(name: str) -> None:
         with contextlib.suppress(jserr.NotFoundError):
             await js.delete_consumer(p.MAIL_STREAM, name)
-            report.consumers_deleted.append(name)
+            deleted.append(name)
 
     await asyncio.gather(*(delete(p.consumer_name(address, prio)) for prio in p.PRIORITIES))
-    before = await _count(js, address)
-    await js.purge_stream(p.MAIL_STREAM, subject=p.mail_subject_all_priorities(address))
-    await js.purge_stream(p.MAIL_STREAM, subject=p.schedule_subject_all(address))
-    # Replies to the agent's requests wait on its reply sub-address: they go with it.
-    await js.purge_stream(p.MAIL_STREAM, subject=p.mail_subject_all_priorities(p.reply_address(address)))
-    report.messages_purged = before
+    return deleted
+
+
+async def dead_letter_subjects(
+    js: JetStreamContext,
+    subjects: Iterable[str],
+    *,
+    reason: str = p.REASON_RECLAIMED,
+    stored_before: float | None = None,
+) -> list[DeadLetterResult]:
+    """Move every message on ``subjects`` (optionally only those stored before a unix time)
+    to dead letters, oldest first."""
+    out: list[DeadLetterResult] = []
+    for subject in subjects:
+        seq = 0
+        while True:
+            raw = await next_stored(js, subject, seq)
+            if raw is None or raw.seq is None:
+                break
+            seq = raw.seq + 1
+            if stored_before is not None and raw.time is not None and raw.time.timestamp() >= stored_before:
+                break  # stored in order: the rest is younger
+            res = await move_to_dead_letters(js, raw, reason=reason, deliveries=0)
+            if res is not None:
+                out.append(res)
+    return out
+
+
+async def reclaim_mailbox(js: JetStreamContext, address: str) -> ReclaimReport:
+    """Reclaim now: consumers, then every message to dead letters (reason ``mailbox
+    reclaimed``, bounces where asked), then the lease and the record (last, so a crash half-way
+    is finished by the next sweep)."""
+    p.validate_address(address)
+    report = ReclaimReport(address)
+    report.consumers_deleted = await release_consumers(js, address)
+    report.dead_lettered = await dead_letter_subjects(js, mailbox_subjects(address))
     if await lease_alive(js, address):
         # A live lease (destroy): leave a self-expiring purge marker instead of erasing the
         # key, so registry watchers see the agent leave; the marker removes itself.
@@ -68,11 +128,6 @@ async def reclaim_mailbox(js: JetStreamContext, address: str) -> ReclaimReport:
     return report
 
 
-async def _count(js: JetStreamContext, address: str) -> int:
-    info = await js.stream_info(p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(address))
-    return sum((info.state.subjects or {}).values())
-
-
 async def lease_alive(js: JetStreamContext, address: str) -> bool:
     kv = await js.key_value(p.AGENTS_BUCKET)
     try:
@@ -82,38 +137,191 @@ async def lease_alive(js: JetStreamContext, address: str) -> bool:
     return entry.value is not None and entry.operation is None
 
 
-async def opened_mailboxes(js: JetStreamContext) -> dict[str, float]:
-    """Address -> unix time the mailbox record was written."""
-    kv = await js.key_value(p.MAILBOXES_BUCKET)
-    out: dict[str, float] = {}
+async def lease_lapsed_at(js: JetStreamContext, address: str) -> float | None:
+    """When the server wrote the lapsed lease's marker, if it is still there."""
     try:
-        keys = await kv.keys()
-    except jserr.NoKeysError:
-        return out
-    for key in keys:
-        try:
-            entry = await kv.get(key)
-        except jserr.KeyNotFoundError:
-            continue
-        try:
-            out[key] = float((entry.value or b"0").decode())
-        except ValueError:
-            out[key] = 0.0
+        raw = await js.get_msg(
+            f"KV_{p.AGENTS_BUCKET}", subject=kv_subject(p.AGENTS_BUCKET, address), direct=True
+        )
+    except jserr.NotFoundError:
+        return None
+    if raw.data or raw.time is None:
+        return None  # a live value, not a marker
+    return raw.time.timestamp()
+
+
+async def _bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:
+    """Keys of a bucket without creating a consumer (``KeyValue.keys()`` creates one that the
+    server keeps for minutes): the stream's subject list."""
+    prefix = kv_subject(bucket, "")
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=prefix + ">")
+    return [s[len(prefix) :] for s in (info.state.subjects or {})]
+
+
+@dataclass
+class RecordEntry:
+    address: str
+    record: p.MailboxRecord
+    revision: int
+
+
+async def read_record(js: JetStreamContext, address: str) -> RecordEntry | None:
+    kv = await js.key_value(p.MAILBOXES_BUCKET)
+    try:
+        entry = await kv.get(address)
+    except jserr.KeyNotFoundError:
+        return None
+    if entry.value is None or entry.revision is None:
+        return None
+    return RecordEntry(address, p.MailboxRecord.decode(entry.value), entry.revision)
+
+
+async def mailbox_records(js: JetStreamContext) -> list[RecordEntry]:
+    out = []
+    for key in await _bucket_keys(js, p.MAILBOXES_BUCKET):
+        entry = await read_record(js, key)
+        if entry is not None:
+            out.append(entry)
     return out
 
 
-async def reclaim_expired(js: JetStreamContext, *, grace: float = 2.0) -> list[ReclaimReport]:
-    """Reclaim every opened mailbox whose lease has lapsed.
+async def opened_mailboxes(js: JetStreamContext) -> dict[str, float]:
+    """Address -> unix time the mailbox was last opened."""
+    return {e.address: e.record.opened_at for e in await mailbox_records(js)}
 
-    ``grace`` skips records younger than that many seconds: ``open()`` writes the record just
-    before the lease, and a sweep in between must not reclaim a mailbox being born.
+
+async def mark_offline(js: JetStreamContext, entry: RecordEntry, since: float) -> RecordEntry | None:
+    """Start the retention clock. A conditional write: if the agent reopened meanwhile (and
+    rewrote the record), nothing changes. Returns the updated entry or None."""
+    kv = await js.key_value(p.MAILBOXES_BUCKET)
+    record = entry.record.model_copy(update={"offline_since": since})
+    record.card = {**record.card, "status": "offline"}
+    try:
+        rev = await kv.update(entry.address, record.encode(), last=entry.revision)
+    except jserr.KeyWrongLastSequenceError:
+        return None
+    return RecordEntry(entry.address, record, rev)
+
+
+@dataclass
+class RetentionStep:
+    """What one look at one mailbox did."""
+
+    address: str
+    went_offline: bool = False
+    consumers_released: list[str] = field(default_factory=list)
+    reclaimed: ReclaimReport | None = None
+    #: When retention runs out, for a mailbox that is offline and not reclaimed yet.
+    due: float | None = None
+
+
+Hook = Callable[[RecordEntry], Awaitable[None]]
+
+
+async def apply_retention(
+    js: JetStreamContext,
+    entry: RecordEntry,
+    *,
+    now: float | None = None,
+    lapsed_at: float | None = None,
+    grace: float = 2.0,
+    before_release: Hook | None = None,
+    before_reclaim: Hook | None = None,
+) -> RetentionStep:
+    """Decide for one mailbox: online (nothing), newly offline (release its consumers, start
+    the retention clock), or out of retention (reclaim).
+
+    ``before_release`` runs while the consumers still exist (the sidecar asks them for mail
+    that ran out of deliveries); ``before_reclaim`` runs just before anything is removed (the
+    sidecar announces the reclaim there, so the event is never missing).
     """
-    now = time.time()
+    now = time.time() if now is None else now
+    step = RetentionStep(entry.address)
+    if now - entry.record.opened_at < grace:
+        return step  # open() writes the record just before the lease
+    if await lease_alive(js, entry.address):
+        return step
+    if entry.record.offline_since is None:
+        since = lapsed_at or await lease_lapsed_at(js, entry.address) or now
+        if before_release is not None:
+            await before_release(entry)
+        updated = await mark_offline(js, entry, since)
+        if updated is None:
+            return step  # reopened meanwhile
+        entry = updated
+        step.went_offline = True
+        step.consumers_released = await release_consumers(js, entry.address)
+    due = entry.record.reclaim_due()
+    step.due = due
+    if due is not None and due <= now:
+        if await lease_alive(js, entry.address):
+            return step
+        if before_reclaim is not None:
+            await before_reclaim(entry)
+        step.reclaimed = await reclaim_mailbox(js, entry.address)
+        step.due = None
+    return step
+
+
+async def unclaimed_addresses(js: JetStreamContext, opened: set[str]) -> list[str]:
+    """Addresses holding mail that own no mailbox record (nobody ever opened them, or the
+    record went with a reclaim and mail arrived after)."""
+    info = await js.stream_info(p.MAIL_STREAM, subjects_filter=f"{p.MAIL_PREFIX}.>")
+    out: set[str] = set()
+    for subject in info.state.subjects or {}:
+        try:
+            _, address = p.parse_mail_subject(subject)
+        except (ValueError, IndexError):
+            continue
+        owner = address.rsplit(".", 1)[0] if p.is_reply_address(address) else address
+        if owner not in opened:
+            out.add(address)
+    return sorted(out)
+
+
+async def reclaim_unclaimed(
+    js: JetStreamContext, *, keep: float = p.DEFAULT_UNCLAIMED_KEEP, opened: set[str] | None = None
+) -> list[DeadLetterResult]:
+    """Dead-letter mail that waited longer than ``keep`` at an address nobody opened."""
+    if opened is None:
+        opened = {e.address for e in await mailbox_records(js)}
+    cutoff = time.time() - keep
+    out: list[DeadLetterResult] = []
+    for address in await unclaimed_addresses(js, opened):
+        out += await dead_letter_subjects(js, [p.mail_subject_all_priorities(address)], stored_before=cutoff)
+    return out
+
+
+async def reclaim_expired(
+    js: JetStreamContext, *, grace: float = 2.0, now: float | None = None
+) -> list[ReclaimReport]:
+    """One retention pass over every opened mailbox (what the sidecar does periodically).
+
+    Returns the reports of the mailboxes reclaimed; mailboxes that just went offline only have
+    their consumers released and their retention clock started.
+    """
     reports = []
-    for address, created in (await opened_mailboxes(js)).items():
-        if now - created < grace:
-            continue
-        if await lease_alive(js, address):
-            continue
-        reports.append(await reclaim_mailbox(js, address))
+    for entry in await mailbox_records(js):
+        step = await apply_retention(js, entry, now=now, grace=grace)
+        if step.reclaimed is not None:
+            reports.append(step.reclaimed)
     return reports
+
+
+def reclaimed_event(entry: RecordEntry, *, unread: int) -> bytes:
+    """Body of the ``mailslot.agent.reclaimed`` system event (published before the reclaim:
+    ``unread`` is how many messages are about to go to dead letters)."""
+    return json.dumps(
+        {
+            "address": entry.address,
+            "unread": unread,
+            "keep": entry.record.keep,
+            "offline_since": entry.record.offline_since,
+            "reclaimed_at": time.time(),
+        }
+    ).encode()
+
+
+async def unread_count(js: JetStreamContext, address: str) -> int:
+    info = await js.stream_info(p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(address))
+    return sum((info.state.subjects or {}).values())

@@ -22,8 +22,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mailslot_broker import protocol as p
+from mailslot_broker.deadletters import dead_letter_headers
 from mailslot_broker.protocol import Header
-from mailslot_broker.sidecar.deadletter import dead_letter_headers
 from nats.js import errors as jserr
 from nats.js.api import RawStreamMsg
 
@@ -172,11 +172,25 @@ class DeadLetters:
             raise MessageError(f"no dead letter with id {ref!r}")
         return found
 
-    async def requeue(self, ref: str | int | DeadLetter) -> Receipt:
+    async def requeue(self, ref: str | int | DeadLetter) -> Receipt | None:
         """Put a dead letter back in its mailbox (same id and priority), then drop it from
         the DLQ. Publish first, delete second: a crash in between leaves a copy in both, never
-        in neither."""
-        d = ref if isinstance(ref, DeadLetter) else await self.get(ref)
+        in neither, and the retry is dropped by the mail stream's dedupe (same derived id).
+
+        Idempotent: when that dead letter is no longer in the queue (a retried requeue, or it
+        was purged) nothing happens and the result is None.
+        """
+        if isinstance(ref, DeadLetter):
+            d: DeadLetter | None = await self._still_there(ref.seq)
+        elif isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            d = await self._still_there(int(ref))
+        else:
+            try:
+                d = await self.get(ref)
+            except MessageError:
+                d = None
+        if d is None:
+            return None
         if d.body_lost:
             raise MessageError(f"dead letter {d.seq} has no body (it was terminated): cannot requeue")
         headers = {
@@ -193,9 +207,27 @@ class DeadLetters:
             ack = await self._client.js.publish(
                 p.mail_subject(d.priority, d.address), d.data, headers=headers, timeout=5.0
             )
-            with contextlib.suppress(jserr.NotFoundError):
-                await self._client.js.delete_msg(p.DLQ_STREAM, d.seq)
+            await self._delete(d.seq)
         return Receipt(id=d.id, to=d.address, priority=d.priority, seq=ack.seq, duplicate=bool(ack.duplicate))
+
+    async def _still_there(self, seq: int) -> DeadLetter | None:
+        with boundary():
+            try:
+                raw = await self._client.js.get_msg(p.DLQ_STREAM, seq=seq)
+            except jserr.NotFoundError:
+                return None
+        return DeadLetter._from_raw(raw)
+
+    async def _delete(self, seq: int) -> None:
+        """Delete a DLQ entry; one deleted meanwhile (a concurrent requeue) is not an error."""
+        try:
+            await self._client.js.delete_msg(p.DLQ_STREAM, seq)
+        except jserr.NotFoundError:
+            return
+        except jserr.APIError as exc:
+            if await self._still_there(seq) is None:
+                return
+            raise exc
 
     async def purge(self, address: str | None = None) -> int:
         """Delete dead letters (all, or one address's); returns how many."""

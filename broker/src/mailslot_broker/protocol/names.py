@@ -24,6 +24,10 @@ TOPIC_PREFIX = "topic"
 DURABLE_TOPIC_PREFIX = "ptopic"
 DLQ_PREFIX = "dlq"
 SYSTEM_TOPIC_PREFIX = "mailslot"
+#: ``Mailslot-From`` of notices the sidecar writes itself (bounces).
+SYSTEM_SENDER = "mailslot"
+#: Value of ``Mailslot-Notify`` asking for a bounce notice when mail is reclaimed unread.
+NOTIFY_UNDELIVERED = "undelivered"
 
 # --- headers ---------------------------------------------------------------------------------
 
@@ -53,6 +57,12 @@ class Header:
     AGED_FROM = "Mailslot-Aged-From"
     #: Set on a message put back from dead letters: how many times it was requeued.
     REQUEUED = "Mailslot-Requeued"
+    #: Set by a sender that wants to be told what happened to its message. A comma-separated
+    #: list; ``undelivered`` asks for a bounce notice if the message is reclaimed unread.
+    NOTIFY = "Mailslot-Notify"
+    #: On a bounce notice: the ``Mailslot-Id`` of the message it is about, and why it bounced.
+    BOUNCE_FOR = "Mailslot-Bounce-For"
+    BOUNCE_REASON = "Mailslot-Bounce-Reason"
     TRACEPARENT = "traceparent"
     # NATS-defined headers Mailslot relies on.
     NATS_MSG_ID = "Nats-Msg-Id"

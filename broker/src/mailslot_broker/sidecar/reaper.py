@@ -1,38 +1,49 @@
-"""Lease reaper: reclaims the mailbox of an agent whose lease lapsed.
+"""Lease reaper: offline agents lose their consumers, mailboxes out of retention are reclaimed.
 
 Every replica watches the agents bucket (a lease expiry reaches watchers as a PURGE entry, a
-delete as DEL); only the leader acts. Acting on an address means:
+delete as DEL); only the leader acts (:mod:`mailslot_broker.reclaim` has the rules):
 
-1. confirm the lease is really gone (a restarted agent may have re-created it) and the address
-   owns a mailbox record (never-opened addresses keep their mail, on purpose; an address whose
-   record is gone was already reclaimed);
-2. publish the ``mailslot.agent.reclaimed`` event *first*, on the durable topic, with a dedupe id
-   derived from the mailbox record (address + creation time): if this replica dies before the
-   purge, the next leader finds the record, redoes the reclaim and its event is dropped as a
-   duplicate, so subscribers see exactly one event per reclaim;
-3. :func:`mailslot_broker.reclaim.reclaim_mailbox` (consumers, messages, lease, record last).
+1. a lapsed lease makes the agent *offline*: its consumers are first asked for exhausted mail
+   (so a message that used its last delivery is dead-lettered, not reset), then released; the
+   mailbox record gets ``offline_since`` (retention starts) and the card says ``offline``.
+   The mail stays.
+2. when ``offline_since + keep`` has passed (at once for an identity-on-call mailbox, whose
+   ``keep`` is 0), the ``mailslot.agent.reclaimed`` event is published *first*, on the durable
+   topic, with a dedupe id derived from the record (address + open time): if this replica dies
+   before the reclaim, the next leader redoes it and its event is dropped as a duplicate. Then
+   :func:`~mailslot_broker.reclaim.reclaim_mailbox` moves the unread mail to dead letters
+   (bouncing where the sender asked) and removes consumers, lease and record.
 
-Watch events are missed while no replica leads (start-up, hand-over, NATS outage), so a leader
-also sweeps with :func:`mailslot_broker.reclaim.reclaim_expired`-style logic when it is elected,
-after every reconnect, and every ``sweep_interval`` seconds.
+Watch events are missed while no replica leads (start-up, hand-over, NATS outage), so the
+leader also sweeps every mailbox record when it is elected, after every reconnect, and every
+``sweep_interval`` seconds; a sweep is also what notices retention running out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
-from nats.js import errors as jserr
 from nats.js.kv import KeyValue
 
 from .. import protocol as p
-from ..reclaim import ReclaimReport, lease_alive, opened_mailboxes, reclaim_mailbox
+from ..deadletters import DeadLetterResult
+from ..reclaim import (
+    ReclaimReport,
+    RecordEntry,
+    apply_retention,
+    mailbox_records,
+    mailbox_subjects,
+    read_record,
+    reclaim_unclaimed,
+    reclaimed_event,
+    unread_count,
+)
 
 log = logging.getLogger("mailslot.sidecar.reaper")
 
@@ -51,71 +62,117 @@ class Reaper:
         *,
         is_leader: Callable[[], bool],
         on_reclaimed: Callable[[ReclaimEvent], None] | None = None,
+        on_dead: Callable[[DeadLetterResult], Awaitable[None]] | None = None,
+        probe: Callable[[str], Awaitable[None]] | None = None,
         grace: float = 2.0,
         settle: float = 0.5,
+        unclaimed_keep: float = p.DEFAULT_UNCLAIMED_KEEP,
+        horizon: float = 30.0,
     ) -> None:
         self._js = js
         self._is_leader = is_leader
         self._on_reclaimed = on_reclaimed
+        self._on_dead = on_dead
+        self._probe = probe
         self.grace = grace
         self.settle = settle
+        self.unclaimed_keep = unclaimed_keep
+        #: Retention that runs out sooner than this (the sweep interval) gets a timer of its
+        #: own, so a short ``keep`` is honoured to the second rather than to the next sweep.
+        self.horizon = horizon
         self._pending: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._watch_task: asyncio.Task[None] | None = None
+        self.went_offline: list[str] = []
 
-    async def _mailbox_record(self, address: str) -> float | None:
-        kv = await self._js.key_value(p.MAILBOXES_BUCKET)
-        try:
-            entry = await kv.get(address)
-        except jserr.KeyNotFoundError:
-            return None
-        try:
-            return float((entry.value or b"0").decode())
-        except ValueError:
-            return 0.0
+    async def _announce(self, entry: RecordEntry) -> None:
+        body = reclaimed_event(entry, unread=await unread_count(self._js, entry.address))
+        await self._js.publish(
+            p.system_event_subject(p.EVENT_AGENT_RECLAIMED),
+            body,
+            headers={p.Header.NATS_MSG_ID: f"reclaimed-{entry.address}-{entry.record.opened_at:.3f}"},
+            timeout=5.0,
+        )
 
-    async def reclaim(self, address: str, *, expired_at: float | None = None) -> ReclaimEvent | None:
-        """Reclaim ``address`` if its lease is gone and it owns a mailbox; idempotent."""
+    async def _before_release(self, entry: RecordEntry) -> None:
+        if self._probe is not None:
+            await self._probe(entry.address)
+
+    async def look_at(self, entry: RecordEntry, *, lapsed_at: float | None = None) -> ReclaimEvent | None:
+        """Apply the lifecycle rules to one mailbox; idempotent."""
         async with self._lock:
-            created = await self._mailbox_record(address)
-            if created is None or await lease_alive(self._js, address):
+            fresh = await read_record(self._js, entry.address)
+            if fresh is None:
+                return None  # destroyed or reclaimed meanwhile
+            step = await apply_retention(
+                self._js,
+                fresh,
+                lapsed_at=lapsed_at,
+                grace=self.grace,
+                before_release=self._before_release,
+                before_reclaim=self._announce,
+            )
+            if step.went_offline:
+                self.went_offline.append(fresh.address)
+                log.info("%s is offline; its mail waits %.0f s", fresh.address, fresh.record.keep)
+            if step.reclaimed is None:
+                if step.due is not None and step.due - time.time() < self.horizon:
+                    self._later(fresh.address, step.due)
                 return None
-            if time.time() - created < self.grace:
-                return None  # open() writes the record just before the lease
-            report = ReclaimReport(address)
-            info = await self._js.stream_info(
-                p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(address)
+            report = step.reclaimed
+            for res in report.dead_lettered:
+                if self._on_dead is not None:
+                    await self._on_dead(res)
+            lag = None if lapsed_at is None else max(0.0, time.time() - lapsed_at)
+            ev = ReclaimEvent(fresh.address, report, lag)
+            log.info(
+                "reclaimed %s (%d messages to dead letters, %d bounces)",
+                fresh.address,
+                report.messages_dead_lettered,
+                report.bounces,
             )
-            pending = sum((info.state.subjects or {}).values())
-            body = {
-                "address": address,
-                "messages_purged": pending,
-                "expired_at": expired_at,
-                "reclaimed_at": time.time(),
-            }
-            await self._js.publish(
-                p.system_event_subject(p.EVENT_AGENT_RECLAIMED),
-                json.dumps(body).encode(),
-                headers={p.Header.NATS_MSG_ID: f"reclaimed-{address}-{created:.3f}"},
-                timeout=5.0,
-            )
-            report = await reclaim_mailbox(self._js, address)
-            lag = None if expired_at is None else max(0.0, time.time() - expired_at)
-            ev = ReclaimEvent(address, report, lag)
-            log.info("reclaimed %s (%d messages)", address, report.messages_purged)
             if self._on_reclaimed is not None:
                 self._on_reclaimed(ev)
             return ev
 
+    def _later(self, address: str, due: float) -> None:
+        async def run() -> None:
+            await asyncio.sleep(max(0.0, due - time.time()) + 0.05)
+            if self._is_leader():
+                try:
+                    await self.reclaim(address)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("reclaim of %s failed (the sweep retries): %s", address, exc)
+
+        task = asyncio.create_task(run(), name=f"reclaim-at:{address}")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def reclaim(self, address: str, *, expired_at: float | None = None) -> ReclaimEvent | None:
+        """Act on ``address`` (after its lease lapsed, or in a sweep)."""
+        entry = await read_record(self._js, address)
+        if entry is None:
+            return None
+        return await self.look_at(entry, lapsed_at=expired_at)
+
     async def sweep(self) -> list[ReclaimEvent]:
-        """Reclaim every opened mailbox whose lease lapsed (e.g. while no sidecar ran)."""
-        out = []
-        for address in list(await opened_mailboxes(self._js)):
+        """Every opened mailbox once (offline ones found while no sidecar ran, retention that
+        ran out), then mail waiting too long at addresses nobody opened."""
+        out: list[ReclaimEvent] = []
+        records = await mailbox_records(self._js)
+        for entry in records:
             if not self._is_leader():
-                break
-            ev = await self.reclaim(address)
+                return out
+            ev = await self.look_at(entry)
             if ev is not None:
                 out.append(ev)
+        if self._is_leader():
+            opened = {e.address for e in records}
+            for res in await reclaim_unclaimed(self._js, keep=self.unclaimed_keep, opened=opened):
+                if self._on_dead is not None:
+                    await self._on_dead(res)
         return out
 
     # -- watching ---------------------------------------------------------------------------
@@ -140,14 +197,14 @@ class Reaper:
     async def _settled(self, address: str, expired_at: float) -> None:
         """Act on a watch event after ``settle`` seconds: ``Mailbox.destroy`` also leaves a
         PURGE entry, and by then it has removed the mailbox record itself, so a destroy is not
-        announced as a lapsed lease."""
+        taken for a lapsed lease."""
         await asyncio.sleep(self.settle)
         try:
             await self.reclaim(address, expired_at=expired_at)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("reclaim of %s failed (the sweep retries): %s", address, exc)
+            log.warning("lifecycle step for %s failed (the sweep retries): %s", address, exc)
 
     async def _watch(self) -> None:
         while True:
@@ -180,3 +237,6 @@ def _unix(created: object) -> float:
     if isinstance(created, (int, float)) and created:
         return created / 1e9 if created > 1e12 else float(created)
     return time.time()
+
+
+__all__ = ["Reaper", "ReclaimEvent", "mailbox_subjects"]

@@ -31,7 +31,7 @@ from ..config import Credentials
 from ..launcher import pid_alive
 from ..provision import provision
 from .aging import Aging
-from .deadletter import DeadLetterResult, dead_letter, parse_advisory, sweep_exhausted
+from .deadletter import DeadLetterResult, dead_letter, parse_advisory, probe_exhausted, sweep_exhausted
 from .leader import LeaderElection
 from .metrics import HttpEndpoint, Metrics, snapshot
 from .reaper import Reaper, ReclaimEvent
@@ -55,9 +55,17 @@ class SidecarConfig:
     metrics_interval: float = 5.0
     top: int = 20
     reclaim_grace: float = 2.0
+    #: How long mail waits at an address nobody opened before it goes to dead letters.
+    unclaimed_keep: float = p.DEFAULT_UNCLAIMED_KEEP
+    #: How often idle consumers with unacked mail are probed for exhausted messages.
+    probe_interval: float = p.EXHAUSTED_PROBE_INTERVAL
     replica_id: str | None = None
     exit_with_pid: int | None = None
     provision: bool = True
+
+
+async def _ignore(msg: Msg) -> None:
+    return None
 
 
 class Sidecar:
@@ -80,6 +88,7 @@ class Sidecar:
         self._stop_started = False
         self._stopping: asyncio.Task[None] | None = None
         self.reclaims: list[ReclaimEvent] = []
+        self._probe_inbox = ""
         self.dead: list[DeadLetterResult] = []
 
     # -- state ------------------------------------------------------------------------------
@@ -123,11 +132,18 @@ class Sidecar:
             await provision(self.js)
         self.metrics.connected.set(1)
         self.leader = LeaderElection(self.js, self.replica_id, ttl=cfg.leader_ttl, on_elected=self._elected)
+        self._probe_inbox = self.nc.new_inbox()
+        # Replies to probe pulls say nothing we need (409 / 404); the advisories do the work.
+        await self.nc.subscribe(self._probe_inbox, cb=_ignore)
         self.reaper = Reaper(
             self.js,
             is_leader=lambda: self.is_leader,
             on_reclaimed=self._reclaimed,
+            on_dead=self._dead,
+            probe=self._probe_address,
             grace=cfg.reclaim_grace,
+            unclaimed_keep=cfg.unclaimed_keep,
+            horizon=cfg.sweep_interval,
         )
         if cfg.age_after:
             self.aging = Aging(self.js, age_after=cfg.age_after)
@@ -138,6 +154,7 @@ class Sidecar:
         self.leader.start()
         self._spawn(self._advisory_worker(), "advisories")
         self._spawn(self._sweep_loop(), "sweep")
+        self._spawn(self._probe_loop(), "probe")
         self._spawn(self._metrics_loop(), "metrics")
         if self.aging is not None:
             self._spawn(self._aging_loop(), "aging")
@@ -239,8 +256,7 @@ class Sidecar:
     def _reclaimed(self, ev: ReclaimEvent) -> None:
         self.reclaims.append(ev)
         self.metrics.reclaimed.inc()
-        self.metrics.purged.inc(ev.report.messages_purged)
-        self.metrics.account(ev.report.messages_purged)
+        self.metrics.purged.inc(ev.report.messages_dead_lettered)
         if ev.lag is not None:
             self.metrics.reaper_lag.set(ev.lag)
 
@@ -319,6 +335,25 @@ class Sidecar:
                 await asyncio.sleep(1.0)
                 if self.is_leader:
                     self._resync.set()
+
+    async def _probe_address(self, address: str) -> None:
+        """Before an offline agent's consumers go: make the server report exhausted mail."""
+        assert self.nc is not None and self.js is not None
+        if await probe_exhausted(self.nc, self.js, self._probe_inbox, address=address):
+            await asyncio.sleep(0.2)  # let the advisories arrive while the consumers exist
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.probe_interval)
+            if not self.is_leader or not self.healthy:
+                continue
+            assert self.nc is not None and self.js is not None
+            try:
+                await probe_exhausted(self.nc, self.js, self._probe_inbox)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("exhausted-mail probe failed: %s", exc)
 
     async def _aging_loop(self) -> None:
         assert self.aging is not None

@@ -94,11 +94,15 @@ def requeue(
     async def _do() -> dict[str, Any]:
         async with connect(url, credentials=credentials) as ms:
             r = await ms.dead_letters.requeue(ref)
-            return {"id": r.id, "to": r.to, "priority": r.priority.label, "seq": r.seq}
+            if r is None:
+                return {"ref": ref, "requeued": False}
+            return {"id": r.id, "to": r.to, "priority": r.priority.label, "seq": r.seq, "requeued": True}
 
     out = run(_do())
     if json_out:
         print_json(out)
+    elif not out["requeued"]:
+        console.print(f"nothing to requeue: {ref} is no longer in dead letters (already requeued or purged)")
     else:
         console.print(f"requeued {out['id']} to {out['to']} ({out['priority']})")
 
