@@ -8,6 +8,7 @@ failing) and loud when an existing stream was configured in a way Mailslot canno
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from nats.js import JetStreamContext
@@ -29,9 +30,11 @@ _UPGRADABLE = (
     "allow_direct",
     "republish",
     "max_consumers",
-    "num_replicas",
     "description",
 )
+#: Replicas a stream or bucket is created with when the settings leave it to the deployment:
+#: the most the cluster accepts, tried from the top (a single server refuses anything above 1).
+_REPLICA_CHOICES = (3, 2, 1)
 
 
 @dataclass
@@ -39,6 +42,10 @@ class ProvisionReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    #: Stream/bucket -> replica count found or created.
+    replicas: dict[str, int] = field(default_factory=dict)
+    #: Things an operator should know (e.g. fewer replicas than were asked for).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -70,15 +77,64 @@ def _diff(want: StreamConfig, have: StreamConfig) -> tuple[list[str], list[str]]
     return conflicts, changes
 
 
-async def ensure_stream(js: JetStreamContext, want: StreamConfig, report: ProvisionReport) -> None:
+def _replica_attempts(requested: int | None) -> tuple[int, ...]:
+    return _REPLICA_CHOICES if requested is None else (requested,)
+
+
+def _replica_refused(exc: jserr.APIError) -> bool:
+    """The server's answer to more replicas than it can place (single server: 10074
+    "replicas > 1 not supported in non-clustered mode"; cluster: insufficient resources)."""
+    desc = (exc.description or "").lower()
+    return "replica" in desc or "insufficient resources" in desc or "no suitable peers" in desc
+
+
+async def _create(create: Callable[[int], Awaitable[object]], requested: int | None) -> int:
+    attempts = _replica_attempts(requested)
+    for i, n in enumerate(attempts):
+        try:
+            await create(n)
+            return n
+        except jserr.BadRequestError:
+            raise
+        except jserr.APIError as exc:
+            if i + 1 < len(attempts) and _replica_refused(exc):
+                continue
+            raise
+    raise AssertionError("unreachable")
+
+
+def _check_replicas(name: str, have: int, requested: int | None, report: ProvisionReport) -> bool:
+    """True when an operator asked for more replicas than the stream has (only then may they
+    change). A client asking for fewer changes nothing."""
+    report.replicas[name] = have
+    if requested is None or requested <= have:
+        return False
+    report.warnings.append(
+        f"{name} has {have} replica(s), {requested} were asked for; raising replicas is an "
+        "operator action (provision(..., raise_replicas=True), or `mailslot streams replicas N`)"
+    )
+    return True
+
+
+async def ensure_stream(
+    js: JetStreamContext,
+    want: StreamConfig,
+    report: ProvisionReport,
+    *,
+    requested_replicas: int | None = None,
+    raise_replicas: bool = False,
+) -> None:
     assert want.name is not None
     for _attempt in range(3):
         try:
             info = await js.stream_info(want.name)
         except jserr.NotFoundError:
             try:
-                await js.add_stream(want)
+                n = await _create(
+                    lambda n: js.add_stream(dataclasses.replace(want, num_replicas=n)), requested_replicas
+                )
                 report.created.append(want.name)
+                report.replicas[want.name] = n
                 return
             except jserr.BadRequestError:
                 continue  # another process created it first: compare with theirs
@@ -93,30 +149,45 @@ async def ensure_stream(js: JetStreamContext, want: StreamConfig, report: Provis
                 "Mailslot will not change it. Delete or rename it, or point Mailslot at "
                 "another account."
             )
-        if not changes:
+        more = _check_replicas(want.name, have.num_replicas or 1, requested_replicas, report)
+        update = {f: getattr(want, f) for f in changes}
+        if more and raise_replicas:
+            update["num_replicas"] = requested_replicas
+            report.warnings.pop()
+            report.replicas[want.name] = int(requested_replicas or 1)
+        if not update:
             report.unchanged.append(want.name)
             return
-        merged = dataclasses.replace(have, **{f: getattr(want, f) for f in changes})
+        merged = dataclasses.replace(have, **update)
         try:
             await js.update_stream(merged)
         except jserr.BadRequestError as exc:
             raise ProvisioningConflict(
-                f"stream {want.name} could not be upgraded ({', '.join(changes)}): {exc}"
+                f"stream {want.name} could not be upgraded ({', '.join(update)}): {exc}"
             ) from exc
         report.updated.append(want.name)
         return
     raise ProvisioningError(f"stream {want.name} kept changing while being provisioned")
 
 
-async def ensure_bucket(js: JetStreamContext, want: KeyValueConfig, report: ProvisionReport) -> None:
+async def ensure_bucket(
+    js: JetStreamContext,
+    want: KeyValueConfig,
+    report: ProvisionReport,
+    *,
+    requested_replicas: int | None = None,
+) -> None:
     name = f"KV_{want.bucket}"
     for _attempt in range(3):
         try:
             info = await js.stream_info(name)
         except jserr.NotFoundError:
             try:
-                await js.create_key_value(want)
+                n = await _create(
+                    lambda n: js.create_key_value(dataclasses.replace(want, replicas=n)), requested_replicas
+                )
                 report.created.append(name)
+                report.replicas[name] = n
                 return
             except jserr.BadRequestError:
                 continue
@@ -125,17 +196,25 @@ async def ensure_bucket(js: JetStreamContext, want: KeyValueConfig, report: Prov
             raise ProvisioningConflict(
                 f"bucket {want.bucket} keeps history {have.max_msgs_per_subject}, need {want.history}"
             )
+        _check_replicas(name, have.num_replicas or 1, requested_replicas, report)
         report.unchanged.append(name)
         return
     raise ProvisioningError(f"bucket {want.bucket} kept changing while being provisioned")
 
 
-async def provision(js: JetStreamContext, settings: p.StreamSettings | None = None) -> ProvisionReport:
-    """Create or upgrade everything Mailslot needs in the connected account."""
+async def provision(
+    js: JetStreamContext, settings: p.StreamSettings | None = None, *, raise_replicas: bool = False
+) -> ProvisionReport:
+    """Create or upgrade everything Mailslot needs in the connected account.
+
+    Replicas are the deployment's (see :class:`~mailslot_broker.protocol.StreamSettings`):
+    never lowered; raised only with ``raise_replicas=True`` (an operator's decision, since it
+    moves every stored message).
+    """
     s = settings or p.StreamSettings()
     report = ProvisionReport()
     for cfg in (p.mail_stream_config(s), p.topics_stream_config(s), p.dlq_stream_config(s)):
-        await ensure_stream(js, cfg, report)
+        await ensure_stream(js, cfg, report, requested_replicas=s.replicas, raise_replicas=raise_replicas)
     for kv in (p.agents_bucket_config(s), p.mailboxes_bucket_config(s), p.sidecar_bucket_config(s)):
-        await ensure_bucket(js, kv, report)
+        await ensure_bucket(js, kv, report, requested_replicas=s.replicas)
     return report

@@ -46,9 +46,16 @@ from .values import (
 
 @dataclass(frozen=True)
 class StreamSettings:
-    """Deployment knobs for the streams Mailslot provisions."""
+    """Deployment knobs for the streams Mailslot provisions.
 
-    replicas: int = 1
+    ``replicas`` belongs to the deployment, not to a client: ``None`` (the default) creates
+    missing streams and buckets with as many replicas as the deployment allows (3 on a cluster
+    of 3 or more, fewer on a smaller one, 1 on a single server) and never changes existing
+    ones. A number is what an operator asks for; provisioning never *lowers* an existing
+    stream's replicas, and raises them only with ``provision(..., raise_replicas=True)``.
+    """
+
+    replicas: int | None = None
     storage: StorageType = StorageType.FILE
     mail_max_age: float = MAIL_MAX_AGE
     topics_max_age: float = 7 * 24 * 3600.0
@@ -66,7 +73,7 @@ def mail_stream_config(s: StreamSettings) -> StreamConfig:
         subjects=[f"{MAIL_PREFIX}.>", f"{SCHEDULE_PREFIX}.>"],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=s.storage,
-        num_replicas=s.replicas,
+        num_replicas=s.replicas or 1,
         max_age=s.mail_max_age,
         duplicate_window=s.dedupe_window,
         max_consumers=s.max_consumers,
@@ -85,7 +92,7 @@ def topics_stream_config(s: StreamSettings) -> StreamConfig:
         subjects=[f"{DURABLE_TOPIC_PREFIX}.>"],
         retention=RetentionPolicy.LIMITS,
         storage=s.storage,
-        num_replicas=s.replicas,
+        num_replicas=s.replicas or 1,
         max_age=s.topics_max_age,
         duplicate_window=s.dedupe_window,
         allow_msg_ttl=True,
@@ -101,7 +108,7 @@ def dlq_stream_config(s: StreamSettings) -> StreamConfig:
         subjects=[f"{DLQ_PREFIX}.>"],
         retention=RetentionPolicy.LIMITS,
         storage=s.storage,
-        num_replicas=s.replicas,
+        num_replicas=s.replicas or 1,
         max_age=s.dlq_max_age,
         duplicate_window=s.dedupe_window,
         allow_direct=True,
@@ -114,7 +121,7 @@ def agents_bucket_config(s: StreamSettings) -> KeyValueConfig:
         description="Mailslot leases and agent cards: key = address",
         history=1,
         storage=s.storage,
-        replicas=s.replicas,
+        replicas=s.replicas or 1,
         direct=True,
         limit_marker_ttl=s.lease_marker_ttl,
     )
@@ -128,7 +135,7 @@ def mailboxes_bucket_config(s: StreamSettings) -> KeyValueConfig:
         description="Mailslot mailboxes that have been opened: key = address",
         history=1,
         storage=s.storage,
-        replicas=s.replicas,
+        replicas=s.replicas or 1,
         direct=True,
     )
 
@@ -140,7 +147,7 @@ def sidecar_bucket_config(s: StreamSettings) -> KeyValueConfig:
         description="Mailslot sidecar leader lease",
         history=1,
         storage=s.storage,
-        replicas=s.replicas,
+        replicas=s.replicas or 1,
         limit_marker_ttl=s.lease_marker_ttl,
     )
 

@@ -1,0 +1,73 @@
+"""Replication is a property of the deployment: no client with default settings lowers it.
+
+Before, provisioning treated ``num_replicas`` as upgradable with a default of 1, so one
+default-settings ``mailslot send`` against an R3 cluster turned every stream back to R1.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import mailslot
+import pytest
+from mailslot_broker import protocol as p
+from mailslot_broker.cluster import NatsCluster
+from mailslot_broker.provision import provision
+from testsupport import PYTHON, ROOT
+
+STREAMS = (p.MAIL_STREAM, p.TOPICS_STREAM, p.DLQ_STREAM)
+BUCKETS = tuple(f"KV_{b}" for b in (p.AGENTS_BUCKET, p.MAILBOXES_BUCKET, p.SIDECAR_BUCKET))
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    c = NatsCluster(tmp_path / "cluster", size=3)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop(grace=5.0)
+
+
+async def _replicas(ms: mailslot.Mailslot) -> dict[str, int]:
+    return {name: (await ms.js.stream_info(name)).config.num_replicas or 1 for name in STREAMS + BUCKETS}
+
+
+async def test_default_clients_create_r3_and_never_lower_it(cluster, tmp_path) -> None:
+    creds = cluster.credentials.write(tmp_path / "c.json")
+    # The first client ever, with default settings: the deployment decides (3 nodes -> R3).
+    async with mailslot.connect(cluster.urls, credentials=creds) as ms:
+        assert set((await _replicas(ms)).values()) == {3}
+        assert set(ms.provisioned.replicas.values()) == {3}
+    # A default-settings CLI command (what broke it before).
+    env = dict(os.environ, MAILSLOT_URL=",".join(cluster.urls), MAILSLOT_CREDENTIALS=str(creds))
+    out = subprocess.run(
+        [PYTHON, "-m", "mailslot", "send", "x", "hello"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    # A client asking for fewer changes nothing; one asking for more is told, not obeyed.
+    async with mailslot.connect(cluster.urls, credentials=creds, settings=p.StreamSettings(replicas=1)) as ms:
+        assert set((await _replicas(ms)).values()) == {3}
+        assert ms.provisioned.warnings == []
+        assert (await (await ms.open("x")).receive(timeout=10)).text == "hello"
+
+
+async def test_raising_replicas_is_an_operator_action(cluster, tmp_path) -> None:
+    creds = cluster.credentials.write(tmp_path / "c.json")
+    async with mailslot.connect(cluster.urls, credentials=creds, settings=p.StreamSettings(replicas=1)) as ms:
+        # Created at R1 because an operator asked for R1.
+        assert set((await _replicas(ms)).values()) == {1}
+    async with mailslot.connect(cluster.urls, credentials=creds, settings=p.StreamSettings(replicas=3)) as ms:
+        assert set((await _replicas(ms)).values()) == {1}
+        assert any(p.MAIL_STREAM in w and "operator" in w for w in ms.provisioned.warnings)
+        report = await provision(ms.js, p.StreamSettings(replicas=3), raise_replicas=True)
+        assert report.warnings == [] or all("KV_" in w for w in report.warnings)
+        for name in STREAMS:
+            assert (await ms.js.stream_info(name)).config.num_replicas == 3, name
