@@ -16,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .. import protocol as p
 from .service import Sidecar, SidecarConfig
 
 
@@ -30,6 +31,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--leader-ttl", type=float, default=5.0)
     ap.add_argument("--metrics-interval", type=float, default=5.0)
     ap.add_argument("--top", type=int, default=20)
+    ap.add_argument(
+        "--unclaimed-keep",
+        type=float,
+        default=None,
+        help="seconds mail waits at an address nobody opened before it goes to dead letters "
+        "(default: MAILSLOT_UNCLAIMED_KEEP or 7 days); applies to this sidecar's tenant",
+    )
     ap.add_argument("--replica-id", default=None)
     ap.add_argument("--exit-with-pid", type=int, default=None)
     ap.add_argument("--ready-file", default=None)
@@ -51,9 +59,19 @@ def config_from_args(args: argparse.Namespace) -> SidecarConfig:
         leader_ttl=args.leader_ttl,
         metrics_interval=args.metrics_interval,
         top=args.top,
+        unclaimed_keep=_unclaimed_keep(args.unclaimed_keep),
         replica_id=args.replica_id,
         exit_with_pid=args.exit_with_pid,
     )
+
+
+def _unclaimed_keep(value: float | None) -> float:
+    if value is None:
+        env = os.environ.get("MAILSLOT_UNCLAIMED_KEEP")
+        value = float(env) if env else p.DEFAULT_UNCLAIMED_KEEP
+    if not 0 < value <= p.MAX_KEEP:
+        raise SystemExit(f"--unclaimed-keep must be in (0, {p.MAX_KEEP:g}] seconds, got {value:g}")
+    return value
 
 
 def _write_ready(path: str, line: str) -> None:
