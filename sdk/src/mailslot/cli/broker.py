@@ -1,4 +1,4 @@
-"""``mailslot up``, ``down``, ``status``: the local broker."""
+"""``mailslot up``, ``down``, ``status``, ``node stop|start``: the local broker and the local cluster."""
 
 from __future__ import annotations
 
@@ -11,6 +11,15 @@ from typing import Any
 
 import typer
 from mailslot_broker import mailslot_home, running_state, stop_local_broker
+from mailslot_broker.cluster import (
+    ClusterState,
+    running_cluster,
+    start_local_cluster,
+    start_node,
+    stop_local_cluster,
+    stop_node,
+    supervising,
+)
 from mailslot_broker.errors import LauncherError
 from mailslot_broker.local import (
     CREDENTIALS_FILE,
@@ -23,6 +32,7 @@ from mailslot_broker.local import (
 from rich.table import Table
 
 from ..connection import connect
+from ..errors import MailslotError
 from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, console, err_console, print_json, run
 
 
@@ -82,27 +92,80 @@ def up(
 
 def _up_cluster(size: int, json_out: bool) -> None:
     """A loopback JetStream cluster until Ctrl-C/SIGTERM; clients connect with every seed URL
-    (``MAILSLOT_URL`` may list them comma-separated) and ``StreamSettings(replicas=3)``."""
-    from mailslot_broker.cluster import NatsCluster
-
+    (``MAILSLOT_URL`` may list them comma-separated) and ``StreamSettings(replicas=3)``. This
+    process supervises it: ``mailslot node stop|start`` restart single nodes meanwhile, and
+    the nodes all stop with it."""
     home = mailslot_home()
-    nodes = NatsCluster(home / "cluster", size=size)
-    nodes.start()
-    creds = nodes.credentials.write(home / "cluster-credentials.json")
-    urls = ",".join(nodes.urls)
-    if json_out:
-        print_json({"urls": nodes.urls, "credentials": str(creds), "pids": [n.pid for n in nodes.nodes]})
-    else:
-        console.print(f"{size}-node cluster; MAILSLOT_URL={urls} MAILSLOT_CREDENTIALS={creds}; Ctrl-C stops")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before the start: never orphan nodes
     try:
-        while not stop.is_set() and any(n.running for n in nodes.nodes):
-            time.sleep(0.5)
+        nodes, state = start_local_cluster(home, size)
+    except LauncherError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    try:
+        urls = ",".join(state.urls)
+        if json_out:
+            print_json(
+                {
+                    "urls": state.urls,
+                    "credentials": state.credentials_path,
+                    "pids": [n.pid for n in state.nodes],
+                    "nodes": [n.name for n in state.nodes],
+                }
+            )
+        else:
+            console.print(
+                f"{size}-node cluster; MAILSLOT_URL={urls} MAILSLOT_CREDENTIALS={state.credentials_path}; "
+                "Ctrl-C stops"
+            )
+        while not stop.is_set() and supervising(home, nodes):
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
-        nodes.stop()
+        stop_local_cluster(home, nodes)
+
+
+node_app = typer.Typer(
+    help="Nodes of the local cluster (`mailslot up --cluster N`): restart one, same ports and store.",
+    no_args_is_help=True,
+)
+app.add_typer(node_app, name="node")
+
+
+@node_app.command("stop")
+def node_stop(
+    name: str = typer.Argument(..., help="node name, e.g. n2 (or mailslot-n2)"),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Stop one node cleanly; the others keep serving (a 3-node cluster has quorum with 2)."""
+    try:
+        rec = stop_node(mailslot_home(), name)
+    except LauncherError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if json_out:
+        print_json(rec.model_dump())
+    else:
+        console.print(f"node {rec.name} stopped; `mailslot node start {name}` brings it back")
+
+
+@node_app.command("start")
+def node_start(
+    name: str = typer.Argument(..., help="node name, e.g. n2 (or mailslot-n2)"),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Start a stopped node again on its ports with its store; it rejoins and catches up."""
+    try:
+        rec = start_node(mailslot_home(), name)
+    except LauncherError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if json_out:
+        print_json(rec.model_dump())
+    else:
+        console.print(f"node {rec.name} running at [bold]{rec.url}[/bold] (pid {rec.pid})")
 
 
 @app.command()
@@ -120,9 +183,17 @@ async def _provision() -> None:
 
 
 async def _status(url: str | None, credentials: Path | None) -> dict[str, Any]:
+    home = mailslot_home()
+    info = await _local_status(home, url, credentials)
+    cluster = running_cluster(home)
+    if cluster is not None:
+        info["cluster"] = await _cluster_status(cluster)
+    return info
+
+
+async def _local_status(home: Path, url: str | None, credentials: Path | None) -> dict[str, Any]:
     from mailslot_broker import protocol as p
 
-    home = mailslot_home()
     state = running_state(home) if url is None else None
     if url is None and state is None:
         kept = read_endpoint(home)
@@ -167,6 +238,75 @@ async def _status(url: str | None, credentials: Path | None) -> dict[str, Any]:
         return info
 
 
+async def _cluster_status(state: ClusterState) -> dict[str, Any]:
+    """Nodes from cluster.json, and per stream where JetStream placed it: a stream with fewer
+    replicas than nodes loses availability (or mail) with the node that holds it."""
+    from mailslot_broker import protocol as p
+
+    size = len(state.nodes)
+    info: dict[str, Any] = {
+        "name": state.name,
+        "size": size,
+        "supervisor_pid": state.supervisor_pid,
+        "credentials": state.credentials_path,
+        "urls": state.urls,
+        "nodes": [
+            {
+                "name": n.name,
+                "pid": n.pid if n.alive else None,
+                "running": n.alive,
+                "stopped": n.stopped,
+                "url": n.url,
+                "route_port": n.route_port,
+            }
+            for n in state.nodes
+        ],
+        "streams": {},
+        "warnings": [],
+    }
+    warnings: list[str] = info["warnings"]
+    down = [n.name for n in state.nodes if not n.alive]
+    if down:
+        warnings.append(f"node(s) not running: {', '.join(down)}")
+    live = [n.url for n in state.nodes if n.alive]
+    if not live:
+        return info
+    streams: dict[str, dict[str, Any] | None] = info["streams"]
+    try:
+        async with connect(live, credentials=state.credentials_path, provision_streams=False) as ms:
+            for name in (p.MAIL_STREAM, p.TOPICS_STREAM, p.DLQ_STREAM, f"KV_{p.AGENTS_BUCKET}"):
+                try:
+                    si = await ms.js.stream_info(name)
+                except Exception:
+                    streams[name] = None
+                    continue
+                replicas = si.config.num_replicas or 1
+                cl = si.cluster
+                streams[name] = {
+                    "replicas": replicas,
+                    "leader": cl.leader if cl else None,
+                    "peers": [
+                        {
+                            "name": r.name,
+                            "current": bool(r.current),
+                            "offline": bool(r.offline),
+                            "lag": r.lag or 0,
+                            "active_s": round((r.active or 0) / 1e9, 3),
+                        }
+                        for r in (cl.replicas or [] if cl else [])
+                    ],
+                    "messages": si.state.messages,
+                }
+                if replicas < size:
+                    warnings.append(
+                        f"stream {name} has {replicas} replica(s) on a {size}-node cluster: a node "
+                        f"down takes it with it; provision with StreamSettings(replicas={size})"
+                    )
+    except MailslotError as exc:
+        info["error"] = f"{type(exc).__name__}: {exc}"
+    return info
+
+
 @app.command()
 def status(
     url: str | None = URL_OPTION,
@@ -178,18 +318,54 @@ def status(
     if json_out:
         print_json(info)
         return
+    cluster = info.get("cluster")
     if not info["running"]:
-        console.print(f"no local broker running (home {info['home']}); start one with `mailslot up`")
-        raise typer.Exit(3)
-    console.print(f"[bold]{info['url']}[/bold]  nats-server {info['server_version']}")
-    if "uptime_s" in info:
-        console.print(f"{info['mode']}, pid {info['pid']}, up {info['uptime_s']:.0f} s")
-    if info.get("credentials"):
-        console.print(f"credentials {info['credentials']}")
-    table = Table("stream", "messages", "bytes", "consumers")
-    for name, s in info["streams"].items():
+        if cluster is None:
+            console.print(f"no local broker running (home {info['home']}); start one with `mailslot up`")
+            raise typer.Exit(3)
+        console.print(f"no local broker running (home {info['home']})")
+    else:
+        console.print(f"[bold]{info['url']}[/bold]  nats-server {info['server_version']}")
+        if "uptime_s" in info:
+            console.print(f"{info['mode']}, pid {info['pid']}, up {info['uptime_s']:.0f} s")
+        if info.get("credentials"):
+            console.print(f"credentials {info['credentials']}")
+        table = Table("stream", "messages", "bytes", "consumers")
+        for name, s in info["streams"].items():
+            if s is None:
+                table.add_row(name, "-", "-", "-")
+            else:
+                table.add_row(name, str(s["messages"]), str(s["bytes"]), str(s["consumers"]))
+        console.print(table)
+    if cluster is not None:
+        _print_cluster(cluster)
+
+
+def _peer_state(peer: dict[str, Any]) -> str:
+    if peer["offline"]:
+        return "offline"
+    return "current" if peer["current"] else f"lag {peer['lag']}"
+
+
+def _print_cluster(cluster: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]cluster {cluster['name']}[/bold]: {cluster['size']} nodes, supervised by pid "
+        f"{cluster['supervisor_pid']}; credentials {cluster['credentials']}"
+    )
+    nodes = Table("node", "pid", "state", "url")
+    for n in cluster["nodes"]:
+        state = "running" if n["running"] else ("stopped" if n["stopped"] else "dead")
+        nodes.add_row(n["name"], str(n["pid"] or "-"), state, n["url"])
+    console.print(nodes)
+    streams = Table("stream", "replicas", "leader", "peers", "messages")
+    for name, s in cluster["streams"].items():
         if s is None:
-            table.add_row(name, "-", "-", "-")
-        else:
-            table.add_row(name, str(s["messages"]), str(s["bytes"]), str(s["consumers"]))
-    console.print(table)
+            streams.add_row(name, "-", "-", "-", "-")
+            continue
+        peers = ", ".join(f"{r['name']} ({_peer_state(r)})" for r in s["peers"])
+        streams.add_row(name, str(s["replicas"]), s["leader"] or "-", peers or "-", str(s["messages"]))
+    console.print(streams)
+    if cluster.get("error"):
+        err_console.print(f"[red]error:[/red] {cluster['error']}")
+    for w in cluster["warnings"]:
+        err_console.print(f"[yellow]warning:[/yellow] {w}")
