@@ -289,6 +289,15 @@ class NatsServer:
             while pid_alive(self.pid, marker=marker):
                 time.sleep(0.02)
 
+    def restart(self, *, kill: bool = False, grace: float = 10.0, timeout: float = 30.0) -> NatsServer:
+        """Stop (SIGTERM, or SIGKILL with ``kill=True``) and start again on the same port and
+        store, as connected clients expect (they reconnect by themselves)."""
+        if kill:
+            self.kill()
+        else:
+            self.stop(grace=grace)
+        return self.start(detached=self._proc is None and self.pid is not None, timeout=timeout)
+
     def kill(self) -> None:
         """SIGKILL, for crash tests: no graceful shutdown, no flush."""
         if self.pid is None or not self.running:

@@ -7,6 +7,11 @@ empty it leaves one waiting pull per level at the server (re-armed only when it 
 ``heartbeat``), so new and redelivered mail is pushed without an extra round trip and an idle
 mailbox sends nothing in between. Redeliveries of messages it handed out (ack wait, nak delay)
 are scheduled locally.
+
+Across a reconnect (the broker restarted, or the connection dropped): the waiting pulls and an
+in-flight pull died with the old connection, so the loop forgets them when it drops, waits for
+the connection to come back (bounded, then :class:`~mailslot.Disconnected`), and looks at
+every level again once it is back; the mailbox re-ensures its consumers meanwhile.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ import contextlib
 import heapq
 import itertools
 import json
+import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from mailslot_broker import protocol as p
 from nats.aio.msg import Msg
 
 from ._boundary import boundary
+from .errors import Disconnected, JetStreamUnavailable, MailslotError, Timeout
 from .message import Message
 
 if TYPE_CHECKING:
@@ -33,8 +40,15 @@ _PULL_REPLY_TIMEOUT = 5.0
 _BELL_GRACE = 0.25
 
 
+log = logging.getLogger("mailslot.receive")
+
+
 class _ConsumerMissing(Exception):
     pass
+
+
+#: Put on the reply queue to end a pull whose reply cannot come any more (connection lost).
+_ABORT = Msg(_client=cast(Any, None), subject="", headers={"Status": "000"})
 
 
 class PriorityReceiving:
@@ -67,6 +81,44 @@ class PriorityReceiving:
 
     def _wrap(self, msg: Msg) -> Message:
         return Message(msg, self)  # type: ignore[arg-type]  # always a Mailbox at run time
+
+    # -- reconnects -------------------------------------------------------------------------------
+
+    def _abort_pull(self) -> None:
+        """End the pull in flight now: its reply cannot come (the connection dropped, or the
+        mailbox is closing and unsubscribes)."""
+        if self._current_token is not None:
+            self._replies.put_nowait(_ABORT)
+
+    def _connection_lost(self) -> None:
+        """The connection dropped (or closed): the server forgot our waiting pulls, and the
+        reply to a pull in flight will never come. Forget them, flag every level, wake up."""
+        self._waiting.clear()
+        self._abort_pull()
+        for prio in p.PRIORITIES:
+            self._mark(prio)
+
+    async def _ride_out(self, started: float, deadline: float | None) -> None:
+        """Wait while the connection is down. Returns once it is back (or something woke
+        the loop); raises Disconnected at ``deadline``, or once this receive (``started``)
+        waited ``receive_outage_timeout`` for the connection: a dead broker must not look
+        like an empty mailbox."""
+        client = self._client
+        while True:
+            self._check_usable()
+            down = client._outage()
+            if down is None:
+                return
+            client._check_open()
+            waited = min(time.monotonic() - started, down)
+            remaining = client._receive_outage_timeout - waited
+            if deadline is not None:
+                remaining = min(remaining, deadline - time.monotonic())
+            if remaining <= 0:
+                raise client._disconnected_error(down)
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(remaining, 0.1))
 
     # -- wake-ups -------------------------------------------------------------------------------
 
@@ -113,6 +165,8 @@ class PriorityReceiving:
         server forgets pull requests whose reply subject lost its subscriber."""
         now = time.monotonic()
         for prio in p.PRIORITIES:
+            if not self._client.nc.is_connected:
+                return  # they would die with the connection; re-armed once it is back
             current = self._waiting.get(prio)
             if current is not None and current[1] > now:
                 continue
@@ -140,6 +194,8 @@ class PriorityReceiving:
         consumer = p.consumer_name(self.address, prio)
         body = json.dumps(p.pull_request(batch=batch, no_wait=expires is None, expires=expires)).encode()
         out: list[Message] = []
+        if self._closed or not self._client.nc.is_connected:
+            return None  # no answer could come: leave the level flagged
         self._current_token = token
         try:
             self.pull_requests += 1
@@ -154,6 +210,8 @@ class PriorityReceiving:
                         msg = await asyncio.wait_for(self._replies.get(), _PULL_REPLY_TIMEOUT)
                     except asyncio.TimeoutError:
                         return out or None
+                if msg is _ABORT:
+                    return out or None
                 status = msg.headers.get("Status") if msg.headers else None
                 if status:
                     if status == "503":
@@ -164,16 +222,18 @@ class PriorityReceiving:
             self._current_token = None
             while not self._replies.empty():  # deliveries that raced the status reply
                 late = self._replies.get_nowait()
-                if not (late.headers and late.headers.get("Status")):
+                if late is not _ABORT and not (late.headers and late.headers.get("Status")):
                     out.append(self._wrap(late))
         return out
 
-    async def _fill(self, batch: int) -> None:
-        """Pull from the highest level that may hold mail and is above what is buffered."""
+    async def _fill(self, batch: int) -> bool:
+        """Pull from the highest level that may hold mail and is above what is buffered.
+        True if a pull got no answer (its level stays flagged)."""
         top = self._buffer[0][0] if self._buffer else len(p.PRIORITIES)
+        unanswered = False
         for prio in p.PRIORITIES:
             if prio >= top:
-                return
+                return unanswered
             if not self._maybe[prio]:
                 continue
             gen = self._gen[prio]
@@ -181,25 +241,44 @@ class PriorityReceiving:
             try:
                 got = await self._pull(prio, batch)
             except _ConsumerMissing:
-                # The consumer was removed (inactivity, or a reaper): recreate and retry.
-                with boundary():
-                    await self._ensure_consumers()
-                got = await self._pull(prio, batch)
+                # The consumer was removed (inactivity, a reaper, a broker that lost it):
+                # recreate and retry.
+                got = await self._recreate_and_pull(prio, batch)
             retried = False
             if got == [] and rung:
                 # The bell can overtake the consumer: the message is stored but the consumer
                 # does not offer it yet, and a no-wait pull says 404. Give it a moment with a
                 # short waiting pull instead of sleeping until the heartbeat.
-                got = await self._pull(prio, 1, expires=_BELL_GRACE)
+                try:
+                    got = await self._pull(prio, 1, expires=_BELL_GRACE)
+                except _ConsumerMissing:
+                    got = await self._recreate_and_pull(prio, 1)
                 retried = True
             if got is None:
+                unanswered = True
                 continue  # no answer (reconnecting?): leave the level flagged
             for m in got:
                 self._push(m)
             if len(got) < batch and self._gen[prio] == gen and not retried:
                 self._maybe[prio] = False
             if got:
-                return
+                return unanswered
+        return unanswered
+
+    async def _recreate_and_pull(self, prio: p.Priority, batch: int) -> list[Message] | None:
+        try:
+            with boundary():
+                await self._ensure_consumers()
+            return await self._pull(prio, batch)
+        except _ConsumerMissing:
+            pass  # created, yet not there: JetStream is still recovering (just restarted?)
+        except (Disconnected, Timeout, JetStreamUnavailable) as exc:
+            log.debug("recreating the consumers of %s: %r", self.address, exc)
+        except MailslotError as exc:
+            if self._client.nc.is_connected:
+                raise
+            log.debug("recreating the consumers of %s: %r", self.address, exc)
+        return None  # leave the level flagged: looked at again soon
 
     def _pop(self) -> Message | None:
         while self._buffer:
@@ -254,23 +333,46 @@ class PriorityReceiving:
     # -- receiving ----------------------------------------------------------------------------
 
     async def _next(self, timeout: float | None, batch: int) -> Message | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        nc = self._client.nc
+        unanswered = 0
         while True:
             self._check_usable()
+            if not nc.is_connected:
+                m = self._pop()  # mail already here is still ours to hand out
+                if m is not None:
+                    return m
+                await self._ride_out(started, deadline)
+                continue
             self._wake.clear()
-            with boundary():
-                await self._fill(batch)
-            m = self._pop()
-            if m is not None:
-                return m
-            with boundary():
-                await self._arm_idle_pulls()
+            try:
+                with boundary():
+                    unanswered_now = await self._fill(batch)
+                m = self._pop()
+                if m is not None:
+                    return m
+                with boundary():
+                    await self._arm_idle_pulls()
+            except MailslotError:
+                if nc.is_connected:
+                    raise
+                continue  # the connection dropped meanwhile: ride it out
             if self._buffer:
                 continue  # an idle pull delivered while we armed the others
             wait = self.heartbeat
+            if unanswered_now and nc.is_connected:
+                # A pull got no answer (a consumer being recreated, a connection that dropped
+                # and came back): look again soon, not after a heartbeat.
+                unanswered = min(unanswered + 1, 6)
+                wait = 0.05 * 2**unanswered
+            else:
+                unanswered = 0
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    if not nc.is_connected:
+                        raise self._client._disconnected_error(self._client._outage() or 0.0)
                     return None
                 wait = min(wait, remaining)
             try:

@@ -12,17 +12,28 @@ subscription sees both kinds. A subscription with ``replay`` reads the stored hi
    because history already delivered them, then deliver live messages as they come.
 
 Steps 3 and 4 switch over without an ``await`` in between, so nothing can slip through.
+
+Across a reconnect the live subscription is re-sent by nats-py. Ephemeral messages published
+while the connection was down are gone (as with no subscriber); a subscription with ``replay``
+also catches up on the durable messages it missed: it buffers live traffic from the moment the
+connection drops and, once it is back, reads the stored history after the last durable message
+it delivered, with the same switch-over. A history read interrupted by a reconnect resumes
+after the last message it delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import logging
+import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import nats.errors as nerr
 from mailslot_broker import protocol as p
 from mailslot_broker.protocol import Header
 from nats.aio.msg import Msg
@@ -42,6 +53,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Replay = Literal["all", "last"] | datetime | None
 _NATS_STREAM = "Nats-Stream"
+#: A history read that received nothing for this long has stalled.
+_HISTORY_STALL = 30.0
+
+log = logging.getLogger("mailslot.broadcast")
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,8 @@ async def publish(
     client._check_open()
     with boundary():
         if not durable:
+            if not client.nc.is_connected:  # not buffered towards a connection that may not return
+                await client._until_connected()
             await client.nc.publish(subject, data, headers=hdrs)
             return Published(id=msg_id, topic=topic, durable=False)
         ack = await client.js.publish(subject, data, headers=hdrs, timeout=5.0)
@@ -183,6 +200,9 @@ class TopicSubscription:
         self._out: asyncio.Queue[Any] = asyncio.Queue()
         self._buffer: list[Msg] | None = [] if replay is not None else None
         self._threshold = 0  # live durable messages with seq <= this were replayed already
+        self._seen = 0  # (with replay) the highest history sequence delivered, live or replayed
+        self._hist_done = 0  # the last sequence the current history read delivered
+        self._gap_after: int | None = None  # (with replay) catch up after this on reconnect
         self._sub: NatsSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = False
@@ -201,6 +221,7 @@ class TopicSubscription:
             self._client._check_open()
             nc = self._client.nc
             with boundary():
+                await self._client._until_connected()
                 self._sub = await nc.subscribe(
                     p.topic_subject(self.pattern), queue=self.queue or "", cb=self._on_live
                 )
@@ -251,33 +272,62 @@ class TopicSubscription:
     async def _on_live(self, msg: Msg) -> None:
         if self._buffer is not None:
             self._buffer.append(msg)
-        elif self._fresh(msg):
-            self._out.put_nowait(Broadcast(msg))
+        else:
+            self._deliver_live(msg)
 
-    async def _replay(self) -> None:
+    def _deliver_live(self, msg: Msg) -> None:
+        if not self._fresh(msg):
+            return
+        if self.replay is not None and msg.headers and _NATS_STREAM in msg.headers:
+            with contextlib.suppress(ValueError):
+                self._seen = max(self._seen, int(msg.headers.get(Header.NATS_SEQUENCE, "0")))
+        self._out.put_nowait(Broadcast(msg))
+
+    # -- reconnects (called by the client) ----------------------------------------------------
+
+    def _connection_lost(self) -> None:
+        if self.replay is None or not self._started or self._closed or self._buffer is not None:
+            return  # live only, or a history read is running (it resumes by itself)
+        # Buffer what the reconnected subscription delivers until the gap is filled.
+        self._gap_after = max(self._seen, self._threshold)
+        self._buffer = []
+
+    def _connection_back(self) -> None:
+        if self._gap_after is None or self._closed or (self._task is not None and not self._task.done()):
+            return
+        after, self._gap_after = self._gap_after, None
+        self._task = asyncio.create_task(self._replay(after), name=f"catch-up:{self.pattern}")
+
+    # -- history ------------------------------------------------------------------------------
+
+    async def _replay(self, after: int | None = None) -> None:
+        """Deliver history, then switch to live. With ``after`` (a catch-up after a
+        reconnect): the stored messages after that sequence."""
+        threshold = self._threshold
         try:
-            await self._read_history()
+            await self._read_history(after)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._out.put_nowait(exc)
+            # Live duplicates are dropped only up to what history did deliver.
+            self._threshold = max(threshold, self._hist_done)
+            if after is None:
+                self._out.put_nowait(exc)
+            else:
+                log.warning("catching up on %s after a reconnect failed: %r", self.pattern, exc)
         finally:
             # Switch to live in one step (no await): buffered first, then the callback directly.
-            buffered, self._buffer = self._buffer or [], None
-            for msg in buffered:
-                if self._fresh(msg):
-                    self._out.put_nowait(Broadcast(msg))
+            if self._gap_after is None:  # (else the connection dropped again: keep buffering)
+                buffered, self._buffer = self._buffer or [], None
+                for msg in buffered:
+                    self._deliver_live(msg)
 
-    async def _read_history(self) -> None:
-        js = self._client.js
-        with boundary():
-            info = await js.stream_info(p.TOPICS_STREAM)
-        last = int(info.state.last_seq or 0)
-        self._threshold = last
-        if last == 0:
-            return
+    def _history_config(self, after: int | None) -> ConsumerConfig:
         cfg = ConsumerConfig(filter_subject=p.durable_topic_subject(self.pattern))
-        if self.replay == "all":
+        if after is not None:
+            cfg.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            cfg.opt_start_seq = after + 1
+        elif self.replay == "all":
             cfg.deliver_policy = DeliverPolicy.ALL
         elif self.replay == "last":
             cfg.deliver_policy = DeliverPolicy.LAST_PER_SUBJECT
@@ -285,44 +335,94 @@ class TopicSubscription:
             assert isinstance(self.replay, datetime)
             cfg.deliver_policy = DeliverPolicy.BY_START_TIME
             cfg.opt_start_time = self.replay
+        return cfg
+
+    async def _read_history(self, after: int | None = None) -> None:
+        client = self._client
+        js = client.js
         with boundary():
-            hist = await js.subscribe(
-                p.durable_topic_subject(self.pattern),
-                stream=p.TOPICS_STREAM,
-                config=cfg,
-                ordered_consumer=True,
-                inactive_threshold=30.0,
-            )
-        try:
+            info = await js.stream_info(p.TOPICS_STREAM)
+        last = int(info.state.last_seq or 0)
+        self._threshold = max(self._threshold, last)
+        self._hist_done = after or 0
+        if last <= self._hist_done:
+            return
+        cfg = self._history_config(after)
+        while True:
+            epoch = client.reconnects
+            if await self._read_history_once(copy.copy(cfg), last, epoch):
+                return
+            # Interrupted by a reconnect: read again (same start), skipping what was delivered.
             with boundary():
-                ci = await hist.consumer_info()
+                await client._until_connected(client._receive_outage_timeout)
+
+    async def _read_history_once(self, cfg: ConsumerConfig, last: int, epoch: int) -> bool:
+        """One ordered consumer over the history up to ``last``; False if a reconnect
+        interrupted it."""
+        client = self._client
+
+        def interrupted() -> bool:
+            return client.reconnects != epoch or not client.nc.is_connected
+
+        hist: Any = None
+        try:
+            try:
+                with boundary():
+                    hist = await client.js.subscribe(
+                        p.durable_topic_subject(self.pattern),
+                        stream=p.TOPICS_STREAM,
+                        config=cfg,
+                        ordered_consumer=True,
+                        inactive_threshold=30.0,
+                    )
+                    ci = await hist.consumer_info()
+            except Exception:
+                if interrupted():
+                    return False
+                raise
             # Nothing matched if the server has neither pending nor already pushed messages
             # (pushed ones may still sit unread in the subscription's queue).
             pushed = ci.delivered.consumer_seq if ci.delivered is not None else 0
             if not ci.num_pending and not pushed and not hist.delivered:
-                return
-            done = 0
+                return True
+            stalled_at = time.monotonic() + _HISTORY_STALL
             while True:
                 try:
-                    msg = await hist.next_msg(timeout=30.0)
+                    # In short steps, to notice a reconnect (the ordered consumer's memory
+                    # state died with a restarted server).
+                    msg = await hist.next_msg(timeout=1.0)
+                except nerr.TimeoutError:
+                    if interrupted():
+                        return False
+                    if time.monotonic() < stalled_at:
+                        continue
+                    raise Timeout(f"replay of {self.pattern} stalled") from None
                 except Exception as exc:
+                    if interrupted():
+                        return False
                     raise Timeout(f"replay of {self.pattern} stalled") from exc
+                stalled_at = time.monotonic() + _HISTORY_STALL
                 meta = msg.metadata
                 seq = meta.sequence.stream
-                if seq <= done:
+                if seq <= self._hist_done:
                     # nats-py's ordered consumer may restart from an earlier sequence after a
-                    # reset (seen under load: 0, 1, 0, 1, 2, ...): never deliver twice.
+                    # reset (seen under load: 0, 1, 0, 1, 2, ...), and a read resumed after a
+                    # reconnect starts over: never deliver twice.
+                    if meta.num_pending == 0:
+                        return True
                     continue
                 if seq > last:
-                    return  # stored after the snapshot: the live side delivers it
+                    return True  # stored after the snapshot: the live side delivers it
                 self._out.put_nowait(Broadcast(msg, replayed=True, seq=seq))
                 self.replayed += 1
-                done = seq
+                self._hist_done = seq
+                self._seen = max(self._seen, seq)
                 if seq == last or meta.num_pending == 0:
-                    return
+                    return True
         finally:
-            with contextlib.suppress(Exception):
-                await hist.unsubscribe()
+            if hist is not None:
+                with contextlib.suppress(Exception):
+                    await hist.unsubscribe()
 
     async def next(self, *, timeout: float | timedelta | None = None) -> Broadcast:
         """The next event; raises :class:`Timeout` after ``timeout`` seconds and

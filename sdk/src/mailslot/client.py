@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import logging
 import random
 import time
 import weakref
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import nats.errors as nerr
 from mailslot_broker import protocol as p
@@ -19,6 +21,7 @@ from nats.js import JetStreamContext
 from nats.js import errors as jserr
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
     stop_after_delay,
     wait_exponential_jitter,
@@ -29,6 +32,7 @@ from ._boundary import boundary
 from .broadcast import Published, Replay, TopicSubscription
 from .broadcast import publish as _publish_topic
 from .errors import (
+    Disconnected,
     InvalidInput,
     NotConnected,
 )
@@ -44,6 +48,17 @@ if TYPE_CHECKING:
 #: Errors a publish may hit while a stream leader is being elected: retried with the same
 #: message id, so the server drops the duplicate if the first attempt did land.
 _TRANSIENT = (nerr.NoRespondersError, jserr.NoStreamResponseError, nerr.TimeoutError)
+#: ... and while the connection is being re-established (a request in flight when it dropped).
+_RETRIED = (*_TRANSIENT, Disconnected)
+#: How long close() waits for a graceful drain before it just closes the connection.
+_CLOSE_GRACE = 5.0
+
+log = logging.getLogger("mailslot.client")
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # marks it retrieved: no "exception was never retrieved" log
 
 
 class Mailslot:
@@ -58,6 +73,8 @@ class Mailslot:
         name: str | None,
         provisioned: ProvisionReport | None,
         publish_retry_for: float,
+        outage_timeout: float = 5.0,
+        receive_outage_timeout: float = 60.0,
     ) -> None:
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream()
@@ -70,6 +87,16 @@ class Mailslot:
         #: Open subscriptions and agent watches, closed with the client so iterators end.
         self._streams: weakref.WeakSet[TopicSubscription | AgentWatch] = weakref.WeakSet()
         self._closed = False
+        # -- connection state (see _connection_lost / _connection_back) --
+        self._outage_timeout = outage_timeout
+        self._receive_outage_timeout = receive_outage_timeout
+        self._down_since: float | None = None
+        self._up = asyncio.Event()
+        self._up.set()
+        self._rebinds: set[asyncio.Task[None]] = set()
+        #: How often the connection dropped and came back (nats-py reconnects by itself).
+        self.disconnects = 0
+        self.reconnects = 0
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -99,21 +126,138 @@ class Mailslot:
         if self._closed or self._nc.is_closed:
             raise NotConnected("this Mailslot client is closed")
 
+    # -- connection state -------------------------------------------------------------------
+    #
+    # nats-py reconnects by itself (forever, every reconnect_time_wait). While it does, a call
+    # that needs the server waits up to ``outage_timeout`` for it (connection.py wraps the
+    # connection's ``request`` with ``_until_connected``), then raises Disconnected; requests
+    # in flight when it dropped fail at once with Disconnected (their replies went to the old
+    # socket), and a send retries them, up to the same bound.
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection to the broker is up (False while it reconnects)."""
+        return bool(self._nc.is_connected) and not self._closed
+
+    def _outage(self) -> float | None:
+        """Seconds the connection has been down, None while it is up."""
+        if self._nc.is_connected:
+            return None
+        now = time.monotonic()
+        if self._down_since is None:  # noticed before the disconnect callback ran
+            self._down_since = now
+        return now - self._down_since
+
+    def _disconnected_error(self, down: float) -> Disconnected:
+        return Disconnected(
+            f"the connection to {self.url} is down (for {down:.1f} s; reconnecting in the background)"
+        )
+
+    async def _until_connected(self, limit: float | None = None) -> None:
+        """Return once connected; raise Disconnected if the connection is not back within
+        ``limit`` (default ``outage_timeout``) seconds, NotConnected if the client closed."""
+        if self._nc.is_connected:
+            return
+        deadline = time.monotonic() + (self._outage_timeout if limit is None else limit)
+        while True:
+            self._check_open()
+            down = self._outage()
+            if down is None:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._disconnected_error(down)
+            with contextlib.suppress(asyncio.TimeoutError):
+                # Polled as well: nats-py reports "connected" a moment before its callback.
+                await asyncio.wait_for(self._up.wait(), min(remaining, 0.1))
+
+    def _connection_lost(self) -> None:
+        """nats-py's disconnected callback (also called once more on close)."""
+        if self._closed or self._nc.is_connected:
+            return
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        if self._up.is_set():
+            self.disconnects += 1
+        self._up.clear()
+        # Replies to requests in flight went to the dead socket: fail them now rather than
+        # after their timeout (a publish is retried with the same message id).
+        err = self._disconnected_error(0.0)
+        for fut in list(getattr(self._nc, "_resp_map", {}).values()):
+            if not fut.done():
+                fut.set_exception(Disconnected(str(err)))
+        for fut in list(getattr(self._js, "_publish_async_futures", {}).values()):
+            if not fut.done():
+                fut.add_done_callback(_retrieve)  # nobody may be awaiting it
+                fut.set_exception(Disconnected(str(err)))
+        for mb in list(self._mailboxes):
+            mb._connection_lost()
+        for stream in list(self._streams):
+            if isinstance(stream, TopicSubscription):
+                stream._connection_lost()
+
+    def _connection_back(self) -> None:
+        """nats-py's reconnected callback: subscriptions were re-sent by nats-py; re-bind
+        the mailboxes (their waiting pulls died with the old connection)."""
+        down = time.monotonic() - self._down_since if self._down_since is not None else 0.0
+        self._down_since = None
+        self.reconnects += 1
+        self._up.set()
+        if self._closed:
+            return
+        log.info("reconnected to %s after %.2f s", self.url, down)
+        for mb in list(self._mailboxes):
+            self._spawn(mb._rebind())
+        for stream in list(self._streams):
+            if isinstance(stream, TopicSubscription):
+                stream._connection_back()
+
+    def _connection_closed(self) -> None:
+        """nats-py's closed callback: wake everything that waits for the connection."""
+        self._up.set()
+        for mb in list(self._mailboxes):
+            mb._connection_lost()
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._rebinds.add(task)
+        task.add_done_callback(self._rebinds.discard)
+
     async def close(self) -> None:
         """Close every mailbox opened through this client (leases keep running out), then the
-        connection."""
+        connection. Never raises a connection error and returns within a few seconds, also
+        while the broker is unreachable (nothing can be given back then: the server redelivers
+        unacked mail after its ack wait)."""
         if self._closed:
             return
         self._closed = True
+        self._up.set()
+        for task in list(self._rebinds):
+            task.cancel()
         for mb in list(self._mailboxes):
-            await mb.close()
-        for stream in list(self._streams):
-            await stream.close()
-        if not self._nc.is_closed:
             try:
-                await self._nc.drain()
-            except Exception:
-                await self._nc.close()
+                await asyncio.wait_for(mb.close(), _CLOSE_GRACE)
+            except Exception as exc:  # closing must not fail: the lease runs out by itself
+                log.debug("closing mailbox %s: %r", mb.address, exc)
+        for stream in list(self._streams):
+            try:
+                await asyncio.wait_for(stream.close(), _CLOSE_GRACE)
+            except Exception as exc:
+                log.debug("closing %r: %r", stream, exc)
+        nc = self._nc
+        if nc.is_closed:
+            return
+        if nc.is_connected:
+            try:
+                await asyncio.wait_for(nc.drain(), _CLOSE_GRACE + 1)
+            except Exception as exc:  # including a drop while draining
+                log.debug("drain: %r", exc)
+        if not nc.is_closed:
+            try:
+                # Closing while reconnecting flushes into the dead socket (ConnectionResetError).
+                await asyncio.wait_for(nc.close(), _CLOSE_GRACE)
+            except Exception as exc:
+                log.debug("close: %r", exc)
 
     async def __aenter__(self) -> Mailslot:
         return self
@@ -130,19 +274,40 @@ class Mailslot:
             try:
                 # Fast path: building a tenacity retrier costs about a third of a send's CPU
                 # (see bench/), so it is only built once a first attempt hit a transient error.
+                # While the connection is down the request waits for it (up to outage_timeout).
                 ack = await self._js.publish(out.subject, out.data, headers=out.headers, timeout=5.0)
-            except _TRANSIENT:
-                if time.monotonic() - started >= self._publish_retry_for:
-                    raise
-                await asyncio.sleep(min(2.0, 0.1 + random.uniform(0, 1)))  # tenacity's 1st wait
-                async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type(_TRANSIENT),
-                    stop=stop_after_delay(max(0.0, self._publish_retry_for - (time.monotonic() - started))),
-                    wait=wait_exponential_jitter(multiplier=0.1, max=2.0),
-                    reraise=True,
-                ):
-                    with attempt:
-                        ack = await self._js.publish(out.subject, out.data, headers=out.headers, timeout=5.0)
+            except _RETRIED as exc:
+                if time.monotonic() - started >= self._publish_retry_for or self._outage_exceeded():
+                    self._raise_publish_error(exc)
+                if not isinstance(exc, Disconnected):
+                    await asyncio.sleep(min(2.0, 0.1 + random.uniform(0, 1)))  # tenacity's 1st wait
+                backoff = wait_exponential_jitter(multiplier=0.1, max=2.0)
+
+                def wait(state: RetryCallState) -> float:
+                    # A dropped connection needs no backoff: the next attempt waits for it.
+                    failed = state.outcome.exception() if state.outcome is not None else None
+                    return 0.0 if isinstance(failed, Disconnected) else backoff(state)
+
+                for_long = stop_after_delay(max(0.0, self._publish_retry_for - (time.monotonic() - started)))
+
+                def stop(state: RetryCallState) -> bool:
+                    # An outage is not a leader election: stop once the connection has been
+                    # down longer than outage_timeout.
+                    return for_long(state) or self._outage_exceeded()
+
+                try:
+                    async for attempt in AsyncRetrying(
+                        retry=retry_if_exception_type(_RETRIED),
+                        stop=stop,
+                        wait=wait,
+                        reraise=True,
+                    ):
+                        with attempt:
+                            ack = await self._js.publish(
+                                out.subject, out.data, headers=out.headers, timeout=5.0
+                            )
+                except _RETRIED as exc2:
+                    self._raise_publish_error(exc2)
         return Receipt(
             id=out.id,
             to=out.to,
@@ -151,6 +316,18 @@ class Mailslot:
             duplicate=bool(ack.duplicate),
             scheduled=out.scheduled,
         )
+
+    def _outage_exceeded(self) -> bool:
+        down = self._outage()
+        return down is not None and down >= self._outage_timeout
+
+    def _raise_publish_error(self, exc: BaseException) -> NoReturn:
+        """What a publish that ran out of retries raises: Disconnected while the connection
+        is down (a dead broker is not a slow one), else the last error as it was."""
+        down = self._outage()
+        if isinstance(exc, Disconnected) or down is None:
+            raise exc
+        raise self._disconnected_error(down) from exc
 
     async def send(
         self,
@@ -239,6 +416,9 @@ class Mailslot:
                 for o in prepared:
                     if pending and len(pending) >= window:
                         await settle()
+                    if not self._nc.is_connected:
+                        # Nothing is pipelined into a dead connection: wait (outage_timeout).
+                        await self._until_connected()
                     fut = await self._js.publish_async(o.subject, o.data, headers=o.headers)
                     pending.append((o, fut))
                 while pending:
@@ -274,6 +454,7 @@ class Mailslot:
         letters. Reopening within retention finds everything sent while the agent was away.
         """
         self._check_open()
+        await self._until_connected()
         mb = Mailbox._create(
             self,
             address,

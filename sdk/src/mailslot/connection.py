@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import ssl
 from collections.abc import Generator
@@ -27,6 +28,7 @@ from .errors import (
     AuthenticationFailed,
     BrokerUnreachable,
     ConnectionFailed,
+    InvalidInput,
     JetStreamUnavailable,
     ServerTooOld,
 )
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 #: Errors a publish may hit while a stream leader is being elected: retried with the same
 #: message id, so the server drops the duplicate if the first attempt did land.
 from .client import Mailslot
+
+log = logging.getLogger("mailslot.connection")
 
 # -- connect ---------------------------------------------------------------------------------
 
@@ -74,6 +78,8 @@ def connect(
     settings: p.StreamSettings | None = None,
     tls_ca: str | Path | None = None,
     publish_retry_for: float = 20.0,
+    outage_timeout: float = 5.0,
+    receive_outage_timeout: float = 60.0,
 ) -> _Connect:
     """Connect to a Mailslot broker.
 
@@ -81,7 +87,27 @@ def connect(
     ``MAILSLOT_HOME``) or starts one, detached, so mail outlives this process. With a URL (or
     a list of seed URLs for a cluster) it connects to any NATS 2.12+ server with JetStream.
     ``credentials`` is a Mailslot credentials JSON file or a NATS ``.creds`` file.
+
+    Once connected, the client rides out a broker restart by itself: it reconnects (forever,
+    every half second), re-binds its open mailboxes and resumes pending receives; topic
+    subscriptions continue (one with ``replay`` also catches up on durable messages stored
+    while it was away). While the connection is down, a call that needs the server waits up
+    to ``outage_timeout`` seconds for it to come back, then raises
+    :class:`~mailslot.Disconnected`. A request in flight when it dropped fails at once with
+    ``Disconnected`` (its reply went to the old socket), except a ``send``: it retries with
+    its message id (stored once) under the same bound, and its retrying of a leader election
+    (``publish_retry_for``) stops once the connection has been down that long.
+    ``receive(timeout=t)`` still returns within about ``t``, raising ``Disconnected`` rather
+    than ``Timeout`` if the broker is unreachable at the deadline; a ``receive()`` (or ``async
+    for``) without a timeout waits through an outage of up to ``receive_outage_timeout``
+    seconds. ``close()`` never raises a connection error.
     """
+    for what, value in (
+        ("outage_timeout", outage_timeout),
+        ("receive_outage_timeout", receive_outage_timeout),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InvalidInput(f"{what} must be a non-negative number of seconds, got {value!r}")
 
     async def _do() -> Mailslot:
         return await _connect(
@@ -97,6 +123,8 @@ def connect(
             settings=settings,
             tls_ca=tls_ca,
             publish_retry_for=publish_retry_for,
+            outage_timeout=float(outage_timeout),
+            receive_outage_timeout=float(receive_outage_timeout),
         )
 
     return _Connect(_do)
@@ -116,6 +144,8 @@ async def _connect(
     settings: p.StreamSettings | None,
     tls_ca: str | Path | None,
     publish_retry_for: float,
+    outage_timeout: float = 5.0,
+    receive_outage_timeout: float = 60.0,
 ) -> Mailslot:
     if name is not None:
         name = check_address(name)
@@ -152,11 +182,29 @@ async def _connect(
 
     errors: list[Exception] = []
     guard: PermissionGuard | None = None
+    client: Mailslot | None = None  # set once connected: the callbacks below report to it
+
+    async def _disconnected_cb() -> None:
+        if client is not None:
+            client._connection_lost()
+
+    async def _reconnected_cb() -> None:
+        if client is not None:
+            client._connection_back()
+
+    async def _closed_cb() -> None:
+        if client is not None:
+            client._connection_closed()
 
     async def _error_cb(exc: Exception) -> None:
         # Permission violations arrive here, asynchronously: the guard fails the operation
         # that caused one with PermissionDenied instead of letting it time out.
         if guard is not None and guard.handle(exc):
+            return
+        if client is not None:
+            # Connected once: what arrives now are failed reconnect attempts (refused while
+            # the broker is down, reset connections); reported through Disconnected instead.
+            log.debug("nats: %r", exc)
             return
         if len(errors) < 100:
             errors.append(exc)
@@ -174,6 +222,9 @@ async def _connect(
             max_reconnect_attempts=1,
             reconnect_time_wait=0.2,
             error_cb=_error_cb,
+            disconnected_cb=_disconnected_cb,
+            reconnected_cb=_reconnected_cb,
+            closed_cb=_closed_cb,
             name=f"mailslot:{name}" if name else "mailslot",
             **opts,
         )
@@ -228,11 +279,35 @@ async def _connect(
     except BaseException:
         await nc.close()
         raise
-    return Mailslot(
+    client = Mailslot(
         nc,
         url=servers[0],
         tenant=tenant,
         name=name,
         provisioned=report,
         publish_retry_for=publish_retry_for,
+        outage_timeout=outage_timeout,
+        receive_outage_timeout=receive_outage_timeout,
     )
+    _wait_out_outages(nc, client)
+    return client
+
+
+def _wait_out_outages(nc: Any, client: Mailslot) -> None:
+    """Every request (JetStream API calls, publishes, acks, KV) made while the connection is
+    down waits for it to come back, up to ``outage_timeout``, then raises Disconnected,
+    instead of being buffered towards a timeout. One attribute check while connected."""
+    orig_request = nc.request
+
+    async def request(
+        subject: str,
+        payload: bytes = b"",
+        timeout: float = 0.5,
+        old_style: bool = False,
+        headers: dict[str, Any] | None = None,
+    ) -> Any:
+        if not nc.is_connected:
+            await client._until_connected()
+        return await orig_request(subject, payload, timeout=timeout, old_style=old_style, headers=headers)
+
+    nc.request = request

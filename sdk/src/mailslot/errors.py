@@ -22,6 +22,19 @@ class BrokerUnreachable(ConnectionFailed):
     """Nothing answered at the URL (wrong host/port, server down)."""
 
 
+class Disconnected(BrokerUnreachable):
+    """The connection to the broker was lost and did not come back in time.
+
+    A connected client reconnects by itself. A call that needs the server while the
+    connection is down waits up to ``outage_timeout`` for it to come back
+    (``receive_outage_timeout`` for a receive without a timeout) and then raises this; a
+    ``receive(timeout=t)`` raises it instead of :class:`Timeout` when the broker is still
+    unreachable at its deadline. A call in flight when the connection dropped may or may not
+    have reached the server: a ``send`` that raised it can be repeated with the same
+    ``idempotency_key``.
+    """
+
+
 class AuthenticationFailed(ConnectionFailed):
     """The server refused the credentials."""
 
@@ -122,6 +135,7 @@ __all__ = [
     "BrokerUnreachable",
     "ConnectionFailed",
     "DecodeError",
+    "Disconnected",
     "InvalidAddressError",
     "InvalidHeader",
     "InvalidInput",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import secrets
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import timedelta
@@ -190,31 +191,72 @@ class Mailbox(PriorityReceiving, MailboxView):
     async def close(self) -> None:
         """Stop renewing the lease and receiving. Mail keeps waiting until the lease lapses,
         so reopening within ``ttl`` resumes the same mailbox. Prefetched messages that were
-        never handed out are given back at once."""
+        never handed out are given back at once (while the broker is unreachable they cannot
+        be: the server redelivers them after the ack wait). Never raises a connection error
+        and returns within a few seconds."""
         if self._closed:
             return
         self._closed = True
         self._wake.set()
-        if self._reply_box is not None:
-            await self._reply_box.close()
-        if self._lease is not None:
-            await self._lease.stop()
-        for t in self._timers.values():
-            t.cancel()
-        self._timers.clear()
-        # Unsubscribing first makes the server drop our idle waiting pulls; draining hands
-        # over anything already on its way, which is then given back with the buffer.
-        for sub in self._subs:
-            with contextlib.suppress(Exception):
-                await sub.drain()
-        self._subs.clear()
+        self._abort_pull()
+        nc = self._client.nc
+        try:
+            if self._reply_box is not None:
+                with contextlib.suppress(Exception):
+                    await self._reply_box.close()
+            if self._lease is not None:
+                await self._lease.stop()
+            for t in self._timers.values():
+                t.cancel()
+            self._timers.clear()
+            # Unsubscribing first makes the server drop our idle waiting pulls; draining hands
+            # over anything already on its way, which is then given back with the buffer.
+            # Draining needs a round trip: not while the connection is down.
+            for sub in self._subs:
+                with contextlib.suppress(Exception):
+                    if nc.is_connected:
+                        await asyncio.wait_for(sub.drain(), 5.0)
+                    else:
+                        await sub.unsubscribe()
+            self._subs.clear()
+            self._waiting.clear()
+            buffered = [entry[3] for entry in self._buffer]
+            self._buffer.clear()
+            for m in buffered if nc.is_connected else ():
+                with contextlib.suppress(Exception):
+                    await m._msg.nak()
+        finally:
+            self._client._forget(self)
+
+    async def _rebind(self) -> None:
+        """After a reconnect (called by the client): the pulls left waiting at the server
+        died with the old connection, and a restarted (or reaped) server may have lost the
+        consumers. Forget the pulls, make sure the consumers exist, renew the lease at once
+        (it may have lapsed during the outage) and look at every level again."""
+        if self._closed:
+            return
         self._waiting.clear()
-        buffered = [entry[3] for entry in self._buffer]
-        self._buffer.clear()
-        for m in buffered:
-            with contextlib.suppress(Exception):
-                await m._msg.nak()
-        self._client._forget(self)
+        for prio in p.PRIORITIES:
+            self._mark(prio)
+        delay = 0.1
+        for _ in range(10):
+            if self._closed or not self._client.nc.is_connected:
+                return  # closed, or dropped again: the next reconnect re-binds
+            try:
+                with boundary():
+                    await self._ensure_consumers()
+                    if self._lease is not None:
+                        await self._lease.renew()
+                break
+            except Exception as exc:  # JetStream may still be recovering after a restart
+                logging.getLogger("mailslot.mailbox").info(
+                    "re-binding %s after a reconnect: %r (retrying)", self.address, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 2.0)
+        if not self._closed:
+            for prio in p.PRIORITIES:
+                self._mark(prio)
 
     async def destroy(self) -> None:
         """Reclaim now: delete every message, the consumers, the lease and the card."""

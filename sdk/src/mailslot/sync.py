@@ -254,6 +254,10 @@ class SyncMailslot:
         return self._c.server_version
 
     @property
+    def connected(self) -> bool:
+        return self._c.connected
+
+    @property
     def closed(self) -> bool:
         return self._c.closed
 
@@ -380,8 +384,12 @@ def connect(
     settings: p.StreamSettings | None = None,
     tls_ca: str | Path | None = None,
     publish_retry_for: float = 20.0,
+    outage_timeout: float = 5.0,
+    receive_outage_timeout: float = 60.0,
 ) -> SyncMailslot:
-    """Blocking twin of :func:`mailslot.connect`."""
+    """Blocking twin of :func:`mailslot.connect` (same reconnect and outage behaviour: a call
+    waits for a dropped connection up to ``outage_timeout``, then raises
+    :class:`~mailslot.Disconnected`)."""
 
     async def _do() -> Mailslot:
         return await _aconnect(
@@ -397,6 +405,8 @@ def connect(
             settings=settings,
             tls_ca=tls_ca,
             publish_retry_for=publish_retry_for,
+            outage_timeout=outage_timeout,
+            receive_outage_timeout=receive_outage_timeout,
         )
 
     return SyncMailslot(PORTAL.call(_do()))

@@ -1,0 +1,375 @@
+"""Clients ride out a broker restart, and fail fast and typed while it is down.
+
+Real nats-server, restarted on the same port and store (``NatsServer.restart``) while a
+connected client keeps working, with no reconnect code on the user's side. Run with ``-s``
+to see the measured times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import mailslot
+import pytest
+from mailslot import sync
+from mailslot_broker import NatsServer
+
+PRIOS = ["critical", "urgent", "normal", "low"]
+
+
+def _creds(server: NatsServer) -> dict[str, Any]:
+    c = server.credentials
+    return {"user": c.user, "password": c.password}
+
+
+class _Ledger:
+    """What a producer and a consumer saw: every send that returned, every delivery, every
+    confirmed ack (a message whose ack was not confirmed may legitimately come again)."""
+
+    def __init__(self) -> None:
+        self.sent: dict[int, float] = {}
+        self.send_errors: list[str] = []
+        self.delivered: Counter[int] = Counter()
+        self.acked: set[int] = set()
+        self.after_ack: list[int] = []  # delivered again after a confirmed ack: must stay empty
+        self.unconfirmed: list[str] = []
+        self.recv_times: list[float] = []
+        self.producing = True
+        self.lock = threading.Lock()
+
+    def deliver(self, i: int) -> None:
+        with self.lock:
+            self.delivered[i] += 1
+            self.recv_times.append(time.monotonic())
+            if i in self.acked:
+                self.after_ack.append(i)
+
+    def accounted(self) -> bool:
+        """Every sent message was delivered, and acked (or its ack is in doubt)."""
+        with self.lock:
+            return not self.producing and all(self.delivered[i] for i in self.sent)
+
+    def report(self, label: str, restarted_at: float) -> tuple[float, float]:
+        send_after = min(t for t in self.sent.values() if t >= restarted_at) - restarted_at
+        recv_after = min(t for t in self.recv_times if t >= restarted_at) - restarted_at
+        times = sorted(self.sent.values())
+        pause = max(b - a for a, b in itertools.pairwise(times))
+        print(
+            f"\n[{label}] {len(self.sent)} sent, {sum(self.delivered.values())} deliveries, "
+            f"{len(self.acked)} confirmed acks, {len(self.unconfirmed)} unconfirmed; "
+            f"broker ready -> first send {send_after * 1000:.0f} ms, first receive "
+            f"{recv_after * 1000:.0f} ms; longest pause in sending {pause:.2f} s"
+        )
+        return send_after, recv_after
+
+    def check(self, n: int) -> None:
+        assert not self.send_errors, self.send_errors[:5]
+        assert sorted(self.sent) == list(range(n))
+        lost = [i for i in self.sent if not self.delivered[i]]
+        assert not lost, f"{len(lost)} sent messages never delivered, e.g. {lost[:5]}"
+        assert self.after_ack == [], f"delivered again after a confirmed ack: {self.after_ack[:5]}"
+
+
+# -- a producer and a consumer on one client, through a restart ------------------------------
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
+async def test_traffic_rides_out_a_broker_restart(server: NatsServer, kill: bool) -> None:
+    n = 2000
+    url = server.url
+    log = _Ledger()
+    third = asyncio.Event()
+    restarted_at = 0.0
+    async with mailslot.connect(url, **_creds(server), name="stress") as ms:
+        mb = await ms.open("stress", ack_wait=3)
+
+        async def produce() -> None:
+            try:
+                for i in range(n):
+                    try:
+                        await ms.send("stress", i, priority=PRIOS[i % 4])
+                    except mailslot.MailslotError as exc:
+                        log.send_errors.append(f"{i}: {type(exc).__name__}: {exc}")
+                        continue
+                    log.sent[i] = time.monotonic()
+                    if len(log.sent) == n // 3:
+                        third.set()
+            finally:
+                log.producing = False
+
+        async def consume() -> None:
+            async for m in mb:  # no timeout, no reconnect code: ends when the box is closed
+                i = m.json()
+                log.deliver(i)
+                try:
+                    await m.ack()
+                except mailslot.MailslotError as exc:  # not confirmed: may come again
+                    log.unconfirmed.append(f"{i}: {type(exc).__name__}")
+                    continue
+                log.acked.add(i)
+
+        async def restart() -> None:
+            nonlocal restarted_at
+            await third.wait()
+            await asyncio.to_thread(server.restart, kill=kill)
+            restarted_at = time.monotonic()
+
+        async def finish() -> None:
+            # Done once everything is delivered and nothing is left stored (an ack in doubt
+            # either landed or its message comes back after the ack wait).
+            while True:
+                if log.accounted() and (await ms.inspect("stress").stats()).total == 0:
+                    break
+                await asyncio.sleep(0.25)
+            await mb.close()
+
+        await asyncio.wait_for(asyncio.gather(produce(), consume(), restart(), finish()), 120)
+        assert ms.url == url and server.url == url
+        assert ms.reconnects >= 1 and ms.connected
+        send_after, recv_after = log.report("kill -9" if kill else "SIGTERM", restarted_at)
+    log.check(n)
+    assert send_after < 5.0 and recv_after < 5.0
+
+
+def test_sync_twin_rides_out_a_broker_restart(server: NatsServer) -> None:
+    n = 300
+    url = server.url
+    log = _Ledger()
+    third = threading.Event()
+    with sync.connect(url, **_creds(server), name="sync-stress") as ms:
+        mb = ms.open("sync-stress", ack_wait=3)
+
+        def produce() -> None:
+            try:
+                for i in range(n):
+                    try:
+                        ms.send("sync-stress", i, priority=PRIOS[i % 4])
+                    except mailslot.MailslotError as exc:
+                        log.send_errors.append(f"{i}: {type(exc).__name__}: {exc}")
+                        continue
+                    log.sent[i] = time.monotonic()
+                    if len(log.sent) == n // 3:
+                        third.set()
+            finally:
+                log.producing = False
+
+        def consume() -> None:
+            for m in mb:
+                i = m.json()
+                log.deliver(i)
+                try:
+                    m.ack()
+                except mailslot.MailslotError as exc:
+                    log.unconfirmed.append(f"{i}: {type(exc).__name__}")
+                    continue
+                log.acked.add(i)
+
+        threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
+        for t in threads:
+            t.start()
+        assert third.wait(60)
+        server.restart()
+        restarted_at = time.monotonic()
+        deadline = time.monotonic() + 90
+        while not (log.accounted() and ms.inspect("sync-stress").stats().total == 0):
+            assert time.monotonic() < deadline, "sync traffic did not complete"
+            time.sleep(0.25)
+        mb.close()
+        for t in threads:
+            t.join(30)
+            assert not t.is_alive()
+        assert ms.url == url and ms.connected
+        send_after, recv_after = log.report("sync, SIGTERM", restarted_at)
+    log.check(n)
+    assert send_after < 5.0 and recv_after < 5.0
+
+
+# -- recovery time -------------------------------------------------------------------------
+
+
+async def test_recovery_time_over_five_restarts(server: NatsServer) -> None:
+    async with mailslot.connect(server.url, **_creds(server)) as ms:
+        mb = await ms.open("phoenix", ttl=3)  # renewed every second
+        await ms.send("phoenix", "warm-up")
+        await (await mb.receive(timeout=5)).ack()
+        recoveries = []
+        for k in range(5):
+            await asyncio.to_thread(server.restart)
+            ready = time.monotonic()
+            await ms.send("phoenix", k)  # no retry loop here: the client waits for itself
+            m = await mb.receive(timeout=10)
+            recoveries.append(time.monotonic() - ready)
+            assert m.json() == k
+            await m.ack()
+        renewals = mb._lease.renewals if mb._lease else 0
+        await asyncio.sleep(1.5)
+        assert mb._lease is not None and mb._lease.renewals > renewals, "the lease stopped renewing"
+        assert ms.reconnects == 5
+    med = statistics.median(recoveries)
+    print(
+        f"\nrecovery (broker ready -> send + receive done) over 5 restarts: median {med * 1000:.0f} ms, "
+        f"all {[round(r * 1000) for r in recoveries]} ms"
+    )
+    assert max(recoveries) < 5.0
+
+
+# -- with the broker down: fail fast and typed -------------------------------------------------
+
+
+async def _timed(coro: Any) -> tuple[float, BaseException | None]:
+    t = time.monotonic()
+    try:
+        await coro
+    except BaseException as exc:  # the test inspects what came out
+        return time.monotonic() - t, exc
+    return time.monotonic() - t, None
+
+
+async def test_broker_down_fails_fast_and_typed(server: NatsServer) -> None:
+    ms = await mailslot.connect(server.url, **_creds(server))
+    patient = await mailslot.connect(server.url, **_creds(server), receive_outage_timeout=2.0)
+    try:
+        mb = await ms.open("down-box")
+        mb2 = await patient.open("down-box-2")
+        await asyncio.to_thread(server.stop)
+        await asyncio.sleep(0.2)
+        assert not ms.connected
+
+        results: dict[str, tuple[float, BaseException | None]] = {}
+        results["send"] = await _timed(ms.send("down-box", "x"))
+        results["receive(timeout=3)"] = await _timed(mb.receive(timeout=3))
+        results["receive() (receive_outage_timeout=2)"] = await _timed(mb2.receive())
+        results["open"] = await _timed(ms.open("another"))
+        results["publish"] = await _timed(ms.publish("news.x", "y"))
+        results["send_many"] = await _timed(ms.send_many([{"to": "down-box", "payload": 1}]))
+        print()
+        for name, (dt, exc) in results.items():
+            print(f"broker down: {name:40s} {dt:6.2f} s  {type(exc).__name__ if exc else 'ok'}")
+
+        for name in ("send", "open", "publish", "send_many"):
+            dt, exc = results[name]
+            assert isinstance(exc, mailslot.Disconnected), (name, exc)
+            assert 4.5 <= dt < 6.5, (name, dt)  # outage_timeout=5 s
+        dt, exc = results["receive(timeout=3)"]
+        assert isinstance(exc, mailslot.Disconnected) and 2.9 <= dt < 3.6, (dt, exc)
+        dt, exc = results["receive() (receive_outage_timeout=2)"]
+        assert isinstance(exc, mailslot.Disconnected) and 1.9 <= dt < 2.6, (dt, exc)
+        assert isinstance(exc, mailslot.BrokerUnreachable)  # the documented parent
+
+        # closing while down: no raw socket error, bounded
+        dt, exc = await _timed(mb.close())
+        assert exc is None and dt < 2.0, (dt, exc)
+        dt, exc = await _timed(patient.close())
+        assert exc is None and dt < 7.0, (dt, exc)
+        print(f"broker down: {'close (client)':40s} {dt:6.2f} s")
+    finally:
+        dt, exc = await _timed(ms.close())
+    assert exc is None and dt < 7.0, (dt, exc)
+
+
+async def test_leaving_async_with_while_down_is_clean(server: NatsServer) -> None:
+    async with mailslot.connect(server.url, **_creds(server), outage_timeout=1.0) as ms:
+        mb = await ms.open("leaving")
+        await ms.send("leaving", "unread")
+        await ms.send("leaving", "prefetched")
+        assert (await mb.receive(timeout=5)).text == "unread"  # held, never acked
+        sub = await ms.subscribe("leaving.>")
+        await asyncio.to_thread(server.kill)
+        await asyncio.sleep(0.2)
+        with pytest.raises(mailslot.Disconnected):
+            await ms.send("leaving", "x")
+        t = time.monotonic()
+    assert time.monotonic() - t < 7.0
+    assert sub.closed and mb.closed and ms.closed
+
+
+def test_sync_twin_fails_fast_and_typed(server: NatsServer) -> None:
+    ms = sync.connect(server.url, **_creds(server), outage_timeout=1.0)
+    mb = ms.open("sync-down")
+    server.stop()
+    t = time.monotonic()
+    with pytest.raises(mailslot.Disconnected):
+        ms.send("sync-down", "x")
+    assert time.monotonic() - t < 2.5
+    t = time.monotonic()
+    with pytest.raises(mailslot.Disconnected):
+        mb.receive(timeout=1)
+    assert time.monotonic() - t < 2.0
+    t = time.monotonic()
+    ms.close()
+    assert time.monotonic() - t < 7.0
+
+
+# -- a pending iterator and subscriptions carry on -----------------------------------------------
+
+
+async def test_pending_async_for_and_subscriptions_continue_after_restart(server: NatsServer) -> None:
+    async with mailslot.connect(server.url, **_creds(server), name="listener") as ms:
+        mb = await ms.open("listener", heartbeat=60)  # waiting pulls outlive the restart
+        got: asyncio.Queue[str] = asyncio.Queue()
+
+        async def listen() -> None:
+            async for m in mb:
+                await got.put(m.text)
+                await m.ack()
+
+        listener = asyncio.create_task(listen())
+        live = await ms.subscribe("news.>")
+        history = await ms.subscribe("hist.>", replay="all")
+        await ms.publish("hist.a", "h1", durable=True)
+        assert (await history.next(timeout=5)).text == "h1"
+        await asyncio.sleep(0.3)  # the iterator is now waiting at the server
+
+        await asyncio.to_thread(server.restart)
+        ready = time.monotonic()
+        await ms.send("listener", "after the restart")
+        assert await asyncio.wait_for(got.get(), 10) == "after the restart"
+        took = time.monotonic() - ready
+        await ms.publish("news.today", "live again")
+        assert (await live.next(timeout=5)).text == "live again"
+        await ms.publish("hist.b", "h2", durable=True)
+        ev = await history.next(timeout=5)
+        assert ev.text == "h2" and not ev.replayed
+        print(f"\npending async for resumed {took * 1000:.0f} ms after the broker was ready")
+        assert not listener.done()
+        await mb.close()
+        await asyncio.wait_for(listener, 5)
+        with pytest.raises(mailslot.Timeout):
+            await history.next(timeout=0.5)  # h1 and h2 once each, nothing more
+
+
+async def test_replay_subscription_catches_up_on_durable_messages_missed_while_away(
+    server: NatsServer,
+) -> None:
+    """Durable messages stored while this client was still reconnecting come from history,
+    once each; ephemeral ones from that window are gone (as with no subscriber)."""
+    async with mailslot.connect(server.url, **_creds(server), name="late") as ms:
+        sub = await ms.subscribe("feed.>", replay="all")
+        await ms.publish("feed.a", 1, durable=True)
+        assert (await sub.next(timeout=5)).json() == 1
+        # A slow reconnect opens a window in which another client already publishes (a
+        # setting of the nats client, not a fake: it reconnects on its own 3 s later).
+        ms.nc.options["reconnect_time_wait"] = 3.0
+        await asyncio.to_thread(server.restart)
+        async with mailslot.connect(server.url, **_creds(server), name="early") as other:
+            await other.publish("feed.b", 2, durable=True)
+            await other.publish("feed.c", "ephemeral, missed")
+            await other.publish("feed.d", 3, durable=True)
+            assert not ms.connected
+            await asyncio.sleep(0)
+            deadline = time.monotonic() + 15
+            while not ms.connected:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            await other.publish("feed.e", 4, durable=True)
+            got = [await sub.next(timeout=5) for _ in range(3)]
+        assert [e.json() for e in got] == [2, 3, 4]
+        assert [e.replayed for e in got] == [True, True, False]
+        with pytest.raises(mailslot.Timeout):
+            await sub.next(timeout=0.5)
