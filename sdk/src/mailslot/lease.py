@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 
 from mailslot_broker import protocol as p
@@ -42,14 +43,10 @@ class Lease:
 
     async def acquire(self) -> None:
         """Create the lease, or join it if it is alive (another replica, or a restart)."""
-        # The record first: from here on the address owns a mailbox that waits ``keep`` seconds
-        # for its agent after the lease lapses. Writing it clears ``offline_since``.
-        mailboxes = await self._js.key_value(p.MAILBOXES_BUCKET)
-        record = p.MailboxRecord(opened_at=time.time(), keep=self.keep, card=json.loads(self.value or b"{}"))
-        await mailboxes.put(self.address, record.encode())
+        await self._write_record()
         kv = await self._bucket()
         try:
-            await kv.create(self.address, self.value, msg_ttl=self.ttl)
+            await kv.create(self.address, self.value, msg_ttl=self._msg_ttl)
             return
         except jserr.KeyWrongLastSequenceError:
             pass
@@ -62,11 +59,25 @@ class Lease:
         self.resumed = bool(entry is not None and entry.value)
         if entry is not None and not entry.value:
             try:
-                await kv._update(self.address, self.value, last=entry.revision, msg_ttl=self.ttl)
+                await kv._update(self.address, self.value, last=entry.revision, msg_ttl=self._msg_ttl)
                 return
             except jserr.KeyWrongLastSequenceError:
                 self.resumed = True  # someone (a replica) created it meanwhile
         await self.renew()
+
+    @property
+    def _msg_ttl(self) -> float:
+        """nats-py sends ``int(ttl)`` seconds: round up so a lease never lives shorter than asked."""
+        return float(math.ceil(self.ttl))
+
+    async def _write_record(self) -> None:
+        """The mailbox record, before any lease: from here on the address owns a mailbox that
+        waits ``keep`` seconds for its agent after the lease lapses. Writing it clears
+        ``offline_since``, so it is also rewritten whenever the lease has to be re-created
+        (a stall or an outage longer than ``ttl``), or the record would keep saying offline."""
+        mailboxes = await self._js.key_value(p.MAILBOXES_BUCKET)
+        record = p.MailboxRecord(opened_at=time.time(), keep=self.keep, card=json.loads(self.value or b"{}"))
+        await mailboxes.put(self.address, record.encode())
 
     async def renew(self) -> None:
         kv = await self._bucket()
@@ -74,14 +85,15 @@ class Lease:
             try:
                 entry = await kv.get(self.address)
             except jserr.KeyNotFoundError:
+                await self._write_record()
                 try:
-                    await kv.create(self.address, self.value, msg_ttl=self.ttl)
+                    await kv.create(self.address, self.value, msg_ttl=self._msg_ttl)
                     self.renewals += 1
                     return
                 except jserr.KeyWrongLastSequenceError:
                     continue
             try:
-                await kv._update(self.address, self.value, last=entry.revision, msg_ttl=self.ttl)
+                await kv._update(self.address, self.value, last=entry.revision, msg_ttl=self._msg_ttl)
                 self.renewals += 1
                 return
             except jserr.KeyWrongLastSequenceError:
