@@ -6,6 +6,7 @@ default-settings ``mailslot send`` against an R3 cluster turned every stream bac
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
@@ -43,7 +44,8 @@ async def test_default_clients_create_r3_and_never_lower_it(cluster, tmp_path) -
         assert set(ms.provisioned.replicas.values()) == {3}
     # A default-settings CLI command (what broke it before).
     env = dict(os.environ, MAILSLOT_URL=",".join(cluster.urls), MAILSLOT_CREDENTIALS=str(creds))
-    out = subprocess.run(
+    out = await asyncio.to_thread(
+        subprocess.run,
         [PYTHON, "-m", "mailslot", "send", "x", "hello"],
         env=env,
         cwd=ROOT,

@@ -9,6 +9,7 @@ reclaimed``) and senders that asked told with one bounce notice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
@@ -28,10 +29,8 @@ from .conftest import leader_of, wait_for
 async def _consumers(ms: mailslot.Mailslot, address: str) -> list[str]:
     out = []
     for prio in p.PRIORITIES:
-        try:
+        with contextlib.suppress(jserr.NotFoundError):
             out.append((await ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name(address, prio))).name)
-        except jserr.NotFoundError:
-            pass
     return out
 
 
