@@ -178,27 +178,70 @@ def boundary() -> Iterator[None]:
 
 
 # -- argument coercion shared by the public API --------------------------------------------
+#
+# The rules live in the protocol package (``protocol.values``); these only turn its errors into
+# the SDK's: durations -> InvalidTTLError, everything else -> InvalidInput (or the subclass the
+# boundary maps it to).
 
 
-def seconds(value: float | timedelta | None, *, what: str) -> float | None:
-    """Float seconds from a number or timedelta, validated against the protocol minimum."""
+@contextlib.contextmanager
+def checking() -> Iterator[None]:
+    """Translate a protocol validation error raised in the block into an InvalidInput."""
+    try:
+        yield
+    except berr.ProtocolViolation as exc:
+        mapped = translate(exc)
+        if not isinstance(mapped, e.InvalidInput):
+            mapped = e.InvalidInput(str(exc))
+        raise mapped from exc
+
+
+def seconds(
+    value: float | timedelta | None,
+    *,
+    what: str,
+    minimum: float = protocol.MIN_TTL_SECONDS,
+    maximum: float = protocol.MAX_SECONDS,
+) -> float | None:
+    """Float seconds from a number or timedelta (None stays None): finite, never a bool, in
+    ``[minimum, maximum]`` (by default a TTL's range, 1 s .. ``MAX_SECONDS``)."""
     if value is None:
         return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    with boundary():
-        return protocol.validate_ttl(value, what=what)
+    with checking():
+        return protocol.validate_seconds(value, what=what, minimum=minimum, maximum=maximum)
 
 
-def plain_seconds(value: float | timedelta | None, *, what: str) -> float | None:
-    """Float seconds, >= 0, without the 1 s protocol minimum (waits, nak delays)."""
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise e.InvalidInput(f"{what} must be a non-negative number of seconds, got {value!r}")
-    return float(value)
+def plain_seconds(
+    value: float | timedelta | None,
+    *,
+    what: str,
+    minimum: float = 0.0,
+    maximum: float = protocol.MAX_SECONDS,
+) -> float | None:
+    """Float seconds, 0 .. ``MAX_SECONDS`` (waits, nak delays): :func:`seconds` without the
+    1 s protocol minimum."""
+    return seconds(value, what=what, minimum=minimum, maximum=maximum)
+
+
+def count(value: Any, *, what: str, minimum: int, maximum: int, unlimited: int | None = None) -> int:
+    """An int in ``[minimum, maximum]`` (or ``unlimited``); bools and floats are refused."""
+    with checking():
+        return protocol.validate_count(
+            value, what=what, minimum=minimum, maximum=maximum, unlimited=unlimited
+        )
+
+
+def retry_policy(ack_wait: Any, max_deliver: Any, backoff: Any) -> protocol.RetryPolicy:
+    """A mailbox's retry policy, every number checked (``protocol.validate_retry``)."""
+    with checking():
+        aw, md, bo = protocol.validate_retry(ack_wait, max_deliver, backoff)
+    return protocol.RetryPolicy(ack_wait=aw, max_deliver=md, backoff=bo)
+
+
+def header_value(value: Any, *, what: str) -> str:
+    """A str NATS carries unchanged in a header (one line, UTF-8, no outer whitespace)."""
+    with checking():
+        return protocol.validate_header_value(value, what=what)
 
 
 def address(value: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import logging
 import random
 import time
@@ -29,6 +30,7 @@ from tenacity import (
 
 from ._boundary import address as check_address
 from ._boundary import boundary
+from ._boundary import count as check_count
 from .broadcast import Published, Replay, TopicSubscription
 from .broadcast import publish as _publish_topic
 from .errors import (
@@ -44,6 +46,11 @@ from .view import MailboxView
 
 if TYPE_CHECKING:
     from .deadletters import DeadLetters
+
+#: The keys a ``send_many`` item may have (``prepare``'s arguments; ``to`` and ``payload`` too).
+_SEND_MANY_KEYS = frozenset(inspect.signature(prepare).parameters) - {"max_payload"}
+#: Most acks ``send_many`` keeps outstanding.
+_MAX_WINDOW = 65536
 
 #: Errors a publish may hit while a stream leader is being elected: retried with the same
 #: message id, so the server drops the duplicate if the first attempt did land.
@@ -379,13 +386,24 @@ class Mailslot:
         "priority": ...}``.
         """
         self._check_open()
+        window = check_count(window, what="window", minimum=1, maximum=_MAX_WINDOW)
+        if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable):
+            raise InvalidInput(f"send_many takes an iterable of mappings, not {type(messages).__name__}")
         prepared = []
-        for item in messages:
+        for i, item in enumerate(messages):
+            if not isinstance(item, Mapping):
+                raise InvalidInput(f"send_many item {i} must be a mapping, not {type(item).__name__}")
             kw = dict(item)
             try:
                 to, payload = kw.pop("to"), kw.pop("payload")
             except KeyError as exc:
-                raise InvalidInput(f"send_many item needs 'to' and 'payload': {item!r}") from exc
+                raise InvalidInput(f"send_many item {i} needs 'to' and 'payload'") from exc
+            unknown = sorted(str(k) for k in kw if k not in _SEND_MANY_KEYS)
+            if unknown:
+                raise InvalidInput(
+                    f"send_many item {i} has unknown keys {unknown}; allowed are "
+                    + ", ".join(sorted(_SEND_MANY_KEYS))
+                )
             kw.setdefault("sender", self.name)
             prepared.append(prepare(to, payload, max_payload=self.max_payload, **kw))
         receipts: list[Receipt] = []
@@ -437,9 +455,9 @@ class Mailslot:
         ttl: float | timedelta = p.DEFAULT_LEASE_TTL,
         keep: float | timedelta | None = None,
         card: AgentCard | Mapping[str, Any] | None = None,
-        ack_wait: float | timedelta = 30.0,
-        max_deliver: int = 5,
-        backoff: Iterable[float] = (),
+        ack_wait: float | timedelta = p.DEFAULT_ACK_WAIT,
+        max_deliver: int = p.DEFAULT_MAX_DELIVER,
+        backoff: Iterable[float | timedelta] = (),
         prefetch: int = 1,
         heartbeat: float | timedelta | None = None,
     ) -> Mailbox:
@@ -452,6 +470,17 @@ class Mailslot:
         identity-on-call one, which nobody can find again). Only when it runs out (or on
         :meth:`Mailbox.destroy`) is the mailbox reclaimed, its unread mail moved to dead
         letters. Reopening within retention finds everything sent while the agent was away.
+
+        Every argument is checked before anything is written (ranges in
+        ``mailslot_broker.protocol.defaults``): ``ttl`` 1 s .. ``MAX_LEASE_TTL`` (a day),
+        ``keep`` 0 .. ``MAX_KEEP``, ``ack_wait`` 1 s .. ``MAX_ACK_WAIT``, ``max_deliver`` -1
+        (unlimited) or 1 .. ``MAX_DELIVER_LIMIT`` and larger than the number of ``backoff``
+        steps (each 0.1 s .. ``MAX_ACK_WAIT``; the first one is the server's ack wait),
+        ``prefetch`` 1 .. ``MAX_PREFETCH``, ``heartbeat`` ``MIN_HEARTBEAT`` .. ``MAX_HEARTBEAT``
+        (default ``ack_wait``), a card of at most ``MAX_CARD_BYTES``. A bad one raises
+        :class:`InvalidInput` (:class:`InvalidTTLError` for durations). An ``open`` that fails
+        or is cancelled half-way removes what it created (record, lease, consumers) and leaves
+        what was there before, so a failed ``open`` of an offline mailbox loses nothing.
         """
         self._check_open()
         await self._until_connected()

@@ -16,18 +16,22 @@ import contextlib
 import itertools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from mailslot_broker import protocol as p
-from mailslot_broker.reclaim import reclaim_mailbox
+from mailslot_broker.reclaim import LEAVE_MARKER_TTL, reclaim_mailbox
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from pydantic import BaseModel, Field
+from nats.js import JetStreamContext
+from nats.js import errors as jserr
+from pydantic import BaseModel, Field, ValidationError
 
 from ._boundary import address as check_address
-from ._boundary import boundary, plain_seconds, seconds
+from ._boundary import boundary, plain_seconds, retry_policy, seconds
+from ._boundary import count as check_count
 from ._receiving import PriorityReceiving
 from .errors import InvalidInput, MailboxClosed, MailboxDestroyed, Timeout
 from .lease import Lease
@@ -95,12 +99,12 @@ class Mailbox(PriorityReceiving, MailboxView):
         client: Mailslot,
         address: str | None,
         *,
-        ttl: float | timedelta,
+        ttl: float | timedelta | None,
         keep: float | timedelta | None = None,
         card: AgentCard | Mapping[str, Any] | None,
-        ack_wait: float | timedelta,
-        max_deliver: int,
-        backoff: Iterable[float],
+        ack_wait: float | timedelta | None,
+        max_deliver: int | None,
+        backoff: Iterable[float | timedelta] | None,
         prefetch: int,
         heartbeat: float | timedelta | None,
     ) -> Mailbox:
@@ -108,33 +112,42 @@ class Mailbox(PriorityReceiving, MailboxView):
         if p.is_reply_address(addr):
             raise InvalidInput(f"{addr!r} is a reply sub-address; it cannot be opened as a mailbox")
         mb = cls(client, addr)
-        mb.ttl = seconds(ttl, what="ttl") or p.DEFAULT_LEASE_TTL
+        # Every number is checked here, before _start writes anything (protocol.values).
+        if ttl is not None:
+            mb.ttl = float(seconds(ttl, what="ttl", minimum=p.MIN_LEASE_TTL, maximum=p.MAX_LEASE_TTL) or 0)
         if keep is None:
             mb.keep = p.DEFAULT_KEEP if address is not None else p.DEFAULT_IDENTITY_KEEP
         else:
-            k = plain_seconds(keep, what="keep") or 0.0
-            if k > p.MAX_KEEP:
-                raise InvalidInput(f"keep must be at most {p.MAX_KEEP:g} s (the mail stream's age limit)")
-            mb.keep = k
-        aw = plain_seconds(ack_wait, what="ack_wait") or 30.0
-        if aw < 1:
-            raise InvalidInput("ack_wait must be at least 1 s")
-        if not isinstance(max_deliver, int) or (max_deliver < 1 and max_deliver != -1):
-            raise InvalidInput("max_deliver must be a positive int (or -1 for unlimited)")
-        bo = tuple(float(plain_seconds(b, what="backoff") or 0) for b in backoff)
-        if bo and max_deliver != -1 and max_deliver <= len(bo):
-            raise InvalidInput("max_deliver must be larger than the number of backoff steps")
-        if not isinstance(prefetch, int) or prefetch < 1:
-            raise InvalidInput("prefetch must be a positive int")
-        mb.policy = p.RetryPolicy(ack_wait=aw, max_deliver=max_deliver, backoff=bo)
-        mb.prefetch = prefetch
-        mb.heartbeat = plain_seconds(heartbeat, what="heartbeat") or aw
-        if card is None:
-            mb.card = AgentCard(address=addr)
-        elif isinstance(card, AgentCard):
-            mb.card = card.model_copy(update={"address": addr})
+            mb.keep = float(plain_seconds(keep, what="keep", maximum=p.MAX_KEEP) or 0)
+        mb.policy = retry_policy(
+            p.DEFAULT_ACK_WAIT if ack_wait is None else ack_wait,
+            p.DEFAULT_MAX_DELIVER if max_deliver is None else max_deliver,
+            backoff,
+        )
+        mb.prefetch = check_count(prefetch, what="prefetch", minimum=1, maximum=p.MAX_PREFETCH)
+        if heartbeat is None:
+            mb.heartbeat = min(max(mb.policy.ack_wait, p.MIN_HEARTBEAT), p.MAX_HEARTBEAT)
         else:
-            mb.card = AgentCard.model_validate({**dict(card), "address": addr})
+            mb.heartbeat = float(
+                plain_seconds(heartbeat, what="heartbeat", minimum=p.MIN_HEARTBEAT, maximum=p.MAX_HEARTBEAT)
+                or 0
+            )
+        try:
+            if card is None:
+                mb.card = AgentCard(address=addr)
+            elif isinstance(card, AgentCard):
+                mb.card = AgentCard.model_validate({**card.model_dump(), "address": addr})
+            elif isinstance(card, Mapping):
+                mb.card = AgentCard.model_validate({**dict(card), "address": addr})
+            else:
+                raise InvalidInput(f"card must be an AgentCard or a mapping, not {type(card).__name__}")
+            size = len(mb.card.model_dump_json().encode())
+        except (ValidationError, ValueError, TypeError, RecursionError) as exc:
+            if isinstance(exc, InvalidInput):
+                raise
+            raise InvalidInput(f"card is not a valid agent card: {exc}") from exc
+        if size > p.MAX_CARD_BYTES:
+            raise InvalidInput(f"card is {size} bytes as JSON; the limit is {p.MAX_CARD_BYTES}")
         return mb
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -154,19 +167,127 @@ class Mailbox(PriorityReceiving, MailboxView):
         return bool(self._lease and self._lease.resumed)
 
     async def _start(self) -> None:
-        nc = self._client.nc
-        with boundary():
+        """Subscribe, take the lease (which writes the mailbox record) and bind the consumers.
+
+        All or nothing: what existed before is noted first; if anything fails, or the call is
+        cancelled, the writes in flight are let finish (so nothing lands after the undo) and
+        :meth:`_undo_start` removes what this call created, and puts back a record it
+        overwrote, before the error (or the cancellation) propagates."""
+        progress = _Progress()
+        work = asyncio.ensure_future(self._start_steps(progress))
+        try:
+            with boundary():
+                await asyncio.shield(work)
+        except BaseException as exc:
+            again = await _finish(self._undo_start(work, progress), what=f"undoing open({self.address})")
+            if again and not isinstance(exc, asyncio.CancelledError):
+                raise asyncio.CancelledError from exc
+            raise
+
+    async def _start_steps(self, progress: _Progress) -> None:
+        nc, js = self._client.nc, self._client.js
+        looking = asyncio.ensure_future(_Before.read(js, self.address))
+        try:
             self._inbox = nc.new_inbox()
             self._subs.append(await nc.subscribe(self._inbox + ".*", cb=self._on_pull_reply))
             self._subs.append(
                 await nc.subscribe(p.bell_subject_all_priorities(self.address), cb=self._on_bell)
             )
-            self._lease = Lease(
-                self._client.js, self.address, self.ttl, self.card.model_dump_json().encode(), keep=self.keep
+        except BaseException:
+            looking.cancel()
+            looking.add_done_callback(_retrieve)
+            raise
+        progress.before = await looking  # nothing is written before this is known
+        self._lease = Lease(js, self.address, self.ttl, self.card.model_dump_json().encode(), keep=self.keep)
+        await self._lease.acquire()
+        # What acquire wrote, read while the consumers are created: the undo only removes
+        # entries still at these revisions, never a concurrent opener's.
+        written = asyncio.ensure_future(_Written.read(js, self.address))
+        # The consumers of _ensure_consumers, but every creation is waited for, also when one
+        # fails: none may land after the undo.
+        inactive = max(2 * self.ttl, 30.0)
+        results = await asyncio.gather(
+            *(
+                js.add_consumer(
+                    p.MAIL_STREAM,
+                    p.mail_consumer_config(
+                        self.address, prio, policy=self.policy, inactive_threshold=inactive
+                    ),
+                )
+                for prio in p.PRIORITIES
+            ),
+            return_exceptions=True,
+        )
+        progress.written = await written
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        self._lease.start(on_renew=self._ensure_consumers)
+
+    async def _undo_start(self, work: asyncio.Future[None], progress: _Progress) -> None:
+        """Undo a failed :meth:`_start`: only what it created, never what existed before."""
+        self._closed = True  # a failed open leaves a dead Mailbox: nothing may re-bind it
+        if not work.done():  # cancelled: let the requests in flight finish first
+            await asyncio.wait([work], timeout=_UNDO_TIMEOUT)
+            work.cancel()
+        if work.done():
+            _retrieve(work)  # the caller raises its own error
+        if self._lease is not None:
+            await self._lease.stop()
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs.clear()
+        before = progress.before
+        if before is None:
+            return  # failed before anything was written
+        js = self._client.js
+        revs = progress.written or _Written()
+        # 1. The lease, unless it was alive before (a replica, or this agent restarting) or
+        #    somebody else holds it now. A self-expiring purge marker, as destroy() leaves, so
+        #    registry watchers see the agent that never opened leave again.
+        lease_held = before.lease_live
+        if not before.lease_live:
+            now = await _kv_entry(js, p.AGENTS_BUCKET, self.address)
+            if now is not None and now.live:
+                if revs.lease is not None and now.seq != revs.lease:
+                    lease_held = True  # rewritten since (a concurrent open): theirs now
+                else:
+                    lease_held = not await _kv_write(
+                        js,
+                        p.AGENTS_BUCKET,
+                        self.address,
+                        b"",
+                        last=now.seq,
+                        headers={"KV-Operation": "PURGE", "Nats-Rollup": "sub"},
+                        ttl=LEAVE_MARKER_TTL,
+                    )
+        # 2. The consumers this call created, unless a live lease owns them.
+        if not lease_held:
+
+            async def drop(prio: p.Priority) -> None:
+                with contextlib.suppress(jserr.NotFoundError):
+                    await js.delete_consumer(p.MAIL_STREAM, p.consumer_name(self.address, prio))
+
+            await asyncio.gather(*(drop(prio) for prio in p.PRIORITIES if prio not in before.consumers))
+        # 3. The record: put back the one acquire overwrote (an offline mailbox's, with its
+        #    retention clock), or remove the one it created; only if it is still ours.
+        now = await _kv_entry(js, p.MAILBOXES_BUCKET, self.address)
+        if now is None or not now.live:
+            return
+        if before.record is not None and now.seq == before.record.seq:
+            return  # never written
+        if revs.record is not None and now.seq != revs.record:
+            return  # rewritten since (a concurrent open): theirs now
+        if before.record is not None and before.record.live:
+            await _kv_write(js, p.MAILBOXES_BUCKET, self.address, before.record.data, last=now.seq)
+        else:
+            # Up to and including our write only: a later one (someone else's) stays.
+            await js.purge_stream(
+                _kv_stream(p.MAILBOXES_BUCKET),
+                subject=_kv_key(p.MAILBOXES_BUCKET, self.address),
+                seq=now.seq + 1,
             )
-            await self._lease.acquire()
-            await self._ensure_consumers()
-            self._lease.start(on_renew=self._ensure_consumers)
 
     async def _ensure_consumers(self) -> None:
         inactive = max(2 * self.ttl, 30.0)
@@ -418,6 +539,144 @@ class Mailbox(PriorityReceiving, MailboxView):
     def __repr__(self) -> str:
         state = "destroyed" if self._destroyed else "closed" if self._closed else "open"
         return f"<Mailbox {self.address} {state}>"
+
+
+# -- what an open() found and wrote (for Mailbox._start and _undo_start) -------------------------
+
+#: How long a failed open() waits for its writes in flight, and then for removing what it
+#: created, before giving up (a lease left behind lapses by itself after its TTL).
+_UNDO_TIMEOUT = 10.0
+
+
+def _kv_stream(bucket: str) -> str:
+    return f"KV_{bucket}"
+
+
+def _kv_key(bucket: str, key: str) -> str:
+    return f"$KV.{bucket}.{key}"
+
+
+@dataclass(frozen=True)
+class _KVEntry:
+    seq: int
+    data: bytes
+    #: False for a delete/purge marker or a lapsed lease's limit marker (no value).
+    live: bool
+
+
+async def _kv_entry(js: JetStreamContext, bucket: str, key: str) -> _KVEntry | None:
+    """The latest entry of a key by direct get (no bucket lookup, markers included)."""
+    try:
+        raw = await js.get_msg(_kv_stream(bucket), subject=_kv_key(bucket, key), direct=True)
+    except jserr.NotFoundError:
+        return None
+    op = (raw.headers or {}).get("KV-Operation")
+    data = raw.data or b""
+    return _KVEntry(seq=int(raw.seq or 0), data=data, live=bool(data) and op is None)
+
+
+async def _kv_write(
+    js: JetStreamContext,
+    bucket: str,
+    key: str,
+    data: bytes,
+    *,
+    last: int,
+    headers: dict[str, str] | None = None,
+    ttl: float | None = None,
+) -> bool:
+    """Write ``key`` only if its latest revision is still ``last``; False if it is not."""
+    hdrs = dict(headers or {})
+    hdrs[p.Header.NATS_EXPECTED_LAST_SUBJECT_SEQ] = str(last)
+    try:
+        await js.publish(_kv_key(bucket, key), data, headers=hdrs, msg_ttl=ttl, timeout=5.0)
+    except jserr.APIError as exc:
+        if exc.err_code == 10071:  # wrong last sequence: somebody wrote it since
+            return False
+        raise
+    return True
+
+
+@dataclass(frozen=True)
+class _Before:
+    """What existed at an address before open() wrote anything."""
+
+    record: _KVEntry | None
+    lease_live: bool
+    consumers: frozenset[p.Priority]
+
+    @classmethod
+    async def read(cls, js: JetStreamContext, address: str) -> _Before:
+        async def exists(prio: p.Priority) -> bool:
+            try:
+                await js.consumer_info(p.MAIL_STREAM, p.consumer_name(address, prio))
+            except jserr.NotFoundError:
+                return False
+            return True
+
+        record, lease, *found = await asyncio.gather(
+            _kv_entry(js, p.MAILBOXES_BUCKET, address),
+            _kv_entry(js, p.AGENTS_BUCKET, address),
+            *(exists(prio) for prio in p.PRIORITIES),
+        )
+        assert record is None or isinstance(record, _KVEntry)
+        assert lease is None or isinstance(lease, _KVEntry)
+        return cls(
+            record=record,
+            lease_live=bool(lease is not None and lease.live),
+            consumers=frozenset(prio for prio, there in zip(p.PRIORITIES, found, strict=True) if there),
+        )
+
+
+@dataclass
+class _Progress:
+    """How far an open() got: what it found, then what it wrote."""
+
+    before: _Before | None = None
+    written: _Written | None = None
+
+
+@dataclass(frozen=True)
+class _Written:
+    """Revisions of the record and the lease just after open() wrote them (None: unknown)."""
+
+    record: int | None = None
+    lease: int | None = None
+
+    @classmethod
+    async def read(cls, js: JetStreamContext, address: str) -> _Written:
+        record, lease = await asyncio.gather(
+            _kv_entry(js, p.MAILBOXES_BUCKET, address), _kv_entry(js, p.AGENTS_BUCKET, address)
+        )
+        return cls(
+            record=record.seq if record is not None else None,
+            lease=lease.seq if lease is not None else None,
+        )
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # nobody awaits it any more: no "exception never retrieved" log
+
+
+async def _finish(undo: Coroutine[Any, Any, None], *, what: str) -> bool:
+    """Run ``undo`` to the end even if the caller is cancelled meanwhile (bounded by
+    ``_UNDO_TIMEOUT``); True if a cancellation arrived while it ran. Its own errors are only
+    logged: the caller raises the error that made it undo."""
+    task = asyncio.ensure_future(asyncio.wait_for(undo, 2 * _UNDO_TIMEOUT))
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception:
+            break
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("mailslot.mailbox").warning(
+            "%s failed (its lease lapses by itself): %r", what, task.exception()
+        )
+    return cancelled
 
 
 __all__ = ["AgentCard", "Mailbox", "new_address"]

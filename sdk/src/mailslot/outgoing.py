@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,13 +11,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from mailslot_broker import protocol as p
+from mailslot_broker.errors import ProtocolViolation
 from mailslot_broker.protocol import Header
 
 from . import payload as pl
 from ._boundary import address as check_address
+from ._boundary import header_value, seconds
 from ._boundary import priority as check_priority
-from ._boundary import seconds
-from .errors import InvalidHeader, PayloadTooLarge
+from .errors import InvalidHeader, InvalidInput, InvalidPayload, PayloadTooLarge
 
 #: Namespace for ids derived from idempotency keys: the same (to, key) always yields the same id.
 _IDEMPOTENCY_NS = uuid.UUID("6f1d6a3e-3c8e-4d55-9a55-6d61696c736c")
@@ -62,17 +64,52 @@ def _priority(value: Any) -> p.Priority:
     return check_priority(value)
 
 
+_RESERVED = tuple(x.lower() for x in p.RESERVED_HEADER_PREFIXES)
+
+
 def _check_user_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise InvalidHeader(f"headers must be a mapping of str to str, not {type(headers).__name__}")
     out: dict[str, str] = {}
-    for k, v in (headers or {}).items():
-        if not isinstance(k, str) or not k or any(c in k for c in ":\r\n \t"):
-            raise InvalidHeader(f"invalid header name {k!r}")
-        if k.lower().startswith(tuple(x.lower() for x in p.RESERVED_HEADER_PREFIXES)):
-            raise InvalidHeader(f"header {k!r} is reserved by the Mailslot protocol")
-        if not isinstance(v, str) or "\r" in v or "\n" in v:
-            raise InvalidHeader(f"header {k!r} must be a single-line str")
-        out[k] = v
+    for k, v in headers.items():
+        try:
+            p.validate_header_name(k)
+            if k.lower().startswith(_RESERVED):
+                raise InvalidHeader(f"header {k!r} is reserved by the Mailslot protocol")
+            out[k] = p.validate_header_value(v, what=f"header {k!r}")
+        except ProtocolViolation as exc:
+            raise InvalidHeader(str(exc)) from exc
     return out
+
+
+def _optional_value(value: Any, *, what: str) -> str | None:
+    """An optional id that rides in a header: None or "" (not set), else a one-line str."""
+    if value is None or value == "":
+        return None
+    return header_value(value, what=what)
+
+
+def _encode(payload: Any) -> tuple[bytes, str]:
+    try:
+        data, content_type = pl.encode(payload)
+    except InvalidPayload:
+        raise
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. a str with a lone surrogate
+        raise InvalidPayload(f"cannot encode the {type(payload).__name__} payload: {exc}") from exc
+    if content_type == p.ContentType.JSON and (b"NaN" in data or b"Infinity" in data):
+        # pydantic writes non-finite floats as NaN/Infinity, which is not JSON: a receiver in
+        # another language could not read it. (The words inside a string are fine.)
+        try:
+            json.loads(data, parse_constant=_refuse_constant)
+        except ValueError as exc:
+            raise InvalidPayload(f"payload is not valid JSON: {exc}") from exc
+    return data, content_type
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (use None or a string)")
 
 
 def prepare(
@@ -98,8 +135,14 @@ def prepare(
     delay_s = seconds(delay, what="delay")
     if reply_to is not None:
         reply_to = _address(reply_to)
+    sender = _optional_value(sender, what="sender")
+    correlation_id = _optional_value(correlation_id, what="correlation_id")
+    thread_id = _optional_value(thread_id, what="thread_id")
+    traceparent = _optional_value(traceparent, what="traceparent")
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
+        raise InvalidInput(f"idempotency_key must be a non-empty str, not {type(idempotency_key).__name__}")
     user = _check_user_headers(headers)
-    data, content_type = pl.encode(payload)
+    data, content_type = _encode(payload)
 
     if idempotency_key is not None:
         msg_id = uuid.uuid5(_IDEMPOTENCY_NS, f"{to}\n{idempotency_key}").hex

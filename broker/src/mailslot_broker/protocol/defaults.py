@@ -32,18 +32,49 @@ MAIL_MAX_AGE = 30 * DAY
 MAX_KEEP = 28 * DAY
 
 # --- limits of numbers on the wire ------------------------------------------------------------
+#
+# Every number an agent passes (``open``, ``send``, ``nak``, ``receive``) is checked against
+# these before anything is written, so the server never refuses one half-way through an
+# ``open``. Measured on nats-server 2.15.1 (tests/sdk/test_open_atomic.py keeps them honest):
+# durations are int64 nanoseconds everywhere, so ``Nats-TTL`` and ``Nats-Schedule-TTL`` above
+# 9223372036 s (2562047 h) are refused (10165 / 10191), and a consumer ``ack_wait``, ``backoff``
+# step or ``inactive_threshold`` above that does not even parse (10025); a negative ack wait
+# (10183) or backoff step (10184) is refused, while 0 silently means "default" (ack wait 30 s,
+# no inactivity limit) and ``max_deliver`` 0 or below silently means "unlimited". Pull
+# batches, ``max_deliver`` and ``max_ack_pending`` are only bounded by int64; a consumer with
+# a backoff takes ``backoff[0]`` as its ack wait; a schedule may be set centuries ahead.
 
-#: Largest message TTL, delay, lease TTL or wait Mailslot accepts. nats-server stores
-#: durations as int64 nanoseconds; a year keeps every sum of them far from overflow.
+#: What the server can represent at all: int64 nanoseconds, in seconds.
+SERVER_MAX_SECONDS = (2**63 - 1) / 1e9
+#: Largest message TTL, delay, wait or nak delay Mailslot accepts. A year keeps every sum of
+#: durations the server adds up (stored time + TTL, schedule time + TTL) far from overflow.
 MAX_SECONDS = 365 * DAY
-#: Largest ack wait and backoff step (the server rejects absurd ones only at consumer creation).
+#: Shortest and longest lease TTL of an open mailbox. Presence must be able to lapse within a
+#: day of a crash, or a dead agent looks online (and holds its consumers) for that long.
+MIN_LEASE_TTL = 1.0
+MAX_LEASE_TTL = DAY
+#: Shortest and longest ack wait and backoff step (the server takes ``backoff[0]`` as the ack
+#: wait, so a backoff step is an ack wait too; shorter than 0.1 s is a redelivery busy loop).
+MIN_ACK_WAIT = 1.0
+MIN_BACKOFF = 0.1
 MAX_ACK_WAIT = 12 * 3600.0
+#: Most backoff steps one mailbox may configure (the consumer config is sent as one request).
+MAX_BACKOFF_STEPS = 100
+#: Largest ``max_deliver`` other than -1 (unlimited).
+MAX_DELIVER_LIMIT = 1_000_000
+#: The receive loop's sweep for redeliveries nobody rang for, and its idle pulls' expiry.
+MIN_HEARTBEAT = 1.0
+MAX_HEARTBEAT = MAX_ACK_WAIT
+#: Largest agent card (its JSON): it rides in the lease and the mailbox record.
+MAX_CARD_BYTES = 64 * 1024
 
 # --- retry policy (a mailbox's consumers) -----------------------------------------------------
 
 DEFAULT_ACK_WAIT = 30.0
 DEFAULT_MAX_DELIVER = 5
 DEFAULT_MAX_ACK_PENDING = 1000
+#: Largest ``prefetch``: a consumer never has more than ``max_ack_pending`` messages out.
+MAX_PREFETCH = DEFAULT_MAX_ACK_PENDING
 
 # --- dead letters ---------------------------------------------------------------------------
 
