@@ -39,7 +39,7 @@ from .errors import (
     UnknownPriorityError,
 )
 from .mailbox import AgentCard, Mailbox
-from .message import Message, Receipt
+from .message import Bounce, Message, Receipt
 from .registry import AgentEvent, AgentWatch
 from .requests import Reply
 from .view import MailboxStats, MailboxView
@@ -52,6 +52,7 @@ __all__ = [
     "AgentWatch",
     "AlreadyAcknowledged",
     "AuthenticationFailed",
+    "Bounce",
     "Broadcast",
     "BrokerFailure",
     "BrokerUnreachable",

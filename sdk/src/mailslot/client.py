@@ -350,11 +350,15 @@ class Mailslot:
         correlation_id: str | None = None,
         thread_id: str | None = None,
         sender: str | None = None,
+        notify_undelivered: bool = False,
     ) -> Receipt:
         """Put a message in ``to``'s mailbox; it waits there until received or expired.
 
         Returns once the server stored it. ``idempotency_key`` makes a retried send a no-op
-        within the dedupe window (the receipt says ``duplicate=True``).
+        within the dedupe window (the receipt says ``duplicate=True``). With
+        ``notify_undelivered=True`` the sender (``sender=`` or the sending mailbox) gets a
+        bounce notice in its own mailbox if the message is reclaimed unread
+        (:attr:`Message.bounce`).
         """
         self._check_open()
         out = prepare(
@@ -370,6 +374,7 @@ class Mailslot:
             reply_to=reply_to,
             correlation_id=correlation_id,
             thread_id=thread_id,
+            notify_undelivered=notify_undelivered,
         )
         return await self._publish(out)
 

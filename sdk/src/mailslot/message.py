@@ -57,6 +57,17 @@ def _parse_float(value: str | None) -> float | None:
     return None
 
 
+@dataclass(frozen=True)
+class Bounce:
+    """A delivery status notice: the message ``message_id`` to ``to`` was not delivered.
+    Its body is in dead letters at ``dead_letter_seq`` (``dead_letters.get(seq)``)."""
+
+    message_id: str
+    to: str
+    reason: str
+    dead_letter_seq: int | None = None
+
+
 class Message(Envelope):
     """One piece of mail, delivered to a mailbox and waiting for ``ack``.
 
@@ -118,6 +129,27 @@ class Message(Envelope):
     @property
     def ttl(self) -> float | None:
         return _parse_float(self.headers.get(Header.TTL) or self.headers.get(Header.NATS_TTL))
+
+    @property
+    def bounce(self) -> Bounce | None:
+        """If this is a bounce notice (mail this agent sent with ``notify_undelivered=True``
+        was reclaimed unread), what bounced and why; else None."""
+        about = self.headers.get(Header.BOUNCE_FOR)
+        if not about:
+            return None
+        try:
+            body = self.json()
+        except Exception:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        seq = body.get("dead_letter_seq")
+        return Bounce(
+            message_id=about,
+            to=str(body.get("to") or ""),
+            reason=self.headers.get(Header.BOUNCE_REASON) or str(body.get("reason") or ""),
+            dead_letter_seq=seq if isinstance(seq, int) else None,
+        )
 
     @property
     def delivery_count(self) -> int:

@@ -127,6 +127,7 @@ def prepare(
     correlation_id: str | None = None,
     thread_id: str | None = None,
     traceparent: str | None = None,
+    notify_undelivered: bool = False,
 ) -> Outgoing:
     """Validate everything and build the wire form. Raises before any I/O."""
     to = _address(to)
@@ -166,6 +167,13 @@ def prepare(
         hdrs[Header.THREAD_ID] = thread_id
     if traceparent:
         hdrs[Header.TRACEPARENT] = traceparent
+    if notify_undelivered:
+        # The bounce goes to the sender's own mailbox: without one nobody could be told.
+        if not isinstance(notify_undelivered, bool):
+            raise InvalidInput("notify_undelivered must be True or False")
+        if not sender:
+            raise InvalidInput("notify_undelivered=True needs a sender address to bounce to")
+        hdrs[Header.NOTIFY] = p.NOTIFY_UNDELIVERED
     target = p.mail_subject(prio, to)
     subject = target
     scheduled = False

@@ -216,7 +216,7 @@ class SyncDeadLetters:
     def get(self, ref: str | int) -> DeadLetter:
         return PORTAL.call(self._dl.get(ref))
 
-    def requeue(self, ref: str | int | DeadLetter) -> Receipt:
+    def requeue(self, ref: str | int | DeadLetter) -> Receipt | None:
         return PORTAL.call(self._dl.requeue(ref))
 
     def purge(self, address: str | None = None) -> int:
@@ -275,6 +275,7 @@ class SyncMailslot:
         correlation_id: str | None = None,
         thread_id: str | None = None,
         sender: str | None = None,
+        notify_undelivered: bool = False,
     ) -> Receipt:
         return PORTAL.call(
             self._c.send(
@@ -289,6 +290,7 @@ class SyncMailslot:
                 correlation_id=correlation_id,
                 thread_id=thread_id,
                 sender=sender,
+                notify_undelivered=notify_undelivered,
             )
         )
 

@@ -62,6 +62,12 @@ def dead_letter_msg_id(mail_seq: int) -> str:
     return f"dead-{mail_seq}"
 
 
+def bounce_msg_id(mail_seq: int) -> str:
+    """``Nats-Msg-Id`` of the bounce notice for the message at ``mail_seq``: a retried reclaim
+    sends the sender one notice, not two."""
+    return f"bounce-{mail_seq}"
+
+
 def requeue_msg_id(message_id: str, dlq_seq: int) -> str:
     """``Nats-Msg-Id`` for a message put back from dead letters. Its ``Mailslot-Id`` stays the
     same; the dedupe id must differ or the mail stream would drop it within the dedupe window."""
@@ -134,6 +140,17 @@ def consumer_advisory_subject(kind: str, stream: str = MAIL_STREAM) -> str:
 def ack_subject_all(stream: str = MAIL_STREAM) -> str:
     """Acks clients send for the stream's consumers; the sidecar counts them for metrics."""
     return f"$JS.ACK.{stream}.>"
+
+
+def kv_stream(bucket: str) -> str:
+    """The stream behind a KV bucket (``KV_<bucket>``)."""
+    return f"KV_{bucket}"
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """Where a KV bucket stores ``key``: ``$KV.<bucket>.<key>`` (``key`` may be ``>`` or contain
+    ``*`` to match many keys, e.g. in a ``subjects_filter``)."""
+    return f"$KV.{bucket}.{key}"
 
 
 def consumer_name(address: str, priority: Priority) -> str:
