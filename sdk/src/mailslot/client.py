@@ -488,7 +488,6 @@ class Mailslot:
         what was there before, so a failed ``open`` of an offline mailbox loses nothing.
         """
         self._check_open()
-        await self._until_connected()
         mb = Mailbox._create(
             self,
             address,
@@ -501,6 +500,7 @@ class Mailslot:
             prefetch=prefetch,
             heartbeat=heartbeat,
         )
+        await self._until_connected()  # bad input is refused at once, even while disconnected
         self._mailboxes.add(mb)
         try:
             await mb._start()
