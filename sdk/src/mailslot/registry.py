@@ -1,7 +1,8 @@
 """The agent registry: every live lease in ``MAILSLOT_AGENTS`` carries the agent's card.
 
-Listing reads the bucket's current values; watching follows the bucket. A card appears when
-an agent opens its mailbox and disappears when its lease lapses (the server's limit marker
+Listing reads the bucket's current values (one batched direct get, no consumer); watching
+follows the bucket through one consumer, deleted when the watch closes. A card appears when an
+agent opens its mailbox and disappears when its lease lapses (the server's limit marker
 reaches watchers as a PURGE), when the mailbox is destroyed, or when the key is deleted.
 Lease renewals rewrite the same card every ``ttl / 3``; the watcher turns those into nothing
 (or into an ``update`` when the card changed), so a subscriber sees one ``join`` and one
@@ -17,6 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
+from mailslot_broker import kvscan
 from mailslot_broker import protocol as p
 from nats.js.kv import KeyValue
 
@@ -53,27 +55,12 @@ async def list_agents(
     client: Mailslot, *, capability: str | None = None, tag: str | None = None
 ) -> list[AgentCard]:
     client._check_open()
-    kv = await _bucket(client)
-    # Keyed by address: a lease renewed while we read shows up again, and one that lapses
-    # while we read shows up as a purge (last word wins).
-    live: dict[str, AgentCard] = {}
+    # One batched direct get of every key's current value: no consumer is created (a
+    # ``watchall()`` per listing left one behind on the server for 300 s each time).
     with boundary():
-        watcher = await kv.watchall()
-        try:
-            while True:
-                entry = await watcher.updates(timeout=10.0)
-                if entry is None:
-                    break
-                if entry.operation is None and entry.value:
-                    live[entry.key] = _card(entry.key, entry.value)
-                else:
-                    live.pop(entry.key, None)
-                if entry.delta == 0:
-                    break
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()
-    cards = [c for c in live.values() if _matches(c, capability, tag)]
+        items = await kvscan.read_bucket(client.js, p.AGENTS_BUCKET)
+    cards = [_card(key, item.value) for key, item in items.items() if item.value]
+    cards = [c for c in cards if _matches(c, capability, tag)]
     cards.sort(key=lambda c: c.address or "")
     return cards
 
@@ -111,7 +98,9 @@ class AgentWatch:
         self._client._check_open()
         kv = await _bucket(self._client)
         with boundary():
-            self._watcher = await kv.watchall()
+            # A short inactive threshold and an explicit delete on close: nats-py's
+            # ``KeyWatcher.stop()`` only unsubscribes, which left the consumer for 300 s.
+            self._watcher = await kvscan.watch(kv)
         self._ready = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name="mailslot:watch-agents")
         await asyncio.shield(self._ready)  # the initial state is known: events from now on
@@ -168,6 +157,8 @@ class AgentWatch:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         self._out.put_nowait(_STOP)
+        # Last, so that a slow server cannot hold up the iterator's end.
+        await kvscan.stop_watch(self._client.js, self._watcher)
 
     async def next(self, *, timeout: float | None = None) -> AgentEvent:
         """The next event; :class:`Timeout` after ``timeout`` s, StopAsyncIteration once closed."""

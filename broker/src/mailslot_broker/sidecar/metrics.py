@@ -26,6 +26,7 @@ from nats.js import JetStreamContext
 from nats.js import errors as jserr
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
+from .. import kvscan
 from .. import protocol as p
 
 
@@ -53,15 +54,18 @@ class Snapshot:
 
 
 async def _bucket_keys(js: JetStreamContext, bucket: str) -> int:
+    """Keys holding a value. Read without a consumer (:mod:`mailslot_broker.kvscan`): this runs
+    every ``metrics_interval``, and ``KeyValue.keys()`` left an ordered consumer behind each
+    time for its 300 s inactive threshold."""
     try:
-        kv = await js.key_value(bucket)
-        return len(await kv.keys())
-    except (jserr.NoKeysError, jserr.NotFoundError, jserr.BucketNotFoundError):
+        return len(await kvscan.live_keys(js, bucket))
+    except jserr.NotFoundError:  # BucketNotFoundError included
         return 0
 
 
 async def snapshot(js: JetStreamContext, *, top: int = 20) -> Snapshot:
-    """Read the numbers from the server (one stream info with subjects, two key listings)."""
+    """Read the numbers from the server (one stream info with subjects, two batched direct gets;
+    no consumer is created)."""
     s = Snapshot()
     info = await js.stream_info(p.MAIL_STREAM, subjects_filter=f"{p.MAIL_PREFIX}.>")
     s.stored = int(info.state.messages)

@@ -1,0 +1,142 @@
+"""No consumer leak: an idle deployment holds a constant, small number of consumers.
+
+nats-py's ``KeyValue.keys()`` / ``watchall()`` create an ephemeral ordered consumer per call and
+``KeyWatcher.stop()`` only unsubscribes, so the server kept every one of them for 300 s. The
+sidecar's metrics loop, its sweeps and the SDK's registry did that on every call (measured on
+an idle broker: ~12 new consumers a minute on each KV bucket from the metrics loop alone).
+Reads now go through :mod:`mailslot_broker.kvscan` (no consumer); the watchers that must
+exist delete their consumer when they close.
+
+What an idle deployment is expected to hold: the open mailbox's four consumers on the mail
+stream, the reaper's one watcher on the agents bucket, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+
+import mailslot
+import pytest
+from mailslot_broker import protocol as p
+from mailslot_broker.sidecar import SidecarConfig
+from nats.js import JetStreamContext
+
+from .conftest import leader_of
+
+#: Consumers an idle deployment may hold beyond the mailbox's four (the reaper's watcher).
+KV_BOUND = 2
+
+
+async def consumer_counts(js: JetStreamContext) -> dict[str, int]:
+    """Stream -> number of consumers, from one STREAM.LIST (exact, creates nothing)."""
+    return {str(si.config.name): int(si.state.consumer_count) for si in await js.streams_info()}
+
+
+def _kv_total(counts: dict[str, int]) -> int:
+    return sum(n for name, n in counts.items() if name.startswith("KV_"))
+
+
+async def _idle_agent(ms: mailslot.Mailslot, address: str) -> tuple[mailslot.Mailbox, asyncio.Task[None]]:
+    """An open mailbox whose agent waits for mail that never comes."""
+    box = await ms.open(address)
+
+    async def receive() -> None:
+        async for msg in box:
+            await msg.ack()
+
+    return box, asyncio.create_task(receive(), name=f"idle-agent:{address}")
+
+
+async def _stop(box: mailslot.Mailbox, task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    await box.close()
+
+
+async def _watch_once(ms: mailslot.Mailslot) -> None:
+    watch = await ms.watch_agents(initial=True)
+    try:
+        await watch.next(timeout=5)  # the idle agent's join: the watcher really ran
+    finally:
+        await watch.close()
+
+
+def _defaults() -> dict[str, float]:
+    """The sidecar's own defaults (the ``make_sidecar`` fixture shortens some of them)."""
+    names = ("leader_ttl", "sweep_interval", "metrics_interval", "reclaim_grace")
+    return {f.name: float(f.default) for f in dataclasses.fields(SidecarConfig) if f.name in names}  # type: ignore[arg-type]
+
+
+async def test_watch_agents_deletes_its_consumer_on_close(ms, make_sidecar) -> None:
+    await leader_of(await make_sidecar(metrics_interval=0.2, sweep_interval=0.5))
+    box, task = await _idle_agent(ms, "watched")
+    try:
+        base = await consumer_counts(ms.js)
+        agents = p.kv_stream(p.AGENTS_BUCKET)
+        watch = await ms.watch_agents(initial=True)
+        assert (await watch.next(timeout=5)).address == "watched"
+        assert (await consumer_counts(ms.js))[agents] == base[agents] + 1
+        await watch.close()
+        assert (await consumer_counts(ms.js))[agents] == base[agents]  # gone at once, not in 300 s
+        assert [c.address for c in await ms.agents()] == ["watched"]
+        assert await consumer_counts(ms.js) == base
+    finally:
+        await _stop(box, task)
+
+
+async def test_busy_intervals_create_no_consumers(ms, make_sidecar) -> None:
+    """~15 s of a sidecar refreshing metrics every 0.2 s and sweeping every 0.5 s, and a client
+    listing and watching agents twice a second: today's code would add ~150 consumers."""
+    await leader_of(await make_sidecar(metrics_interval=0.2, sweep_interval=0.5))
+    box, task = await _idle_agent(ms, "busy")
+    try:
+        await asyncio.sleep(1.0)  # a few metric refreshes and sweeps have run
+        base = await consumer_counts(ms.js)
+        assert base[p.MAIL_STREAM] == 4
+        assert _kv_total(base) <= KV_BOUND
+        samples = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            await ms.agents()
+            await _watch_once(ms)
+            samples.append(await consumer_counts(ms.js))
+            await asyncio.sleep(0.5)
+        assert len(samples) >= 10
+        assert [s for s in samples if s != base] == []
+    finally:
+        await _stop(box, task)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+async def test_idle_deployment_holds_constant_consumers(ms, make_sidecar) -> None:
+    """Five minutes of an idle sidecar (default intervals) and an idle agent, counted every
+    15 s: the count found after start-up never changes."""
+    await leader_of(await make_sidecar(**_defaults()), timeout=30)
+    box, task = await _idle_agent(ms, "idle")
+    try:
+        for _ in range(3):  # watchers that come and go leave nothing behind
+            await _watch_once(ms)
+        await ms.agents()
+        await asyncio.sleep(2 * _defaults()["metrics_interval"])
+        base = await consumer_counts(ms.js)
+        assert base[p.MAIL_STREAM] == 4
+        assert _kv_total(base) <= KV_BOUND
+        assert sum(base.values()) <= 4 + KV_BOUND
+        changed = []
+        start = time.monotonic()
+        for i in range(20):
+            await asyncio.sleep(max(0.0, start + 15 * (i + 1) - time.monotonic()))
+            if i % 5 == 0:
+                await _watch_once(ms)
+                await ms.agents()
+            counts = await consumer_counts(ms.js)
+            if counts != base:
+                changed.append((round(time.monotonic() - start), counts))
+        assert changed == [], f"start-up: {base}"
+    finally:
+        await _stop(box, task)
