@@ -82,10 +82,9 @@ def _replica_attempts(requested: int | None) -> tuple[int, ...]:
 
 
 def _replica_refused(exc: jserr.APIError) -> bool:
-    """The server's answer to more replicas than it can place (single server: 10074
-    "replicas > 1 not supported in non-clustered mode"; cluster: insufficient resources)."""
-    desc = (exc.description or "").lower()
-    return "replica" in desc or "insufficient resources" in desc or "no suitable peers" in desc
+    """The server's answer to more replicas than it can place (single server: "replicas > 1
+    not supported in non-clustered mode"; cluster: insufficient resources / no suitable peers)."""
+    return p.jsapi.is_replicas_refused(exc)
 
 
 async def _create(create: Callable[[int], Awaitable[object]], requested: int | None) -> int:

@@ -43,10 +43,9 @@ def translate(exc: BaseException) -> BaseException:
     if isinstance(exc, jserr.ServiceUnavailableError):
         return e.JetStreamUnavailable(str(exc))
     if isinstance(exc, jserr.APIError):
-        desc = (exc.description or "").lower()
-        if exc.code == 503 and "jetstream not enabled" in desc:
+        if protocol.jsapi.is_jetstream_disabled(exc):
             return e.JetStreamUnavailable(str(exc))
-        if "permission" in desc or "authorization" in desc:
+        if protocol.jsapi.is_permission_denied(exc):
             return e.PermissionDenied(str(exc))
         return e.BrokerFailure(str(exc))
     if isinstance(exc, nerr.NoRespondersError):

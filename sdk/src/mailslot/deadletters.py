@@ -225,7 +225,7 @@ class DeadLetters:
         except jserr.NotFoundError:
             return
         except jserr.APIError as exc:
-            if await self._still_there(seq) is None:
+            if p.jsapi.is_already_gone(exc) or await self._still_there(seq) is None:
                 return
             raise exc
 

@@ -591,7 +591,7 @@ async def _kv_write(
     try:
         await js.publish(_kv_key(bucket, key), data, headers=hdrs, msg_ttl=ttl, timeout=5.0)
     except jserr.APIError as exc:
-        if exc.err_code == 10071:  # wrong last sequence: somebody wrote it since
+        if p.jsapi.is_wrong_last_sequence(exc):  # somebody wrote it since
             return False
         raise
     return True

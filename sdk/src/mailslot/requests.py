@@ -68,7 +68,7 @@ class Reply(Message):
                 try:
                     await js.delete_msg(p.MAIL_STREAM, self.seq)
                 except jserr.APIError as exc:
-                    if exc.err_code not in (10057, 10058):  # already gone
+                    if not p.jsapi.is_already_gone(exc):
                         raise
         self._settled = True
 
@@ -189,7 +189,7 @@ class ReplyBox:
         except (jserr.NotFoundError, jserr.BadRequestError):
             return None  # another replica took it first
         except jserr.APIError as exc:
-            if exc.err_code in (10057, 10058):  # no message found / already deleted
+            if p.jsapi.is_already_gone(exc):
                 return None
             raise
         headers[Header.NATS_SEQUENCE] = str(raw.seq)

@@ -9,6 +9,7 @@ It is a package only to keep its parts small; import it as one module,
 ``from mailslot_broker import protocol as p``.
 """
 
+from . import jsapi
 from .configs import (
     RetryPolicy,
     StreamSettings,
@@ -204,6 +205,7 @@ __all__ = [
     "dlq_subject",
     "durable_topic_subject",
     "is_reply_address",
+    "jsapi",
     "kv_stream",
     "kv_subject",
     "mail_consumer_config",
