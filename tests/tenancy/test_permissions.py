@@ -76,8 +76,8 @@ CASES = {
         _agents,
         {
             "publish_deny": [
-                "$JS.API.CONSUMER.CREATE.KV_MAILSLOT_AGENTS",
-                "$JS.API.CONSUMER.CREATE.KV_MAILSLOT_AGENTS.>",
+                "$JS.API.DIRECT.GET.KV_MAILSLOT_AGENTS",
+                "$JS.API.DIRECT.GET.KV_MAILSLOT_AGENTS.>",
             ]
         },
     ),

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
 
+from . import kvscan
 from . import protocol as p
 from .deadletters import DeadLetterResult, move_to_dead_letters, next_stored
 
@@ -51,14 +52,13 @@ class ReclaimReport:
 LEAVE_MARKER_TTL = 5.0
 
 
-def kv_subject(bucket: str, key: str) -> str:
-    return f"$KV.{bucket}.{key}"
+kv_subject = p.kv_subject  # re-exported: the CLI imports it from here
 
 
 async def _purge_key(js: JetStreamContext, bucket: str, key: str) -> None:
     """Remove every trace of a key, markers included (a plain KV purge leaves a marker)."""
     with contextlib.suppress(jserr.NotFoundError):
-        await js.purge_stream(f"KV_{bucket}", subject=kv_subject(bucket, key))
+        await js.purge_stream(p.kv_stream(bucket), subject=p.kv_subject(bucket, key))
 
 
 def mailbox_subjects(address: str) -> list[str]:
@@ -141,21 +141,13 @@ async def lease_lapsed_at(js: JetStreamContext, address: str) -> float | None:
     """When the server wrote the lapsed lease's marker, if it is still there."""
     try:
         raw = await js.get_msg(
-            f"KV_{p.AGENTS_BUCKET}", subject=kv_subject(p.AGENTS_BUCKET, address), direct=True
+            p.kv_stream(p.AGENTS_BUCKET), subject=p.kv_subject(p.AGENTS_BUCKET, address), direct=True
         )
     except jserr.NotFoundError:
         return None
     if raw.data or raw.time is None:
         return None  # a live value, not a marker
     return raw.time.timestamp()
-
-
-async def _bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:
-    """Keys of a bucket without creating a consumer (``KeyValue.keys()`` creates one that the
-    server keeps for minutes): the stream's subject list."""
-    prefix = kv_subject(bucket, "")
-    info = await js.stream_info(f"KV_{bucket}", subjects_filter=prefix + ">")
-    return [s[len(prefix) :] for s in (info.state.subjects or {})]
 
 
 @dataclass
@@ -177,12 +169,11 @@ async def read_record(js: JetStreamContext, address: str) -> RecordEntry | None:
 
 
 async def mailbox_records(js: JetStreamContext) -> list[RecordEntry]:
-    out = []
-    for key in await _bucket_keys(js, p.MAILBOXES_BUCKET):
-        entry = await read_record(js, key)
-        if entry is not None:
-            out.append(entry)
-    return out
+    """Every mailbox record, in one consistent read and without creating a consumer."""
+    items = await kvscan.read_bucket(js, p.MAILBOXES_BUCKET)
+    return [
+        RecordEntry(key, p.MailboxRecord.decode(it.value), it.revision) for key, it in sorted(items.items())
+    ]
 
 
 async def opened_mailboxes(js: JetStreamContext) -> dict[str, float]:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
+from .. import kvscan
 from .. import protocol as p
 from ..deadletters import DeadLetterResult
 from ..reclaim import (
@@ -210,7 +211,9 @@ class Reaper:
         while True:
             try:
                 kv: KeyValue = await self._js.key_value(p.AGENTS_BUCKET)
-                watcher = await kv.watchall(meta_only=True)
+                # kvscan.watch/stop_watch: a restarted watcher must not leave its old consumer
+                # behind for nats-py's 300 s inactivity threshold.
+                watcher = await kvscan.watch(kv, meta_only=True)
                 try:
                     async for entry in watcher:
                         if entry is None or entry.operation not in ("PURGE", "DEL"):
@@ -221,8 +224,7 @@ class Reaper:
                         self._pending.add(task)
                         task.add_done_callback(self._pending.discard)
                 finally:
-                    with contextlib.suppress(Exception):
-                        await watcher.stop()
+                    await kvscan.stop_watch(self._js, watcher)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
