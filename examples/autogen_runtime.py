@@ -71,13 +71,15 @@ class Translator(RoutedAgent):
 async def host() -> None:
     async with mailslot.connect(name="translator-host") as ms:
         rt = MailslotAgentRuntime(ms, namespace=NS)
-        await Translator.register(rt, "translator", Translator)
-        await rt.add_subscription(TypeSubscription("control", "translator"))
-        print("[host] serving agent type 'translator'", flush=True)
-        agent = await rt.try_get_underlying_agent_instance(AgentId("translator", "fr"), Translator)
-        await asyncio.wait_for(agent.done.wait(), 120)
-        await rt.idle()
-        await rt.stop()
+        try:  # stopped on every path: its receive loops and mailboxes end before the client
+            await Translator.register(rt, "translator", Translator)
+            await rt.add_subscription(TypeSubscription("control", "translator"))
+            print("[host] serving agent type 'translator'", flush=True)
+            agent = await rt.try_get_underlying_agent_instance(AgentId("translator", "fr"), Translator)
+            await asyncio.wait_for(agent.done.wait(), 120)
+            await rt.idle()
+        finally:
+            await rt.stop()
 
 
 async def client(env: dict[str, str]) -> None:

@@ -22,6 +22,7 @@ os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -90,32 +91,38 @@ async def main(url: str | None, user: str | None, password: str | None) -> None:
         serving = asyncio.ensure_future(worker.run(limit=1))
 
         client = sync.connect(url, user=user, password=password, name="planner")
-        inbox = client.open("planner", ttl=60)
-        crew = planner_crew(client, inbox)
-        with CrewProgress(client, supervisor="lead", crew=crew) as progress:
-            result = await crew.akickoff()
-            assert isinstance(result, CrewOutput)
-            progress.flush()
-        await asyncio.wait_for(serving, 60)
-        print("mode:", "native function calling" if NATIVE else "ReAct text")
-        print("planner result:", result.raw)
-        print("researcher worker:", [(o.ok, o.output) for o in worker.outcomes])
+        try:  # the sync client has a connection of its own: closed on every path
+            inbox = client.open("planner", ttl=60)
+            crew = planner_crew(client, inbox)
+            with CrewProgress(client, supervisor="lead", crew=crew) as progress:
+                result = await crew.akickoff()
+                assert isinstance(result, CrewOutput)
+                progress.flush()
+            await asyncio.wait_for(serving, 60)
+            print("mode:", "native function calling" if NATIVE else "ReAct text")
+            print("planner result:", result.raw)
+            print("researcher worker:", [(o.ok, o.output) for o in worker.outcomes])
 
-        note = await editor.receive(timeout=10)
-        print(f"editor got [{note.priority.label}] from {note.sender}: {note.text}")
-        await note.ack()
-        print("team.news:", (await news.next(timeout=10)).text)
-        kinds: list[str] = []
-        while not kinds or kinds[-1] != "crew_completed":
-            kinds.append((await progress_feed.next(timeout=10)).json()["kind"])
-        print("progress events:", " -> ".join(kinds))
-        for m in await lead.receive_batch(max=10, timeout=5):
-            print("lead got:", m.json()["kind"])
-            await m.ack()
-        await news.close()
-        await progress_feed.close()
-        inbox.close()
-        client.close()
+            note = await editor.receive(timeout=10)
+            print(f"editor got [{note.priority.label}] from {note.sender}: {note.text}")
+            await note.ack()
+            print("team.news:", (await news.next(timeout=10)).text)
+            kinds: list[str] = []
+            while not kinds or kinds[-1] != "crew_completed":
+                kinds.append((await progress_feed.next(timeout=10)).json()["kind"])
+            print("progress events:", " -> ".join(kinds))
+            for m in await lead.receive_batch(max=10, timeout=5):
+                print("lead got:", m.json()["kind"])
+                await m.ack()
+            await news.close()
+            await progress_feed.close()
+            inbox.close()
+        finally:
+            if not serving.done():  # a failure above: stop the worker, do not leave it pending
+                serving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await serving
+            client.close()
 
 
 def run() -> None:

@@ -51,38 +51,40 @@ async def main() -> None:
         coder = await ms.open("coder")
         review = await ms.open("reviewer")
         serving = asyncio.create_task(reviewer(review))
-        news = await ms.subscribe("release.>")
-        await ms.send("lead", "prod login is broken", priority="critical", sender="oncall")
+        try:
+            news = await ms.subscribe("release.>")
+            await ms.send("lead", "prod login is broken", priority="critical", sender="oncall")
 
-        model = scripted(
-            tool_call("check_inbox", max_messages=5),
-            tool_call("send_message", to="coder", message="fix the login bug first", priority="urgent"),
-            tool_call("ask_agent", to="reviewer", question="Is the login patch OK?"),
-            tool_call("broadcast", topic="release.hold", message="release on hold: login bug"),
-            "Delegated the fix, the reviewer agrees, release is on hold.",
-        )
-        agent = create_agent(
-            model=model,
-            tools=mailbox_tools(lead, client=ms, ask_timeout=30),
-            system_prompt="You are the tech lead.",
-        )
-        out = await agent.ainvoke({"messages": [HumanMessage("Handle your mail.")]})
-        for m in out["messages"]:
-            if isinstance(m, ToolMessage):
-                print(f"  tool {m.name}: {str(m.content)[:100]}")
-        print("agent:", out["messages"][-1].content)
+            model = scripted(
+                tool_call("check_inbox", max_messages=5),
+                tool_call("send_message", to="coder", message="fix the login bug first", priority="urgent"),
+                tool_call("ask_agent", to="reviewer", question="Is the login patch OK?"),
+                tool_call("broadcast", topic="release.hold", message="release on hold: login bug"),
+                "Delegated the fix, the reviewer agrees, release is on hold.",
+            )
+            agent = create_agent(
+                model=model,
+                tools=mailbox_tools(lead, client=ms, ask_timeout=30),
+                system_prompt="You are the tech lead.",
+            )
+            out = await agent.ainvoke({"messages": [HumanMessage("Handle your mail.")]})
+            for m in out["messages"]:
+                if isinstance(m, ToolMessage):
+                    print(f"  tool {m.name}: {str(m.content)[:100]}")
+            print("agent:", out["messages"][-1].content)
 
-        task = await coder.receive(timeout=10)
-        print("coder got:", task.text, f"({task.priority.label}, from {task.sender})")
-        await task.ack()
-        ev = await news.next(timeout=10)
-        print("broadcast seen:", ev.topic, ev.text)
-        assert task.text == "fix the login bug first" and ev.topic == "release.hold"
+            task = await coder.receive(timeout=10)
+            print("coder got:", task.text, f"({task.priority.label}, from {task.sender})")
+            await task.ack()
+            ev = await news.next(timeout=10)
+            print("broadcast seen:", ev.topic, ev.text)
+            assert task.text == "fix the login bug first" and ev.topic == "release.hold"
 
-        serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
-        await news.close()
+            await news.close()
+        finally:  # the reviewer task and the subscription end on every path
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
     print("example: OK")
 
 

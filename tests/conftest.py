@@ -1,4 +1,11 @@
-"""Shared fixtures: every test talks to a real nats-server started by the project's launcher."""
+"""Shared fixtures: every test talks to a real nats-server started by the project's launcher.
+
+``server`` / ``ms`` give a test a fresh nats-server of its own: use them when the test restarts
+or kills the server, or looks at state beyond its own addresses (consumer counts, stream totals,
+the agent listing, dead letters of every address, reclaim). ``shared_server`` / ``shared_ms``
+are one server for the whole session (one per xdist worker), for plain mailbox and broadcast
+traffic on addresses and topics of the test's own (``testsupport.unique``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from pathlib import Path
 import mailslot
 import pytest
 from mailslot_broker import NatsServer
-from testsupport import PYTHON, ROOT, client_env  # noqa: F401  (re-exported for old imports)
+from testsupport import PYTHON, ROOT, client_env, unique  # noqa: F401  (re-exported for old imports)
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +43,29 @@ def server(tmp_path: Path) -> Iterator[NatsServer]:
 async def ms(server: NatsServer) -> AsyncIterator[mailslot.Mailslot]:
     c = server.credentials
     client = await mailslot.connect(server.url, user=c.user, password=c.password, name="tester")
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """One nats-server (port 0, 127.0.0.1) for the session, stopped at its end. Tests on it
+    must use addresses and topics nobody else uses (``unique("name")``)."""
+    srv = NatsServer(tmp_path_factory.mktemp("shared-nats"))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+async def shared_ms(shared_server: NatsServer) -> AsyncIterator[mailslot.Mailslot]:
+    """A client of the shared server (named "tester", like ``ms``), closed after the test."""
+    c = shared_server.credentials
+    client = await mailslot.connect(shared_server.url, user=c.user, password=c.password, name="tester")
     try:
         yield client
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from pathlib import Path
 
 from mailslot_broker import NatsServer
@@ -22,3 +23,9 @@ def client_env(server: NatsServer) -> dict[str, str]:
     env["COLUMNS"] = "200"  # CLI tables (rich) shorten cells in a narrow non-terminal
     env["PYTHONPATH"] = str(ROOT / "tests") + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def unique(name: str) -> str:
+    """``name`` with a random suffix: an address (or topic token) that no other test uses, for
+    tests on the session's shared server (``shared_server`` / ``shared_ms`` in conftest)."""
+    return f"{name}-{uuid.uuid4().hex[:10]}"

@@ -11,7 +11,7 @@ import mailslot
 import pytest
 from mailslot_broker import NatsServer
 from mailslot_broker import protocol as p
-from testsupport import client_env
+from testsupport import client_env, unique
 
 
 async def answer(ms: mailslot.Mailslot, address: str, *, n: int = 1, delay: float = 0.0) -> list[str]:
@@ -27,56 +27,66 @@ async def answer(ms: mailslot.Mailslot, address: str, *, n: int = 1, delay: floa
     return seen
 
 
-async def test_ask_gets_the_matching_reply(ms: mailslot.Mailslot) -> None:
-    asker = await ms.open("asker")
-    responder = asyncio.create_task(answer(ms, "responder", n=2))
+async def test_ask_gets_the_matching_reply(shared_ms: mailslot.Mailslot) -> None:
+    asker_addr = unique("asker")
+    responder_addr = unique("responder")
+    asker = await shared_ms.open(asker_addr)
+    responder = asyncio.create_task(answer(shared_ms, responder_addr, n=2))
     r1, r2 = await asyncio.gather(
-        asker.ask("responder", "one", timeout=20), asker.ask("responder", "two", timeout=20)
+        asker.ask(responder_addr, "one", timeout=20), asker.ask(responder_addr, "two", timeout=20)
     )
     assert {r1.text, r2.text} == {"echo:one", "echo:two"}
-    assert r1.sender == "responder" and r1.correlation_id != r2.correlation_id
+    assert r1.sender == responder_addr and r1.correlation_id != r2.correlation_id
     assert sorted(await responder) == ["one", "two"]
     await r1.ack()  # a no-op: the reply left the mailbox when it was handed out
     with pytest.raises(mailslot.MessageError):
         await r2.nak()
-    info = await ms.js.stream_info(p.MAIL_STREAM, subjects_filter="mbox.*.asker.>")
+    info = await shared_ms.js.stream_info(p.MAIL_STREAM, subjects_filter=f"mbox.*.{asker_addr}.>")
     assert not info.state.subjects
 
 
-async def test_ask_timeout_then_reply_for(ms: mailslot.Mailslot) -> None:
-    asker = await ms.open("asker")
+async def test_ask_timeout_then_reply_for(shared_ms: mailslot.Mailslot) -> None:
+    asker_addr = unique("asker")
+    nobody_home_addr = unique("nobody-home")
+    slow_addr = unique("slow")
+    asker = await shared_ms.open(asker_addr)
     with pytest.raises(mailslot.Timeout):
-        await asker.ask("nobody-home", "ping", timeout=0.5)
-    receipt = await asker.request("slow", "late question")
+        await asker.ask(nobody_home_addr, "ping", timeout=0.5)
+    receipt = await asker.request(slow_addr, "late question")
     with pytest.raises(mailslot.Timeout):
         await asker.reply_for(receipt.correlation_id, timeout=0.3)
-    await answer(ms, "slow")
+    await answer(shared_ms, slow_addr)
     reply = await asker.reply_for(receipt.correlation_id, timeout=10)
     assert reply.text == "echo:late question" and reply.correlation_id == receipt.id
 
 
-async def test_responder_offline_at_first(ms: mailslot.Mailslot) -> None:
-    asker = await ms.open("asker")
-    responder = asyncio.create_task(answer(ms, "sleeper", delay=1.0))
-    reply = await asker.ask("sleeper", "wake up", timeout=20, priority="urgent")
+async def test_responder_offline_at_first(shared_ms: mailslot.Mailslot) -> None:
+    asker_addr = unique("asker")
+    sleeper_addr = unique("sleeper")
+    asker = await shared_ms.open(asker_addr)
+    responder = asyncio.create_task(answer(shared_ms, sleeper_addr, delay=1.0))
+    reply = await asker.ask(sleeper_addr, "wake up", timeout=20, priority="urgent")
     assert reply.text == "echo:wake up" and reply.priority is mailslot.Priority.URGENT
     await responder
 
 
-async def test_ask_does_not_steal_mail_and_receive_gets_no_replies(ms: mailslot.Mailslot) -> None:
-    asker = await ms.open("asker")
-    other = await ms.open("other")
+async def test_ask_does_not_steal_mail_and_receive_gets_no_replies(shared_ms: mailslot.Mailslot) -> None:
+    asker_addr = unique("asker")
+    other_addr = unique("other")
+    responder_addr = unique("responder")
+    asker = await shared_ms.open(asker_addr)
+    other = await shared_ms.open(other_addr)
 
     async def responder() -> None:
-        async with await ms.open("responder") as inbox:
+        async with await shared_ms.open(responder_addr) as inbox:
             m = await inbox.receive(timeout=20)
-            await other.send("asker", "plain mail while the ask waits")
+            await other.send(asker_addr, "plain mail while the ask waits")
             await asyncio.sleep(0.3)
             await m.reply("the answer")
             await m.ack()
 
     task = asyncio.create_task(responder())
-    reply = await asker.ask("responder", "question", timeout=20)
+    reply = await asker.ask(responder_addr, "question", timeout=20)
     await task
     assert reply.text == "the answer"
     mail = await asker.receive(timeout=5)
@@ -87,55 +97,65 @@ async def test_ask_does_not_steal_mail_and_receive_gets_no_replies(ms: mailslot.
     assert [m.text for m in await asker.peek()] == []
 
 
-async def test_receive_never_sees_a_reply_nobody_collected(ms: mailslot.Mailslot) -> None:
-    asker = await ms.open("asker")
-    receipt = await asker.request("responder", "q", thread_id="t-1")
-    await answer(ms, "responder")
+async def test_receive_never_sees_a_reply_nobody_collected(shared_ms: mailslot.Mailslot) -> None:
+    asker_addr = unique("asker")
+    responder_addr = unique("responder")
+    asker = await shared_ms.open(asker_addr)
+    receipt = await asker.request(responder_addr, "q", thread_id="t-1")
+    await answer(shared_ms, responder_addr)
     with pytest.raises(mailslot.Timeout):
         await asker.receive(timeout=0.5)
     reply = await asker.reply_for(receipt.correlation_id, timeout=5)
     assert reply.thread_id == "t-1"
 
 
-async def test_idempotent_ask_reuses_the_request(ms: mailslot.Mailslot) -> None:
-    asker = await ms.open("asker")
-    first = await asker.request("responder", "q", idempotency_key="job-9")
-    responder = asyncio.create_task(answer(ms, "responder"))
-    reply = await asker.ask("responder", "q", idempotency_key="job-9", timeout=20)
+async def test_idempotent_ask_reuses_the_request(shared_ms: mailslot.Mailslot) -> None:
+    asker_addr = unique("asker")
+    responder_addr = unique("responder")
+    asker = await shared_ms.open(asker_addr)
+    first = await asker.request(responder_addr, "q", idempotency_key="job-9")
+    responder = asyncio.create_task(answer(shared_ms, responder_addr))
+    reply = await asker.ask(responder_addr, "q", idempotency_key="job-9", timeout=20)
     assert reply.correlation_id == first.id
     assert await responder == ["q"]  # the retried ask did not send a second request
-    stats = await ms.inspect("responder").stats()
+    stats = await shared_ms.inspect(responder_addr).stats()
     assert stats.total == 0
 
 
-async def test_reply_to_a_foreign_reply_to_goes_to_that_mailbox(ms: mailslot.Mailslot) -> None:
-    await ms.send("responder", "from a foreign client", reply_to="elsewhere", correlation_id="c-1")
-    await answer(ms, "responder")
-    [waiting] = await ms.inspect("elsewhere").peek()
+async def test_reply_to_a_foreign_reply_to_goes_to_that_mailbox(shared_ms: mailslot.Mailslot) -> None:
+    responder_addr = unique("responder")
+    elsewhere_addr = unique("elsewhere")
+    await shared_ms.send(
+        responder_addr, "from a foreign client", reply_to=elsewhere_addr, correlation_id="c-1"
+    )
+    await answer(shared_ms, responder_addr)
+    [waiting] = await shared_ms.inspect(elsewhere_addr).peek()
     assert waiting.text == "echo:from a foreign client" and waiting.correlation_id == "c-1"
 
 
 async def test_destroy_reclaims_replies_and_reply_address_cannot_be_opened(
-    ms: mailslot.Mailslot,
+    shared_ms: mailslot.Mailslot,
 ) -> None:
-    asker = await ms.open("asker")
-    await asker.request("responder", "q")
-    await answer(ms, "responder")
-    subj = p.mail_subject_all_priorities(p.reply_address("asker"))
-    assert (await ms.js.stream_info(p.MAIL_STREAM, subjects_filter=subj)).state.subjects
+    asker_addr = unique("asker")
+    responder_addr = unique("responder")
+    asker = await shared_ms.open(asker_addr)
+    await asker.request(responder_addr, "q")
+    await answer(shared_ms, responder_addr)
+    subj = p.mail_subject_all_priorities(p.reply_address(asker_addr))
+    assert (await shared_ms.js.stream_info(p.MAIL_STREAM, subjects_filter=subj)).state.subjects
     await asker.destroy()
-    assert not (await ms.js.stream_info(p.MAIL_STREAM, subjects_filter=subj)).state.subjects
+    assert not (await shared_ms.js.stream_info(p.MAIL_STREAM, subjects_filter=subj)).state.subjects
     with pytest.raises(mailslot.InvalidInput):
-        await ms.open("asker._replies")
+        await shared_ms.open(f"{asker_addr}._replies")
 
 
 _ASK_AND_EXIT = textwrap.dedent(
     """
-    import asyncio, mailslot
+    import asyncio, sys, mailslot
     async def main():
         async with mailslot.connect() as ms:
-            inbox = await ms.open("restarting-asker", ttl=60)
-            r = await inbox.request("responder", "survive a restart")
+            inbox = await ms.open(sys.argv[1], ttl=60)
+            r = await inbox.request(sys.argv[2], "survive a restart")
             print(r.correlation_id, flush=True)
     asyncio.run(main())
     """
@@ -146,17 +166,21 @@ _COLLECT = textwrap.dedent(
     import asyncio, sys, mailslot
     async def main():
         async with mailslot.connect() as ms:
-            inbox = await ms.open("restarting-asker", ttl=60)
+            inbox = await ms.open(sys.argv[1], ttl=60)
             assert inbox.resumed
-            reply = await inbox.reply_for(sys.argv[1], timeout=20)
+            reply = await inbox.reply_for(sys.argv[2], timeout=20)
             print(reply.text, flush=True)
     asyncio.run(main())
     """
 )
 
 
-async def test_reply_for_after_the_asker_process_restarted(ms: mailslot.Mailslot, server: NatsServer) -> None:
-    env = client_env(server)
+async def test_reply_for_after_the_asker_process_restarted(
+    shared_ms: mailslot.Mailslot, shared_server: NatsServer
+) -> None:
+    restarting_asker_addr = unique("restarting-asker")
+    responder_addr = unique("responder")
+    env = client_env(shared_server)
 
     def run(code: str, *args: str) -> str:
         out = subprocess.run(
@@ -169,20 +193,22 @@ async def test_reply_for_after_the_asker_process_restarted(ms: mailslot.Mailslot
         assert out.returncode == 0, out.stderr
         return out.stdout.strip()
 
-    corr = await asyncio.to_thread(run, _ASK_AND_EXIT)
-    await answer(ms, "responder")  # the asker process is gone; the reply waits for it
-    assert await asyncio.to_thread(run, _COLLECT, corr) == "echo:survive a restart"
+    corr = await asyncio.to_thread(run, _ASK_AND_EXIT, restarting_asker_addr, responder_addr)
+    await answer(shared_ms, responder_addr)  # the asker process is gone; the reply waits for it
+    assert await asyncio.to_thread(run, _COLLECT, restarting_asker_addr, corr) == "echo:survive a restart"
 
 
-def test_sync_twin_ask_request_reply_for(server: NatsServer) -> None:
+def test_sync_twin_ask_request_reply_for(shared_server: NatsServer) -> None:
     import threading
 
     from mailslot import sync
 
-    c = server.credentials
-    with sync.connect(server.url, user=c.user, password=c.password) as ms:
-        asker = ms.open("sync-asker")
-        responder = ms.open("sync-responder")
+    asker_addr = unique("sync-asker")
+    responder_addr = unique("sync-responder")
+    c = shared_server.credentials
+    with sync.connect(shared_server.url, user=c.user, password=c.password) as ms:
+        asker = ms.open(asker_addr)
+        responder = ms.open(responder_addr)
 
         def serve(n: int) -> None:
             for _ in range(n):
@@ -192,24 +218,26 @@ def test_sync_twin_ask_request_reply_for(server: NatsServer) -> None:
 
         t = threading.Thread(target=serve, args=(2,))
         t.start()
-        reply = asker.ask("sync-responder", {"q": 21}, timeout=20)
+        reply = asker.ask(responder_addr, {"q": 21}, timeout=20)
         assert reply.json() == {"answer": 42}
-        receipt = asker.request("sync-responder", {"q": 1})
+        receipt = asker.request(responder_addr, {"q": 1})
         assert asker.reply_for(receipt.correlation_id, timeout=20).json() == {"answer": 2}
         t.join(20)
 
 
 async def test_two_replicas_waiting_for_one_reply_hand_it_out_once(
-    ms: mailslot.Mailslot, server: NatsServer
+    shared_ms: mailslot.Mailslot, shared_server: NatsServer
 ) -> None:
-    c = server.credentials
-    async with mailslot.connect(server.url, user=c.user, password=c.password) as other:
-        a = await ms.open("replicated")
-        b = await other.open("replicated")
-        receipt = await a.request("responder", "q")
+    replicated_addr = unique("replicated")
+    responder_addr = unique("responder")
+    c = shared_server.credentials
+    async with mailslot.connect(shared_server.url, user=c.user, password=c.password) as other:
+        a = await shared_ms.open(replicated_addr)
+        b = await other.open(replicated_addr)
+        receipt = await a.request(responder_addr, "q")
         waits = [asyncio.create_task(x.reply_for(receipt.correlation_id, timeout=4)) for x in (a, b)]
         await asyncio.sleep(0.2)  # both are waiting on the bell
-        await answer(ms, "responder")
+        await answer(shared_ms, responder_addr)
         results = await asyncio.gather(*waits, return_exceptions=True)
         got = [r for r in results if isinstance(r, mailslot.Message)]
         missed = [r for r in results if isinstance(r, mailslot.Timeout)]
@@ -217,12 +245,14 @@ async def test_two_replicas_waiting_for_one_reply_hand_it_out_once(
         assert got[0].text == "echo:q"
 
 
-async def test_reply_for_keep_until_ack(ms: mailslot.Mailslot) -> None:
+async def test_reply_for_keep_until_ack(shared_ms: mailslot.Mailslot) -> None:
     """keep=True leaves the reply stored until ack: a consumer that crashed before finishing
     collects the same reply again."""
-    asker = await ms.open("keeper")
-    responder = await ms.open("answerer")
-    receipt = await asker.request("answerer", {"q": 1})
+    keeper_addr = unique("keeper")
+    answerer_addr = unique("answerer")
+    asker = await shared_ms.open(keeper_addr)
+    responder = await shared_ms.open(answerer_addr)
+    receipt = await asker.request(answerer_addr, {"q": 1})
     req = await responder.receive(timeout=5)
     await req.reply({"a": 2})
     await req.ack()

@@ -10,86 +10,90 @@ import pytest
 from mailslot_broker import protocol as p
 from nats.js import errors as jserr
 from nats.js.api import AckPolicy, ConsumerConfig
+from testsupport import unique
 
 
 @pytest.mark.parametrize("to", ["a.*", "a.>", "a b", "", "a..b", "x" * 200, " coder"])
-async def test_invalid_addresses(ms, to):
+async def test_invalid_addresses(shared_ms, to):
     with pytest.raises(mailslot.InvalidAddressError):
-        await ms.send(to, "hi")
+        await shared_ms.send(to, "hi")
     with pytest.raises(mailslot.InvalidAddressError):
-        await ms.open(to)
+        await shared_ms.open(to)
 
 
-async def test_errors_are_value_errors_and_mailslot_errors(ms):
+async def test_errors_are_value_errors_and_mailslot_errors(shared_ms):
     with pytest.raises(ValueError):
-        await ms.send("a b", "x")
+        await shared_ms.send("a b", "x")
     with pytest.raises(mailslot.MailslotError):
-        await ms.send("a", "x", priority="asap")
+        await shared_ms.send("a", "x", priority="asap")
 
 
 @pytest.mark.parametrize("priority", ["asap", 9, -1, "", None])
-async def test_unknown_priority(ms, priority):
+async def test_unknown_priority(shared_ms, priority):
     with pytest.raises(mailslot.UnknownPriorityError):
-        await ms.send("a", "x", priority=priority)
+        await shared_ms.send("a", "x", priority=priority)
 
 
 @pytest.mark.parametrize("ttl", [0, 0.5, -3, "10"])
-async def test_bad_ttl(ms, ttl):
+async def test_bad_ttl(shared_ms, ttl):
     with pytest.raises(mailslot.InvalidTTLError):
-        await ms.send("a", "x", ttl=ttl)
+        await shared_ms.send("a", "x", ttl=ttl)
     with pytest.raises(mailslot.InvalidTTLError):
-        await ms.send("a", "x", delay=ttl)
+        await shared_ms.send("a", "x", delay=ttl)
 
 
-async def test_payload_too_large(ms):
+async def test_payload_too_large(shared_ms):
     with pytest.raises(mailslot.PayloadTooLarge):
-        await ms.send("a", b"x" * (ms.max_payload + 1))
+        await shared_ms.send("a", b"x" * (shared_ms.max_payload + 1))
 
 
-async def test_unencodable_payload(ms):
+async def test_unencodable_payload(shared_ms):
     with pytest.raises(mailslot.InvalidPayload):
-        await ms.send("a", object())
+        await shared_ms.send("a", object())
 
 
 @pytest.mark.parametrize(
     "headers", [{"Nats-Msg-Id": "x"}, {"Mailslot-From": "evil"}, {"a b": "c"}, {"X": "line\nbreak"}]
 )
-async def test_reserved_or_bad_headers(ms, headers):
+async def test_reserved_or_bad_headers(shared_ms, headers):
     with pytest.raises(mailslot.InvalidHeader):
-        await ms.send("a", "x", headers=headers)
+        await shared_ms.send("a", "x", headers=headers)
 
 
-async def test_send_many_validates_everything_first(ms):
-    items = [{"to": "ok", "payload": 1}, {"to": "bad address", "payload": 2}]
+async def test_send_many_validates_everything_first(shared_ms):
+    ok_addr = unique("ok")
+    items = [{"to": ok_addr, "payload": 1}, {"to": "bad address", "payload": 2}]
     with pytest.raises(mailslot.InvalidAddressError):
-        await ms.send_many(items)
-    assert (await ms.inspect("ok").stats()).total == 0  # nothing was sent
+        await shared_ms.send_many(items)
+    assert (await shared_ms.inspect(ok_addr).stats()).total == 0  # nothing was sent
 
 
-async def test_nothing_was_lost_by_a_rejected_send(ms):
-    await ms.send("keep", "first")
+async def test_nothing_was_lost_by_a_rejected_send(shared_ms):
+    keep_addr = unique("keep")
+    await shared_ms.send(keep_addr, "first")
     with pytest.raises(mailslot.InvalidTTLError):
-        await ms.send("keep", "second", ttl=0.1)
-    mb = await ms.open("keep")
+        await shared_ms.send(keep_addr, "second", ttl=0.1)
+    mb = await shared_ms.open(keep_addr)
     m = await mb.receive(timeout=5)
     assert m.text == "first"
     await m.ack()
 
 
-async def test_bad_mailbox_options(ms):
+async def test_bad_mailbox_options(shared_ms):
     with pytest.raises(mailslot.InvalidInput):
-        await ms.open("x", max_deliver=2, backoff=[1, 2, 3])
+        await shared_ms.open("x", max_deliver=2, backoff=[1, 2, 3])
     with pytest.raises(mailslot.InvalidInput):
-        await ms.open("x", prefetch=0)
+        await shared_ms.open("x", prefetch=0)
     with pytest.raises(mailslot.InvalidTTLError):
-        await ms.open("x", ttl=0.2)
+        await shared_ms.open("x", ttl=0.2)
 
 
-async def test_malformed_foreign_message(ms):
+async def test_malformed_foreign_message(shared_ms):
     """A plain NATS client writes garbage without Mailslot headers: it is still delivered,
     metadata degrades to None and payload accessors raise DecodeError."""
-    await ms.js.publish(p.mail_subject(p.Priority.URGENT, "foreign"), b"\xff\xfe not json")
-    mb = await ms.open("foreign")
+    foreign_addr = unique("foreign")
+    await shared_ms.js.publish(p.mail_subject(p.Priority.URGENT, foreign_addr), b"\xff\xfe not json")
+    mb = await shared_ms.open(foreign_addr)
     m = await mb.receive(timeout=5)
     assert m.priority is mailslot.Priority.URGENT
     assert m.sender is None and m.reply_to is None and m.correlation_id is None
@@ -143,10 +147,11 @@ async def _nothing_at(ms, address):
         ),
     ],
 )
-async def test_open_refuses_bad_durations(ms, arg, value, range_text):
+async def test_open_refuses_bad_durations(shared_ms, arg, value, range_text):
+    durations_addr = unique("durations")
     with pytest.raises(mailslot.InvalidTTLError, match=range_text):
-        await ms.open("durations", **{arg: value})
-    assert await _nothing_at(ms, "durations")
+        await shared_ms.open(durations_addr, **{arg: value})
+    assert await _nothing_at(shared_ms, durations_addr)
 
 
 @pytest.mark.parametrize(
@@ -183,18 +188,21 @@ async def test_open_refuses_bad_durations(ms, arg, value, range_text):
         ),
     ],
 )
-async def test_open_refuses_bad_options(ms, kwargs, message):
+async def test_open_refuses_bad_options(shared_ms, kwargs, message):
+    options_addr = unique("options")
     with pytest.raises(mailslot.InvalidInput, match=message):
-        await ms.open("options", **kwargs)
-    assert await _nothing_at(ms, "options")
+        await shared_ms.open(options_addr, **kwargs)
+    assert await _nothing_at(shared_ms, options_addr)
 
 
-async def test_open_accepts_every_limit_and_the_server_does_too(ms):
+async def test_open_accepts_every_limit_and_the_server_does_too(shared_ms):
     """The largest values Mailslot accepts are within what nats-server 2.15 accepts (int64
     nanoseconds): consumers with the longest ack wait and backoff, a lease of a day, mail with
     a TTL and a delay of a year."""
-    mb = await ms.open(
-        "limits",
+    limits_addr = unique("limits")
+    limits_low_addr = unique("limits-low")
+    mb = await shared_ms.open(
+        limits_addr,
         ttl=p.MAX_LEASE_TTL,
         keep=p.MAX_KEEP,
         ack_wait=p.MAX_ACK_WAIT,
@@ -203,20 +211,24 @@ async def test_open_accepts_every_limit_and_the_server_does_too(ms):
         prefetch=p.MAX_PREFETCH,
         heartbeat=timedelta(seconds=p.MAX_HEARTBEAT),
     )
-    info = await ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name("limits", p.Priority.NORMAL))
+    info = await shared_ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name(limits_addr, p.Priority.NORMAL))
     assert info.config.max_deliver == p.MAX_DELIVER_LIMIT
     assert len(info.config.backoff or []) == p.MAX_BACKOFF_STEPS
     await mb.destroy()
-    small = await ms.open("limits-low", ttl=1, keep=0, ack_wait=1, backoff=[0.1], max_deliver=-1, heartbeat=1)
+    small = await shared_ms.open(
+        limits_low_addr, ttl=1, keep=0, ack_wait=1, backoff=[0.1], max_deliver=-1, heartbeat=1
+    )
     await small.destroy()
-    assert (await ms.send("limits", "y", ttl=p.MAX_SECONDS)).seq
-    assert (await ms.send("limits", "y", ttl=p.MAX_SECONDS, delay=p.MAX_SECONDS)).scheduled
+    assert (await shared_ms.send(limits_addr, "y", ttl=p.MAX_SECONDS)).seq
+    assert (await shared_ms.send(limits_addr, "y", ttl=p.MAX_SECONDS, delay=p.MAX_SECONDS)).scheduled
     # ... and the server's own limit is where we measured it: just past int64 nanoseconds.
     whole = int(p.SERVER_MAX_SECONDS)
-    await ms.js.publish(p.mail_subject(p.Priority.LOW, "limits"), b"x", headers={"Nats-TTL": f"{whole}s"})
+    await shared_ms.js.publish(
+        p.mail_subject(p.Priority.LOW, limits_addr), b"x", headers={"Nats-TTL": f"{whole}s"}
+    )
     with pytest.raises(jserr.BadRequestError):
-        await ms.js.publish(
-            p.mail_subject(p.Priority.LOW, "limits"), b"x", headers={"Nats-TTL": f"{whole + 1}s"}
+        await shared_ms.js.publish(
+            p.mail_subject(p.Priority.LOW, limits_addr), b"x", headers={"Nats-TTL": f"{whole + 1}s"}
         )
 
 
@@ -224,22 +236,24 @@ async def test_open_accepts_every_limit_and_the_server_does_too(ms):
 
 
 @pytest.mark.parametrize("value", [*NOT_NUMBERS, p.MAX_SECONDS + 1, 1e10, timedelta(days=400)])
-async def test_send_refuses_bad_ttl_and_delay(ms, value):
+async def test_send_refuses_bad_ttl_and_delay(shared_ms, value):
+    numbers_addr = unique("numbers")
     with pytest.raises(mailslot.InvalidTTLError, match=r"ttl must be .*between 1 s and 31536000 s"):
-        await ms.send("numbers", "x", ttl=value)
+        await shared_ms.send(numbers_addr, "x", ttl=value)
     with pytest.raises(mailslot.InvalidTTLError, match=r"delay must be .*between 1 s and 31536000 s"):
-        await ms.send("numbers", "x", delay=value)
+        await shared_ms.send(numbers_addr, "x", delay=value)
     with pytest.raises(mailslot.InvalidTTLError):
-        await ms.send_many(
-            [{"to": "numbers", "payload": "ok"}, {"to": "numbers", "payload": "x", "ttl": value}]
+        await shared_ms.send_many(
+            [{"to": numbers_addr, "payload": "ok"}, {"to": numbers_addr, "payload": "x", "ttl": value}]
         )
     with pytest.raises(mailslot.InvalidTTLError):
-        await ms.publish("numbers.topic", "x", durable=True, ttl=value)
-    assert (await ms.inspect("numbers").stats()).total == 0
+        await shared_ms.publish(f"{numbers_addr}.topic", "x", durable=True, ttl=value)
+    assert (await shared_ms.inspect(numbers_addr).stats()).total == 0
 
 
-async def test_send_takes_timedeltas(ms):
-    r = await ms.send("td", "x", ttl=timedelta(minutes=5), delay=timedelta(seconds=30))
+async def test_send_takes_timedeltas(shared_ms):
+    td_addr = unique("td")
+    r = await shared_ms.send(td_addr, "x", ttl=timedelta(minutes=5), delay=timedelta(seconds=30))
     assert r.scheduled
 
 
@@ -261,19 +275,21 @@ async def test_send_takes_timedeltas(ms):
         ({"priority": True}, mailslot.UnknownPriorityError, "unknown priority"),
     ],
 )
-async def test_send_refuses_bad_metadata(ms, kwargs, error, message):
+async def test_send_refuses_bad_metadata(shared_ms, kwargs, error, message):
+    meta_addr = unique("meta")
     with pytest.raises(error, match=message):
-        await ms.send("meta", "x", **kwargs)
-    assert (await ms.inspect("meta").stats()).total == 0
+        await shared_ms.send(meta_addr, "x", **kwargs)
+    assert (await shared_ms.inspect(meta_addr).stats()).total == 0
 
 
 @pytest.mark.parametrize("payload", [{"x": math.nan}, [math.inf], "\ud800 lone surrogate", {1, object()}])
-async def test_send_refuses_payloads_that_are_not_json_or_text(ms, payload):
+async def test_send_refuses_payloads_that_are_not_json_or_text(shared_ms, payload):
+    payloads_addr = unique("payloads")
     with pytest.raises(mailslot.InvalidPayload):
-        await ms.send("payloads", payload)
-    assert (await ms.inspect("payloads").stats()).total == 0
+        await shared_ms.send(payloads_addr, payload)
+    assert (await shared_ms.inspect(payloads_addr).stats()).total == 0
     # The words themselves are fine inside a string.
-    assert (await ms.send("payloads", {"text": "NaN and Infinity"})).seq
+    assert (await shared_ms.send(payloads_addr, {"text": "NaN and Infinity"})).seq
 
 
 @pytest.mark.parametrize(
@@ -287,22 +303,26 @@ async def test_send_refuses_payloads_that_are_not_json_or_text(ms, payload):
         ([{"to": "a", "payload": 1}], True, "window must be an int"),
     ],
 )
-async def test_send_many_refuses_malformed_batches(ms, items, window, message):
+async def test_send_many_refuses_malformed_batches(shared_ms, items, window, message):
+    to = unique("a")
+    if isinstance(items, list):  # this test's own address in place of "a"
+        items = [dict(item, to=to) if isinstance(item, dict) else item for item in items]
     with pytest.raises(mailslot.InvalidInput, match=message):
-        await ms.send_many(items, window=window)
-    assert (await ms.inspect("a").stats()).total == 0
+        await shared_ms.send_many(items, window=window)
+    assert (await shared_ms.inspect(to).stats()).total == 0
 
 
 @pytest.mark.parametrize("value", [math.inf, math.nan, -1, 1e30, True, "1", p.MAX_SECONDS + 1])
-async def test_waits_and_nak_delays_are_checked(ms, value):
-    mb = await ms.open("waits")
-    await ms.send("waits", "x")
+async def test_waits_and_nak_delays_are_checked(shared_ms, value):
+    waits_addr = unique("waits")
+    mb = await shared_ms.open(waits_addr)
+    await shared_ms.send(waits_addr, "x")
     with pytest.raises(mailslot.InvalidTTLError, match=r"timeout must be .*between 0 s and 31536000 s"):
         await mb.receive(timeout=value)
     with pytest.raises(mailslot.InvalidTTLError, match="timeout"):
-        await mb.ask("waits", "q", timeout=value)
+        await mb.ask(waits_addr, "q", timeout=value)
     with pytest.raises(mailslot.InvalidTTLError, match="ttl"):
-        await mb.request("waits", "q", ttl=value)
+        await mb.request(waits_addr, "q", ttl=value)
     m = await mb.receive(timeout=5)
     with pytest.raises(mailslot.InvalidTTLError, match=r"delay must be .*between 0 s and 31536000 s"):
         await m.nak(delay=value)
@@ -327,15 +347,16 @@ async def _squat(ms, address):
     )
 
 
-async def test_open_refused_by_the_server_leaves_nothing(ms):
-    await _squat(ms, "half")
+async def test_open_refused_by_the_server_leaves_nothing(shared_ms):
+    half_addr = unique("half")
+    await _squat(shared_ms, half_addr)
     with pytest.raises(mailslot.BrokerFailure, match="filtered consumer not unique"):
-        await ms.open("half", ttl=3600)
-    assert await _nothing_at(ms, "half")
-    assert not any(a.address == "half" for a in await ms.agents())
-    await ms.js.consumer_info(p.MAIL_STREAM, "squat-half")  # what was there before stays
-    await ms.js.delete_consumer(p.MAIL_STREAM, "squat-half")
-    mb = await ms.open("half")  # and the address is as good as new
+        await shared_ms.open(half_addr, ttl=3600)
+    assert await _nothing_at(shared_ms, half_addr)
+    assert not any(a.address == half_addr for a in await shared_ms.agents())
+    await shared_ms.js.consumer_info(p.MAIL_STREAM, f"squat-{half_addr}")  # what was there before stays
+    await shared_ms.js.delete_consumer(p.MAIL_STREAM, f"squat-{half_addr}")
+    mb = await shared_ms.open(half_addr)  # and the address is as good as new
     await mb.destroy()
 
 
@@ -349,53 +370,57 @@ async def _offline_mailbox(ms, address):
     return record.encode()
 
 
-async def test_failed_open_of_an_offline_mailbox_keeps_its_record_and_mail(ms):
-    original = await _offline_mailbox(ms, "away")
-    await _squat(ms, "away")
+async def test_failed_open_of_an_offline_mailbox_keeps_its_record_and_mail(shared_ms):
+    away_addr = unique("away")
+    original = await _offline_mailbox(shared_ms, away_addr)
+    await _squat(shared_ms, away_addr)
     with pytest.raises(mailslot.BrokerFailure):
-        await ms.open("away", keep=60, card={"name": "back"})
-    kv = await ms.js.key_value(p.MAILBOXES_BUCKET)
-    assert (await kv.get("away")).value == original  # retention clock and card as they were
-    assert (await ms.inspect("away").stats()).total == 1
-    assert not any(a.address == "away" for a in await ms.agents())
-    await ms.js.delete_consumer(p.MAIL_STREAM, "squat-away")
-    mb = await ms.open("away")
+        await shared_ms.open(away_addr, keep=60, card={"name": "back"})
+    kv = await shared_ms.js.key_value(p.MAILBOXES_BUCKET)
+    assert (await kv.get(away_addr)).value == original  # retention clock and card as they were
+    assert (await shared_ms.inspect(away_addr).stats()).total == 1
+    assert not any(a.address == away_addr for a in await shared_ms.agents())
+    await shared_ms.js.delete_consumer(p.MAIL_STREAM, f"squat-{away_addr}")
+    mb = await shared_ms.open(away_addr)
     assert (await mb.receive(timeout=5)).text == "while you were away"
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.002, 0.004, 0.006, 0.01])
-async def test_cancelled_open_leaves_nothing(ms, delay):
-    task = asyncio.ensure_future(ms.open("cancelled", ttl=3600))
+async def test_cancelled_open_leaves_nothing(shared_ms, delay):
+    cancelled_addr = unique("cancelled")
+    task = asyncio.ensure_future(shared_ms.open(cancelled_addr, ttl=3600))
     await asyncio.sleep(delay)
     task.cancel()
     try:
         mb = await task
     except asyncio.CancelledError:
-        assert await _nothing_at(ms, "cancelled")
+        assert await _nothing_at(shared_ms, cancelled_addr)
     else:  # it was done before the cancel arrived
         await mb.destroy()
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.004, 0.008])
-async def test_cancelled_open_of_an_offline_mailbox_keeps_it(ms, delay):
-    original = await _offline_mailbox(ms, "away2")
-    task = asyncio.ensure_future(ms.open("away2", keep=60))
+async def test_cancelled_open_of_an_offline_mailbox_keeps_it(shared_ms, delay):
+    away2_addr = unique("away2")
+    original = await _offline_mailbox(shared_ms, away2_addr)
+    task = asyncio.ensure_future(shared_ms.open(away2_addr, keep=60))
     await asyncio.sleep(delay)
     task.cancel()
     try:
         mb = await task
     except asyncio.CancelledError:
-        kv = await ms.js.key_value(p.MAILBOXES_BUCKET)
-        assert (await kv.get("away2")).value == original
-        assert (await ms.inspect("away2").stats()).total == 1
+        kv = await shared_ms.js.key_value(p.MAILBOXES_BUCKET)
+        assert (await kv.get(away2_addr)).value == original
+        assert (await shared_ms.inspect(away2_addr).stats()).total == 1
     else:
         await mb.close()
 
 
-async def test_cancelled_open_leaves_a_live_replica_alone(ms):
-    replica = await ms.open("pair", ttl=60)
+async def test_cancelled_open_leaves_a_live_replica_alone(shared_ms):
+    pair_addr = unique("pair")
+    replica = await shared_ms.open(pair_addr, ttl=60)
     for delay in (0.0, 0.003, 0.006):
-        task = asyncio.ensure_future(ms.open("pair", ttl=60))
+        task = asyncio.ensure_future(shared_ms.open(pair_addr, ttl=60))
         await asyncio.sleep(delay)
         task.cancel()
         try:
@@ -404,9 +429,9 @@ async def test_cancelled_open_leaves_a_live_replica_alone(ms):
             pass
         else:
             await other.close()
-    assert any(a.address == "pair" for a in await ms.agents())
+    assert any(a.address == pair_addr for a in await shared_ms.agents())
     for prio in p.PRIORITIES:
-        await ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name("pair", prio))
-    await ms.send("pair", "still served")
+        await shared_ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name(pair_addr, prio))
+    await shared_ms.send(pair_addr, "still served")
     assert (await replica.receive(timeout=5)).text == "still served"
     await replica.destroy()

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import mailslot
 import pytest
 from mailslot import Broadcast
+from testsupport import unique
 
 
 async def take(sub: mailslot.TopicSubscription, n: int) -> list[Broadcast]:
@@ -28,34 +29,36 @@ async def drain(sub: mailslot.TopicSubscription, *, quiet: float = 0.5) -> list[
             return out
 
 
-async def test_wildcards_and_payload_accessors(ms: mailslot.Mailslot) -> None:
-    star = await ms.subscribe("build.*")
-    tail = await ms.subscribe("build.>")
-    exact = await ms.subscribe("build.done")
+async def test_wildcards_and_payload_accessors(shared_ms: mailslot.Mailslot) -> None:
+    t = unique("topics")  # a topic prefix of its own on the shared server
+    star = await shared_ms.subscribe(f"{t}.build.*")
+    tail = await shared_ms.subscribe(f"{t}.build.>")
+    exact = await shared_ms.subscribe(f"{t}.build.done")
     try:
-        await ms.publish("build.done", {"ok": True}, headers={"x-run": "7"})
-        await ms.publish("build.step.lint", "linted")
-        await ms.publish("deploy.done", b"\x00")
+        await shared_ms.publish(f"{t}.build.done", {"ok": True}, headers={"x-run": "7"})
+        await shared_ms.publish(f"{t}.build.step.lint", "linted")
+        await shared_ms.publish(f"{t}.deploy.done", b"\x00")
         ev = await star.next(timeout=5)
-        assert ev.topic == "build.done" and ev.json() == {"ok": True}
+        assert ev.topic == f"{t}.build.done" and ev.json() == {"ok": True}
         assert ev.user_headers == {"x-run": "7"} and ev.sender == "tester"
         assert not ev.durable and ev.seq is None and not ev.replayed
         got = [(e.topic, e.data) for e in [await tail.next(timeout=5), await tail.next(timeout=5)]]
-        assert got == [("build.done", b'{"ok":true}'), ("build.step.lint", b"linted")]
-        assert (await exact.next(timeout=5)).topic == "build.done"
+        assert got == [(f"{t}.build.done", b'{"ok":true}'), (f"{t}.build.step.lint", b"linted")]
+        assert (await exact.next(timeout=5)).topic == f"{t}.build.done"
         assert await drain(star) == [] and await drain(exact) == [] and await drain(tail) == []
     finally:
         for s in (star, tail, exact):
             await s.close()
 
 
-async def test_queue_group_shares_the_load(ms: mailslot.Mailslot) -> None:
-    a = await ms.subscribe("jobs.>", queue="workers")
-    b = await ms.subscribe("jobs.>", queue="workers")
-    solo = await ms.subscribe("jobs.>")
+async def test_queue_group_shares_the_load(shared_ms: mailslot.Mailslot) -> None:
+    t = unique("topics")  # a topic prefix of its own on the shared server
+    a = await shared_ms.subscribe(f"{t}.jobs.>", queue="workers")
+    b = await shared_ms.subscribe(f"{t}.jobs.>", queue="workers")
+    solo = await shared_ms.subscribe(f"{t}.jobs.>")
     try:
         for i in range(200):
-            await ms.publish("jobs.new", i)
+            await shared_ms.publish(f"{t}.jobs.new", i)
         got_solo = [(await solo.next(timeout=10)).json() for _ in range(200)]
         got_a = [e.json() for e in await drain(a)]
         got_b = [e.json() for e in await drain(b)]
@@ -67,37 +70,39 @@ async def test_queue_group_shares_the_load(ms: mailslot.Mailslot) -> None:
             await s.close()
 
 
-async def test_durable_reaches_live_and_is_replayable_ephemeral_is_not(ms: mailslot.Mailslot) -> None:
-    async with ms.subscribe("news.>") as live:
-        p1 = await ms.publish("news.a", "kept", durable=True)
-        p2 = await ms.publish("news.a", "gone")
+async def test_durable_reaches_live_and_is_replayable_ephemeral_is_not(shared_ms: mailslot.Mailslot) -> None:
+    t = unique("topics")  # a topic prefix of its own on the shared server
+    async with shared_ms.subscribe(f"{t}.news.>") as live:
+        p1 = await shared_ms.publish(f"{t}.news.a", "kept", durable=True)
+        p2 = await shared_ms.publish(f"{t}.news.a", "gone")
         assert p1.durable and p1.seq and not p2.durable and p2.seq is None
         e1, e2 = await live.next(timeout=5), await live.next(timeout=5)
         assert (e1.text, e1.durable, e1.seq) == ("kept", True, p1.seq)
         assert (e2.text, e2.durable) == ("gone", False)
-    await ms.publish("news.a", "nobody listens")  # dropped: no subscriber, not stored
-    async with ms.subscribe("news.>", replay="all") as late:
+    await shared_ms.publish(f"{t}.news.a", "nobody listens")  # dropped: no subscriber, not stored
+    async with shared_ms.subscribe(f"{t}.news.>", replay="all") as late:
         got = await take(late, 1)
     assert [(e.text, e.replayed) for e in got] == [("kept", True)]
 
 
-async def test_replay_last_and_since(ms: mailslot.Mailslot) -> None:
+async def test_replay_last_and_since(shared_ms: mailslot.Mailslot) -> None:
+    t = unique("topics")  # a topic prefix of its own on the shared server
     for i in range(3):
-        await ms.publish("metrics.cpu", i, durable=True)
-        await ms.publish("metrics.mem", 10 + i, durable=True)
+        await shared_ms.publish(f"{t}.metrics.cpu", i, durable=True)
+        await shared_ms.publish(f"{t}.metrics.mem", 10 + i, durable=True)
     await asyncio.sleep(0.05)
     cut = datetime.now(timezone.utc)
     await asyncio.sleep(0.05)
-    await ms.publish("metrics.cpu", 3, durable=True)
-    async with ms.subscribe("metrics.*", replay="last") as last:
+    await shared_ms.publish(f"{t}.metrics.cpu", 3, durable=True)
+    async with shared_ms.subscribe(f"{t}.metrics.*", replay="last") as last:
         got = {e.topic: e.json() for e in await take(last, 2)}
-    assert got == {"metrics.cpu": 3, "metrics.mem": 12}
-    async with ms.subscribe("metrics.*", replay=cut) as since:
+    assert got == {f"{t}.metrics.cpu": 3, f"{t}.metrics.mem": 12}
+    async with shared_ms.subscribe(f"{t}.metrics.*", replay=cut) as since:
         assert [e.json() for e in await take(since, 1)] == [3]
-    async with ms.subscribe("metrics.mem", replay="all") as everything:
+    async with shared_ms.subscribe(f"{t}.metrics.mem", replay="all") as everything:
         assert [e.json() for e in await take(everything, 3)] == [10, 11, 12]
-    async with ms.subscribe("nothing.here", replay="all") as empty:
-        await ms.publish("nothing.here", "live", durable=True)
+    async with shared_ms.subscribe(f"{t}.nothing.here", replay="all") as empty:
+        await shared_ms.publish(f"{t}.nothing.here", "live", durable=True)
         assert [e.text for e in await take(empty, 1)] == ["live"]
 
 
@@ -130,24 +135,25 @@ async def test_history_to_live_switch_has_no_gap_and_no_duplicate(ms: mailslot.M
         await sub.close()
 
 
-async def test_bad_input(ms: mailslot.Mailslot) -> None:
+async def test_bad_input(shared_ms: mailslot.Mailslot) -> None:
     with pytest.raises(mailslot.InvalidTopicError):
-        await ms.publish("a.*", 1)
+        await shared_ms.publish("a.*", 1)
     with pytest.raises(mailslot.InvalidTopicError):
-        ms.subscribe("a.>.b")
+        shared_ms.subscribe("a.>.b")
     with pytest.raises(mailslot.InvalidInput):
-        ms.subscribe("a", replay="first")  # type: ignore[arg-type]
+        shared_ms.subscribe("a", replay="first")  # type: ignore[arg-type]
     with pytest.raises(mailslot.InvalidInput):
-        ms.subscribe("a", replay="all", queue="q")
+        shared_ms.subscribe("a", replay="all", queue="q")
     with pytest.raises(mailslot.InvalidInput):
-        await ms.publish("a", 1, ttl=5)  # ttl needs durable=True
+        await shared_ms.publish("a", 1, ttl=5)  # ttl needs durable=True
     with pytest.raises(mailslot.InvalidTTLError):
-        await ms.publish("a", 1, durable=True, ttl=0.5)
+        await shared_ms.publish("a", 1, durable=True, ttl=0.5)
 
 
-async def test_async_for_ends_on_close(ms: mailslot.Mailslot) -> None:
-    sub = await ms.subscribe("stop.>")
-    await ms.publish("stop.now", 1)
+async def test_async_for_ends_on_close(shared_ms: mailslot.Mailslot) -> None:
+    t = unique("topics")  # a topic prefix of its own on the shared server
+    sub = await shared_ms.subscribe(f"{t}.stop.>")
+    await shared_ms.publish(f"{t}.stop.now", 1)
     seen = []
     async for ev in sub:
         seen.append(ev.json())
@@ -155,14 +161,15 @@ async def test_async_for_ends_on_close(ms: mailslot.Mailslot) -> None:
     assert seen == [1]
 
 
-def test_sync_twin_publish_subscribe(server) -> None:  # type: ignore[no-untyped-def]
+def test_sync_twin_publish_subscribe(shared_server) -> None:  # type: ignore[no-untyped-def]
     from mailslot import sync
 
-    c = server.credentials
-    with sync.connect(server.url, user=c.user, password=c.password, name="sync-pub") as ms:
-        ms.publish("sync.t", "old", durable=True)
-        with ms.subscribe("sync.>", replay="all") as sub:
-            ms.publish("sync.t", "new")
+    t = unique("topics")  # a topic prefix of its own on the shared server
+    c = shared_server.credentials
+    with sync.connect(shared_server.url, user=c.user, password=c.password, name="sync-pub") as ms:
+        ms.publish(f"{t}.sync.t", "old", durable=True)
+        with ms.subscribe(f"{t}.sync.>", replay="all") as sub:
+            ms.publish(f"{t}.sync.t", "new")
             first, second = sub.next(timeout=5), next(iter(sub))
             assert (first.text, first.replayed) == ("old", True)
             assert (second.text, second.durable) == ("new", False)

@@ -17,14 +17,14 @@ async def test_unreachable_url():
         await mailslot.connect(f"nats://127.0.0.1:{_free_port()}", user="u", password="p", timeout=1)
 
 
-async def test_bad_credentials(server):
+async def test_bad_credentials(shared_server):
     with pytest.raises(mailslot.AuthenticationFailed):
-        await mailslot.connect(server.url, user=server.credentials.user, password="wrong")
+        await mailslot.connect(shared_server.url, user=shared_server.credentials.user, password="wrong")
 
 
-async def test_missing_credentials_file(server, tmp_path):
+async def test_missing_credentials_file(shared_server, tmp_path):
     with pytest.raises(mailslot.AuthenticationFailed):
-        await mailslot.connect(server.url, credentials=tmp_path / "nope.json")
+        await mailslot.connect(shared_server.url, credentials=tmp_path / "nope.json")
 
 
 async def test_jetstream_off(tmp_path):
@@ -34,12 +34,12 @@ async def test_jetstream_off(tmp_path):
             await mailslot.connect(srv.url, user=c.user, password=c.password)
 
 
-async def test_credentials_file_and_env(server, tmp_path, monkeypatch):
-    path = server.credentials.write(tmp_path / "creds.json")
-    monkeypatch.setenv("MAILSLOT_URL", server.url)
+async def test_credentials_file_and_env(shared_server, tmp_path, monkeypatch):
+    path = shared_server.credentials.write(tmp_path / "creds.json")
+    monkeypatch.setenv("MAILSLOT_URL", shared_server.url)
     monkeypatch.setenv("MAILSLOT_CREDENTIALS", str(path))
     async with mailslot.connect() as ms:
-        assert ms.url == server.url
+        assert ms.url == shared_server.url
         assert ms.server_version.startswith("2.")
         assert ms.tenant == "MAILSLOT"
 
@@ -61,7 +61,7 @@ async def test_embedded_default_cold_and_warm(_isolated_home):
         assert stop_local_broker(_isolated_home)
 
 
-async def test_closed_client_refuses(ms):
-    await ms.close()
+async def test_closed_client_refuses(shared_ms):
+    await shared_ms.close()
     with pytest.raises(mailslot.NotConnected):
-        await ms.send("a", "b")
+        await shared_ms.send("a", "b")

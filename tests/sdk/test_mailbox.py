@@ -8,15 +8,17 @@ import mailslot
 import pytest
 from mailslot import Priority
 from pydantic import BaseModel
+from testsupport import unique
 
 
 class FixBug(BaseModel):
     issue: int
 
 
-async def test_typed_payloads_and_metadata(ms):
-    r = await ms.send(
-        "coder",
+async def test_typed_payloads_and_metadata(shared_ms):
+    coder = unique("coder")
+    r = await shared_ms.send(
+        coder,
         FixBug(issue=7),
         priority="urgent",
         ttl=600,
@@ -25,7 +27,7 @@ async def test_typed_payloads_and_metadata(ms):
         thread_id="t-1",
         headers={"X-Trace": "abc"},
     )
-    mb = await ms.open("coder")
+    mb = await shared_ms.open(coder)
     m = await mb.receive(timeout=5)
     assert m.id == r.id and m.seq == r.seq
     assert m.model(FixBug) == FixBug(issue=7)
@@ -35,8 +37,8 @@ async def test_typed_payloads_and_metadata(ms):
     assert m.priority is Priority.URGENT and m.ttl == 600 and m.delivery_count == 1
     assert m.sent_at is not None and m.user_headers == {"X-Trace": "abc"}
     await m.ack()
-    await ms.send("coder", "plain")
-    await ms.send("coder", b"\x00raw")
+    await shared_ms.send(coder, "plain")
+    await shared_ms.send(coder, b"\x00raw")
     a, b = await mb.receive(timeout=5), await mb.receive(timeout=5)
     assert (a.text, a.content_type.startswith("text/plain")) == ("plain", True)
     assert (b.data, b.content_type) == (b"\x00raw", "application/octet-stream")
@@ -44,11 +46,12 @@ async def test_typed_payloads_and_metadata(ms):
     await b.ack()
 
 
-async def test_strict_priority_fifo_within_level(ms):
+async def test_strict_priority_fifo_within_level(shared_ms):
+    prio = unique("prio")
     rng = random.Random(7)
     sent = [(rng.choice(list(Priority)), i) for i in range(1000)]
-    await ms.send_many([{"to": "prio", "payload": i, "priority": pr} for pr, i in sent])
-    mb = await ms.open("prio")
+    await shared_ms.send_many([{"to": prio, "payload": i, "priority": pr} for pr, i in sent])
+    mb = await shared_ms.open(prio)
     got = []
     while len(got) < len(sent):
         m = await mb.receive(timeout=10)
@@ -57,16 +60,17 @@ async def test_strict_priority_fifo_within_level(ms):
     assert got == sorted(sent)
 
 
-async def test_urgent_behind_ten_thousand_normal(ms):
-    await ms.send_many([{"to": "busy", "payload": i} for i in range(10_000)])
-    await ms.send("busy", "jump the queue", priority="urgent")
-    mb = await ms.open("busy", prefetch=50)
+async def test_urgent_behind_ten_thousand_normal(shared_ms):
+    busy = unique("busy")
+    await shared_ms.send_many([{"to": busy, "payload": i} for i in range(10_000)])
+    await shared_ms.send(busy, "jump the queue", priority="urgent")
+    mb = await shared_ms.open(busy, prefetch=50)
     first = await mb.receive(timeout=10)
     assert first.text == "jump the queue"
     await first.ack()
     # and an urgent message arriving while normals are being consumed overtakes the buffer
     batch = [await mb.receive(timeout=10) for _ in range(3)]
-    await ms.send("busy", "again", priority="critical")
+    await shared_ms.send(busy, "again", priority="critical")
     for _ in range(100):
         await asyncio.sleep(0.01)
         if mb._maybe[Priority.CRITICAL]:
@@ -77,11 +81,12 @@ async def test_urgent_behind_ten_thousand_normal(ms):
         await m.ack()
 
 
-async def test_receive_batch_and_iteration(ms):
-    await ms.send_many(
-        [{"to": "bulk", "payload": i, "priority": "low" if i % 2 else "normal"} for i in range(20)]
+async def test_receive_batch_and_iteration(shared_ms):
+    bulk = unique("bulk")
+    await shared_ms.send_many(
+        [{"to": bulk, "payload": i, "priority": "low" if i % 2 else "normal"} for i in range(20)]
     )
-    mb = await ms.open("bulk")
+    mb = await shared_ms.open(bulk)
     batch = await mb.receive_batch(max=15, timeout=5)
     assert 1 <= len(batch) <= 15
     assert [m.priority for m in batch] == sorted(m.priority for m in batch)
@@ -95,21 +100,23 @@ async def test_receive_batch_and_iteration(ms):
     assert await mb.receive_batch(max=5, timeout=0.3) == []
 
 
-async def test_receive_timeout(ms):
-    mb = await ms.open("quiet")
+async def test_receive_timeout(shared_ms):
+    quiet = unique("quiet")
+    mb = await shared_ms.open(quiet)
     t0 = time.monotonic()
     with pytest.raises(mailslot.Timeout):
         await mb.receive(timeout=0.5)
     assert 0.4 < time.monotonic() - t0 < 3
 
 
-async def test_wakes_on_new_mail_without_polling(ms):
-    mb = await ms.open("sleeper")
+async def test_wakes_on_new_mail_without_polling(shared_ms):
+    sleeper = unique("sleeper")
+    mb = await shared_ms.open(sleeper)
     task = asyncio.create_task(mb.receive(timeout=30))
     await asyncio.sleep(0.5)
     before = mb.pull_requests
     t0 = time.monotonic()
-    await ms.send("sleeper", "wake up")
+    await shared_ms.send(sleeper, "wake up")
     m = await task
     assert m.text == "wake up" and time.monotonic() - t0 < 2
     assert mb.pull_requests - before <= 2
@@ -130,12 +137,13 @@ async def test_idle_receiver_sends_no_jetstream_requests(ms):
         await task
 
 
-async def test_competing_receivers_get_disjoint_sets(server):
-    c = server.credentials
-    clients = [await mailslot.connect(server.url, user=c.user, password=c.password) for _ in range(3)]
+async def test_competing_receivers_get_disjoint_sets(shared_server):
+    shared = unique("shared")
+    c = shared_server.credentials
+    clients = [await mailslot.connect(shared_server.url, user=c.user, password=c.password) for _ in range(3)]
     try:
-        await clients[0].send_many([{"to": "shared", "payload": i} for i in range(300)])
-        boxes = [await cl.open("shared", ack_wait=30) for cl in clients]
+        await clients[0].send_many([{"to": shared, "payload": i} for i in range(300)])
+        boxes = [await cl.open(shared, ack_wait=30) for cl in clients]
         assert boxes[1].resumed and boxes[2].resumed
 
         async def drain(mb):
@@ -157,9 +165,10 @@ async def test_competing_receivers_get_disjoint_sets(server):
             await cl.close()
 
 
-async def test_nak_with_delay_redelivers_later(ms):
-    await ms.send("retry", "again")
-    mb = await ms.open("retry")
+async def test_nak_with_delay_redelivers_later(shared_ms):
+    retry = unique("retry")
+    await shared_ms.send(retry, "again")
+    mb = await shared_ms.open(retry)
     m = await mb.receive(timeout=5)
     t0 = time.monotonic()
     await m.nak(delay=1.5)
@@ -169,9 +178,10 @@ async def test_nak_with_delay_redelivers_later(ms):
     await m2.ack()
 
 
-async def test_unacked_comes_back_after_ack_wait_and_in_progress_extends(ms):
-    await ms.send("slow", "work")
-    mb = await ms.open("slow", ack_wait=2)
+async def test_unacked_comes_back_after_ack_wait_and_in_progress_extends(shared_ms):
+    slow = unique("slow")
+    await shared_ms.send(slow, "work")
+    mb = await shared_ms.open(slow, ack_wait=2)
     m = await mb.receive(timeout=5)
     for _ in range(3):  # 3 s of work, kept alive
         await asyncio.sleep(1)
@@ -186,9 +196,10 @@ async def test_unacked_comes_back_after_ack_wait_and_in_progress_extends(ms):
         await m2.nak()
 
 
-async def test_backoff_and_max_deliveries_keep_the_message(ms):
-    await ms.send("fragile", "poison")
-    mb = await ms.open("fragile", ack_wait=1, max_deliver=3, backoff=[0.5, 1.0])
+async def test_backoff_and_max_deliveries_keep_the_message(shared_ms):
+    fragile = unique("fragile")
+    await shared_ms.send(fragile, "poison")
+    mb = await shared_ms.open(fragile, ack_wait=1, max_deliver=3, backoff=[0.5, 1.0])
     counts = []
     for _ in range(3):
         m = await mb.receive(timeout=10)
@@ -198,23 +209,25 @@ async def test_backoff_and_max_deliveries_keep_the_message(ms):
     with pytest.raises(mailslot.Timeout):
         await mb.receive(timeout=2.5)
     # exhausted, not vanished: it waits for the dead-letter handling
-    assert (await ms.inspect("fragile").stats()).total == 1
+    assert (await shared_ms.inspect(fragile).stats()).total == 1
 
 
-async def test_term_removes_from_delivery(ms):
-    await ms.send("bad", "nope")
-    mb = await ms.open("bad", ack_wait=1)
+async def test_term_removes_from_delivery(shared_ms):
+    bad = unique("bad")
+    await shared_ms.send(bad, "nope")
+    mb = await shared_ms.open(bad, ack_wait=1)
     m = await mb.receive(timeout=5)
     await m.term(reason="cannot parse")
     with pytest.raises(mailslot.Timeout):
         await mb.receive(timeout=2.0)
 
 
-async def test_ttl_expiry_never_delivered(ms):
-    await ms.send("ephemeral", "gone soon", ttl=1)
-    await ms.send("ephemeral", "stays")
+async def test_ttl_expiry_never_delivered(shared_ms):
+    ephemeral = unique("ephemeral")
+    await shared_ms.send(ephemeral, "gone soon", ttl=1)
+    await shared_ms.send(ephemeral, "stays")
     await asyncio.sleep(2.5)
-    mb = await ms.open("ephemeral")
+    mb = await shared_ms.open(ephemeral)
     m = await mb.receive(timeout=5)
     assert m.text == "stays"
     await m.ack()
@@ -222,9 +235,10 @@ async def test_ttl_expiry_never_delivered(ms):
         await mb.receive(timeout=1)
 
 
-async def test_delayed_delivery_uses_server_schedule(ms):
-    mb = await ms.open("later")
-    r = await ms.send("later", "tick", delay=2)
+async def test_delayed_delivery_uses_server_schedule(shared_ms):
+    later = unique("later")
+    mb = await shared_ms.open(later)
+    r = await shared_ms.send(later, "tick", delay=2)
     assert r.scheduled
     with pytest.raises(mailslot.Timeout):
         await mb.receive(timeout=0.8)
@@ -233,19 +247,21 @@ async def test_delayed_delivery_uses_server_schedule(ms):
     await m.ack()
 
 
-async def test_idempotent_send(ms):
-    a = await ms.send("dedupe", "once", idempotency_key="order-42")
-    b = await ms.send("dedupe", "once", idempotency_key="order-42")
-    c = await ms.send("dedupe", "other", idempotency_key="order-43")
+async def test_idempotent_send(shared_ms):
+    dedupe = unique("dedupe")
+    a = await shared_ms.send(dedupe, "once", idempotency_key="order-42")
+    b = await shared_ms.send(dedupe, "once", idempotency_key="order-42")
+    c = await shared_ms.send(dedupe, "other", idempotency_key="order-43")
     assert a.id == b.id and b.duplicate and not a.duplicate and c.id != a.id
-    assert (await ms.inspect("dedupe").stats()).total == 2
+    assert (await shared_ms.inspect(dedupe).stats()).total == 2
 
 
-async def test_peek_and_stats_do_not_consume(ms):
-    await ms.send("look", "n1")
-    await ms.send("look", "u1", priority="urgent")
-    await ms.send("look", "l1", priority="low")
-    view = ms.inspect("look")
+async def test_peek_and_stats_do_not_consume(shared_ms):
+    look = unique("look")
+    await shared_ms.send(look, "n1")
+    await shared_ms.send(look, "u1", priority="urgent")
+    await shared_ms.send(look, "l1", priority="low")
+    view = shared_ms.inspect(look)
     stats = await view.stats()
     assert stats.counts == {"critical": 0, "urgent": 1, "normal": 1, "low": 1} and stats.total == 3
     assert stats.oldest["urgent"] is not None and stats.oldest["critical"] is None
@@ -254,25 +270,26 @@ async def test_peek_and_stats_do_not_consume(ms):
     with pytest.raises(mailslot.MessageError):
         await peeked[0].ack()
     assert [m.text for m in await view.peek(limit=2)] == ["u1", "n1"]
-    mb = await ms.open("look")
+    mb = await shared_ms.open(look)
     assert (await mb.receive(timeout=5)).text == "u1"
 
 
-async def test_fresh_identity_and_card(ms):
-    a = await ms.open(card={"name": "planner", "capabilities": ["plan"]})
-    b = await ms.open()
+async def test_fresh_identity_and_card(shared_ms):
+    a = await shared_ms.open(card={"name": "planner", "capabilities": ["plan"]})
+    b = await shared_ms.open()
     assert a.address != b.address and a.address.startswith("agent-")
-    kv = await ms.js.key_value("MAILSLOT_AGENTS")
+    kv = await shared_ms.js.key_value("MAILSLOT_AGENTS")
     entry = await kv.get(a.address)
     card = mailslot.AgentCard.model_validate_json(entry.value)
     assert card.name == "planner" and card.capabilities == ["plan"] and card.address == a.address
 
 
-async def test_reopen_resumes_with_mail_sent_while_away(ms):
-    mb = await ms.open("returning", ttl=30)
+async def test_reopen_resumes_with_mail_sent_while_away(shared_ms):
+    returning = unique("returning")
+    mb = await shared_ms.open(returning, ttl=30)
     await mb.close()
-    await ms.send("returning", "while you were out")
-    again = await ms.open("returning", ttl=30)
+    await shared_ms.send(returning, "while you were out")
+    again = await shared_ms.open(returning, ttl=30)
     assert again.resumed
     m = await again.receive(timeout=5)
     assert m.text == "while you were out"
@@ -306,16 +323,17 @@ async def test_sending_to_never_opened_address_waits(ms):
     assert (await mb.receive(timeout=5)).text == "patience"
 
 
-async def test_idle_pulls_do_not_swallow_mail_after_close(ms):
+async def test_idle_pulls_do_not_swallow_mail_after_close(shared_ms):
     """An idle receiver keeps waiting pulls at the server; closing must drop them so mail
     sent afterwards goes to the next receiver at once, not after the ack wait."""
-    mb = await ms.open("closer", ack_wait=30)
+    closer = unique("closer")
+    mb = await shared_ms.open(closer, ack_wait=30)
     with pytest.raises(mailslot.Timeout):
         await mb.receive(timeout=0.5)  # idle: waiting pulls are armed on every level
     assert len(mb._waiting) == 4
     await mb.close()
-    await ms.send("closer", "after close", priority="low")
-    again = await ms.open("closer", ack_wait=30)
+    await shared_ms.send(closer, "after close", priority="low")
+    again = await shared_ms.open(closer, ack_wait=30)
     t0 = time.monotonic()
     m = await again.receive(timeout=5)
     assert m.text == "after close" and m.delivery_count == 1
@@ -323,12 +341,13 @@ async def test_idle_pulls_do_not_swallow_mail_after_close(ms):
     await m.ack()
 
 
-async def test_idle_pull_delivers_without_a_bell_round_trip(ms):
-    mb = await ms.open("pushed")
+async def test_idle_pull_delivers_without_a_bell_round_trip(shared_ms):
+    pushed = unique("pushed")
+    mb = await shared_ms.open(pushed)
     waiter = asyncio.create_task(mb.receive(timeout=10))
     await asyncio.sleep(0.3)
     before = mb.pull_requests
-    await ms.send("pushed", "x", priority="urgent")
+    await shared_ms.send(pushed, "x", priority="urgent")
     m = await waiter
     assert m.text == "x"
     # delivered by the idle pull; at most the bell's confirmation pull follows

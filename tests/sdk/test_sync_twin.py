@@ -7,6 +7,7 @@ from mailslot import sync
 from mailslot.mailbox import Mailbox
 from mailslot.message import Message
 from mailslot.view import MailboxView
+from testsupport import unique
 
 
 def _public_methods(cls):
@@ -42,16 +43,17 @@ def test_connect_signatures_match():
     )
 
 
-def test_sync_round_trip(server):
-    c = server.credentials
-    with sync.connect(server.url, user=c.user, password=c.password, name="script") as ms:
-        r = ms.send("sync-box", {"n": 1}, priority="urgent")
-        ms.send("sync-box", "low one", priority="low")
-        with ms.open("sync-box") as mb:
+def test_sync_round_trip(shared_server):
+    box = unique("sync-box")
+    c = shared_server.credentials
+    with sync.connect(shared_server.url, user=c.user, password=c.password, name="script") as ms:
+        r = ms.send(box, {"n": 1}, priority="urgent")
+        ms.send(box, "low one", priority="low")
+        with ms.open(box) as mb:
             m = mb.receive(timeout=5)
             assert m.id == r.id and m.json() == {"n": 1} and m.sender == "script"
             m.ack()
-            assert [x.text for x in ms.inspect("sync-box").peek()] == ["low one"]
+            assert [x.text for x in ms.inspect(box).peek()] == ["low one"]
             batch = mb.receive_batch(max=5, timeout=5)
             assert [x.text for x in batch] == ["low one"]
             batch[0].ack()
@@ -59,11 +61,11 @@ def test_sync_round_trip(server):
                 mb.receive(timeout=0.3)
 
 
-def test_sync_twin_refuses_its_own_loop_thread(server):
+def test_sync_twin_refuses_its_own_loop_thread(shared_server):
     from mailslot._portal import PORTAL
 
-    c = server.credentials
-    ms = sync.connect(server.url, user=c.user, password=c.password)
+    c = shared_server.credentials
+    ms = sync.connect(shared_server.url, user=c.user, password=c.password)
     errors = []
 
     def inside():
