@@ -12,7 +12,7 @@ from typing import Any
 
 import nats.errors as nerr
 from mailslot_broker import errors as berr
-from mailslot_broker import protocol
+from mailslot_broker import natscompat, protocol
 from nats.js import errors as jserr
 
 from . import errors as e
@@ -106,8 +106,8 @@ class PermissionGuard:
                         raise PermissionViolation("publish", subject)
                     del self._denied_pub[subject.lower()]
             if reply:
-                prefix = nc._resp_sub_prefix
-                if prefix and reply.startswith(prefix_str := prefix.decode()):
+                prefix_str = natscompat.response_prefix(nc)
+                if prefix_str and reply.startswith(prefix_str):
                     if len(self._requests) > 1024:
                         self._prune()
                     self._requests[reply[len(prefix_str) :]] = subject.lower()
@@ -136,7 +136,7 @@ class PermissionGuard:
         return self
 
     def _prune(self) -> None:
-        live = self._nc._resp_map
+        live = natscompat.pending_responses(self._nc)
         for token in [t for t in self._requests if t not in live]:
             del self._requests[token]
 
@@ -151,7 +151,7 @@ class PermissionGuard:
             self._denied_sub[subject] = PermissionViolation("subscription", subject)
             return True
         self._denied_pub[subject] = time.monotonic() + _DENIED_FOR
-        live = self._nc._resp_map
+        live = natscompat.pending_responses(self._nc)
         for token, subj in list(self._requests.items()):
             if subj != subject:
                 continue

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import nats
 import nats.errors as nerr
+from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from mailslot_broker.config import Credentials
 from mailslot_broker.local import ensure_local_broker
@@ -257,8 +258,7 @@ async def _connect(
         raise BrokerUnreachable(f"no NATS server answered at {', '.join(servers)}") from exc
     guard = PermissionGuard(nc).install()
     # Connected once: from now on keep reconnecting for as long as it takes.
-    nc.options["max_reconnect_attempts"] = -1
-    nc.options["reconnect_time_wait"] = 0.5
+    natscompat.keep_reconnecting(nc, wait=0.5)
     try:
         v = nc.connected_server_version
         if (v.major, v.minor, v.patch) < p.MIN_SERVER_VERSION:

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 
+from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
@@ -59,7 +60,9 @@ class Lease:
         self.resumed = bool(entry is not None and entry.value)
         if entry is not None and not entry.value:
             try:
-                await kv._update(self.address, self.value, last=entry.revision, msg_ttl=self._msg_ttl)
+                await natscompat.kv_update(
+                    kv, self.address, self.value, last=entry.revision, msg_ttl=self._msg_ttl
+                )
                 return
             except jserr.KeyWrongLastSequenceError:
                 self.resumed = True  # someone (a replica) created it meanwhile
@@ -93,7 +96,9 @@ class Lease:
                 except jserr.KeyWrongLastSequenceError:
                     continue
             try:
-                await kv._update(self.address, self.value, last=entry.revision, msg_ttl=self._msg_ttl)
+                await natscompat.kv_update(
+                    kv, self.address, self.value, last=entry.revision, msg_ttl=self._msg_ttl
+                )
                 self.renewals += 1
                 return
             except jserr.KeyWrongLastSequenceError:

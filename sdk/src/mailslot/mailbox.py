@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from mailslot_broker.reclaim import LEAVE_MARKER_TTL, reclaim_mailbox
 from nats.aio.msg import Msg
@@ -497,7 +498,7 @@ class Mailbox(PriorityReceiving, MailboxView):
         groups: dict[str, list[Message]] = {}
         for m in messages:
             m._settle()
-            groups.setdefault(m._msg.reply.split(".")[3], []).append(m)  # $JS.ACK.<stream>.<consumer>
+            groups.setdefault(natscompat.parse_ack_reply(m._msg.reply).consumer, []).append(m)
         nc = self._client.nc
         with boundary():
             for group in groups.values():

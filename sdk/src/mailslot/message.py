@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mailslot_broker import natscompat
 from mailslot_broker.protocol import (
     Header,
     Priority,
@@ -200,7 +201,7 @@ class Message(Envelope):
                 raise
         with boundary():
             body = b"+TERM" + (b" " + reason.encode() if reason else b"")
-            await self._msg._client.publish(self._msg.reply, body)
+            await natscompat.msg_client(self._msg).publish(self._msg.reply, body)
         if self._mailbox is not None:
             self._mailbox._settled(self)
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from mailslot_broker.protocol import Header
 from nats.aio.msg import Msg
@@ -193,12 +194,8 @@ class ReplyBox:
                 return None
             raise
         headers[Header.NATS_SEQUENCE] = str(raw.seq)
-        msg = Msg(
-            _client=self._mb._client.nc,
-            subject=raw.subject or "",
-            reply="",
-            data=raw.data or b"",
-            headers=headers,
+        msg = natscompat.stored_msg(
+            self._mb._client.nc, subject=raw.subject or "", data=raw.data or b"", headers=headers
         )
         return Reply(msg, self._mb, kept=keep)
 

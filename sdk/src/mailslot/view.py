@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
-from nats.aio.msg import Msg
 from nats.js import errors as jserr
 
 from ._boundary import boundary
@@ -48,10 +48,9 @@ class MailboxView:
             return None
         headers = dict(raw.headers or {})
         headers[p.Header.NATS_SEQUENCE] = str(raw.seq)
-        msg = Msg(
-            _client=self._client.nc,
+        msg = natscompat.stored_msg(
+            self._client.nc,
             subject=raw.subject or p.mail_subject(prio, self.address),
-            reply="",
             data=raw.data or b"",
             headers=headers,
         )

@@ -24,6 +24,7 @@ from nats.js import JetStreamContext
 from nats.js import errors as jserr
 from nats.js.kv import KeyValue
 
+from .. import natscompat
 from .. import protocol as p
 
 log = logging.getLogger("mailslot.sidecar.leader")
@@ -62,8 +63,8 @@ class LeaderElection:
         value = self.replica_id.encode()
         if self._revision is not None:
             try:
-                self._revision = await kv._update(
-                    p.SIDECAR_LEADER_KEY, value, last=self._revision, msg_ttl=self.ttl
+                self._revision = await natscompat.kv_update(
+                    kv, p.SIDECAR_LEADER_KEY, value, last=self._revision, msg_ttl=self.ttl
                 )
                 return True
             except jserr.KeyWrongLastSequenceError:
@@ -97,7 +98,9 @@ class LeaderElection:
             if entry.value:  # a live leader
                 return None
         try:
-            return await kv._update(p.SIDECAR_LEADER_KEY, value, last=entry.revision, msg_ttl=self.ttl)
+            return await natscompat.kv_update(
+                kv, p.SIDECAR_LEADER_KEY, value, last=entry.revision, msg_ttl=self.ttl
+            )
         except jserr.KeyWrongLastSequenceError:
             return None
 

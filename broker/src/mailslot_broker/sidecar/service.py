@@ -26,6 +26,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from .. import natscompat
 from .. import protocol as p
 from ..config import Credentials
 from ..launcher import pid_alive
@@ -197,8 +198,7 @@ class Sidecar:
             except (nerr.NoServersError, OSError, asyncio.TimeoutError, nerr.Error) as exc:
                 log.warning("cannot reach NATS at %s (%s); retrying", servers, exc)
                 await asyncio.sleep(1.0)
-        nc.options["max_reconnect_attempts"] = -1
-        nc.options["reconnect_time_wait"] = 0.5
+        natscompat.keep_reconnecting(nc, wait=0.5)
         return nc
 
     async def stop(self) -> None:

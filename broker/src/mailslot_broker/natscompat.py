@@ -1,0 +1,108 @@
+"""Every use of nats-py internals, in one place.
+
+nats-py has no public API for some things Mailslot needs: a KV compare-and-set that carries
+a per-message TTL, the request/reply mux (to fail a request the server refused at once), the
+connection behind a message, reconnect options changed after connecting, and the layout of
+a JetStream ack reply subject. They live here, and only here, so that a nats-py upgrade
+breaks one module; ``tests/broker/test_natscompat.py`` checks each against a real server and
+fails loudly when nats-py changes them. The nats-py pin in ``pyproject.toml`` is the range
+that test covers (:data:`TESTED_NATS_PY`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nats.aio.msg import Msg
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.js.kv import KeyValue
+
+#: The nats-py minor version(s) this module was checked against.
+TESTED_NATS_PY = "2.16"
+
+
+async def kv_update(
+    kv: KeyValue, key: str, value: bytes, *, last: int | None, msg_ttl: float | None = None
+) -> int:
+    """Write ``key`` only if its latest revision is ``last`` (0 or None: only if absent), with a
+    per-message TTL; returns the new revision. Raises ``KeyWrongLastSequenceError`` when
+    somebody wrote it since. (``KeyValue.update`` has no ``msg_ttl``.)"""
+    return int(await kv._update(key, value, last=last, msg_ttl=msg_ttl))
+
+
+def response_prefix(nc: Client) -> str | None:
+    """The subject prefix of the connection's request/reply mux (``_INBOX.<nuid>.``), None
+    before its first request."""
+    prefix = nc._resp_sub_prefix
+    return bytes(prefix).decode() if prefix else None
+
+
+def pending_responses(nc: Client) -> Mapping[str, asyncio.Future[Any]]:
+    """The futures of in-flight requests, keyed by the reply token after
+    :func:`response_prefix` (the live dict: failing a future fails that request)."""
+    return nc._resp_map
+
+
+def keep_reconnecting(nc: Client, *, wait: float) -> None:
+    """From now on reconnect forever, ``wait`` seconds apart (options read at each attempt)."""
+    for key in ("max_reconnect_attempts", "reconnect_time_wait"):
+        if key not in nc.options:
+            raise RuntimeError(f"nats-py has no connection option {key!r}")
+    nc.options["max_reconnect_attempts"] = -1
+    nc.options["reconnect_time_wait"] = wait
+
+
+def msg_client(msg: Msg) -> Client:
+    """The connection a message arrived on (to publish to its reply subject)."""
+    return msg._client
+
+
+def stored_msg(nc: Client, *, subject: str, data: bytes, headers: dict[str, str] | None) -> Msg:
+    """A :class:`nats.aio.msg.Msg` for a message read from a stream (no reply subject)."""
+    return Msg(_client=nc, subject=subject, reply="", data=data, headers=headers)
+
+
+@dataclass(frozen=True)
+class AckReply:
+    """What a JetStream delivery's reply subject says."""
+
+    stream: str
+    consumer: str
+    delivered: int
+    stream_seq: int
+    consumer_seq: int
+
+
+#: ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>``
+_V1_TOKENS = 9
+#: ``$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``
+#: (the server may append a random token)
+_V2_TOKENS = 11
+
+
+def parse_ack_reply(reply: str) -> AckReply:
+    """Parse the reply subject of a JetStream delivery; ValueError if it is not one."""
+    t = reply.split(".")
+    if len(t) < _V1_TOKENS or t[0] != "$JS" or t[1] != "ACK":
+        raise ValueError(f"not a JetStream ack subject: {reply!r}")
+    if len(t) == _V1_TOKENS:
+        rest = t[2:]
+    elif len(t) >= _V2_TOKENS:
+        rest = t[4:]
+    else:
+        raise ValueError(f"not a JetStream ack subject: {reply!r}")
+    try:
+        return AckReply(
+            stream=rest[0],
+            consumer=rest[1],
+            delivered=int(rest[2]),
+            stream_seq=int(rest[3]),
+            consumer_seq=int(rest[4]),
+        )
+    except ValueError:
+        raise ValueError(f"not a JetStream ack subject: {reply!r}") from None

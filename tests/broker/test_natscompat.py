@@ -1,0 +1,143 @@
+"""The nats-py internals Mailslot relies on (mailslot_broker.natscompat), checked against a real
+server: when nats-py changes one of them this fails, not production."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator
+from importlib.metadata import version
+
+import nats
+import pytest
+from mailslot_broker import NatsServer, natscompat
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import errors as jserr
+from nats.js.api import KeyValueConfig
+from nats.js.kv import KeyValue
+
+
+@pytest.fixture
+async def nc(server: NatsServer) -> AsyncIterator[Client]:
+    c = server.credentials
+    conn = await nats.connect(server.url, user=c.user, password=c.password)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def test_installed_nats_py_is_the_tested_minor() -> None:
+    assert version("nats-py").startswith(natscompat.TESTED_NATS_PY + ".")
+
+
+def test_private_signatures_are_unchanged() -> None:
+    params = inspect.signature(KeyValue._update).parameters
+    assert list(params)[:4] == ["self", "key", "value", "last"]
+    assert "msg_ttl" in params
+    assert "_client" in {f.name for f in Msg.__dataclass_fields__.values()}
+    nc = Client()
+    assert hasattr(nc, "_resp_map") and hasattr(nc, "_resp_sub_prefix")
+
+
+async def test_kv_update_is_a_conditional_write_with_a_ttl(nc: Client) -> None:
+    js = nc.jetstream()
+    kv = await js.create_key_value(KeyValueConfig(bucket="T", history=1, direct=True, limit_marker_ttl=1))
+    rev = await natscompat.kv_update(kv, "k", b"1", last=0, msg_ttl=60)
+    assert rev == 1
+    raw = await js.get_msg("KV_T", seq=rev)
+    assert (raw.headers or {}).get("Nats-TTL") == "60"
+    rev = await natscompat.kv_update(kv, "k", b"2", last=rev, msg_ttl=1)
+    with pytest.raises(jserr.KeyWrongLastSequenceError):
+        await natscompat.kv_update(kv, "k", b"3", last=rev - 1, msg_ttl=60)
+    assert (await kv.get("k")).value == b"2"
+    for _ in range(50):  # the 1 s TTL really applies
+        await asyncio.sleep(0.1)
+        try:
+            await kv.get("k")
+        except (jserr.KeyNotFoundError, jserr.KeyDeletedError):
+            break
+    else:
+        pytest.fail("a per-message TTL written by kv_update did not expire")
+
+
+def test_public_kv_update_has_no_ttl() -> None:
+    """Why kv_update exists: the public update() takes no msg_ttl (drop it when it does)."""
+    assert "msg_ttl" not in inspect.signature(KeyValue.update).parameters
+
+
+async def test_reply_map_is_a_dict_keyed_by_token_under_the_prefix(nc: Client) -> None:
+    assert natscompat.response_prefix(nc) is None  # no request yet
+    seen: dict[str, object] = {}
+
+    async def responder(msg: Msg) -> None:
+        prefix = natscompat.response_prefix(nc)
+        assert prefix and msg.reply.startswith(prefix)
+        live = natscompat.pending_responses(nc)
+        assert isinstance(live, dict)
+        token = msg.reply[len(prefix) :]
+        seen["future"] = live.get(token)
+        await msg.respond(b"pong")
+
+    await nc.subscribe("svc.ping", cb=responder)
+    reply = await nc.request("svc.ping", b"", timeout=5)
+    assert reply.data == b"pong"
+    assert isinstance(seen["future"], asyncio.Future)
+    assert natscompat.response_prefix(nc) is not None
+
+    # Failing a pending future fails the request (what PermissionGuard does).
+    async def silent(msg: Msg) -> None:
+        prefix = natscompat.response_prefix(nc)
+        assert prefix
+        fut = natscompat.pending_responses(nc)[msg.reply[len(prefix) :]]
+        fut.set_exception(RuntimeError("refused"))
+
+    await nc.subscribe("svc.silent", cb=silent)
+    with pytest.raises(RuntimeError, match="refused"):
+        await nc.request("svc.silent", b"", timeout=5)
+
+
+async def test_keep_reconnecting_sets_the_options(nc: Client) -> None:
+    assert {"max_reconnect_attempts", "reconnect_time_wait"} <= set(nc.options)
+    natscompat.keep_reconnecting(nc, wait=0.25)
+    assert nc.options["max_reconnect_attempts"] == -1
+    assert nc.options["reconnect_time_wait"] == 0.25
+
+
+async def test_ack_reply_layout_and_msg_client(nc: Client) -> None:
+    js = nc.jetstream()
+    await js.add_stream(name="A", subjects=["a.>"])
+    await js.publish("a.x", b"0")
+    sub = await js.pull_subscribe("a.>", durable="worker", stream="A")
+    first = (await sub.fetch(1, timeout=5))[0]
+    ack = natscompat.parse_ack_reply(first.reply)
+    assert (ack.stream, ack.consumer, ack.delivered, ack.stream_seq, ack.consumer_seq) == (
+        "A",
+        "worker",
+        1,
+        1,
+        1,
+    )
+    assert ack.stream == first.metadata.stream and ack.consumer == first.metadata.consumer
+    await first.nak()
+    again = (await sub.fetch(1, timeout=5))[0]
+    ack = natscompat.parse_ack_reply(again.reply)
+    assert (ack.stream_seq, ack.delivered) == (1, 2)
+    assert natscompat.msg_client(again) is nc
+    await natscompat.msg_client(again).publish(again.reply, b"+TERM")
+    await nc.flush()
+    await js.publish("a.x", b"1")
+    second = (await sub.fetch(1, timeout=5))[0]
+    assert natscompat.parse_ack_reply(second.reply).stream_seq == 2  # seq 1 was termed
+    v2 = "$JS.ACK.hub.ACCHASH.A.worker.3.7.5.1700000000000000000.0.rand"
+    assert natscompat.parse_ack_reply(v2) == natscompat.AckReply("A", "worker", 3, 7, 5)
+    for bad in ("", "_INBOX.x.y", "$JS.ACK.A.worker.x.1.1.1.0", "$JS.ACK.A.worker.1.1"):
+        with pytest.raises(ValueError):
+            natscompat.parse_ack_reply(bad)
+
+
+async def test_stored_msg(nc: Client) -> None:
+    msg = natscompat.stored_msg(nc, subject="s", data=b"d", headers={"h": "v"})
+    assert (msg.subject, msg.reply, msg.data, msg.headers) == ("s", "", b"d", {"h": "v"})
+    assert natscompat.msg_client(msg) is nc
