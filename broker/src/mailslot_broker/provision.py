@@ -93,9 +93,9 @@ async def _create(create: Callable[[int], Awaitable[object]], requested: int | N
         try:
             await create(n)
             return n
-        except jserr.BadRequestError:
-            raise
         except jserr.APIError as exc:
+            # Checked before anything else: a cluster refuses too many replicas with a 400
+            # (10005), which would otherwise read as "someone created it first".
             if i + 1 < len(attempts) and _replica_refused(exc):
                 continue
             raise
