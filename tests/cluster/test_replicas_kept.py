@@ -73,3 +73,15 @@ async def test_raising_replicas_is_an_operator_action(cluster, tmp_path) -> None
         assert report.warnings == [] or all("KV_" in w for w in report.warnings)
         for name in STREAMS:
             assert (await ms.js.stream_info(name)).config.num_replicas == 3, name
+
+
+async def test_a_two_node_cluster_gets_two_replicas(tmp_path) -> None:
+    """The deployment decides: three replicas are refused on two nodes, two are taken."""
+    small = NatsCluster(tmp_path / "two", size=2)
+    small.start()
+    try:
+        creds = small.credentials.write(tmp_path / "c.json")
+        async with mailslot.connect(small.urls, credentials=creds) as ms:
+            assert set((await _replicas(ms)).values()) == {2}
+    finally:
+        small.stop(grace=5.0)
