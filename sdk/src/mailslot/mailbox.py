@@ -206,7 +206,7 @@ class Mailbox(PriorityReceiving, MailboxView):
         written = asyncio.ensure_future(_Written.read(js, self.address))
         # The consumers of _ensure_consumers, but every creation is waited for, also when one
         # fails: none may land after the undo.
-        inactive = max(2 * self.ttl, 30.0)
+        inactive = self._inactive_threshold
         results = await asyncio.gather(
             *(
                 js.add_consumer(
@@ -290,8 +290,16 @@ class Mailbox(PriorityReceiving, MailboxView):
                 seq=now.seq + 1,
             )
 
+    @property
+    def _inactive_threshold(self) -> float:
+        """Consumers belong to presence: the sidecar releases them when the lease lapses. The
+        server's inactivity threshold is only the backstop for a deployment without a sidecar;
+        it must outlast an online agent that simply is not receiving (re-adding a consumer with
+        the same config does not reset the server's inactivity clock)."""
+        return max(3 * self.ttl, 300.0)
+
     async def _ensure_consumers(self) -> None:
-        inactive = max(2 * self.ttl, 30.0)
+        inactive = self._inactive_threshold
         await asyncio.gather(
             *(
                 self._client.js.add_consumer(
