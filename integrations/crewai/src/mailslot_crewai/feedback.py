@@ -4,9 +4,13 @@ CrewAI's ``@human_feedback(provider=...)`` asks a provider for feedback. A provi
 raises ``HumanFeedbackPending`` makes ``kickoff()`` return instead of blocking, and a Flow
 with ``persistence=SQLiteFlowPersistence(...)`` saves its state and the pending context.
 :class:`MailboxFeedback` sends the question as mail (reply-to = the flow's reply mailbox,
-correlation id = the flow id) and pauses. The answer waits in the reply mailbox for as
-long as it takes; :class:`FlowResumer`, in any process that shares the persistence, takes
-it, restores the flow with ``from_pending`` and resumes it with the answer, then acks.
+correlation id = the flow id) and pauses. The answer waits in the reply mailbox, also
+while no process runs, for that mailbox's retention: its ``keep`` once it was opened
+(``open(reply_to, keep=...)``, 7 days by default; a lapsed lease only makes it offline),
+the broker's unclaimed-mail retention (7 days by default) if it never was. After that the
+sidecar moves it to dead letters (``mailbox reclaimed``), from where ``requeue`` puts it
+back. :class:`FlowResumer`, in any process that shares the persistence, takes it, restores
+the flow with ``from_pending`` and resumes it with the answer, then acks.
 
 The reply mailbox is a plain mailbox dedicated to flow replies (not a ``request``/``ask``
 reply sub-address): its replies are received, acked, and retried like any mail, by

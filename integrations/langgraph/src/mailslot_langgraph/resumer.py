@@ -4,7 +4,11 @@ For every pending interrupt raised by :func:`~mailslot_langgraph.await_reply` it
 the reply with ``Mailbox.reply_for(correlation_id)`` and resumes exactly that interrupt with
 ``Command(resume={interrupt_id: payload})``. Replies wait durably at the mailbox's reply
 sub-address, so it does not matter whether the reply lands before the graph reached its
-wait, while no process was running, or while the resumer waits. The thread state (in the
+wait, while no process was running (its lease lapsed: the mailbox is offline, its mail
+stays), or while the resumer waits. They wait for the mailbox's retention (``open(address,
+keep=...)``, 7 days by default for a named mailbox); when that runs out, a reply nobody
+collected goes to dead letters (``mailbox reclaimed``) and the thread keeps waiting until it
+is requeued. Resume with a mailbox at the address that sent the request. The thread state (in the
 checkpointer) is the durable ``correlation id -> (thread, interrupt)`` map: a new process
 finds the waits with :meth:`Resumer.watch` (a known thread) or :meth:`Resumer.scan`
 (every thread in the checkpointer).
