@@ -103,7 +103,12 @@ async def test_closed_agent_keeps_its_mail_past_the_lease(ms, sidecar) -> None:
     await asyncio.sleep(4)  # several sweeps later: nothing was reclaimed
     assert sidecar.reclaims == []
     assert await ms.dead_letters.count() == 0
+    # The registry: gone from the online list, listed as offline on request.
+    assert "b1" not in [c.address for c in await ms.agents()]
+    offline = {c.address: c for c in await ms.agents(include_offline=True)}
+    assert offline["b1"].status == "offline" and offline["b1"].description == "lunch break"
     again = await ms.open("b1", ttl=5)
+    assert [c.status for c in await ms.agents(include_offline=True) if c.address == "b1"] == ["online"]
     m = await again.receive(timeout=5)
     assert (m.id, m.text) == (sent.id, "hi")
     await m.ack()

@@ -550,10 +550,14 @@ class Mailslot:
 
     # -- registry (registry.py) -------------------------------------------------------------
 
-    async def agents(self, *, capability: str | None = None, tag: str | None = None) -> list[AgentCard]:
+    async def agents(
+        self, *, capability: str | None = None, tag: str | None = None, include_offline: bool = False
+    ) -> list[AgentCard]:
         """Cards of the agents whose lease is alive, optionally those with a capability (or
-        skill) or a tag. A card disappears when its agent's lease lapses."""
-        return await list_agents(self, capability=capability, tag=tag)
+        skill) or a tag. A card leaves this list when its agent's lease lapses; with
+        ``include_offline=True`` agents that are offline but whose mailbox is still kept are
+        listed too, with ``status == "offline"`` (mail sent to them waits)."""
+        return await list_agents(self, capability=capability, tag=tag, include_offline=include_offline)
 
     def watch_agents(self, *, initial: bool = False) -> AgentWatch:
         """Async iterator of join/update/leave events (``initial=True`` reports the agents

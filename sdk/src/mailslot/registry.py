@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -52,14 +53,27 @@ async def _bucket(client: Mailslot) -> KeyValue:
 
 
 async def list_agents(
-    client: Mailslot, *, capability: str | None = None, tag: str | None = None
+    client: Mailslot,
+    *,
+    capability: str | None = None,
+    tag: str | None = None,
+    include_offline: bool = False,
 ) -> list[AgentCard]:
     client._check_open()
     # One batched direct get of every key's current value: no consumer is created (a
     # ``watchall()`` per listing left one behind on the server for 300 s each time).
     with boundary():
         items = await kvscan.read_bucket(client.js, p.AGENTS_BUCKET)
+        records = await kvscan.read_bucket(client.js, p.MAILBOXES_BUCKET) if include_offline else {}
     cards = [_card(key, item.value) for key, item in items.items() if item.value]
+    # An offline agent (lease lapsed, mailbox kept) is known by its mailbox record, which holds
+    # its last card; until the sidecar has noticed the lapse the card still says "online".
+    for key, item in records.items():
+        if key in items and items[key].value:
+            continue
+        record = p.MailboxRecord.decode(item.value)
+        card = _card(key, json.dumps(record.card).encode())
+        cards.append(card.model_copy(update={"status": "offline"}))
     cards = [c for c in cards if _matches(c, capability, tag)]
     cards.sort(key=lambda c: c.address or "")
     return cards

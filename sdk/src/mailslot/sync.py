@@ -346,8 +346,10 @@ class SyncMailslot:
 
         return SyncTopicSubscription(PORTAL.call(_start()))
 
-    def agents(self, *, capability: str | None = None, tag: str | None = None) -> list[AgentCard]:
-        return PORTAL.call(self._c.agents(capability=capability, tag=tag))
+    def agents(
+        self, *, capability: str | None = None, tag: str | None = None, include_offline: bool = False
+    ) -> list[AgentCard]:
+        return PORTAL.call(self._c.agents(capability=capability, tag=tag, include_offline=include_offline))
 
     def watch_agents(self, *, initial: bool = False) -> SyncAgentWatch:
         async def _start() -> Any:
