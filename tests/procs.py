@@ -1,7 +1,7 @@
 """Child-process entry points for multi-process tests: ``python -m procs <command> ...``.
 
 They connect with MAILSLOT_URL / MAILSLOT_CREDENTIALS from the environment (see
-``conftest.client_env``), or to the local broker when those are unset.
+``testsupport.client_env``), or to the local broker when those are unset.
 """
 
 from __future__ import annotations

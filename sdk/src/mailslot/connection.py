@@ -12,7 +12,7 @@ import os
 import ssl
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nats
 import nats.errors as nerr
@@ -25,6 +25,7 @@ from nats.js import errors as jserr
 
 from ._boundary import PermissionGuard, boundary
 from ._boundary import address as check_address
+from .client import Mailslot
 from .errors import (
     AuthenticationFailed,
     BrokerUnreachable,
@@ -33,13 +34,6 @@ from .errors import (
     JetStreamUnavailable,
     ServerTooOld,
 )
-
-if TYPE_CHECKING:
-    pass
-
-#: Errors a publish may hit while a stream leader is being elected: retried with the same
-#: message id, so the server drops the duplicate if the first attempt did land.
-from .client import Mailslot
 
 log = logging.getLogger("mailslot.connection")
 

@@ -3,10 +3,12 @@
 Receiving follows DESIGN.md: one durable pull consumer per priority with an exact filter.
 The loop pulls ``no_wait`` from the highest level that may hold mail and serves the first
 non-empty one. It knows which levels may hold mail from the headers-only "bell" the stream
-republishes after storing each message, so an idle mailbox sends no requests at all; the only
-mail that rings no bell is a redelivery, which the loop schedules itself for messages it
-handed out (ack wait, nak delay), plus a slow heartbeat sweep for mail left unacked by a
-crashed replica of the same agent.
+republishes after storing each message; an idle mailbox leaves one waiting pull per level at
+the server (re-armed every ``heartbeat``), so new and redelivered mail is pushed to it. See
+:mod:`mailslot._receiving`.
+
+The lease is presence only: when it lapses the agent is offline, the sidecar releases the
+consumers and the mail waits for the mailbox's retention ``keep`` (``docs/protocol.md``).
 """
 
 from __future__ import annotations
@@ -319,8 +321,10 @@ class Mailbox(PriorityReceiving, MailboxView):
             raise MailboxClosed(f"mailbox {self.address} is closed")
 
     async def close(self) -> None:
-        """Stop renewing the lease and receiving. Mail keeps waiting until the lease lapses,
-        so reopening within ``ttl`` resumes the same mailbox. Prefetched messages that were
+        """Stop renewing the lease and receiving. When the lease lapses (``ttl`` later) the
+        agent is offline: its consumers go, its mail keeps waiting for the mailbox's retention
+        ``keep``, and reopening finds it (within ``ttl`` it even resumes the same lease).
+        Prefetched messages that were
         never handed out are given back at once (while the broker is unreachable they cannot
         be: the server redelivers them after the ack wait). Never raises a connection error
         and returns within a few seconds."""
