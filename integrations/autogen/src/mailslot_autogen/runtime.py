@@ -61,7 +61,11 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
     """Hosts the agent types registered on it and reaches every other type by mail.
 
     ``namespace`` separates independent systems on one broker. ``address`` names this
-    runtime's reply mailbox: give a stable one to collect answers across a restart.
+    runtime's reply mailbox: give a stable one to collect answers across a restart. Without
+    one the runtime gets a random address nobody can find again, so its mailbox is reclaimed
+    with its lease (retention 0, unread replies to dead letters). ``keep`` is the agent-type
+    mailboxes' retention (and the reply mailbox's when it is named): how long their mail waits
+    while no runtime hosts them (the SDK's default for named mailboxes when None).
     """
 
     def __init__(
@@ -78,14 +82,21 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
         backoff: Sequence[float] = (1.0, 5.0),
         max_concurrency: int = 32,
         live_topics: bool = True,
+        keep: float | None = None,
     ) -> None:
         self._client = client
         self._ns = namespace
         self.address = address or a.runtime_address(namespace, uuid.uuid4().hex[:16])
         self._ttl = ttl
+        self._home_keep = keep if address else 0.0
         self._rpc_timeout = rpc_timeout
         self._priority = priority
-        self._box_opts: dict[str, Any] = {"ttl": ttl, "ack_wait": ack_wait, "max_deliver": max_deliver}
+        self._box_opts: dict[str, Any] = {
+            "ttl": ttl,
+            "keep": keep,
+            "ack_wait": ack_wait,
+            "max_deliver": max_deliver,
+        }
         self._backoff = tuple(backoff) or (1.0,)
         self._sem = asyncio.Semaphore(max_concurrency)
         self._live_topics = live_topics
@@ -105,7 +116,7 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
         """Open this runtime's reply mailbox (done lazily by the first call that needs it)."""
         async with self._start_lock:
             if self._home is None:
-                self._home = await self._client.open(self.address, ttl=self._ttl)
+                self._home = await self._client.open(self.address, ttl=self._ttl, keep=self._home_keep)
         return self
 
     async def _started(self) -> mailslot.Mailbox:
