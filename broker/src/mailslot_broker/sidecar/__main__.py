@@ -59,13 +59,13 @@ def config_from_args(args: argparse.Namespace) -> SidecarConfig:
         leader_ttl=args.leader_ttl,
         metrics_interval=args.metrics_interval,
         top=args.top,
-        unclaimed_keep=_unclaimed_keep(args.unclaimed_keep),
+        unclaimed_keep=unclaimed_keep_setting(args.unclaimed_keep),
         replica_id=args.replica_id,
         exit_with_pid=args.exit_with_pid,
     )
 
 
-def _unclaimed_keep(value: float | None) -> float:
+def unclaimed_keep_setting(value: float | None) -> float:
     if value is None:
         env = os.environ.get("MAILSLOT_UNCLAIMED_KEEP")
         value = float(env) if env else p.DEFAULT_UNCLAIMED_KEEP

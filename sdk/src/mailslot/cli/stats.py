@@ -141,10 +141,16 @@ def sidecar(
     age_after: float | None = typer.Option(None, "--age-after", help="priority aging (seconds)"),
     sweep_interval: float = typer.Option(30.0, "--sweep-interval"),
     leader_ttl: float = typer.Option(5.0, "--leader-ttl"),
+    unclaimed_keep: float | None = typer.Option(
+        None,
+        "--unclaimed-keep",
+        help="seconds mail waits at an address nobody opened before it goes to dead letters "
+        "(default: MAILSLOT_UNCLAIMED_KEEP or 7 days)",
+    ),
 ) -> None:
     """Run a sidecar replica in the foreground (lease reaper, dead letters, aging, metrics)."""
     from mailslot_broker.local import ensure_local_broker
-    from mailslot_broker.sidecar.__main__ import serve
+    from mailslot_broker.sidecar.__main__ import serve, unclaimed_keep_setting
     from mailslot_broker.sidecar.service import SidecarConfig
 
     if url is None:
@@ -158,6 +164,7 @@ def sidecar(
         age_after=age_after,
         sweep_interval=sweep_interval,
         leader_ttl=leader_ttl,
+        unclaimed_keep=unclaimed_keep_setting(unclaimed_keep),
     )
     console.print(f"sidecar for {url}; Ctrl-C stops", highlight=False)
     asyncio.run(serve(cfg))
