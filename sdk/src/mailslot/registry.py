@@ -100,6 +100,7 @@ class AgentWatch:
         self._client = client
         self.initial = initial
         self._known: dict[str, AgentCard] = {}
+        self._revisions: dict[str, int] = {}
         self._watcher: KeyValue.KeyWatcher | None = None
         self._out: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -118,7 +119,25 @@ class AgentWatch:
         self._ready = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name="mailslot:watch-agents")
         await asyncio.shield(self._ready)  # the initial state is known: events from now on
+        await self._catch_up()
         return self
+
+    async def _catch_up(self) -> None:
+        """nats-py can report the watch's initial state as complete before the entries that
+        were already in the bucket arrive (seen under load); read the bucket once so ``known``
+        is right when :meth:`start` returns. Revisions keep a late watch entry from being
+        reported twice, and a newer delete from being undone."""
+        with boundary():
+            items = await kvscan.read_bucket(self._client.js, p.AGENTS_BUCKET)
+        now = datetime.now(timezone.utc)
+        for key, item in sorted(items.items()):
+            if not item.value or key in self._known or self._revisions.get(key, 0) >= item.revision:
+                continue
+            card = _card(key, item.value)
+            self._known[key] = card
+            self._revisions[key] = item.revision
+            if self.initial:
+                self._out.put_nowait(AgentEvent("join", key, card, now))
 
     def __await__(self) -> Any:
         return self.start().__await__()
@@ -134,6 +153,9 @@ class AgentWatch:
                         self._ready.set_result(None)
                     continue
                 now = datetime.now(timezone.utc)
+                if self._revisions.get(entry.key, 0) >= (entry.revision or 0) and entry.key in self._known:
+                    continue  # already seen by the catch-up read
+                self._revisions[entry.key] = entry.revision or 0
                 emit = live or self.initial
                 if entry.operation in ("DEL", "PURGE") or not entry.value:
                     card = self._known.pop(entry.key, None)
