@@ -36,6 +36,7 @@ from .errors import (
     ProvisioningFailed,
     ServerTooOld,
     Timeout,
+    Unavailable,
     UnknownPriorityError,
 )
 from .mailbox import AgentCard, Mailbox
@@ -88,6 +89,7 @@ __all__ = [
     "ServerTooOld",
     "Timeout",
     "TopicSubscription",
+    "Unavailable",
     "UnknownPriorityError",
     "__version__",
     "connect",

@@ -113,6 +113,18 @@ class Timeout(MailslotError, TimeoutError):
     """Nothing arrived in time."""
 
 
+class Unavailable(MailslotError):
+    """Part of the broker a call needs gave no answer for longer than its bound.
+
+    On a cluster a receive waits out a leader election: a priority whose pull goes unanswered
+    or is refused (no consumer leader, 503) is asked again until it answers, and no lower
+    priority is served meanwhile. When it has not answered for ``failover_timeout`` seconds
+    (``Mailbox.failover_timeout``, default 30), the receive raises this. Not a
+    :class:`Timeout`: mail may be waiting there. It usually means a majority of the cluster is
+    down; a later receive waits (up to the bound) again.
+    """
+
+
 class MessageError(MailslotError):
     """A problem with one received message."""
 
@@ -153,5 +165,6 @@ __all__ = [
     "ProvisioningFailed",
     "ServerTooOld",
     "Timeout",
+    "Unavailable",
     "UnknownPriorityError",
 ]

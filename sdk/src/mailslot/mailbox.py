@@ -492,12 +492,15 @@ class Mailbox(PriorityReceiving, MailboxView):
 
     async def receive(self, *, timeout: float | timedelta | None = None) -> Message:
         """The next message, highest priority first; waits (without polling) until one
-        arrives. Raises :class:`Timeout` after ``timeout`` seconds."""
+        arrives. Raises :class:`Timeout` after ``timeout`` seconds.
+
+        Through a cluster failover it waits for a priority whose consumer is electing a leader
+        rather than serve lower ones, up to ``failover_timeout`` (then :class:`Unavailable`)."""
         t = plain_seconds(timeout, what="timeout")
         async with self._recv_lock:
             m = await self._next(t, self.prefetch)
         if m is None:
-            raise Timeout(f"no mail for {self.address} within {t:g} s")
+            raise Timeout(f"no mail for {self.address} within {t:g} s{self._blocked_note()}")
         return m
 
     async def ack_many(self, messages: Iterable[Message]) -> None:
@@ -526,7 +529,8 @@ class Mailbox(PriorityReceiving, MailboxView):
         self, *, max: int = 100, timeout: float | timedelta | None = None
     ) -> list[Message]:
         """Up to ``max`` messages in priority order, waiting up to ``timeout`` for the first;
-        an empty list on timeout."""
+        an empty list on timeout. Strict priority holds through a failover as for
+        :meth:`receive`."""
         if not isinstance(max, int) or max < 1:
             raise InvalidInput("max must be a positive int")
         t = plain_seconds(timeout, what="timeout")
@@ -543,6 +547,10 @@ class Mailbox(PriorityReceiving, MailboxView):
         return out
 
     async def __aiter__(self) -> AsyncIterator[Message]:
+        """Every message, highest priority first, until the mailbox is closed. Rides out a
+        reconnect and a cluster failover; raises :class:`~mailslot.Disconnected` or
+        :class:`~mailslot.Unavailable` only beyond their bounds (``receive_outage_timeout``,
+        ``failover_timeout``)."""
         while True:
             try:
                 yield await self.receive()
