@@ -110,7 +110,7 @@ def _check_replicas(name: str, have: int, requested: int | None, report: Provisi
         return False
     report.warnings.append(
         f"{name} has {have} replica(s), {requested} were asked for; raising replicas is an "
-        "operator action (provision(..., raise_replicas=True), or `mailslot streams replicas N`)"
+        "operator action: provision(js, StreamSettings(replicas=N), raise_replicas=True)"
     )
     return True
 
