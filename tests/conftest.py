@@ -28,10 +28,8 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     return home
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A fresh nats-server (port 0, 127.0.0.1, JetStream in tmp_path), stopped afterwards."""
-    srv = NatsServer(tmp_path / "nats")
+def _running_server(workdir: Path) -> Iterator[NatsServer]:
+    srv = NatsServer(workdir)
     srv.start()
     try:
         yield srv
@@ -39,8 +37,7 @@ def server(tmp_path: Path) -> Iterator[NatsServer]:
         srv.stop()
 
 
-@pytest.fixture
-async def ms(server: NatsServer) -> AsyncIterator[mailslot.Mailslot]:
+async def _client_of(server: NatsServer) -> AsyncIterator[mailslot.Mailslot]:
     c = server.credentials
     client = await mailslot.connect(server.url, user=c.user, password=c.password, name="tester")
     try:
@@ -49,24 +46,27 @@ async def ms(server: NatsServer) -> AsyncIterator[mailslot.Mailslot]:
         await client.close()
 
 
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A fresh nats-server (port 0, 127.0.0.1, JetStream in tmp_path), stopped afterwards."""
+    yield from _running_server(tmp_path / "nats")
+
+
+@pytest.fixture
+async def ms(server: NatsServer) -> AsyncIterator[mailslot.Mailslot]:
+    async for client in _client_of(server):
+        yield client
+
+
 @pytest.fixture(scope="session")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     """One nats-server (port 0, 127.0.0.1) for the session, stopped at its end. Tests on it
     must use addresses and topics nobody else uses (``unique("name")``)."""
-    srv = NatsServer(tmp_path_factory.mktemp("shared-nats"))
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from _running_server(tmp_path_factory.mktemp("shared-nats"))
 
 
 @pytest.fixture
 async def shared_ms(shared_server: NatsServer) -> AsyncIterator[mailslot.Mailslot]:
     """A client of the shared server (named "tester", like ``ms``), closed after the test."""
-    c = shared_server.credentials
-    client = await mailslot.connect(shared_server.url, user=c.user, password=c.password, name="tester")
-    try:
+    async for client in _client_of(shared_server):
         yield client
-    finally:
-        await client.close()

@@ -134,21 +134,31 @@ node_app = typer.Typer(
 app.add_typer(node_app, name="node")
 
 
-@node_app.command("stop")
-def node_stop(
-    name: str = typer.Argument(..., help="node name, e.g. n2 (or mailslot-n2)"),
-    json_out: bool = JSON_OPTION,
-) -> None:
-    """Stop one node cleanly; the others keep serving (a 3-node cluster has quorum with 2)."""
+def _node_action(action: Any, name: str, json_out: bool, said: Any) -> None:
+    """Run ``stop_node``/``start_node`` and report it: one shape for both commands."""
     try:
-        rec = stop_node(mailslot_home(), name)
+        rec = action(mailslot_home(), name)
     except LauncherError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     if json_out:
         print_json(rec.model_dump())
     else:
-        console.print(f"node {rec.name} stopped; `mailslot node start {name}` brings it back")
+        console.print(said(rec))
+
+
+@node_app.command("stop")
+def node_stop(
+    name: str = typer.Argument(..., help="node name, e.g. n2 (or mailslot-n2)"),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Stop one node cleanly; the others keep serving (a 3-node cluster has quorum with 2)."""
+    _node_action(
+        stop_node,
+        name,
+        json_out,
+        lambda rec: f"node {rec.name} stopped; `mailslot node start {name}` brings it back",
+    )
 
 
 @node_app.command("start")
@@ -157,15 +167,12 @@ def node_start(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Start a stopped node again on its ports with its store; it rejoins and catches up."""
-    try:
-        rec = start_node(mailslot_home(), name)
-    except LauncherError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    if json_out:
-        print_json(rec.model_dump())
-    else:
-        console.print(f"node {rec.name} running at [bold]{rec.url}[/bold] (pid {rec.pid})")
+    _node_action(
+        start_node,
+        name,
+        json_out,
+        lambda rec: f"node {rec.name} running at [bold]{rec.url}[/bold] (pid {rec.pid})",
+    )
 
 
 @app.command()
