@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
 import pytest
-from mailslot_broker import NatsServer
 from mailslot_broker.cluster import NatsCluster
 from mailslot_broker.protocol import jsapi
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
 from nats.js.api import StreamConfig
-
-
-@pytest.fixture
-async def nc(server: NatsServer) -> AsyncIterator[Client]:
-    c = server.credentials
-    conn = await nats.connect(server.url, user=c.user, password=c.password)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -5,27 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator
 from importlib.metadata import version
 
-import nats
 import pytest
-from mailslot_broker import NatsServer, natscompat
+from mailslot_broker import natscompat
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import errors as jserr
 from nats.js.api import KeyValueConfig
 from nats.js.kv import KeyValue
-
-
-@pytest.fixture
-async def nc(server: NatsServer) -> AsyncIterator[Client]:
-    c = server.credentials
-    conn = await nats.connect(server.url, user=c.user, password=c.password)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 def test_installed_nats_py_is_the_tested_minor() -> None:

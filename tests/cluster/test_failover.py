@@ -19,7 +19,6 @@ import itertools
 import random
 import time
 from collections import Counter
-from pathlib import Path
 
 import mailslot
 import pytest
@@ -27,7 +26,7 @@ from mailslot_broker import NatsServer
 from mailslot_broker import protocol as p
 from mailslot_broker.cluster import NatsCluster, start_node_server
 
-from .measure_failover import move_consumer_leader, wait_until_healthy, wait_until_serving
+from .measure_failover import move_consumer_leader, wait_until_healthy
 
 N = 2000
 KILL_AFTER = 400
@@ -35,14 +34,8 @@ R3 = p.StreamSettings(replicas=3)
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path):
-    c = NatsCluster(tmp_path / "cluster", size=3)
-    c.start()
-    try:
-        await wait_until_serving(c)
-        yield c
-    finally:
-        c.stop(grace=5.0)
+def cluster(serving_cluster: NatsCluster) -> NatsCluster:
+    return serving_cluster
 
 
 async def _mail_left(ms: mailslot.Mailslot, address: str) -> int:

@@ -12,28 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import mailslot
 import pytest
 from mailslot_broker import protocol as p
 from mailslot_broker.cluster import NatsCluster, start_node_server
 
-from .measure_failover import move_consumer_leader, node_of, wait_until_healthy, wait_until_serving
+from .measure_failover import move_consumer_leader, node_of, wait_until_healthy
 
 R3 = p.StreamSettings(replicas=3)
 EACH = 20
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path):
-    c = NatsCluster(tmp_path / "cluster", size=3)
-    c.start()
-    try:
-        await wait_until_serving(c)
-        yield c
-    finally:
-        c.stop(grace=5.0)
+def cluster(serving_cluster: NatsCluster) -> NatsCluster:
+    return serving_cluster
 
 
 async def test_urgent_mail_waits_out_its_leader_election_before_any_low(cluster, tmp_path) -> None:
