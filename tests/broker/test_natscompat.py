@@ -8,7 +8,7 @@ import inspect
 from importlib.metadata import version
 
 import pytest
-from mailslot_broker import natscompat
+from mailslot_broker import kvscan, natscompat
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import errors as jserr
@@ -129,3 +129,35 @@ async def test_stored_msg(nc: Client) -> None:
     msg = natscompat.stored_msg(nc, subject="s", data=b"d", headers={"h": "v"})
     assert (msg.subject, msg.reply, msg.data, msg.headers) == ("s", "", b"d", {"h": "v"})
     assert natscompat.msg_client(msg) is nc
+
+
+async def test_a_replaced_watch_consumer_is_reported_and_deleted(nc: Client) -> None:
+    """nats-py replaces a watcher's ordered consumer after two missed heartbeats (a loaded
+    machine) and abandons the old one; kvscan.watch deletes it at once instead of leaving it
+    to its inactive threshold. The reset is driven through nats-py's own reset routine."""
+    js = nc.jetstream()
+    kv = await js.create_key_value(KeyValueConfig(bucket="W", history=1))
+    watcher = await kvscan.watch(js, kv, inactive_threshold=60)
+    try:
+        first = natscompat.watcher_consumer(watcher)
+        assert first is not None and first[0] == "KV_W"
+        assert [c.name for c in await js.consumers_info("KV_W")] == [first[1]]
+        await watcher._sub._sub._jsi.reset_ordered_consumer(1)
+        for _ in range(100):
+            now = natscompat.watcher_consumer(watcher)
+            names = [c.name for c in await js.consumers_info("KV_W")]
+            if now != first and names == [now[1]]:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail(f"the abandoned consumer was kept: {names}, watcher on {now}")
+        await kv.put("k", b"v")  # the replacement still delivers
+        for _ in range(3):
+            entry = await watcher.updates(timeout=5)
+            if entry is not None and entry.key == "k":
+                break
+        else:
+            pytest.fail("the replaced watcher delivered nothing")
+    finally:
+        await kvscan.stop_watch(js, watcher)
+    assert await js.consumers_info("KV_W") == []

@@ -35,6 +35,14 @@ async def consumer_counts(js: JetStreamContext) -> dict[str, int]:
     return {str(si.config.name): int(si.state.consumer_count) for si in await js.streams_info()}
 
 
+async def _names(js: JetStreamContext, counts: dict[str, int], base: dict[str, int]) -> dict[str, list[str]]:
+    """For a failure message: the consumers (name, created) of every stream whose count moved."""
+    out = {}
+    for stream in (s for s in counts if counts[s] != base.get(s)):
+        out[stream] = [f"{c.name} {c.created}" for c in await js.consumers_info(stream)]
+    return out
+
+
 def _kv_total(counts: dict[str, int]) -> int:
     return sum(n for name, n in counts.items() if name.startswith("KV_"))
 
@@ -136,7 +144,7 @@ async def test_idle_deployment_holds_constant_consumers(ms, make_sidecar) -> Non
                 await ms.agents()
             counts = await consumer_counts(ms.js)
             if counts != base:
-                changed.append((round(time.monotonic() - start), counts))
+                changed.append((round(time.monotonic() - start), await _names(ms.js, counts, base)))
         assert changed == [], f"start-up: {base}"
     finally:
         await _stop(box, task)

@@ -47,6 +47,7 @@ from nats.js import JetStreamContext
 from nats.js import errors as jserr
 from nats.js.kv import KV_DEL, KV_MARKER_REASON, KV_OP, KV_PURGE, KeyValue
 
+from . import natscompat
 from . import protocol as p
 
 #: The most subjects nats-server returns for one ``multi_last`` request (more gives ``413``).
@@ -316,25 +317,24 @@ async def live_keys(js: JetStreamContext, bucket: str, keys: str = ">", *, timeo
 
 
 async def watch(
+    js: JetStreamContext,
     kv: KeyValue,
     keys: str = ">",
     *,
     inactive_threshold: float = WATCH_INACTIVE_THRESHOLD,
     **kwargs: Any,
 ) -> KeyValue.KeyWatcher:
-    """``kv.watch(keys, ...)`` with a short ``inactive_threshold`` (nats-py's default is 300 s).
-    End it with :func:`stop_watch`."""
-    return await kv.watch(keys, inactive_threshold=inactive_threshold, **kwargs)
+    """``kv.watch(keys, ...)`` with a short ``inactive_threshold`` (nats-py's default is 300 s)
+    whose abandoned consumers are deleted when nats-py replaces them. End it with
+    :func:`stop_watch`."""
+    watcher = await kv.watch(keys, inactive_threshold=inactive_threshold, **kwargs)
 
+    async def delete_abandoned(stream: str, consumer: str) -> None:
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(stream, consumer)
 
-def watch_consumer(watcher: KeyValue.KeyWatcher) -> tuple[str, str] | None:
-    """(stream, consumer) currently behind a nats-py watcher (it changes when nats-py resets
-    its ordered consumer)."""
-    sub = getattr(watcher, "_sub", None)
-    stream, name = getattr(sub, "_stream", None), getattr(sub, "_consumer", None)
-    if not stream or not name:
-        return None
-    return stream, name
+    natscompat.on_consumer_replaced(watcher, delete_abandoned)
+    return watcher
 
 
 async def stop_watch(js: JetStreamContext, watcher: KeyValue.KeyWatcher | None) -> None:
@@ -344,7 +344,7 @@ async def stop_watch(js: JetStreamContext, watcher: KeyValue.KeyWatcher | None) 
     consumer then goes by its inactive threshold (short if opened with :func:`watch`)."""
     if watcher is None:
         return
-    where = watch_consumer(watcher)
+    where = natscompat.watcher_consumer(watcher)
     with contextlib.suppress(Exception):
         await watcher.stop()
     if where is None or not js._nc.is_connected:
@@ -364,5 +364,4 @@ __all__ = [
     "read_keys",
     "stop_watch",
     "watch",
-    "watch_consumer",
 ]

@@ -12,7 +12,7 @@ that test covers (:data:`TESTED_NATS_PY`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,37 @@ def keep_reconnecting(nc: Client, *, wait: float) -> None:
             raise RuntimeError(f"nats-py has no connection option {key!r}")
     nc.options["max_reconnect_attempts"] = -1
     nc.options["reconnect_time_wait"] = wait
+
+
+def watcher_consumer(watcher: KeyValue.KeyWatcher) -> tuple[str, str] | None:
+    """(stream, consumer) currently behind a KV watcher; it changes when nats-py replaces its
+    ordered consumer."""
+    sub = getattr(watcher, "_sub", None)
+    stream, name = getattr(sub, "_stream", None), getattr(sub, "_consumer", None)
+    if not stream or not name:
+        return None
+    return stream, name
+
+
+def on_consumer_replaced(
+    watcher: KeyValue.KeyWatcher, callback: Callable[[str, str], Awaitable[None]]
+) -> None:
+    """Call ``callback(stream, old_consumer)`` each time nats-py replaces the ordered consumer
+    behind ``watcher``. nats-py does that after two missed idle heartbeats or a sequence gap and
+    never deletes the consumer it abandons, so the server keeps it until its inactive
+    threshold: on a loaded machine a watcher that is otherwise idle leaves one behind now and
+    then."""
+    psub: Any = watcher._sub
+    jsi = psub._sub._jsi
+    recreate = jsi.recreate_consumer
+
+    async def recreate_then_report() -> None:
+        old = psub._consumer
+        await recreate()
+        if old and psub._consumer != old:
+            await callback(psub._stream, old)
+
+    jsi.recreate_consumer = recreate_then_report
 
 
 def msg_client(msg: Msg) -> Client:

@@ -8,7 +8,6 @@ means another replica renewed first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -16,6 +15,7 @@ import time
 
 from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
+from mailslot_broker.tasks import cancel_and_wait
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
 from nats.js.kv import KeyValue
@@ -121,8 +121,5 @@ class Lease:
                 log.warning("lease renewal for %s failed: %s", self.address, exc)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None

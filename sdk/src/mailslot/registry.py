@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pydantic
 from mailslot_broker import kvscan
 from mailslot_broker import protocol as p
+from mailslot_broker.tasks import cancel_and_wait
 from nats.js.kv import KeyValue
 
 from ._boundary import boundary, plain_seconds
@@ -115,7 +116,7 @@ class AgentWatch:
         with boundary():
             # A short inactive threshold and an explicit delete on close: nats-py's
             # ``KeyWatcher.stop()`` only unsubscribes, which left the consumer for 300 s.
-            self._watcher = await kvscan.watch(kv)
+            self._watcher = await kvscan.watch(self._client.js, kv)
         self._ready = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name="mailslot:watch-agents")
         await asyncio.shield(self._ready)  # the initial state is known: events from now on
@@ -188,10 +189,7 @@ class AgentWatch:
         if self._watcher is not None:
             with contextlib.suppress(Exception):
                 await self._watcher.stop()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await cancel_and_wait([self._task])
         self._out.put_nowait(_STOP)
         # Last, so that a slow server cannot hold up the iterator's end.
         await kvscan.stop_watch(self._client.js, self._watcher)

@@ -26,6 +26,7 @@ from nats.js.kv import KeyValue
 
 from .. import natscompat
 from .. import protocol as p
+from ..tasks import cancel_and_wait
 
 log = logging.getLogger("mailslot.sidecar.leader")
 
@@ -120,11 +121,8 @@ class LeaderElection:
             await asyncio.sleep(self.ttl / 3.0)
 
     async def stop(self, *, resign: bool = True) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
         if resign and self._revision is not None:
             last, self._revision = self._revision, None
             with contextlib.suppress(Exception):  # conditional: never removes a successor's key

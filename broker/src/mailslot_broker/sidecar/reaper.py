@@ -22,7 +22,6 @@ leader also sweeps every mailbox record when it is elected, after every reconnec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +44,7 @@ from ..reclaim import (
     reclaimed_event,
     unread_count,
 )
+from ..tasks import cancel_and_wait
 
 log = logging.getLogger("mailslot.sidecar.reaper")
 
@@ -182,13 +182,8 @@ class Reaper:
         self._watch_task = asyncio.create_task(self._watch(), name="sidecar-reaper-watch")
 
     async def stop(self) -> None:
-        for task in list(self._pending):
-            task.cancel()
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watch_task
-            self._watch_task = None
+        await cancel_and_wait([*self._pending, self._watch_task])
+        self._watch_task = None
 
     async def restart(self) -> None:
         """A fresh watcher (after a reconnect the old one's consumer may be gone)."""
@@ -213,7 +208,7 @@ class Reaper:
                 kv: KeyValue = await self._js.key_value(p.AGENTS_BUCKET)
                 # kvscan.watch/stop_watch: a restarted watcher must not leave its old consumer
                 # behind for nats-py's 300 s inactivity threshold.
-                watcher = await kvscan.watch(kv, meta_only=True)
+                watcher = await kvscan.watch(self._js, kv, meta_only=True)
                 try:
                     async for entry in watcher:
                         if entry is None or entry.operation not in ("PURGE", "DEL"):

@@ -31,6 +31,7 @@ from .. import protocol as p
 from ..config import Credentials
 from ..launcher import pid_alive
 from ..provision import provision
+from ..tasks import cancel_and_wait
 from .aging import Aging
 from .deadletter import DeadLetterResult, dead_letter, parse_advisory, probe_exhausted, sweep_exhausted
 from .leader import LeaderElection
@@ -210,11 +211,7 @@ class Sidecar:
         self._stop_started = True
         if self.reaper is not None:
             await self.reaper.stop()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self.leader is not None:
             await self.leader.stop(resign=self.healthy)
