@@ -1,0 +1,3 @@
+"""Mailslot over MCP: mailboxes for coding agents."""
+
+__all__: list[str] = []
