@@ -23,7 +23,8 @@ import pytest
 from mailslot_broker import protocol as p
 from mailslot_broker.sidecar import Sidecar
 from nats.js import errors as jserr
-from sidecar.conftest import leader_of, make_sidecar, wait_for
+from sidecar.conftest import leader_of, make_sidecar
+from testsupport import wait_for
 
 __all__ = ["Lifecycle", "make_sidecar", "wait_for"]
 

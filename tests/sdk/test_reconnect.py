@@ -19,6 +19,7 @@ import mailslot
 import pytest
 from mailslot import sync
 from mailslot_broker import NatsServer
+from testsupport import wait_for
 
 PRIOS = ["critical", "urgent", "normal", "low"]
 
@@ -363,10 +364,7 @@ async def test_replay_subscription_catches_up_on_durable_messages_missed_while_a
             await other.publish("feed.d", 3, durable=True)
             assert not ms.connected
             await asyncio.sleep(0)
-            deadline = time.monotonic() + 15
-            while not ms.connected:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.05)
+            await wait_for(lambda: ms.connected, timeout=15)
             await other.publish("feed.e", 4, durable=True)
             got = [await sub.next(timeout=5) for _ in range(3)]
         assert [e.json() for e in got] == [2, 3, 4]

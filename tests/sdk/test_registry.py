@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import mailslot
 from mailslot import AgentCard
-
-
-async def wait_for(cond, *, timeout: float = 15.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await cond()
-        if value or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.1)
 
 
 async def test_list_and_filter(ms: mailslot.Mailslot) -> None:

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from mailslot_broker import NatsServer
 from mailslot_broker.sidecar import Sidecar, SidecarConfig
-
-
-async def wait_for(
-    cond: Callable[[], Awaitable[Any] | Any], *, timeout: float = 20.0, interval: float = 0.05
-) -> Any:
-    """Poll ``cond`` until truthy; fail with a clear message after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
+from testsupport import wait_for
 
 
 @pytest.fixture

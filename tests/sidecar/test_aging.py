@@ -6,8 +6,9 @@ import asyncio
 
 import mailslot
 from mailslot_broker import protocol as p
+from testsupport import wait_for
 
-from .conftest import leader_of, wait_for
+from .conftest import leader_of
 
 
 async def test_aging_moves_up_keeps_id_and_never_duplicates(ms, make_sidecar) -> None:

@@ -8,10 +8,10 @@ import subprocess
 
 from mailslot.cli import app
 from mailslot_broker import NatsServer
-from testsupport import client_env
+from testsupport import client_env, wait_for
 from typer.testing import CliRunner
 
-from .conftest import leader_of, wait_for
+from .conftest import leader_of
 
 
 def cli(server: NatsServer, *args: str) -> subprocess.CompletedProcess[str]:

@@ -8,8 +8,9 @@ import contextlib
 import mailslot
 from mailslot_broker import protocol as p
 from nats.js import errors as jserr
+from testsupport import wait_for
 
-from .conftest import leader_of, wait_for
+from .conftest import leader_of
 
 
 async def _exhaust(mb: mailslot.Mailbox, *, until: float = 15.0) -> int:

@@ -4,8 +4,7 @@ after expiry when the leader just vanishes."""
 from __future__ import annotations
 
 from mailslot_broker.sidecar import LeaderElection
-
-from .conftest import wait_for
+from testsupport import wait_for
 
 
 async def test_one_leader_then_handover(ms) -> None:

@@ -21,9 +21,9 @@ import pytest
 from mailslot_broker import NatsServer
 from mailslot_broker import protocol as p
 from nats.js import errors as jserr
-from testsupport import PYTHON, ROOT, client_env
+from testsupport import PYTHON, ROOT, client_env, wait_for
 
-from .conftest import leader_of, wait_for
+from .conftest import leader_of
 
 
 async def _consumers(ms: mailslot.Mailslot, address: str) -> list[str]:

@@ -10,8 +10,9 @@ import mailslot
 from mailslot_broker import NatsServer
 from mailslot_broker import protocol as p
 from prometheus_client.parser import text_string_to_metric_families
+from testsupport import wait_for
 
-from .conftest import leader_of, wait_for
+from .conftest import leader_of
 from .test_deadletters import _exhaust
 
 

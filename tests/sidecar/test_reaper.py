@@ -9,8 +9,9 @@ import json
 import mailslot
 from mailslot_broker import protocol as p
 from nats.js import errors as jserr
+from testsupport import wait_for
 
-from .conftest import leader_of, wait_for
+from .conftest import leader_of
 
 
 async def _gone(ms: mailslot.Mailslot, address: str) -> bool:

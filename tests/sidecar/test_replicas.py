@@ -14,9 +14,8 @@ from pathlib import Path
 
 from mailslot_broker import NatsServer
 from mailslot_broker import protocol as p
-from testsupport import client_env
+from testsupport import client_env, wait_for
 
-from .conftest import wait_for
 from .test_deadletters import _exhaust
 from .test_metrics_health import scrape
 

@@ -12,6 +12,7 @@ import json
 import mailslot
 import pytest
 from mailslot_broker import protocol as p
+from testsupport import wait_for
 
 from .conftest import connect_as
 
@@ -100,9 +101,7 @@ async def test_wildcard_and_jetstream_api_subjects_stay_in_the_account(tenants_s
         await beta.publish("own.topic", 1)
         assert (await topic_sub.next(timeout=5)).json() == 1
         await beta.nc.flush()
-        deadline = asyncio.get_running_loop().time() + 5
-        while "topic.own.topic" not in seen and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
+        await wait_for(lambda: "topic.own.topic" in seen, timeout=5, interval=0.02)
         assert "topic.own.topic" in seen
         for s in subs:
             await s.unsubscribe()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 
 import mailslot
 import pytest
@@ -14,13 +12,7 @@ from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermi
 from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core import CancellationToken
 from mailslot_autogen import AgentResult, AgentWorker, MailslotRemoteAgent, RemoteAgentError
-
-
-async def until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
+from testsupport import wait_for
 
 
 async def test_proxy_delegates_to_served_assistant(ms: mailslot.Mailslot) -> None:
@@ -105,7 +97,7 @@ async def test_always_failing_task_is_termed_after_max_deliveries(ms: mailslot.M
         proxy = MailslotRemoteAgent("p", mailbox=me, remote="broken", timeout=30)
         with pytest.raises(RemoteAgentError, match="No more mock responses"):
             await proxy.run(task="doomed")
-        await until(lambda: worker.termed == 1)
+        await wait_for(lambda: worker.termed == 1)
         await asyncio.sleep(1.0)  # a termed message must not come back
     assert deliveries == [1, 2, 3]
     assert (worker.failed, worker.completed, worker.termed) == (3, 0, 1)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import mailslot
@@ -16,16 +14,9 @@ from _ag_agents import Boss, Done, News, Task, Worker
 from autogen_core import AgentId, TopicId, TypeSubscription, try_get_known_serializers_for_type
 from mailslot_autogen import MailslotAgentRuntime, RemoteHandlerError, type_address
 from mailslot_broker import NatsServer
-from testsupport import client_env
+from testsupport import client_env, wait_for
 
 HERE = Path(__file__).parent
-
-
-async def until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def _connect(server: NatsServer, name: str) -> mailslot.Mailslot:
@@ -96,11 +87,11 @@ async def test_publish_live_broadcast_and_durable_fanout(server: NatsServer) -> 
         # the client does not know the subscription: live broadcast, the host routes it
         await client.publish_message(News("live"), TopicId("news", "w1"))
         w1 = await host.try_get_underlying_agent_instance(AgentId("worker", "w1"), Worker)
-        await until(lambda: w1.news == ["live@w1"])
+        await wait_for(lambda: w1.news == ["live@w1"])
         # the client declares it too: durable mail per recipient, and no duplicate broadcast
         await client.add_subscription(TypeSubscription("news", "worker"))
         await client.publish_message(News("durable"), TopicId("news", "w1"))
-        await until(lambda: len(w1.news) == 2)
+        await wait_for(lambda: len(w1.news) == 2)
         await asyncio.sleep(0.5)
         await host.idle()
         assert w1.news == ["live@w1", "durable@w1"]
@@ -176,9 +167,9 @@ async def test_failing_event_handler_is_retried_then_termed(server: NatsServer) 
         await client.add_subscription(TypeSubscription("news", "worker"))  # durable path
         await client.publish_message(News("boom"), TopicId("news", "w1"))
         w1 = await host.try_get_underlying_agent_instance(AgentId("worker", "w1"), Worker)
-        await until(lambda: len(w1.news) == 2)
+        await wait_for(lambda: len(w1.news) == 2)
         await client.publish_message(News("after"), TopicId("news", "w1"))
-        await until(lambda: "after@w1" in w1.news)
+        await wait_for(lambda: "after@w1" in w1.news)
         await asyncio.sleep(0.5)  # the termed event does not come back
         assert w1.news == ["boom@w1", "boom@w1", "after@w1"]
     finally:
