@@ -3,6 +3,10 @@
 A key in the agents bucket, created with a TTL and renewed by a conditional publish with a
 fresh TTL (the KV API has no TTL on ``put``). Replicas of one agent all renew; a conflict only
 means another replica renewed first.
+
+A renewal is one request: the write is conditional on the revision this lease wrote last.
+Only when that fails (another replica renewed, or the lease lapsed) is the key read first.
+An idle online agent therefore costs one KV write per ``ttl / 3``.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class Lease:
         self._task: asyncio.Task[None] | None = None
         self.renewals = 0
         self.resumed = False
+        #: The revision of our last write, for the one-request renewal.
+        self._revision: int | None = None
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
@@ -47,7 +53,7 @@ class Lease:
         await self._write_record()
         kv = await self._bucket()
         try:
-            await kv.create(self.address, self.value, msg_ttl=self._msg_ttl)
+            self._revision = await kv.create(self.address, self.value, msg_ttl=self._msg_ttl)
             return
         except jserr.KeyWrongLastSequenceError:
             pass
@@ -60,7 +66,7 @@ class Lease:
         self.resumed = bool(entry is not None and entry.value)
         if entry is not None and not entry.value:
             try:
-                await natscompat.kv_update(
+                self._revision = await natscompat.kv_update(
                     kv, self.address, self.value, last=entry.revision, msg_ttl=self._msg_ttl
                 )
                 return
@@ -84,19 +90,28 @@ class Lease:
 
     async def renew(self) -> None:
         kv = await self._bucket()
+        if self._revision is not None:
+            try:
+                self._revision = await natscompat.kv_update(
+                    kv, self.address, self.value, last=self._revision, msg_ttl=self._msg_ttl
+                )
+                self.renewals += 1
+                return
+            except jserr.KeyWrongLastSequenceError:
+                self._revision = None  # a replica renewed, or the lease lapsed: read it
         for _ in range(3):
             try:
                 entry = await kv.get(self.address)
             except jserr.KeyNotFoundError:
                 await self._write_record()
                 try:
-                    await kv.create(self.address, self.value, msg_ttl=self._msg_ttl)
+                    self._revision = await kv.create(self.address, self.value, msg_ttl=self._msg_ttl)
                     self.renewals += 1
                     return
                 except jserr.KeyWrongLastSequenceError:
                     continue
             try:
-                await natscompat.kv_update(
+                self._revision = await natscompat.kv_update(
                     kv, self.address, self.value, last=entry.revision, msg_ttl=self._msg_ttl
                 )
                 self.renewals += 1
