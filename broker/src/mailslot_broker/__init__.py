@@ -17,15 +17,9 @@ from .errors import (
     ServerDied,
     ServerStartError,
 )
+from .home import BrokerState, mailslot_home, read_state, running_state
 from .launcher import NatsServer, find_server_binary
-from .local import (
-    BrokerState,
-    ensure_local_broker,
-    mailslot_home,
-    read_state,
-    running_state,
-    stop_local_broker,
-)
+from .local import ensure_local_broker, stop_local_broker
 from .protocol import Priority, RetryPolicy, StreamSettings
 from .provision import ProvisionReport, provision
 from .reclaim import ReclaimReport, reclaim_expired, reclaim_mailbox

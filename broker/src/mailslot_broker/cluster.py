@@ -36,7 +36,7 @@ from pydantic import BaseModel
 
 from .config import DEFAULT_TENANT, Credentials, TenantSpec
 from .errors import LauncherError, ServerStartError
-from .launcher import NatsServer, pid_alive
+from .launcher import NatsServer, pid_alive, terminate_pid
 from .tenants import TenantRecord
 
 _META_LEADER = re.compile(r"JetStream cluster new metadata leader: ([^/\s]+)/")
@@ -436,8 +436,6 @@ def supervising(home: Path, nodes: NatsCluster) -> bool:
 def stop_local_cluster(home: Path, nodes: NatsCluster, *, grace: float = 10.0) -> None:
     """Stop every node, including those restarted by ``mailslot node start`` (no longer
     children of the supervisor: they are found by the pids in cluster.json)."""
-    from .local import _terminate
-
     with _cluster_locked(home):
         state = read_cluster_state(home)
         mine = state is not None and state.supervisor_pid == os.getpid()
@@ -445,7 +443,7 @@ def stop_local_cluster(home: Path, nodes: NatsCluster, *, grace: float = 10.0) -
             for rec in state.nodes:
                 if rec.alive:
                     assert rec.pid is not None
-                    _terminate(rec.pid, rec.config_path, grace)
+                    terminate_pid(rec.pid, rec.config_path, grace)
         nodes.stop(grace=grace)
         if mine:
             (home / CLUSTER_STATE_FILE).unlink(missing_ok=True)
@@ -461,15 +459,13 @@ def _supervised(home: Path) -> ClusterState:
 def stop_node(home: Path, name: str, *, grace: float = 10.0) -> NodeRecord:
     """Stop one node of the local cluster (SIGTERM, like a clean shutdown); the supervisor
     keeps the others running and waits for :func:`start_node`."""
-    from .local import _terminate
-
     with _cluster_locked(home):
         state = _supervised(home)
         rec = state.node(name)
         if not rec.alive:
             raise LauncherError(f"node {rec.name} is not running")
         assert rec.pid is not None
-        _terminate(rec.pid, rec.config_path, grace)
+        terminate_pid(rec.pid, rec.config_path, grace)
         rec.pid, rec.stopped = None, True
         _write_cluster_state(home, state)
         return rec

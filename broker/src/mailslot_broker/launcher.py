@@ -8,6 +8,7 @@ re-parented away from the caller and outlives it without leaving a zombie behind
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 from .config import DEFAULT_TENANT, Credentials, ServerConfig, TenantSpec
-from .errors import ServerBinaryNotFound, ServerDied, ServerStartError
+from .errors import LauncherError, ServerBinaryNotFound, ServerDied, ServerStartError
 
 _LISTEN = re.compile(r"Listening for client connections on ([0-9.:\[\]a-fA-F]+):(\d+)")
 _READY = "Server is ready"
@@ -66,6 +67,26 @@ def pid_alive(pid: int, *, marker: str | None = None) -> bool:
     except (FileNotFoundError, IndexError, ProcessLookupError):
         return False
     return True
+
+
+def terminate_pid(pid: int, marker: str, grace: float) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds, for a process that is not our child
+    (a detached server or sidecar, a node restarted by another process): its exit is seen
+    through ``pid_alive`` with ``marker``, as a recycled pid must not count as it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not pid_alive(pid, marker=marker):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while pid_alive(pid, marker=marker):
+        if time.monotonic() > deadline:
+            raise LauncherError(f"process {pid} did not exit after SIGKILL")
+        time.sleep(0.02)
 
 
 class NatsServer:

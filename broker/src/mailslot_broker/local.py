@@ -13,109 +13,52 @@ in ``endpoint.json``, which ``down`` leaves alone, as it leaves the store and th
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
 
-import platformdirs
 from pydantic import BaseModel
 
-from .config import Credentials
 from .errors import LauncherError, ServerStartError
-from .launcher import NatsServer, pid_alive
+from .home import (
+    CREDENTIALS_FILE,
+    STATE_FILE,
+    BrokerState,
+    clear_state,
+    default_credentials_path,
+    home_locked,
+    mailslot_home,
+    port_open,
+    read_state,
+    running_state,
+    write_state,
+)
+from .launcher import NatsServer, pid_alive, terminate_pid
+from .tenants import load_or_init, local_server
 
-STATE_FILE = "broker.json"
+#: ``mailslot_broker.local`` is where callers have always found the broker's files and state.
+__all__ = [
+    "CREDENTIALS_FILE",
+    "ENDPOINT_FILE",
+    "SIDECAR_MARKER",
+    "STATE_FILE",
+    "BrokerState",
+    "Endpoint",
+    "ensure_local_broker",
+    "mailslot_home",
+    "read_endpoint",
+    "read_state",
+    "running_state",
+    "start_foreground_broker",
+    "stop_foreground_broker",
+    "stop_local_broker",
+]
+
 ENDPOINT_FILE = "endpoint.json"
-CREDENTIALS_FILE = "credentials.json"
 BROKER_DIR = "broker"
 LOCAL_HOST = "127.0.0.1"
-
-
-def mailslot_home() -> Path:
-    """``$MAILSLOT_HOME`` or the per-user data dir."""
-    env = os.environ.get("MAILSLOT_HOME")
-    path = Path(env) if env else Path(platformdirs.user_data_dir("mailslot", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-class BrokerState(BaseModel):
-    """What a later process needs to find and use the local broker."""
-
-    url: str
-    pid: int
-    config_path: str
-    credentials_path: str
-    workdir: str
-    version: str | None = None
-    started_at: datetime
-    sidecar_pid: int | None = None
-    metrics_url: str | None = None
-    health_url: str | None = None
-    #: ``detached`` (outlives its starter) or ``foreground`` (a ``mailslot up`` in a terminal).
-    mode: Literal["detached", "foreground"] = "detached"
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-    def credentials(self) -> Credentials:
-        return Credentials.read(self.credentials_path)
-
-    @property
-    def alive(self) -> bool:
-        return pid_alive(self.pid, marker=self.config_path) and _port_open(self.url)
-
-
-def _port_open(url: str) -> bool:
-    hostport = url.split("://", 1)[-1]
-    host, _, port = hostport.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def _locked(home: Path) -> Iterator[None]:
-    """Serialises start/stop across processes so two first connects start one broker."""
-    with open(home / "broker.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def read_state(home: Path | None = None) -> BrokerState | None:
-    path = (home or mailslot_home()) / STATE_FILE
-    try:
-        return BrokerState.model_validate_json(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _write_state(home: Path, state: BrokerState) -> None:
-    tmp = home / (STATE_FILE + ".tmp")
-    tmp.write_text(state.model_dump_json(indent=2))
-    os.chmod(tmp, 0o600)
-    tmp.replace(home / STATE_FILE)
-
-
-def running_state(home: Path | None = None) -> BrokerState | None:
-    """The state of a live local broker, or None."""
-    state = read_state(home)
-    if state is not None and state.alive:
-        return state
-    return None
 
 
 class Endpoint(BaseModel):
@@ -234,7 +177,7 @@ def ensure_local_broker(
     another port moves the broker there and is kept from then on.
     """
     home = home or mailslot_home()
-    with _locked(home):
+    with home_locked(home):
         state = _live_or_cleared(home, timeout)
         if state is not None:
             if port and port != state.port:
@@ -244,12 +187,12 @@ def ensure_local_broker(
                 )
             if with_sidecar and not _sidecar_alive(state):
                 state = _start_sidecar(home, state, timeout)
-                _write_state(home, state)
+                write_state(home, state)
             return state
         _, state = _launch(home, port=port, detached=True, timeout=timeout)
         if with_sidecar:
             state = _start_sidecar(home, state, timeout)
-            _write_state(home, state)
+            write_state(home, state)
         _announce(home, state)
         return state
 
@@ -262,7 +205,7 @@ def start_foreground_broker(
     ``connect()`` uses it instead of starting another. Stop it with :func:`stop_foreground_broker`.
     """
     home = home or mailslot_home()
-    with _locked(home):
+    with home_locked(home):
         state = _live_or_cleared(home, timeout)
         if state is not None:
             raise LauncherError(
@@ -273,10 +216,10 @@ def start_foreground_broker(
         try:
             if with_sidecar:
                 state = _start_sidecar(home, state, timeout)
-                _write_state(home, state)
+                write_state(home, state)
         except BaseException:
             server.stop(grace=2.0)
-            (home / STATE_FILE).unlink(missing_ok=True)
+            clear_state(home)
             raise
         _announce(home, state)
         return server, state
@@ -288,13 +231,13 @@ def stop_foreground_broker(
     """Stop a broker started by :func:`start_foreground_broker` and mark it stopped. The state
     file is removed only if it still describes this broker: a later ``up`` may own it now."""
     home = home or mailslot_home()
-    with _locked(home):
+    with home_locked(home):
         if state.sidecar_pid and pid_alive(state.sidecar_pid, marker=SIDECAR_MARKER):
-            _terminate(state.sidecar_pid, SIDECAR_MARKER, grace)
+            terminate_pid(state.sidecar_pid, SIDECAR_MARKER, grace)
         server.stop(grace=grace)
         current = read_state(home)
         if current is not None and current.pid == state.pid:
-            (home / STATE_FILE).unlink(missing_ok=True)
+            clear_state(home)
 
 
 def _sidecar_alive(state: BrokerState) -> bool:
@@ -314,7 +257,7 @@ def _live_or_cleared(home: Path, timeout: float) -> BrokerState | None:
         # store, so wait for it to settle rather than start a second server on it.
         deadline = time.monotonic() + timeout
         while pid_alive(state.pid, marker=state.config_path):
-            if _port_open(state.url):
+            if port_open(state.url):
                 return state
             if time.monotonic() > deadline:
                 raise LauncherError(
@@ -324,8 +267,8 @@ def _live_or_cleared(home: Path, timeout: float) -> BrokerState | None:
             time.sleep(0.05)
     if _sidecar_alive(state):
         assert state.sidecar_pid is not None
-        _terminate(state.sidecar_pid, SIDECAR_MARKER, 5.0)
-    (home / STATE_FILE).unlink(missing_ok=True)
+        terminate_pid(state.sidecar_pid, SIDECAR_MARKER, 5.0)
+    clear_state(home)
     return None
 
 
@@ -334,8 +277,6 @@ def _launch(home: Path, *, port: int, detached: bool, timeout: float) -> tuple[N
     and record it. Tenants (default first, with the credentials handed out before), their
     limits and the system password persist in tenants.json, so every start generates the
     same config and the same credentials."""
-    from .tenants import load_or_init, local_server
-
     kept = read_endpoint(home)
     chosen = port or (kept.port if kept else 0)
     is_kept = not port and kept is not None
@@ -351,7 +292,7 @@ def _launch(home: Path, *, port: int, detached: bool, timeout: float) -> tuple[N
         raise
     assert server.pid is not None and server.port is not None
     _write_endpoint(home, server.port)
-    creds_path = home / CREDENTIALS_FILE
+    creds_path = default_credentials_path(home)
     server.credentials.write(creds_path)
     state = BrokerState(
         url=server.url,
@@ -363,7 +304,7 @@ def _launch(home: Path, *, port: int, detached: bool, timeout: float) -> tuple[N
         started_at=datetime.now(timezone.utc),
         mode="detached" if detached else "foreground",
     )
-    _write_state(home, state)
+    write_state(home, state)
     return server, state
 
 
@@ -377,35 +318,16 @@ def stop_local_broker(home: Path | None = None, *, grace: float = 15.0) -> bool:
     """Stop the local broker (detached or foreground) and its sidecar. Returns False if none
     was running. The port, store and credentials are kept for the next start."""
     home = home or mailslot_home()
-    with _locked(home):
+    with home_locked(home):
         state = read_state(home)
         if state is None:
             return False
         stopped = False
         if _sidecar_alive(state):
             assert state.sidecar_pid is not None
-            _terminate(state.sidecar_pid, SIDECAR_MARKER, grace)
+            terminate_pid(state.sidecar_pid, SIDECAR_MARKER, grace)
         if pid_alive(state.pid, marker=state.config_path):
-            _terminate(state.pid, state.config_path, grace)
+            terminate_pid(state.pid, state.config_path, grace)
             stopped = True
-        (home / STATE_FILE).unlink(missing_ok=True)
+        clear_state(home)
         return stopped
-
-
-def _terminate(pid: int, marker: str, grace: float) -> None:
-    import signal
-
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not pid_alive(pid, marker=marker):
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while pid_alive(pid, marker=marker):
-        if time.monotonic() > deadline:
-            raise LauncherError(f"process {pid} did not exit after SIGKILL")
-        time.sleep(0.02)

@@ -27,11 +27,11 @@ from .config import (
     TenantSpec,
 )
 from .errors import LauncherError
+from .home import default_credentials_path, home_locked, mailslot_home, running_state
 from .launcher import NatsServer
 
 TENANTS_FILE = "tenants.json"
 TENANTS_DIR = "tenants"
-CREDENTIALS_FILE = "credentials.json"  # the default tenant's, as in local.py
 LOCAL_SERVER_NAME = "mailslot-local"
 
 #: Account names become config keys and subject-free identifiers: keep them plain.
@@ -110,7 +110,7 @@ class TenantsFile(BaseModel):
 
 def credentials_path(home: Path, name: str) -> Path:
     if name == DEFAULT_TENANT:
-        return home / CREDENTIALS_FILE
+        return default_credentials_path(home)
     return home / TENANTS_DIR / f"{name}.json"
 
 
@@ -122,7 +122,7 @@ def load_or_init(home: Path) -> TenantsFile:
         return tf
     tf = tf or TenantsFile()
     default = TenantSpec.generate(DEFAULT_TENANT)
-    creds = home / CREDENTIALS_FILE
+    creds = default_credentials_path(home)
     if creds.exists():
         default.credentials = Credentials.read(creds)
     tf.tenants.insert(0, TenantRecord.from_spec(default))
@@ -143,8 +143,6 @@ def local_server(workdir: Path, *, port: int, tenants: TenantsFile) -> NatsServe
 
 def _apply(home: Path, tf: TenantsFile) -> int | None:
     """Regenerate the running local broker's config and reload it; its pid, or None."""
-    from .local import running_state
-
     state = running_state(home)
     if state is None:
         return None
@@ -166,11 +164,9 @@ def add_tenant(
 ) -> tuple[TenantSpec, Path]:
     """Add a tenant to the local broker (reloading it if it runs); returns the spec and the
     path of its 0600 credentials file."""
-    from .local import _locked, mailslot_home
-
     validate_tenant_name(name)
     home = home or mailslot_home()
-    with _locked(home):
+    with home_locked(home):
         tf = load_or_init(home)
         if tf.get(name) is not None:
             raise TenantError(f"tenant {name!r} exists")
@@ -191,12 +187,10 @@ def add_tenant(
 def remove_tenant(name: str, *, home: Path | None = None) -> None:
     """Remove a tenant: its users are disconnected by the reload. Its stored streams stay on
     disk and reappear if a tenant of the same name is added again (with new credentials)."""
-    from .local import _locked, mailslot_home
-
     home = home or mailslot_home()
     if name == DEFAULT_TENANT:
         raise TenantError(f"the default tenant {DEFAULT_TENANT} cannot be removed")
-    with _locked(home):
+    with home_locked(home):
         tf = load_or_init(home)
         if tf.get(name) is None:
             raise TenantError(f"no tenant {name!r}")
@@ -207,8 +201,6 @@ def remove_tenant(name: str, *, home: Path | None = None) -> None:
 
 
 def list_tenants(*, home: Path | None = None) -> list[TenantRecord]:
-    from .local import mailslot_home
-
     home = home or mailslot_home()
     tf = TenantsFile.load(home)
     return list(tf.tenants) if tf else []
