@@ -8,7 +8,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from mailslot_broker.cluster import NatsCluster, PortReservation
+from mailslot_broker.cluster import NatsCluster
+from mailslot_broker.ports import PortReservation
 
 
 def test_reserved_ports_are_distinct_and_held() -> None:
