@@ -31,7 +31,7 @@ import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import nats.errors as nerr
 from mailslot_broker import protocol as p
@@ -45,11 +45,9 @@ from . import payload as pl
 from ._boundary import boundary, plain_seconds, seconds
 from .envelope import Envelope
 from .errors import InvalidInput, PayloadTooLarge, Timeout
+from .link import Link
 from .message import _parse_float, _parse_time
 from .outgoing import _check_user_headers, new_message_id
-
-if TYPE_CHECKING:
-    from .client import Mailslot
 
 T = TypeVar("T")
 Replay = Literal["all", "last"] | datetime | None
@@ -120,7 +118,7 @@ class Broadcast(Envelope):
 
 
 async def publish(
-    client: Mailslot,
+    link: Link,
     topic: str,
     payload: Any,
     *,
@@ -139,8 +137,8 @@ async def publish(
     hdrs[Header.MSG_ID] = msg_id
     hdrs[Header.CONTENT_TYPE] = content_type
     hdrs[Header.SENT_AT] = datetime.now(timezone.utc).isoformat()
-    if client.name:
-        hdrs[Header.FROM] = client.name
+    if link.name:
+        hdrs[Header.FROM] = link.name
     subject = p.durable_topic_subject(topic) if durable else p.topic_subject(topic)
     if durable:
         hdrs[Header.NATS_MSG_ID] = msg_id
@@ -148,18 +146,18 @@ async def publish(
             hdrs[Header.TTL] = f"{ttl_s:g}"
             hdrs[Header.NATS_TTL] = p.nats_ttl_value(ttl_s)
     size = len(data) + len(subject) + sum(len(k) + len(v) + 4 for k, v in hdrs.items()) + 64
-    if size > client.max_payload:
+    if size > link.max_payload:
         raise PayloadTooLarge(
-            f"broadcast on {topic} is {size} bytes with headers; the server accepts {client.max_payload}"
+            f"broadcast on {topic} is {size} bytes with headers; the server accepts {link.max_payload}"
         )
-    client._check_open()
+    link.check_open()
     with boundary():
         if not durable:
-            if not client.nc.is_connected:  # not buffered towards a connection that may not return
-                await client._until_connected()
-            await client.nc.publish(subject, data, headers=hdrs)
+            if not link.nc.is_connected:  # not buffered towards a connection that may not return
+                await link.until_connected()
+            await link.nc.publish(subject, data, headers=hdrs)
             return Published(id=msg_id, topic=topic, durable=False)
-        ack = await client.js.publish(subject, data, headers=hdrs, timeout=5.0)
+        ack = await link.js.publish(subject, data, headers=hdrs, timeout=5.0)
     return Published(id=msg_id, topic=topic, durable=True, seq=ack.seq, duplicate=bool(ack.duplicate))
 
 
@@ -178,7 +176,7 @@ class TopicSubscription:
 
     def __init__(
         self,
-        client: Mailslot,
+        link: Link,
         pattern: str,
         *,
         queue: str | None,
@@ -195,7 +193,7 @@ class TopicSubscription:
             raise InvalidInput("replay cannot be combined with a queue group")
         if isinstance(replay, datetime) and replay.tzinfo is None:
             replay = replay.astimezone()  # naive = local time
-        self._client = client
+        self._link = link
         self.queue = queue
         self.replay = replay
         self._out: asyncio.Queue[Any] = asyncio.Queue()
@@ -219,10 +217,10 @@ class TopicSubscription:
         async with self._start_lock:
             if self._started:
                 return self
-            self._client._check_open()
-            nc = self._client.nc
+            self._link.check_open()
+            nc = self._link.nc
             with boundary():
-                await self._client._until_connected()
+                await self._link.until_connected()
                 self._sub = await nc.subscribe(
                     p.topic_subject(self.pattern), queue=self.queue or "", cb=self._on_live
                 )
@@ -336,10 +334,9 @@ class TopicSubscription:
         return cfg
 
     async def _read_history(self, after: int | None = None) -> None:
-        client = self._client
-        js = client.js
+        link = self._link
         with boundary():
-            info = await js.stream_info(p.TOPICS_STREAM)
+            info = await link.js.stream_info(p.TOPICS_STREAM)
         last = int(info.state.last_seq or 0)
         self._threshold = max(self._threshold, last)
         self._hist_done = after or 0
@@ -347,26 +344,26 @@ class TopicSubscription:
             return
         cfg = self._history_config(after)
         while True:
-            epoch = client.reconnects
+            epoch = link.reconnects
             if await self._read_history_once(copy.copy(cfg), last, epoch):
                 return
             # Interrupted by a reconnect: read again (same start), skipping what was delivered.
             with boundary():
-                await client._until_connected(client._receive_outage_timeout)
+                await link.until_connected(link.receive_outage_timeout)
 
     async def _read_history_once(self, cfg: ConsumerConfig, last: int, epoch: int) -> bool:
         """One ordered consumer over the history up to ``last``; False if a reconnect
         interrupted it."""
-        client = self._client
+        link = self._link
 
         def interrupted() -> bool:
-            return client.reconnects != epoch or not client.nc.is_connected
+            return link.reconnects != epoch or not link.nc.is_connected
 
         hist: Any = None
         try:
             try:
                 with boundary():
-                    hist = await client.js.subscribe(
+                    hist = await link.js.subscribe(
                         p.durable_topic_subject(self.pattern),
                         stream=p.TOPICS_STREAM,
                         config=cfg,

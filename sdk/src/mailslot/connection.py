@@ -283,25 +283,4 @@ async def _connect(
         outage_timeout=outage_timeout,
         receive_outage_timeout=receive_outage_timeout,
     )
-    _wait_out_outages(nc, client)
     return client
-
-
-def _wait_out_outages(nc: Any, client: Mailslot) -> None:
-    """Every request (JetStream API calls, publishes, acks, KV) made while the connection is
-    down waits for it to come back, up to ``outage_timeout``, then raises Disconnected,
-    instead of being buffered towards a timeout. One attribute check while connected."""
-    orig_request = nc.request
-
-    async def request(
-        subject: str,
-        payload: bytes = b"",
-        timeout: float = 0.5,
-        old_style: bool = False,
-        headers: dict[str, Any] | None = None,
-    ) -> Any:
-        if not nc.is_connected:
-            await client._until_connected()
-        return await orig_request(subject, payload, timeout=timeout, old_style=old_style, headers=headers)
-
-    nc.request = request

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mailslot_broker import protocol as p
 from mailslot_broker.deadletters import dead_letter_headers
@@ -31,10 +31,8 @@ from . import payload as pl
 from ._boundary import address as check_address
 from ._boundary import boundary
 from .errors import InvalidInput, MessageError
+from .link import Link
 from .message import Message, Receipt
-
-if TYPE_CHECKING:
-    from .client import Mailslot
 
 
 def _int(value: str | None) -> int:
@@ -117,8 +115,8 @@ class DeadLetter:
 class DeadLetters:
     """The dead-letter queue of one deployment (tenant)."""
 
-    def __init__(self, client: Mailslot) -> None:
-        self._client = client
+    def __init__(self, link: Link) -> None:
+        self._link = link
 
     def _filter(self, address: str | None) -> str:
         if address is None:
@@ -127,9 +125,7 @@ class DeadLetters:
 
     async def _next(self, subject: str, seq: int) -> DeadLetter | None:
         try:
-            raw = await self._client.js.get_msg(
-                p.DLQ_STREAM, seq=seq, subject=subject, next=True, direct=True
-            )
+            raw = await self._link.js.get_msg(p.DLQ_STREAM, seq=seq, subject=subject, next=True, direct=True)
         except jserr.NotFoundError:
             return None
         return DeadLetter._from_raw(raw)
@@ -155,7 +151,7 @@ class DeadLetters:
         with boundary():
             if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
                 try:
-                    raw = await self._client.js.get_msg(p.DLQ_STREAM, seq=int(ref))
+                    raw = await self._link.js.get_msg(p.DLQ_STREAM, seq=int(ref))
                 except jserr.NotFoundError:
                     raise MessageError(f"no dead letter with sequence {ref}") from None
                 return DeadLetter._from_raw(raw)
@@ -204,7 +200,7 @@ class DeadLetters:
         headers[Header.REQUEUED] = str(_int(d.headers.get(Header.REQUEUED)) + 1)
         headers[Header.NATS_MSG_ID] = p.requeue_msg_id(d.id, d.seq)
         with boundary():
-            ack = await self._client.js.publish(
+            ack = await self._link.js.publish(
                 p.mail_subject(d.priority, d.address), d.data, headers=headers, timeout=5.0
             )
             await self._delete(d.seq)
@@ -213,7 +209,7 @@ class DeadLetters:
     async def _still_there(self, seq: int) -> DeadLetter | None:
         with boundary():
             try:
-                raw = await self._client.js.get_msg(p.DLQ_STREAM, seq=seq)
+                raw = await self._link.js.get_msg(p.DLQ_STREAM, seq=seq)
             except jserr.NotFoundError:
                 return None
         return DeadLetter._from_raw(raw)
@@ -221,7 +217,7 @@ class DeadLetters:
     async def _delete(self, seq: int) -> None:
         """Delete a DLQ entry; one deleted meanwhile (a concurrent requeue) is not an error."""
         try:
-            await self._client.js.delete_msg(p.DLQ_STREAM, seq)
+            await self._link.js.delete_msg(p.DLQ_STREAM, seq)
         except jserr.NotFoundError:
             return
         except jserr.APIError as exc:
@@ -233,14 +229,14 @@ class DeadLetters:
         """Delete dead letters (all, or one address's); returns how many."""
         subject = self._filter(address)
         with boundary():
-            info = await self._client.js.stream_info(p.DLQ_STREAM, subjects_filter=subject)
+            info = await self._link.js.stream_info(p.DLQ_STREAM, subjects_filter=subject)
             n = sum((info.state.subjects or {}).values())
-            await self._client.js.purge_stream(p.DLQ_STREAM, subject=subject)
+            await self._link.js.purge_stream(p.DLQ_STREAM, subject=subject)
         return n
 
     async def count(self, address: str | None = None) -> int:
         with boundary():
-            info = await self._client.js.stream_info(p.DLQ_STREAM, subjects_filter=self._filter(address))
+            info = await self._link.js.stream_info(p.DLQ_STREAM, subjects_filter=self._filter(address))
         return sum((info.state.subjects or {}).values())
 
     async def _preserve(self, message: Message, *, reason: str | None) -> None:
@@ -254,7 +250,7 @@ class DeadLetters:
             deliveries=message.delivery_count,
         )
         with boundary():
-            await self._client.js.publish(
+            await self._link.js.publish(
                 p.dlq_subject(message.priority, message.to), message.data, headers=headers, timeout=5.0
             )
 

@@ -38,7 +38,9 @@ from ._boundary import count as check_count
 from ._receiving import PriorityReceiving
 from .errors import InvalidInput, MailboxClosed, MailboxDestroyed, Timeout
 from .lease import Lease
+from .link import Link
 from .message import Message, Receipt
+from .sending import publish
 from .view import MailboxView
 
 if TYPE_CHECKING:
@@ -67,8 +69,9 @@ def new_address() -> str:
 class Mailbox(PriorityReceiving, MailboxView):
     """The mailbox of one agent. Get one from :meth:`Mailslot.open`."""
 
-    def __init__(self, client: Mailslot, address: str) -> None:
-        super().__init__(client, address)
+    def __init__(self, link: Link, address: str, *, client: Mailslot) -> None:
+        super().__init__(link, address)
+        self._client = client
         self.ttl = p.DEFAULT_LEASE_TTL
         #: Retention: seconds the mailbox waits for its agent after the lease lapsed.
         self.keep = p.DEFAULT_KEEP
@@ -99,9 +102,10 @@ class Mailbox(PriorityReceiving, MailboxView):
     @classmethod
     def _create(
         cls,
-        client: Mailslot,
+        link: Link,
         address: str | None,
         *,
+        client: Mailslot,
         ttl: float | timedelta | None,
         keep: float | timedelta | None = None,
         card: AgentCard | Mapping[str, Any] | None,
@@ -114,7 +118,7 @@ class Mailbox(PriorityReceiving, MailboxView):
         addr = check_address(address) if address is not None else new_address()
         if p.is_reply_address(addr):
             raise InvalidInput(f"{addr!r} is a reply sub-address; it cannot be opened as a mailbox")
-        mb = cls(client, addr)
+        mb = cls(link, addr, client=client)
         # Every number is checked here, before _start writes anything (protocol.values).
         if ttl is not None:
             mb.ttl = float(seconds(ttl, what="ttl", minimum=p.MIN_LEASE_TTL, maximum=p.MAX_LEASE_TTL) or 0)
@@ -188,7 +192,7 @@ class Mailbox(PriorityReceiving, MailboxView):
             raise
 
     async def _start_steps(self, progress: _Progress) -> None:
-        nc, js = self._client.nc, self._client.js
+        nc, js = self._link.nc, self._link.js
         looking = asyncio.ensure_future(_Before.read(js, self.address))
         try:
             self._inbox = nc.new_inbox()
@@ -244,7 +248,7 @@ class Mailbox(PriorityReceiving, MailboxView):
         before = progress.before
         if before is None:
             return  # failed before anything was written
-        js = self._client.js
+        js = self._link.js
         revs = progress.written or _Written()
         # 1. The lease, unless it was alive before (a replica, or this agent restarting) or
         #    somebody else holds it now. A self-expiring purge marker, as destroy() leaves, so
@@ -304,7 +308,7 @@ class Mailbox(PriorityReceiving, MailboxView):
         inactive = self._inactive_threshold
         await asyncio.gather(
             *(
-                self._client.js.add_consumer(
+                self._link.js.add_consumer(
                     p.MAIL_STREAM,
                     p.mail_consumer_config(
                         self.address, prio, policy=self.policy, inactive_threshold=inactive
@@ -333,7 +337,7 @@ class Mailbox(PriorityReceiving, MailboxView):
         self._closed = True
         self._wake.set()
         self._abort_pull()
-        nc = self._client.nc
+        nc = self._link.nc
         try:
             if self._reply_box is not None:
                 with contextlib.suppress(Exception):
@@ -360,7 +364,7 @@ class Mailbox(PriorityReceiving, MailboxView):
                 with contextlib.suppress(Exception):
                     await m._msg.nak()
         finally:
-            self._client._forget(self)
+            self._link.mailboxes.discard(self)
 
     async def _rebind(self) -> None:
         """After a reconnect (called by the client): the pulls left waiting at the server
@@ -374,7 +378,7 @@ class Mailbox(PriorityReceiving, MailboxView):
             self._mark(prio)
         delay = 0.1
         for _ in range(10):
-            if self._closed or not self._client.nc.is_connected:
+            if self._closed or not self._link.nc.is_connected:
                 return  # closed, or dropped again: the next reconnect re-binds
             try:
                 with boundary():
@@ -397,7 +401,7 @@ class Mailbox(PriorityReceiving, MailboxView):
         await self.close()
         self._destroyed = True
         with boundary():
-            await reclaim_mailbox(self._client.js, self.address)
+            await reclaim_mailbox(self._link.js, self.address)
 
     async def __aenter__(self) -> Mailbox:
         return self
@@ -443,7 +447,7 @@ class Mailbox(PriorityReceiving, MailboxView):
             ttl=ttl,
             headers=headers,
         )
-        return await self._client._publish(out)
+        return await publish(self._link, out)
 
     async def ask(
         self,
@@ -514,7 +518,7 @@ class Mailbox(PriorityReceiving, MailboxView):
         for m in messages:
             m._settle()
             groups.setdefault(natscompat.parse_ack_reply(m._msg.reply).consumer, []).append(m)
-        nc = self._client.nc
+        nc = self._link.nc
         with boundary():
             for group in groups.values():
                 *rest, last = group

@@ -16,7 +16,7 @@ import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import pydantic
 from mailslot_broker import kvscan
@@ -26,10 +26,8 @@ from nats.js.kv import KeyValue
 
 from ._boundary import boundary, plain_seconds
 from .errors import Timeout
+from .link import Link
 from .mailbox import AgentCard
-
-if TYPE_CHECKING:
-    from .client import Mailslot
 
 
 def _card(address: str, value: bytes | None) -> AgentCard:
@@ -48,24 +46,24 @@ def _matches(card: AgentCard, capability: str | None, tag: str | None) -> bool:
     return tag is None or tag in card.tags
 
 
-async def _bucket(client: Mailslot) -> KeyValue:
+async def _bucket(link: Link) -> KeyValue:
     with boundary():
-        return await client.js.key_value(p.AGENTS_BUCKET)
+        return await link.js.key_value(p.AGENTS_BUCKET)
 
 
 async def list_agents(
-    client: Mailslot,
+    link: Link,
     *,
     capability: str | None = None,
     tag: str | None = None,
     include_offline: bool = False,
 ) -> list[AgentCard]:
-    client._check_open()
+    link.check_open()
     # One batched direct get of every key's current value: no consumer is created (a
     # ``watchall()`` per listing left one behind on the server for 300 s each time).
     with boundary():
-        items = await kvscan.read_bucket(client.js, p.AGENTS_BUCKET)
-        records = await kvscan.read_bucket(client.js, p.MAILBOXES_BUCKET) if include_offline else {}
+        items = await kvscan.read_bucket(link.js, p.AGENTS_BUCKET)
+        records = await kvscan.read_bucket(link.js, p.MAILBOXES_BUCKET) if include_offline else {}
     cards = [_card(key, item.value) for key, item in items.items() if item.value]
     # An offline agent (lease lapsed, mailbox kept) is known by its mailbox record, which holds
     # its last card; until the sidecar has noticed the lapse the card still says "online".
@@ -97,8 +95,8 @@ class AgentWatch:
     """Async iterator of :class:`AgentEvent`. ``initial=True`` first reports every agent that
     is already live as a ``join``."""
 
-    def __init__(self, client: Mailslot, *, initial: bool = False) -> None:
-        self._client = client
+    def __init__(self, link: Link, *, initial: bool = False) -> None:
+        self._link = link
         self.initial = initial
         self._known: dict[str, AgentCard] = {}
         self._revisions: dict[str, int] = {}
@@ -111,12 +109,12 @@ class AgentWatch:
     async def start(self) -> AgentWatch:
         if self._task is not None:
             return self
-        self._client._check_open()
-        kv = await _bucket(self._client)
+        self._link.check_open()
+        kv = await _bucket(self._link)
         with boundary():
             # A short inactive threshold and an explicit delete on close: nats-py's
             # ``KeyWatcher.stop()`` only unsubscribes, which left the consumer for 300 s.
-            self._watcher = await kvscan.watch(self._client.js, kv)
+            self._watcher = await kvscan.watch(self._link.js, kv)
         self._ready = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name="mailslot:watch-agents")
         await asyncio.shield(self._ready)  # the initial state is known: events from now on
@@ -129,7 +127,7 @@ class AgentWatch:
         is right when :meth:`start` returns. Revisions keep a late watch entry from being
         reported twice, and a newer delete from being undone."""
         with boundary():
-            items = await kvscan.read_bucket(self._client.js, p.AGENTS_BUCKET)
+            items = await kvscan.read_bucket(self._link.js, p.AGENTS_BUCKET)
         now = datetime.now(timezone.utc)
         for key, item in sorted(items.items()):
             if not item.value or key in self._known or self._revisions.get(key, 0) >= item.revision:
@@ -192,7 +190,7 @@ class AgentWatch:
         await cancel_and_wait([self._task])
         self._out.put_nowait(_STOP)
         # Last, so that a slow server cannot hold up the iterator's end.
-        await kvscan.stop_watch(self._client.js, self._watcher)
+        await kvscan.stop_watch(self._link.js, self._watcher)
 
     async def next(self, *, timeout: float | None = None) -> AgentEvent:
         """The next event; :class:`Timeout` after ``timeout`` s, StopAsyncIteration once closed."""

@@ -36,7 +36,8 @@ from nats.js import errors as jserr
 from ._boundary import boundary
 from .errors import InvalidInput, MailboxClosed, MessageError, Timeout
 from .message import Message
-from .outgoing import prepare
+from .outgoing import Outgoing, prepare
+from .sending import publish
 
 if TYPE_CHECKING:
     from .mailbox import Mailbox
@@ -64,7 +65,7 @@ class Reply(Message):
         if self._settled:
             return
         if self._kept and self._mailbox is not None:
-            js = self._mailbox.client.js
+            js = self._mailbox._link.js
             with boundary(), contextlib.suppress(jserr.NotFoundError):
                 try:
                     await js.delete_msg(p.MAIL_STREAM, self.seq)
@@ -106,7 +107,7 @@ class ReplyBox:
         async with self._lock:
             if self._sub is not None:
                 return
-            nc = self._mb._client.nc
+            nc = self._mb._link.nc
             with boundary():
                 self._sub = await nc.subscribe(p.bell_subject_all_priorities(self.address), cb=self._on_bell)
                 await nc.flush(timeout=10)
@@ -150,7 +151,7 @@ class ReplyBox:
 
     async def _scan(self, correlation_id: str) -> list[int]:
         """Stream sequences of stored replies with this correlation id (direct gets)."""
-        js = self._mb._client.js
+        js = self._mb._link.js
         found: list[int] = []
         for prio in p.PRIORITIES:
             seq = 1
@@ -176,7 +177,7 @@ class ReplyBox:
     async def _take(self, seq: int, correlation_id: str, *, keep: bool = False) -> Reply | None:
         """Fetch the reply at ``seq`` and delete it (unless ``keep``); None if it is gone or
         not ours."""
-        js = self._mb._client.js
+        js = self._mb._link.js
         try:
             raw = await js.get_msg(p.MAIL_STREAM, seq=seq, direct=True)
         except jserr.NotFoundError:
@@ -195,7 +196,7 @@ class ReplyBox:
             raise
         headers[Header.NATS_SEQUENCE] = str(raw.seq)
         msg = natscompat.stored_msg(
-            self._mb._client.nc, subject=raw.subject or "", data=raw.data or b"", headers=headers
+            self._mb._link.nc, subject=raw.subject or "", data=raw.data or b"", headers=headers
         )
         return Reply(msg, self._mb, kept=keep)
 
@@ -259,7 +260,7 @@ def prepare_request(
     idempotency_key: str | None,
     ttl: float | timedelta | None,
     headers: Mapping[str, str] | None,
-) -> Any:
+) -> Outgoing:
     mb._check_usable()
     reply_to = p.reply_address(mb.address)
     try:
@@ -273,7 +274,7 @@ def prepare_request(
         to,
         payload,
         sender=mb.address,
-        max_payload=mb._client.max_payload,
+        max_payload=mb._link.max_payload,
         priority=priority,
         ttl=ttl,
         idempotency_key=idempotency_key,
@@ -285,13 +286,13 @@ def prepare_request(
     return out
 
 
-async def publish_and_collect(mb: Mailbox, out: Any, *, timeout: float | None) -> Reply:
+async def publish_and_collect(mb: Mailbox, out: Outgoing, *, timeout: float | None) -> Reply:
     """Publish a prepared request and wait for its reply. The waiter is registered before the
     request goes out, so a fast reply cannot ring before anyone listens."""
     box = await ReplyBox.of(mb)
     fut = box.register(out.id)
     try:
-        await mb._client._publish(out)
+        await publish(mb._link, out)
     except BaseException:
         box._unregister(out.id, fut)
         fut.cancel()

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from nats.js import errors as jserr
 
 from ._boundary import boundary
+from .link import Link
 from .message import Message
-
-if TYPE_CHECKING:
-    from .client import Mailslot
 
 
 @dataclass
@@ -31,13 +28,13 @@ class MailboxStats:
 class MailboxView:
     """Read-only access to one address: counts per priority and the oldest messages."""
 
-    def __init__(self, client: Mailslot, address: str) -> None:
-        self._client = client
+    def __init__(self, link: Link, address: str) -> None:
+        self._link = link
         self.address = address
 
     async def _first(self, prio: p.Priority, after: int) -> Message | None:
         try:
-            raw = await self._client.js.get_msg(
+            raw = await self._link.js.get_msg(
                 p.MAIL_STREAM,
                 seq=after,
                 subject=p.mail_subject(prio, self.address),
@@ -49,7 +46,7 @@ class MailboxView:
         headers = dict(raw.headers or {})
         headers[p.Header.NATS_SEQUENCE] = str(raw.seq)
         msg = natscompat.stored_msg(
-            self._client.nc,
+            self._link.nc,
             subject=raw.subject or p.mail_subject(prio, self.address),
             data=raw.data or b"",
             headers=headers,
@@ -75,7 +72,7 @@ class MailboxView:
 
     async def stats(self) -> MailboxStats:
         with boundary():
-            info = await self._client.js.stream_info(
+            info = await self._link.js.stream_info(
                 p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(self.address)
             )
             subjects = info.state.subjects or {}

@@ -1,0 +1,170 @@
+"""Publishing prepared mail: retried through leader elections and outages, or pipelined."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import random
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn
+
+import nats.errors as nerr
+from nats.js import errors as jserr
+from nats.js.api import PubAck
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from ._boundary import boundary
+from ._boundary import count as check_count
+from .errors import Disconnected, InvalidInput
+from .link import Link
+from .message import Receipt
+from .outgoing import Outgoing, prepare
+
+#: The keys a ``send_many`` item may have (``prepare``'s arguments; ``to`` and ``payload`` too).
+SEND_MANY_KEYS = frozenset(inspect.signature(prepare).parameters) - {"max_payload"}
+#: Most acks ``send_many`` keeps outstanding.
+_MAX_WINDOW = 65536
+
+#: Errors a publish may hit while a stream leader is being elected: retried with the same
+#: message id, so the server drops the duplicate if the first attempt did land.
+_TRANSIENT = (nerr.NoRespondersError, jserr.NoStreamResponseError, nerr.TimeoutError)
+#: ... and while the connection is being re-established (a request in flight when it dropped).
+_RETRIED = (*_TRANSIENT, Disconnected)
+
+
+def receipt(out: Outgoing, ack: PubAck) -> Receipt:
+    """What the server confirmed for one prepared message."""
+    return Receipt(
+        id=out.id,
+        to=out.to,
+        priority=out.priority,
+        seq=ack.seq,
+        duplicate=bool(ack.duplicate),
+        scheduled=out.scheduled,
+    )
+
+
+async def publish(link: Link, out: Outgoing) -> Receipt:
+    """Store one prepared message; retried (same message id) through a leader election for
+    up to ``publish_retry_for`` seconds, and through an outage of up to ``outage_timeout``."""
+    link.check_open()
+    with boundary():
+        started = time.monotonic()
+        try:
+            # Fast path: building a tenacity retrier costs about a third of a send's CPU
+            # (see bench/), so it is only built once a first attempt hit a transient error.
+            # While the connection is down the request waits for it (up to outage_timeout).
+            ack = await link.js.publish(out.subject, out.data, headers=out.headers, timeout=5.0)
+        except _RETRIED as exc:
+            if time.monotonic() - started >= link.publish_retry_for or link.outage_exceeded():
+                _raise_publish_error(link, exc)
+            if not isinstance(exc, Disconnected):
+                await asyncio.sleep(min(2.0, 0.1 + random.uniform(0, 1)))  # tenacity's 1st wait
+            backoff = wait_exponential_jitter(multiplier=0.1, max=2.0)
+
+            def wait(state: RetryCallState) -> float:
+                # A dropped connection needs no backoff: the next attempt waits for it.
+                failed = state.outcome.exception() if state.outcome is not None else None
+                return 0.0 if isinstance(failed, Disconnected) else backoff(state)
+
+            for_long = stop_after_delay(max(0.0, link.publish_retry_for - (time.monotonic() - started)))
+
+            def stop(state: RetryCallState) -> bool:
+                # An outage is not a leader election: stop once the connection has been
+                # down longer than outage_timeout.
+                return for_long(state) or link.outage_exceeded()
+
+            try:
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type(_RETRIED),
+                    stop=stop,
+                    wait=wait,
+                    reraise=True,
+                ):
+                    with attempt:
+                        ack = await link.js.publish(out.subject, out.data, headers=out.headers, timeout=5.0)
+            except _RETRIED as exc2:
+                _raise_publish_error(link, exc2)
+    return receipt(out, ack)
+
+
+def _raise_publish_error(link: Link, exc: BaseException) -> NoReturn:
+    """What a publish that ran out of retries raises: Disconnected while the connection
+    is down (a dead broker is not a slow one), else the last error as it was."""
+    down = link.outage()
+    if isinstance(exc, Disconnected) or down is None:
+        raise exc
+    raise link.disconnected_error(down) from exc
+
+
+def prepare_many(link: Link, messages: Iterable[Mapping[str, Any]]) -> list[Outgoing]:
+    """Every ``send_many`` item validated and built, before anything is sent."""
+    if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable):
+        raise InvalidInput(f"send_many takes an iterable of mappings, not {type(messages).__name__}")
+    prepared = []
+    for i, item in enumerate(messages):
+        if not isinstance(item, Mapping):
+            raise InvalidInput(f"send_many item {i} must be a mapping, not {type(item).__name__}")
+        kw = dict(item)
+        try:
+            to, payload = kw.pop("to"), kw.pop("payload")
+        except KeyError as exc:
+            raise InvalidInput(f"send_many item {i} needs 'to' and 'payload'") from exc
+        unknown = sorted(str(k) for k in kw if k not in SEND_MANY_KEYS)
+        if unknown:
+            raise InvalidInput(
+                f"send_many item {i} has unknown keys {unknown}; allowed are "
+                + ", ".join(sorted(SEND_MANY_KEYS))
+            )
+        kw.setdefault("sender", link.name)
+        prepared.append(prepare(to, payload, max_payload=link.max_payload, **kw))
+    return prepared
+
+
+async def publish_many(link: Link, messages: Iterable[Mapping[str, Any]], *, window: int) -> list[Receipt]:
+    """Pipelined publish with at most ``window`` acks outstanding; one that failed is
+    published again on its own (same id, so stored once)."""
+    link.check_open()
+    window = check_count(window, what="window", minimum=1, maximum=_MAX_WINDOW)
+    prepared = prepare_many(link, messages)
+    receipts: list[Receipt] = []
+    # A sliding window (oldest ack awaited once ``window`` are outstanding) rather than
+    # chunks: waiting for a whole chunk to drain left the pipe empty (see bench/).
+    pending: collections.deque[tuple[Outgoing, asyncio.Future[Any]]] = collections.deque()
+
+    async def settle() -> None:
+        o, fut = pending.popleft()
+        try:
+            ack = await fut
+        except Exception:
+            receipts.append(await publish(link, o))  # retried with the same id
+            return
+        receipts.append(receipt(o, ack))
+
+    with boundary():
+        try:
+            for o in prepared:
+                if pending and len(pending) >= window:
+                    await settle()
+                if not link.nc.is_connected:
+                    # Nothing is pipelined into a dead connection: wait (outage_timeout).
+                    await link.until_connected()
+                fut = await link.js.publish_async(o.subject, o.data, headers=o.headers)
+                pending.append((o, fut))
+            while pending:
+                await settle()
+        finally:
+            for _, fut in pending:  # only on error: nobody will await these any more
+                fut.cancel()
+    return receipts
+
+
+__all__ = ["SEND_MANY_KEYS", "prepare_many", "publish", "publish_many", "receipt"]
