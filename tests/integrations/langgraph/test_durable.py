@@ -158,6 +158,47 @@ async def test_send_is_not_repeated_when_node_reexecutes(
     assert done.output.value["answer"] == "pong"
 
 
+async def test_requests_of_one_step_to_two_recipients_each_go_out_once(
+    planner: mailslot.Mailbox, coder: mailslot.Mailbox, ms: mailslot.Mailslot
+) -> None:
+    """The recipient is part of a request's identity: the same step asking two agents sends
+    two requests, and re-running the step (after a failure) sends neither again."""
+    reviewer = await ms.open("reviewer", ttl=60)
+    failed: list[bool] = []
+
+    async def ask_both(state: Split, runtime: Runtime[MailContext]) -> Split:
+        a = await send_request(runtime.context.mailbox, "coder", "estimate?")
+        b = await send_request(runtime.context.mailbox, "reviewer", "estimate?")
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("fails once after sending")
+        assert (a["to"], b["to"]) == ("coder", "reviewer") and a["id"] != b["id"]
+        return {"cid": a["id"]}
+
+    g = StateGraph(Split, context_schema=MailContext)
+    g.add_node("ask_both", ask_both)
+    g.add_edge(START, "ask_both")
+    g.add_edge("ask_both", END)
+    app = g.compile(checkpointer=InMemorySaver())
+    cfg = {"configurable": {"thread_id": "two-recipients"}}
+    with pytest.raises(RuntimeError, match="fails once"):
+        await app.ainvoke({}, cfg, context=MailContext(mailbox=planner))
+    out = await app.ainvoke(None, cfg, context=MailContext(mailbox=planner))
+    for box in (coder, reviewer):
+        got = await box.receive(timeout=10)
+        assert got.text == "estimate?" and got.thread_id == "two-recipients"
+        await got.ack()
+        await assert_empty(box)  # exactly one request each
+    assert out["cid"]
+    # What the node relies on: one idempotency key, two recipients, two messages; the same
+    # recipient again, a duplicate.
+    first = await planner.request("coder", 1, idempotency_key="k")
+    other = await planner.request("reviewer", 1, idempotency_key="k")
+    again = await planner.request("coder", 1, idempotency_key="k")
+    assert not first.duplicate and not other.duplicate and again.duplicate
+    await reviewer.destroy()
+
+
 async def test_resume_when_replied_refuses_a_thread_not_waiting(planner: mailslot.Mailbox) -> None:
     app = split_graph(InMemorySaver())
     with pytest.raises(LookupError):

@@ -31,13 +31,18 @@ AWAIT_REPLY = "await_reply"
 
 
 def _request_opts(
-    to: str,
     *,
     priority: Any,
     ttl: float | None,
     headers: Mapping[str, str] | None,
     thread_id: str | None,
 ) -> dict[str, Any]:
+    """``Mailbox.request`` options, taken outside the task (the thread id is the node's).
+
+    The recipient is not among them: the task passes it to ``request`` itself, and the SDK
+    derives the message id from (recipient, idempotency key), so requests of one step to
+    different recipients never collide, while a re-sent one to the same recipient is dropped.
+    """
     return {
         "priority": priority,
         "ttl": ttl,
@@ -95,7 +100,7 @@ async def send_request(
     Returns the receipt as plain data; ``["id"]`` is the correlation id of the reply.
     """
     mb, found = unwrap(mailbox)
-    opts = _request_opts(to, priority=priority, ttl=ttl, headers=headers, thread_id=thread_id)
+    opts = _request_opts(priority=priority, ttl=ttl, headers=headers, thread_id=thread_id)
     return await _request_task(LoopBridge(loop or found), mb, to, payload, opts)
 
 
@@ -114,7 +119,7 @@ def send_request_sync(
     async one with the ``loop`` it runs on)."""
     mb, found = unwrap(mailbox)
     bridge = LoopBridge(loop or found)
-    opts = _request_opts(to, priority=priority, ttl=ttl, headers=headers, thread_id=thread_id)
+    opts = _request_opts(priority=priority, ttl=ttl, headers=headers, thread_id=thread_id)
     return _request_task_sync(bridge, mb, to, payload, opts).result()
 
 
