@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .errors import LauncherError, ServerStartError
+from .home import read_model
 from .launcher import pid_alive, terminate_pid
 from .natscluster import IN_USE, START_ATTEMPTS, NatsCluster, cluster_block, route_port, start_node_server
 from .ports import PortReservation, free_port
@@ -120,10 +121,7 @@ def _cluster_locked(home: Path) -> Iterator[None]:
 
 
 def read_cluster_state(home: Path) -> ClusterState | None:
-    try:
-        return ClusterState.model_validate_json((home / CLUSTER_STATE_FILE).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
+    return read_model(home / CLUSTER_STATE_FILE, ClusterState)
 
 
 def running_cluster(home: Path) -> ClusterState | None:

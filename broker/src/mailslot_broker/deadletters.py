@@ -143,23 +143,49 @@ async def move_to_dead_letters(
     headers = dead_letter_headers(original, mail_seq=raw.seq, reason=reason, deliveries=deliveries)
     if not headers.get(Header.TO):
         headers[Header.TO] = address
-    ack = await js.publish(p.dlq_subject(prio, address), raw.data or b"", headers=headers, timeout=5.0)
-    bounced = None
-    if reason == p.REASON_RECLAIMED and wants_bounce(original):
-        bounced = await bounce(
-            js, original, mail_seq=raw.seq, address=address, priority=prio, reason=reason, dlq_seq=ack.seq
-        )
-    with contextlib.suppress(jserr.NotFoundError):
-        await js.delete_msg(p.MAIL_STREAM, raw.seq)
-    return DeadLetterResult(
+    res = await publish_dead_letter(
+        js,
+        headers,
+        raw.data or b"",
         mail_seq=raw.seq,
         address=address,
         priority=prio,
         reason=reason,
         deliveries=deliveries,
+    )
+    if reason == p.REASON_RECLAIMED and wants_bounce(original):
+        res.bounced_to = await bounce(
+            js, original, mail_seq=raw.seq, address=address, priority=prio, reason=reason, dlq_seq=res.dlq_seq
+        )
+    with contextlib.suppress(jserr.NotFoundError):
+        await js.delete_msg(p.MAIL_STREAM, raw.seq)
+    return res
+
+
+async def publish_dead_letter(
+    js: JetStreamContext,
+    headers: dict[str, str],
+    data: bytes,
+    *,
+    mail_seq: int,
+    address: str,
+    priority: p.Priority,
+    reason: str,
+    deliveries: int,
+    body_lost: bool = False,
+) -> DeadLetterResult:
+    """Step 2 of the module docstring, for a copy of the message (``move_to_dead_letters``)
+    or for a headers-only entry when the server removed the body first (the sidecar)."""
+    ack = await js.publish(p.dlq_subject(priority, address), data, headers=headers, timeout=5.0)
+    return DeadLetterResult(
+        mail_seq=mail_seq,
+        address=address,
+        priority=priority,
+        reason=reason,
+        deliveries=deliveries,
         dlq_seq=ack.seq,
         duplicate=bool(ack.duplicate),
-        bounced_to=bounced,
+        body_lost=body_lost,
     )
 
 

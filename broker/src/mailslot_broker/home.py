@@ -14,7 +14,7 @@ import socket
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import platformdirs
 from pydantic import BaseModel
@@ -26,6 +26,8 @@ STATE_FILE = "broker.json"
 #: The default tenant's credentials (other tenants' are under ``tenants/``).
 CREDENTIALS_FILE = "credentials.json"
 LOCK_FILE = "broker.lock"
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def mailslot_home() -> Path:
@@ -90,12 +92,17 @@ def home_locked(home: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def read_state(home: Path | None = None) -> BrokerState | None:
-    path = (home or mailslot_home()) / STATE_FILE
+def read_model(path: Path, model: type[M]) -> M | None:
+    """A record file, or None when it is missing or unreadable (half-written by a crash, or
+    from an older version): the caller then acts as if nothing had been recorded."""
     try:
-        return BrokerState.model_validate_json(path.read_text())
+        return model.model_validate_json(path.read_text())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def read_state(home: Path | None = None) -> BrokerState | None:
+    return read_model((home or mailslot_home()) / STATE_FILE, BrokerState)
 
 
 def write_state(home: Path, state: BrokerState) -> None:

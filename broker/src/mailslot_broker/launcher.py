@@ -18,6 +18,7 @@ import sys
 import sysconfig
 import time
 from pathlib import Path
+from typing import IO
 
 from .config import DEFAULT_TENANT, Credentials, ServerConfig, TenantSpec
 from .errors import LauncherError, ServerBinaryNotFound, ServerDied, ServerStartError
@@ -67,6 +68,21 @@ def pid_alive(pid: int, *, marker: str | None = None) -> bool:
     except (FileNotFoundError, IndexError, ProcessLookupError):
         return False
     return True
+
+
+def spawn_detached(argv: list[str], *, log: IO[bytes], stdout_to_log: bool) -> int:
+    """Start ``argv`` so that it outlives this process; its pid. A short-lived sh starts it in
+    the background and exits at once: it is re-parented to init, in a session of its own, and
+    never becomes our zombie. Its stderr goes to ``log``, its stdout too or to /dev/null."""
+    out = "1>&2" if stdout_to_log else "1>/dev/null"
+    launcher = subprocess.run(
+        ["/bin/sh", "-c", f'exec 0</dev/null; "$@" {out} & echo $!', "sh", *argv],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        start_new_session=True,
+        check=True,
+    )
+    return int(launcher.stdout.decode().strip())
 
 
 def terminate_pid(pid: int, marker: str, grace: float) -> None:
@@ -172,16 +188,7 @@ class NatsServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
             if detached:
-                # sh starts the server in the background and exits at once: the server is
-                # re-parented to init, outlives us and never becomes our zombie.
-                launcher = subprocess.run(
-                    ["/bin/sh", "-c", 'exec 0</dev/null; "$@" 1>&2 & echo $!', "sh", *argv],
-                    stdout=subprocess.PIPE,
-                    stderr=log,
-                    start_new_session=True,
-                    check=True,
-                )
-                self.pid = int(launcher.stdout.decode().strip())
+                self.pid = spawn_detached(argv, log=log, stdout_to_log=True)
                 self._proc = None
             else:
                 self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)

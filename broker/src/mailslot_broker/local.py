@@ -13,6 +13,7 @@ in ``endpoint.json``, which ``down`` leaves alone, as it leaves the store and th
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import time
@@ -31,11 +32,12 @@ from .home import (
     home_locked,
     mailslot_home,
     port_open,
+    read_model,
     read_state,
     running_state,
     write_state,
 )
-from .launcher import NatsServer, pid_alive, terminate_pid
+from .launcher import NatsServer, pid_alive, spawn_detached, terminate_pid
 from .tenants import load_or_init, local_server
 
 #: ``mailslot_broker.local`` is where callers have always found the broker's files and state.
@@ -75,11 +77,7 @@ class Endpoint(BaseModel):
 
 
 def read_endpoint(home: Path | None = None) -> Endpoint | None:
-    path = (home or mailslot_home()) / ENDPOINT_FILE
-    try:
-        return Endpoint.model_validate_json(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
+    return read_model((home or mailslot_home()) / ENDPOINT_FILE, Endpoint)
 
 
 def _write_endpoint(home: Path, port: int) -> None:
@@ -118,10 +116,6 @@ SIDECAR_READY_FILE = "sidecar.json"
 def _start_sidecar(home: Path, state: BrokerState, timeout: float) -> BrokerState:
     """Start ``python -m mailslot_broker.sidecar`` detached (like the server) and record where
     its metrics and health endpoints are. It exits by itself when the server process is gone."""
-    import json
-    import subprocess
-    import sys
-
     ready = home / SIDECAR_READY_FILE
     ready.unlink(missing_ok=True)
     argv = [
@@ -140,14 +134,7 @@ def _start_sidecar(home: Path, state: BrokerState, timeout: float) -> BrokerStat
         str(ready),
     ]
     with open(home / "sidecar.log", "ab") as log:
-        launcher = subprocess.run(
-            ["/bin/sh", "-c", 'exec 0</dev/null; "$@" 1>/dev/null & echo $!', "sh", *argv],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            start_new_session=True,
-            check=True,
-        )
-    pid = int(launcher.stdout.decode().strip())
+        pid = spawn_detached(argv, log=log, stdout_to_log=False)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

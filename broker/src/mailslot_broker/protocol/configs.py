@@ -66,52 +66,55 @@ class StreamSettings:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def mail_stream_config(s: StreamSettings) -> StreamConfig:
+def _stream(s: StreamSettings, **fields: Any) -> StreamConfig:
+    """What every Mailslot stream takes from the deployment (storage, replicas, dedupe
+    window), and direct get, which the clients read stored messages with."""
     return StreamConfig(
+        storage=s.storage,
+        num_replicas=s.replicas or 1,
+        duplicate_window=s.dedupe_window,
+        allow_direct=True,
+        **fields,
+    )
+
+
+def mail_stream_config(s: StreamSettings) -> StreamConfig:
+    return _stream(
+        s,
         name=MAIL_STREAM,
         description="Mailslot mailboxes: mbox.<priority>.<address>",
         subjects=[f"{MAIL_PREFIX}.>", f"{SCHEDULE_PREFIX}.>"],
         retention=RetentionPolicy.WORK_QUEUE,
-        storage=s.storage,
-        num_replicas=s.replicas or 1,
         max_age=s.mail_max_age,
-        duplicate_window=s.dedupe_window,
         max_consumers=s.max_consumers,
         allow_msg_ttl=True,
         allow_msg_schedules=True,
-        allow_direct=True,
         discard=DiscardPolicy.OLD,
         republish=RePublish(src=f"{MAIL_PREFIX}.>", dest=f"{BELL_PREFIX}.>", headers_only=True),
     )
 
 
 def topics_stream_config(s: StreamSettings) -> StreamConfig:
-    return StreamConfig(
+    return _stream(
+        s,
         name=TOPICS_STREAM,
         description="Mailslot durable broadcast history: ptopic.<topic>",
         subjects=[f"{DURABLE_TOPIC_PREFIX}.>"],
         retention=RetentionPolicy.LIMITS,
-        storage=s.storage,
-        num_replicas=s.replicas or 1,
         max_age=s.topics_max_age,
-        duplicate_window=s.dedupe_window,
         allow_msg_ttl=True,
-        allow_direct=True,
         republish=RePublish(src=f"{DURABLE_TOPIC_PREFIX}.>", dest=f"{TOPIC_PREFIX}.>"),
     )
 
 
 def dlq_stream_config(s: StreamSettings) -> StreamConfig:
-    return StreamConfig(
+    return _stream(
+        s,
         name=DLQ_STREAM,
         description="Mailslot dead letters: dlq.<priority>.<address>",
         subjects=[f"{DLQ_PREFIX}.>"],
         retention=RetentionPolicy.LIMITS,
-        storage=s.storage,
-        num_replicas=s.replicas or 1,
         max_age=s.dlq_max_age,
-        duplicate_window=s.dedupe_window,
-        allow_direct=True,
     )
 
 

@@ -37,7 +37,7 @@ from nats.js import errors as jserr
 from nats.js.api import ConsumerInfo
 
 from .. import protocol as p
-from ..deadletters import DeadLetterResult, dead_letter_headers, move_to_dead_letters
+from ..deadletters import DeadLetterResult, dead_letter_headers, move_to_dead_letters, publish_dead_letter
 from ..protocol import Header
 
 log = logging.getLogger("mailslot.sidecar.deadletter")
@@ -87,15 +87,15 @@ async def dead_letter(
     headers[Header.DEAD_BODY_LOST] = "removed by the server before it could be copied"
     headers[Header.TO] = address
     headers[Header.PRIORITY] = prio.label
-    ack = await js.publish(p.dlq_subject(prio, address), b"", headers=headers, timeout=5.0)
-    return DeadLetterResult(
+    return await publish_dead_letter(
+        js,
+        headers,
+        b"",
         mail_seq=mail_seq,
         address=address,
         priority=prio,
         reason=reason,
         deliveries=deliveries,
-        dlq_seq=ack.seq,
-        duplicate=bool(ack.duplicate),
         body_lost=True,
     )
 
