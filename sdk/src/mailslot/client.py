@@ -21,6 +21,7 @@ from .errors import Disconnected
 from .link import Link
 from .mailbox import AgentCard, Mailbox
 from .message import Receipt
+from .options import ConnectOptions
 from .outgoing import prepare
 from .registry import AgentWatch, list_agents
 from .sending import publish, publish_many
@@ -41,24 +42,13 @@ class Mailslot:
     def __init__(
         self,
         nc: NatsClient,
+        options: ConnectOptions,
         *,
         url: str,
         tenant: str | None,
-        name: str | None,
         provisioned: ProvisionReport | None,
-        publish_retry_for: float,
-        outage_timeout: float = 5.0,
-        receive_outage_timeout: float = 60.0,
     ) -> None:
-        self._link = Link(
-            nc,
-            url=url,
-            tenant=tenant,
-            name=name,
-            publish_retry_for=publish_retry_for,
-            outage_timeout=outage_timeout,
-            receive_outage_timeout=receive_outage_timeout,
-        )
+        self._link = Link(nc, options, url=url, tenant=tenant)
         self.provisioned = provisioned
         #: Open subscriptions and agent watches, closed with the client so iterators end.
         self._streams: weakref.WeakSet[TopicSubscription | AgentWatch] = weakref.WeakSet()
@@ -319,6 +309,7 @@ class Mailslot:
             prefetch=prefetch,
             heartbeat=heartbeat,
         )
+        mb.failover_timeout = self._link.options.failover_timeout  # the mailbox may change it
         await self._link.until_connected()  # bad input is refused at once, even while disconnected
         self._link.mailboxes.add(mb)
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import ssl
@@ -30,10 +31,10 @@ from .errors import (
     AuthenticationFailed,
     BrokerUnreachable,
     ConnectionFailed,
-    InvalidInput,
     JetStreamUnavailable,
     ServerTooOld,
 )
+from .options import DEFAULT_FAILOVER_TIMEOUT, ConnectOptions
 
 log = logging.getLogger("mailslot.connection")
 
@@ -75,6 +76,7 @@ def connect(
     publish_retry_for: float = 20.0,
     outage_timeout: float = 5.0,
     receive_outage_timeout: float = 60.0,
+    failover_timeout: float = DEFAULT_FAILOVER_TIMEOUT,
 ) -> _Connect:
     """Connect to a Mailslot broker.
 
@@ -96,52 +98,36 @@ def connect(
     than ``Timeout`` if the broker is unreachable at the deadline; a ``receive()`` (or ``async
     for``) without a timeout waits through an outage of up to ``receive_outage_timeout``
     seconds. ``close()`` never raises a connection error.
+
+    On a cluster a receive waits out a leader election of one of its priorities (serving no
+    lower one meanwhile) for up to ``failover_timeout`` seconds, then raises
+    :class:`~mailslot.Unavailable`; each mailbox can change its own
+    (``Mailbox.failover_timeout``).
     """
-    for what, value in (
-        ("outage_timeout", outage_timeout),
-        ("receive_outage_timeout", receive_outage_timeout),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise InvalidInput(f"{what} must be a non-negative number of seconds, got {value!r}")
-
-    async def _do() -> Mailslot:
-        return await _connect(
-            url,
-            credentials=credentials,
-            user=user,
-            password=password,
-            token=token,
-            tenant=tenant,
-            name=name,
-            timeout=timeout,
-            provision_streams=provision_streams,
-            settings=settings,
-            tls_ca=tls_ca,
-            publish_retry_for=publish_retry_for,
-            outage_timeout=float(outage_timeout),
-            receive_outage_timeout=float(receive_outage_timeout),
-        )
-
-    return _Connect(_do)
+    options = ConnectOptions(
+        url=url,
+        credentials=credentials,
+        user=user,
+        password=password,
+        token=token,
+        tenant=tenant,
+        name=name,
+        timeout=timeout,
+        provision_streams=provision_streams,
+        settings=settings,
+        tls_ca=tls_ca,
+        publish_retry_for=publish_retry_for,
+        outage_timeout=outage_timeout,
+        receive_outage_timeout=receive_outage_timeout,
+        failover_timeout=failover_timeout,
+    )
+    return _Connect(lambda: open_client(options))
 
 
-async def _connect(
-    url: str | list[str] | None,
-    *,
-    credentials: str | Path | None,
-    user: str | None,
-    password: str | None,
-    token: str | None,
-    tenant: str | None,
-    name: str | None,
-    timeout: float,
-    provision_streams: bool,
-    settings: p.StreamSettings | None,
-    tls_ca: str | Path | None,
-    publish_retry_for: float,
-    outage_timeout: float = 5.0,
-    receive_outage_timeout: float = 60.0,
-) -> Mailslot:
+async def open_client(options: ConnectOptions) -> Mailslot:
+    """Dial, check the server, provision, and hand the connection to a new client."""
+    url, credentials, user, password = options.url, options.credentials, options.user, options.password
+    tenant, name, timeout = options.tenant, options.name, options.timeout
     if name is not None:
         name = check_address(name)
     url = url or os.environ.get("MAILSLOT_URL") or None
@@ -168,10 +154,10 @@ async def _connect(
     if user is not None:
         opts["user"] = user
         opts["password"] = password
-    if token is not None:
-        opts["token"] = token
-    if tls_ca is not None:
-        ctx = ssl.create_default_context(cafile=str(tls_ca))
+    if options.token is not None:
+        opts["token"] = options.token
+    if options.tls_ca is not None:
+        ctx = ssl.create_default_context(cafile=str(options.tls_ca))
         opts["tls"] = ctx
     servers = [url] if isinstance(url, str) else list(url)
 
@@ -267,20 +253,13 @@ async def _connect(
         except (jserr.ServiceUnavailableError, nerr.NoRespondersError) as exc:
             raise JetStreamUnavailable("JetStream is not enabled on this server or for this account") from exc
         report = None
-        if provision_streams:
+        if options.provision_streams:
             with boundary():
-                report = await provision(js, settings)
+                report = await provision(js, options.settings)
     except BaseException:
         await nc.close()
         raise
     client = Mailslot(
-        nc,
-        url=servers[0],
-        tenant=tenant,
-        name=name,
-        provisioned=report,
-        publish_retry_for=publish_retry_for,
-        outage_timeout=outage_timeout,
-        receive_outage_timeout=receive_outage_timeout,
+        nc, dataclasses.replace(options, name=name), url=servers[0], tenant=tenant, provisioned=report
     )
     return client

@@ -119,7 +119,8 @@ class Unavailable(MailslotError):
     On a cluster a receive waits out a leader election: a priority whose pull goes unanswered
     or is refused (no consumer leader, 503) is asked again until it answers, and no lower
     priority is served meanwhile. When it has not answered for ``failover_timeout`` seconds
-    (``Mailbox.failover_timeout``, default 30), the receive raises this. Not a
+    (``connect(failover_timeout=...)``, default 30; per mailbox ``Mailbox.failover_timeout``),
+    the receive raises this. Not a
     :class:`Timeout`: mail may be waiting there. It usually means a majority of the cluster is
     down; a later receive waits (up to the bound) again.
     """

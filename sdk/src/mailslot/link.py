@@ -23,6 +23,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from .errors import Disconnected, NotConnected
+from .options import ConnectOptions
 
 
 class OpenMailbox(Protocol):
@@ -48,22 +49,22 @@ class Link:
     def __init__(
         self,
         nc: NatsClient,
+        options: ConnectOptions,
         *,
         url: str,
         tenant: str | None,
-        name: str | None,
-        publish_retry_for: float,
-        outage_timeout: float,
-        receive_outage_timeout: float,
     ) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
+        #: What ``connect`` was called with; ``url`` and ``tenant`` as resolved (environment,
+        #: credentials file, embedded broker).
+        self.options = options
         self.url = url
         self.tenant = tenant
-        self.name = name
-        self.publish_retry_for = publish_retry_for
-        self.outage_timeout = outage_timeout
-        self.receive_outage_timeout = receive_outage_timeout
+        self.name = options.name
+        self.publish_retry_for = options.publish_retry_for
+        self.outage_timeout = options.outage_timeout
+        self.receive_outage_timeout = options.receive_outage_timeout
         self.closed = False
         #: The mailboxes open through this connection (a mailbox removes itself on close).
         self.mailboxes: set[OpenMailbox] = set()

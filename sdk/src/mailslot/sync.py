@@ -19,10 +19,11 @@ from mailslot_broker import protocol as p
 from ._portal import PORTAL
 from .broadcast import Published, Replay, SyncTopicSubscription
 from .client import Mailslot
-from .connection import connect as _aconnect
+from .connection import open_client
 from .deadletters import DeadLetter, DeadLetters
 from .mailbox import AgentCard, Mailbox
 from .message import Message, Receipt
+from .options import DEFAULT_FAILOVER_TIMEOUT, ConnectOptions
 from .registry import SyncAgentWatch
 from .view import MailboxStats, MailboxView
 
@@ -390,30 +391,30 @@ def connect(
     publish_retry_for: float = 20.0,
     outage_timeout: float = 5.0,
     receive_outage_timeout: float = 60.0,
+    failover_timeout: float = DEFAULT_FAILOVER_TIMEOUT,
 ) -> SyncMailslot:
     """Blocking twin of :func:`mailslot.connect` (same reconnect and outage behaviour: a call
     waits for a dropped connection up to ``outage_timeout``, then raises
     :class:`~mailslot.Disconnected`)."""
 
-    async def _do() -> Mailslot:
-        return await _aconnect(
-            url,
-            credentials=credentials,
-            user=user,
-            password=password,
-            token=token,
-            tenant=tenant,
-            name=name,
-            timeout=timeout,
-            provision_streams=provision_streams,
-            settings=settings,
-            tls_ca=tls_ca,
-            publish_retry_for=publish_retry_for,
-            outage_timeout=outage_timeout,
-            receive_outage_timeout=receive_outage_timeout,
-        )
-
-    return SyncMailslot(PORTAL.call(_do()))
+    options = ConnectOptions(
+        url=url,
+        credentials=credentials,
+        user=user,
+        password=password,
+        token=token,
+        tenant=tenant,
+        name=name,
+        timeout=timeout,
+        provision_streams=provision_streams,
+        settings=settings,
+        tls_ca=tls_ca,
+        publish_retry_for=publish_retry_for,
+        outage_timeout=outage_timeout,
+        receive_outage_timeout=receive_outage_timeout,
+        failover_timeout=failover_timeout,
+    )
+    return SyncMailslot(PORTAL.call(open_client(options)))
 
 
 def event_loop() -> asyncio.AbstractEventLoop:
