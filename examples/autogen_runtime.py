@@ -6,7 +6,7 @@ the agent exactly as it would on ``SingleThreadedAgentRuntime``, handles the tas
 typed answer lands in the client's mailbox. A published event reaches it too.
 
 Uses ``MAILSLOT_URL`` (+ ``MAILSLOT_CREDENTIALS``) when set, else starts its own nats-server
-in a temp dir (and stops it at the end).
+in a temp dir (and stops it at the end; ``_broker.py`` beside this file).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import asyncio
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import mailslot
+from _broker import broker
 from autogen_core import (
     AgentId,
     MessageContext,
@@ -110,22 +109,8 @@ async def client(env: dict[str, str]) -> None:
 
 
 def main() -> None:
-    env = dict(os.environ)
-    if env.get("MAILSLOT_URL"):
-        asyncio.run(client(env))
-        return
-    from mailslot_broker import NatsServer
-
-    work = Path(tempfile.mkdtemp(prefix="mailslot-example-"))
-    server = NatsServer(work / "nats").start()
-    try:
-        creds = work / "credentials.json"
-        server.credentials.write(creds)
-        env.update(MAILSLOT_URL=server.url, MAILSLOT_CREDENTIALS=str(creds))
-        os.environ.update(MAILSLOT_URL=server.url, MAILSLOT_CREDENTIALS=str(creds))
-        asyncio.run(client(env))
-    finally:
-        server.stop()
+    with broker():  # the host process inherits MAILSLOT_URL / MAILSLOT_CREDENTIALS
+        asyncio.run(client(dict(os.environ)))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
 
 ``python examples/crewai_agents.py [--native]``: ReAct text mode by default, native function
 calling with ``--native``. Uses ``MAILSLOT_URL`` (+ ``MAILSLOT_CREDENTIALS``) when set, else
-starts its own nats-server in a temp dir and stops it at the end.
+starts its own nats-server in a temp dir and stops it at the end (``_broker.py`` beside this file).
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
 import asyncio
 import contextlib
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import mailslot
+from _broker import broker
 from crewai import Agent, Crew, CrewOutput, Task
 from mailslot import sync
 from mailslot_crewai import CrewProgress, CrewWorker, mailbox_tools
@@ -79,8 +78,8 @@ def planner_crew(client: sync.SyncMailslot, inbox: sync.SyncMailbox) -> Crew:
     return Crew(agents=[agent], tasks=[task], name="planning")
 
 
-async def main(url: str | None, user: str | None, password: str | None) -> None:
-    async with mailslot.connect(url, user=user, password=password, name="example") as ms:
+async def main() -> None:
+    async with mailslot.connect(name="example") as ms:
         researcher = await ms.open("researcher", ttl=60)
         editor = await ms.open("editor", ttl=60)
         lead = await ms.open("lead", ttl=60)
@@ -90,7 +89,7 @@ async def main(url: str | None, user: str | None, password: str | None) -> None:
         worker = CrewWorker(researcher, researcher_crew)
         serving = asyncio.ensure_future(worker.run(limit=1))
 
-        client = sync.connect(url, user=user, password=password, name="planner")
+        client = sync.connect(name="planner")
         try:  # the sync client has a connection of its own: closed on every path
             inbox = client.open("planner", ttl=60)
             crew = planner_crew(client, inbox)
@@ -125,19 +124,6 @@ async def main(url: str | None, user: str | None, password: str | None) -> None:
             client.close()
 
 
-def run() -> None:
-    if os.environ.get("MAILSLOT_URL"):  # connect() reads MAILSLOT_URL / MAILSLOT_CREDENTIALS
-        asyncio.run(main(None, None, None))
-        return
-    from mailslot_broker import NatsServer
-
-    server = NatsServer(Path(tempfile.mkdtemp(prefix="mailslot-example-"))).start()
-    try:
-        c = server.credentials
-        asyncio.run(main(server.url, c.user, c.password))
-    finally:
-        server.stop()
-
-
 if __name__ == "__main__":
-    run()
+    with broker():
+        asyncio.run(main())

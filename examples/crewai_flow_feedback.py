@@ -9,7 +9,8 @@
    flow from the database and resumes it: the listener after the feedback step runs there.
 
 Uses ``MAILSLOT_URL`` (+ ``MAILSLOT_CREDENTIALS``) when set, else starts its own nats-server
-in a temp dir and stops it at the end. No LLM is involved: the flow's steps are plain code.
+in a temp dir and stops it at the end (``_broker.py`` beside this file). No LLM is involved:
+the flow's steps are plain code.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from _broker import broker
 from crewai.flow import human_feedback
 from crewai.flow.flow import Flow, listen, start
 from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
@@ -84,23 +86,9 @@ def main() -> None:
     if sys.argv[1:2] == ["resume"]:
         resume(sys.argv[2])
         return
-    work = Path(tempfile.mkdtemp(prefix="mailslot-flow-"))
-    db = str(work / "flows.db")
-    if os.environ.get("MAILSLOT_URL"):
+    db = str(Path(tempfile.mkdtemp(prefix="mailslot-flow-")) / "flows.db")
+    with broker():  # the resuming child process inherits MAILSLOT_URL / MAILSLOT_CREDENTIALS
         start_and_review(db)
-        return
-    from mailslot_broker import NatsServer
-
-    server = NatsServer(work / "nats").start()
-    try:
-        creds = work / "credentials.json"
-        server.credentials.write(creds)
-        # The resuming child process inherits these.
-        os.environ["MAILSLOT_URL"] = server.url
-        os.environ["MAILSLOT_CREDENTIALS"] = str(creds)
-        start_and_review(db)
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
 
 import mailslot
@@ -53,6 +53,15 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], *, timeout: float =
     return False
 
 
+async def until_quiet(inbox: mailslot.Mailbox, *, timeout: float) -> AsyncIterator[mailslot.Message]:
+    """The inbox's mail, one message at a time, until none has come for ``timeout`` seconds."""
+    while True:
+        try:
+            yield await inbox.receive(timeout=timeout)
+        except mailslot.Timeout:
+            return
+
+
 # -- roles (each runs in its own process) ----------------------------------------------------
 
 
@@ -69,11 +78,7 @@ async def coder() -> None:
     async with mailslot.connect() as ms:
         inbox = await ms.open("coder", ttl=30)
         console.print(f"[green]coder[/green] online; waiting: {(await inbox.stats()).counts}")
-        while True:
-            try:
-                msg = await inbox.receive(timeout=1.5)
-            except mailslot.Timeout:
-                break
+        async for msg in until_quiet(inbox, timeout=1.5):
             label = escape(f"[{msg.priority.label:>6}]")
             console.print(f"  received {label} {msg.json()['task']}  (from {msg.sender})")
             await msg.ack()
@@ -91,11 +96,7 @@ async def worker_returns() -> None:
     async with mailslot.connect() as ms:
         inbox = await ms.open("worker", ttl=2)
         console.print(f"[green]worker[/green] back in a new process; waiting: {(await inbox.stats()).total}")
-        while True:
-            try:
-                msg = await inbox.receive(timeout=1.0)
-            except mailslot.Timeout:
-                break
+        async for msg in until_quiet(inbox, timeout=1.0):
             console.print(f"  received {msg.text!r} (sent {msg.sent_at:%H:%M:%S} UTC, while it was offline)")
             await msg.ack()
         await inbox.destroy()  # the demo leaves nothing behind

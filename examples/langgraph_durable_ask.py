@@ -9,20 +9,18 @@ process, when the reply is there. Offline (no LLM, no API keys).
    gets the typed answer. The question was sent once, although the node ran twice.
 
 Uses ``MAILSLOT_URL`` (+ ``MAILSLOT_CREDENTIALS``) when set, else starts its own nats-server
-in a temp dir and stops it at the end.
+in a temp dir and stops it at the end (``_broker.py`` beside this file).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypedDict
 
 import mailslot
+from _broker import broker
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -62,62 +60,46 @@ def build(checkpointer: Any) -> Any:
     return g.compile(checkpointer=checkpointer)
 
 
-@contextlib.asynccontextmanager
-async def broker() -> AsyncIterator[dict[str, Any]]:
-    """Connection arguments for mailslot.connect: MAILSLOT_URL's, or a temporary server's."""
-    if os.environ.get("MAILSLOT_URL"):
-        yield {}
-        return
-    from mailslot_broker import NatsServer
-
-    server = NatsServer(tempfile.mkdtemp(prefix="mailslot-example-")).start()
-    try:
-        c = server.credentials
-        yield {"url": server.url, "user": c.user, "password": c.password}
-    finally:
-        server.stop()
-
-
 async def main() -> None:
     db = str(Path(tempfile.mkdtemp(prefix="lg-example-")) / "planner.db")
     cfg = {"configurable": {"thread_id": "roadmap-42"}}
-    async with broker() as conn:
-        # 1. The planner runs until it must wait for the coder, then exits.
-        async with (
-            mailslot.connect(name="planner", **conn) as ms,
-            AsyncSqliteSaver.from_conn_string(db) as saver,
-        ):
-            mb = await ms.open("planner")
-            out = await build(saver).ainvoke(
-                {"task": "add SSO"}, cfg, context=MailContext(mailbox=mb), version="v2"
-            )
-            print("planner paused, waiting for:", out.interrupts[0].value["correlation_id"])
-            await mb.close()
+    # 1. The planner runs until it must wait for the coder, then exits.
+    async with (
+        mailslot.connect(name="planner") as ms,
+        AsyncSqliteSaver.from_conn_string(db) as saver,
+    ):
+        mb = await ms.open("planner")
+        out = await build(saver).ainvoke(
+            {"task": "add SSO"}, cfg, context=MailContext(mailbox=mb), version="v2"
+        )
+        print("planner paused, waiting for:", out.interrupts[0].value["correlation_id"])
+        await mb.close()
 
-        # 2. The coder answers while the planner is gone.
-        async with mailslot.connect(name="coder", **conn) as ms:
-            coder = await ms.open("coder")
-            q = await coder.receive(timeout=30)
-            print("coder got:", q.json(), "thread", q.thread_id)
-            await q.reply(Estimate(days=3, note="needs an OIDC library"))
-            await q.ack()
-            await coder.close()
+    # 2. The coder answers while the planner is gone.
+    async with mailslot.connect(name="coder") as ms:
+        coder = await ms.open("coder")
+        q = await coder.receive(timeout=30)
+        print("coder got:", q.json(), "thread", q.thread_id)
+        await q.reply(Estimate(days=3, note="needs an OIDC library"))
+        await q.ack()
+        await coder.close()
 
-        # 3. A new planner process resumes the thread from the checkpointer.
-        async with (
-            mailslot.connect(name="planner", **conn) as ms,
-            AsyncSqliteSaver.from_conn_string(db) as saver,
-        ):
-            mb = await ms.open("planner")
-            app = build(saver)
-            async with Resumer(app, mb, context=MailContext(mailbox=mb)) as resumer:
-                print("waits found:", await resumer.scan())
-                done = await resumer.next_result(timeout=60)
-            print("plan:", done.output.value["plan"])
-            assert done.output.value["plan"] == "add SSO: 3 days (needs an OIDC library)"
-            await mb.close()
+    # 3. A new planner process resumes the thread from the checkpointer.
+    async with (
+        mailslot.connect(name="planner") as ms,
+        AsyncSqliteSaver.from_conn_string(db) as saver,
+    ):
+        mb = await ms.open("planner")
+        app = build(saver)
+        async with Resumer(app, mb, context=MailContext(mailbox=mb)) as resumer:
+            print("waits found:", await resumer.scan())
+            done = await resumer.next_result(timeout=60)
+        print("plan:", done.output.value["plan"])
+        assert done.output.value["plan"] == "add SSO: 3 days (needs an OIDC library)"
+        await mb.close()
     print("example: OK")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    with broker():
+        asyncio.run(main())

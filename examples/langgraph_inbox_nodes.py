@@ -3,19 +3,16 @@ the state (most urgent first), a router decides, ``send_node`` forwards it. The 
 reaches the nodes through the graph's runtime context (``MailContext``), not a global.
 
 Uses ``MAILSLOT_URL`` (+ ``MAILSLOT_CREDENTIALS``) when set, else starts its own nats-server
-in a temp dir and stops it at the end.
+in a temp dir and stops it at the end (``_broker.py`` beside this file).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import tempfile
-from collections.abc import AsyncIterator
 from typing import Any, TypedDict
 
 import mailslot
+from _broker import broker
 from langgraph.graph import END, START, StateGraph
 from mailslot_langgraph import Mail, MailContext, receive_node, send_node
 
@@ -54,23 +51,8 @@ def build() -> Any:
     return g.compile()
 
 
-@contextlib.asynccontextmanager
-async def broker() -> AsyncIterator[dict[str, Any]]:
-    if os.environ.get("MAILSLOT_URL"):
-        yield {}
-        return
-    from mailslot_broker import NatsServer
-
-    server = NatsServer(tempfile.mkdtemp(prefix="mailslot-example-")).start()
-    try:
-        c = server.credentials
-        yield {"url": server.url, "user": c.user, "password": c.password}
-    finally:
-        server.stop()
-
-
 async def main() -> None:
-    async with broker() as conn, mailslot.connect(name="triage", **conn) as ms:
+    async with mailslot.connect(name="triage") as ms:
         await ms.send("triage", "typo in docs", priority="low", sender="alice")
         await ms.send("triage", "disk 95% full", priority="urgent", sender="monitor")
         await ms.send("triage", "rename a variable", sender="bob")
@@ -90,4 +72,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    with broker():
+        asyncio.run(main())

@@ -3,38 +3,20 @@ it reads its inbox, delegates by mail, asks a colleague and broadcasts. The "LLM
 scripted offline model, so this runs with no API keys.
 
 Uses ``MAILSLOT_URL`` (+ ``MAILSLOT_CREDENTIALS``) when set, else starts its own nats-server
-in a temp dir and stops it at the end.
+in a temp dir and stops it at the end (``_broker.py`` beside this file).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import tempfile
-from collections.abc import AsyncIterator
-from typing import Any
 
 import mailslot
+from _broker import broker
 from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage, ToolMessage
 from mailslot_langgraph import mailbox_tools
 from mailslot_langgraph.testing import scripted, tool_call
-
-
-@contextlib.asynccontextmanager
-async def broker() -> AsyncIterator[dict[str, Any]]:
-    if os.environ.get("MAILSLOT_URL"):
-        yield {}
-        return
-    from mailslot_broker import NatsServer
-
-    server = NatsServer(tempfile.mkdtemp(prefix="mailslot-example-")).start()
-    try:
-        c = server.credentials
-        yield {"url": server.url, "user": c.user, "password": c.password}
-    finally:
-        server.stop()
 
 
 async def reviewer(mb: mailslot.Mailbox) -> None:
@@ -46,7 +28,7 @@ async def reviewer(mb: mailslot.Mailbox) -> None:
 
 
 async def main() -> None:
-    async with broker() as conn, mailslot.connect(name="lead", **conn) as ms:
+    async with mailslot.connect(name="lead") as ms:
         lead = await ms.open("lead")
         coder = await ms.open("coder")
         review = await ms.open("reviewer")
@@ -89,4 +71,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    with broker():
+        asyncio.run(main())

@@ -6,12 +6,12 @@ import asyncio
 
 import mailslot
 import pytest
-from _ag_helpers import replay
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
 from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core import CancellationToken
 from mailslot_autogen import AgentResult, AgentWorker, MailslotRemoteAgent, RemoteAgentError
+from mailslot_autogen.testing import replay
 from testsupport import wait_for
 
 

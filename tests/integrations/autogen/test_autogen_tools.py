@@ -6,10 +6,10 @@ import asyncio
 
 import mailslot
 import pytest
-from _ag_helpers import replay, tool_call
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import ToolCallExecutionEvent
 from mailslot_autogen import TOOL_NAMES, mailbox_tools
+from mailslot_autogen.testing import replay, tool_call
 
 
 def _tool_outputs(result) -> list[str]:
