@@ -23,6 +23,7 @@ from mailslot_broker.config import Credentials
 from mailslot_broker.local import ensure_local_broker
 from mailslot_broker.provision import provision
 from nats.js import errors as jserr
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from ._boundary import PermissionGuard, boundary
 from ._boundary import address as check_address
@@ -248,10 +249,7 @@ async def open_client(options: ConnectOptions) -> Mailslot:
                 "(per-message TTL, message schedules)"
             )
         js = nc.jetstream()
-        try:
-            await js.account_info()
-        except (jserr.ServiceUnavailableError, nerr.NoRespondersError) as exc:
-            raise JetStreamUnavailable("JetStream is not enabled on this server or for this account") from exc
+        await _check_jetstream(js, timeout)
         report = None
         if options.provision_streams:
             with boundary():
@@ -263,3 +261,29 @@ async def open_client(options: ConnectOptions) -> Mailslot:
         nc, dataclasses.replace(options, name=name), url=servers[0], tenant=tenant, provisioned=report
     )
     return client
+
+
+#: How long connect keeps asking JetStream for the account while it does not answer.
+_JETSTREAM_PATIENCE = 10.0
+
+
+async def _check_jetstream(js: Any, timeout: float) -> None:
+    """JetStream is on for this account. A cluster whose routes are still settling (or that
+    is electing its meta leader) may leave the request unanswered for a moment: asked again
+    for a while (each request bounded by ``timeout``), then JetStreamUnavailable."""
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type((nerr.TimeoutError, asyncio.TimeoutError)),
+            stop=stop_after_delay(max(_JETSTREAM_PATIENCE, 2 * timeout)),
+            wait=wait_exponential_jitter(multiplier=0.1, max=1.0),
+            reraise=True,
+        ):
+            with attempt:
+                await asyncio.wait_for(js.account_info(), timeout)
+    except (jserr.ServiceUnavailableError, nerr.NoRespondersError) as exc:
+        raise JetStreamUnavailable("JetStream is not enabled on this server or for this account") from exc
+    except (nerr.TimeoutError, asyncio.TimeoutError) as exc:
+        raise JetStreamUnavailable(
+            "JetStream did not answer while connecting (a cluster may still be forming or electing "
+            "its leader); try again"
+        ) from exc

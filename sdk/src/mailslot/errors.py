@@ -40,7 +40,8 @@ class AuthenticationFailed(ConnectionFailed):
 
 
 class JetStreamUnavailable(ConnectionFailed):
-    """The server (or this account) has JetStream disabled."""
+    """The server (or this account) has JetStream disabled, or JetStream did not answer while
+    connecting (a cluster still forming: connect asks again for a while first)."""
 
 
 class ServerTooOld(ConnectionFailed):
