@@ -8,7 +8,7 @@ import inspect
 from importlib.metadata import version
 
 import pytest
-from mailslot_broker import kvscan, natscompat
+from mailslot_broker import NatsServer, kvscan, natscompat
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import errors as jserr
@@ -91,6 +91,15 @@ async def test_keep_reconnecting_sets_the_options(nc: Client) -> None:
     natscompat.keep_reconnecting(nc, wait=0.25)
     assert nc.options["max_reconnect_attempts"] == -1
     assert nc.options["reconnect_time_wait"] == 0.25
+
+
+async def test_server_info_is_the_connected_servers_info(nc: Client, server: NatsServer) -> None:
+    info = natscompat.server_info(nc.jetstream())
+    assert info["server_name"] == server.config.server_name
+    assert info["jetstream"] is True and info["version"] == server.version
+    assert "cluster" not in info and "connect_urls" not in info  # a single server says neither
+    info["server_name"] = "changed"
+    assert natscompat.server_info(nc.jetstream())["server_name"] == server.config.server_name
 
 
 async def test_ack_reply_layout_and_msg_client(nc: Client) -> None:

@@ -2,7 +2,7 @@
 
 nats-py has no public API for some things Mailslot needs: a KV compare-and-set that carries
 a per-message TTL, the request/reply mux (to fail a request the server refused at once), the
-connection behind a message, reconnect options changed after connecting, and the layout of
+connection behind a message, the server's INFO, reconnect options changed after connecting, and the layout of
 a JetStream ack reply subject. They live here, and only here, so that a nats-py upgrade
 breaks one module; ``tests/broker/test_natscompat.py`` checks each against a real server and
 fails loudly when nats-py changes them. The nats-py pin in ``pyproject.toml`` is the range
@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
+    from nats.js import JetStreamContext
     from nats.js.kv import KeyValue
 
 #: The nats-py minor version(s) this module was checked against.
@@ -86,6 +87,13 @@ def on_consumer_replaced(
             await callback(psub._stream, old)
 
     jsi.recreate_consumer = recreate_then_report
+
+
+def server_info(js: JetStreamContext) -> dict[str, Any]:
+    """The INFO the connection behind ``js`` got from its server at its latest (re)connect
+    (empty before the first); a copy. nats-py keeps it private and has no JetStreamContext
+    -> connection accessor."""
+    return dict(js._nc._server_info)
 
 
 def msg_client(msg: Msg) -> Client:

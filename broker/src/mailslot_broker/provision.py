@@ -8,13 +8,15 @@ failing) and loud when an existing stream was configured in a way Mailslot canno
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
 from nats.js.api import KeyValueConfig, StreamConfig
 
+from . import natscompat
 from . import protocol as p
 from .errors import ProvisioningConflict, ProvisioningError
 
@@ -33,7 +35,7 @@ _UPGRADABLE = (
     "description",
 )
 #: Replicas a stream or bucket is created with when the settings leave it to the deployment:
-#: the most the cluster accepts, tried from the top (a single server refuses anything above 1).
+#: the most the cluster accepts, tried from min(3, its size) down (see :func:`cluster_size`).
 _REPLICA_CHOICES = (3, 2, 1)
 
 
@@ -77,8 +79,22 @@ def _diff(want: StreamConfig, have: StreamConfig) -> tuple[list[str], list[str]]
     return conflicts, changes
 
 
-def _replica_attempts(requested: int | None) -> tuple[int, ...]:
-    return _REPLICA_CHOICES if requested is None else (requested,)
+def cluster_size(info: Mapping[str, Any]) -> int | None:
+    """How many servers the connected deployment has, from its server's INFO; None when it
+    does not say. A single server sends no ``cluster``; a cluster node lists every node's
+    client URL, its own included, in ``connect_urls`` (unless it runs with ``no_advertise``)."""
+    if not info.get("cluster"):
+        return 1
+    return len(set(info.get("connect_urls") or ())) or None
+
+
+def _replica_attempts(requested: int | None, size: int | None) -> tuple[int, ...]:
+    """An operator's count alone; else from min(3, size) down. The counts below stay as a
+    fallback for a node that is down (the cluster then refuses the full count) and for a
+    size that is not known (all of them, from 3)."""
+    if requested is not None:
+        return (requested,)
+    return tuple(n for n in _REPLICA_CHOICES if size is None or n <= size)
 
 
 def _replica_refused(exc: jserr.APIError) -> bool:
@@ -87,8 +103,8 @@ def _replica_refused(exc: jserr.APIError) -> bool:
     return p.jsapi.is_replicas_refused(exc)
 
 
-async def _create(create: Callable[[int], Awaitable[object]], requested: int | None) -> int:
-    attempts = _replica_attempts(requested)
+async def _create(create: Callable[[int], Awaitable[object]], requested: int | None, size: int | None) -> int:
+    attempts = _replica_attempts(requested, size)
     for i, n in enumerate(attempts):
         try:
             await create(n)
@@ -122,6 +138,7 @@ async def ensure_stream(
     *,
     requested_replicas: int | None = None,
     raise_replicas: bool = False,
+    cluster_size: int | None = None,
 ) -> None:
     assert want.name is not None
     for _attempt in range(3):
@@ -130,7 +147,9 @@ async def ensure_stream(
         except jserr.NotFoundError:
             try:
                 n = await _create(
-                    lambda n: js.add_stream(dataclasses.replace(want, num_replicas=n)), requested_replicas
+                    lambda n: js.add_stream(dataclasses.replace(want, num_replicas=n)),
+                    requested_replicas,
+                    cluster_size,
                 )
                 report.created.append(want.name)
                 report.replicas[want.name] = n
@@ -175,6 +194,7 @@ async def ensure_bucket(
     report: ProvisionReport,
     *,
     requested_replicas: int | None = None,
+    cluster_size: int | None = None,
 ) -> None:
     name = f"KV_{want.bucket}"
     for _attempt in range(3):
@@ -183,7 +203,9 @@ async def ensure_bucket(
         except jserr.NotFoundError:
             try:
                 n = await _create(
-                    lambda n: js.create_key_value(dataclasses.replace(want, replicas=n)), requested_replicas
+                    lambda n: js.create_key_value(dataclasses.replace(want, replicas=n)),
+                    requested_replicas,
+                    cluster_size,
                 )
                 report.created.append(name)
                 report.replicas[name] = n
@@ -212,8 +234,11 @@ async def provision(
     """
     s = settings or p.StreamSettings()
     report = ProvisionReport()
+    size = cluster_size(natscompat.server_info(js))
     for cfg in (p.mail_stream_config(s), p.topics_stream_config(s), p.dlq_stream_config(s)):
-        await ensure_stream(js, cfg, report, requested_replicas=s.replicas, raise_replicas=raise_replicas)
+        await ensure_stream(
+            js, cfg, report, requested_replicas=s.replicas, raise_replicas=raise_replicas, cluster_size=size
+        )
     for kv in (p.agents_bucket_config(s), p.mailboxes_bucket_config(s), p.sidecar_bucket_config(s)):
-        await ensure_bucket(js, kv, report, requested_replicas=s.replicas)
+        await ensure_bucket(js, kv, report, requested_replicas=s.replicas, cluster_size=size)
     return report

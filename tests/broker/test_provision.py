@@ -1,0 +1,67 @@
+"""Streams and buckets are created at the deployment's replica count on the first try: the
+cluster size comes from the server's INFO, so a single server or a two-node cluster is not
+first asked for replicas it must refuse. JetStream counts every refused API request in the
+account's ``api.errors``, which is what these tests read (before, a single server refused 12
+creates and a two-node cluster 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nats
+import pytest
+from mailslot_broker import natscompat, provision
+from mailslot_broker import protocol as p
+from mailslot_broker.cluster import NatsCluster
+from mailslot_broker.provision import cluster_size
+from nats.aio.client import Client
+from nats.js.errors import APIError
+
+STREAMS = (p.MAIL_STREAM, p.TOPICS_STREAM, p.DLQ_STREAM)
+NAMES = (*STREAMS, *(f"KV_{b}" for b in (p.AGENTS_BUCKET, p.MAILBOXES_BUCKET, p.SIDECAR_BUCKET)))
+
+
+async def _refused_during_provision(nc: Client) -> tuple[dict[str, int], int]:
+    """The replicas created and the API requests refused, besides the one "not found" info
+    of each stream or bucket that tells provisioning to create it."""
+    js = nc.jetstream()
+    before = (await js.account_info()).api.errors
+    report = await provision(js)
+    after = (await js.account_info()).api.errors
+    assert sorted(report.created) == sorted(NAMES)
+    for name in NAMES:
+        assert (await js.stream_info(name)).config.num_replicas == report.replicas[name]
+    return report.replicas, after - before - len(NAMES)
+
+
+async def test_a_single_server_gets_one_replica_without_a_refusal(nc: Client) -> None:
+    replicas, refused = await _refused_during_provision(nc)
+    assert set(replicas.values()) == {1}
+    assert refused == 0
+
+
+async def test_a_two_node_cluster_gets_two_replicas_without_a_refusal(tmp_path: Path) -> None:
+    with NatsCluster(tmp_path / "two", size=2) as cluster:
+        c = cluster.credentials
+        nc = await nats.connect(cluster.urls, user=c.user, password=c.password)
+        try:
+            assert cluster_size(natscompat.server_info(nc.jetstream())) == 2
+            replicas, refused = await _refused_during_provision(nc)
+        finally:
+            await nc.close()
+    assert set(replicas.values()) == {2}
+    assert refused == 0
+
+
+async def test_an_operator_count_is_not_capped_by_the_size(nc: Client) -> None:
+    """Replicas an operator asked for are tried as asked: the server refuses them."""
+    with pytest.raises(APIError) as refused:
+        await provision(nc.jetstream(), p.StreamSettings(replicas=3))
+    assert p.jsapi.is_replicas_refused(refused.value)
+
+
+def test_cluster_size_from_info() -> None:
+    assert cluster_size({"server_id": "x", "jetstream": True}) == 1
+    assert cluster_size({"cluster": "c", "connect_urls": ["a:1", "b:2", "c:3", "a:1"]}) == 3
+    # A cluster that does not advertise its nodes: unknown, every count is tried from 3.
+    assert cluster_size({"cluster": "c"}) is None
