@@ -411,11 +411,39 @@ class Mailbox(PriorityReceiving, MailboxView):
 
     # -- sending as this agent ------------------------------------------------------------------
 
-    async def send(self, to: str, payload: Any, **kwargs: Any) -> Receipt:
-        """:meth:`Mailslot.send` with this mailbox as the sender."""
+    async def send(
+        self,
+        to: str,
+        payload: Any,
+        *,
+        priority: p.Priority | str | int = "normal",
+        ttl: float | timedelta | None = None,
+        delay: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+        thread_id: str | None = None,
+        sender: str | None = None,
+        notify_undelivered: bool = False,
+    ) -> Receipt:
+        """:meth:`Mailslot.send` with this mailbox as the sender (unless ``sender`` says
+        otherwise)."""
         self._check_usable()
-        kwargs.setdefault("sender", self.address)
-        return await self._client.send(to, payload, **kwargs)
+        return await self._client.send(
+            to,
+            payload,
+            priority=priority,
+            ttl=ttl,
+            delay=delay,
+            idempotency_key=idempotency_key,
+            headers=headers,
+            reply_to=reply_to,
+            correlation_id=correlation_id,
+            thread_id=thread_id,
+            sender=self.address if sender is None else sender,
+            notify_undelivered=notify_undelivered,
+        )
 
     # -- request/reply (requests.py) -------------------------------------------------------------
 

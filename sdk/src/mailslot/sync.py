@@ -113,8 +113,39 @@ class SyncMailbox(SyncMailboxView):
     def card(self) -> AgentCard:
         return self._mb.card
 
-    def send(self, to: str, payload: Any, **kwargs: Any) -> Receipt:
-        return PORTAL.call(self._mb.send(to, payload, **kwargs))
+    def send(
+        self,
+        to: str,
+        payload: Any,
+        *,
+        priority: p.Priority | str | int = "normal",
+        ttl: float | timedelta | None = None,
+        delay: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+        thread_id: str | None = None,
+        sender: str | None = None,
+        notify_undelivered: bool = False,
+    ) -> Receipt:
+        return PORTAL.call(
+            self._mb.send(
+                to,
+                payload,
+                priority=priority,
+                ttl=ttl,
+                delay=delay,
+                idempotency_key=idempotency_key,
+                headers=headers,
+                reply_to=reply_to,
+                correlation_id=correlation_id,
+                thread_id=thread_id,
+                sender=sender,
+                notify_undelivered=notify_undelivered,
+            )
+        )
+
 
     def receive(self, *, timeout: float | timedelta | None = None) -> SyncMessage:
         return SyncMessage(PORTAL.call(self._mb.receive(timeout=timeout)))
