@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import nats.errors as nerr
 from mailslot_broker import natscompat
 from mailslot_broker.protocol import (
     Header,
@@ -15,15 +17,38 @@ from mailslot_broker.protocol import (
     parse_mail_subject,
 )
 from nats.aio.msg import Msg
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential,
+)
 
 from ._boundary import boundary, plain_seconds
 from .envelope import Envelope
-from .errors import AlreadyAcknowledged, InvalidInput, MessageError
+from .errors import AlreadyAcknowledged, Disconnected, InvalidInput, MessageError, Timeout
 
 if TYPE_CHECKING:
     from .mailbox import Mailbox
 
 T = TypeVar("T")
+
+#: What leaves an ack's confirmation missing while the +ACK may have landed: no reply in time
+#: (the consumer's leader died with it), no responders (503: its consumer is electing a
+#: leader) or the connection dropped (the reply went to the old socket). The +ACK is sent
+#: again: the server answers a +ACK of a message it already acked like the first one (checked
+#: on one server, across its restart and on a 3-node cluster across a consumer leader's kill).
+_UNCONFIRMED = (nerr.TimeoutError, nerr.NoRespondersError, Disconnected)
+#: How long one +ACK waits for its confirmation: the first 2 s, each further one twice as long
+#: up to 5 s. A reply slower than that costs a repeated +ACK, not an error.
+_ACK_WAIT_FIRST = 2.0
+_ACK_WAIT_MAX = 5.0
+#: Pauses between +ACKs: 50 ms doubling to 0.5 s (a 503 comes back at once during an
+#: election, which takes seconds). A dropped connection needs none: the request waits for it.
+_ACK_RETRY_FIRST = 0.05
+_ACK_RETRY_MAX = 0.5
+#: How long an ack is re-sent at most when the message has no mailbox to take the bound from.
+_ACK_BOUND = 30.0
 
 
 @dataclass(frozen=True)
@@ -174,12 +199,89 @@ class Message(Envelope):
 
     async def ack(self) -> None:
         """Acknowledge and remove the message. Returns once the server confirmed it, so an
-        acked message is never delivered again, even if the server crashes right after."""
+        acked message is never delivered again, even if the server crashes right after.
+
+        A confirmation lost in a broker restart or a cluster failover (no reply, no responders
+        while the consumer elects a leader, the connection dropped) does not raise: the +ACK
+        is sent again until one is confirmed (acking twice is harmless), for up to the
+        mailbox's ``failover_timeout`` (30 s by default) and while the connection has not been
+        down longer than ``outage_timeout``. If it still is not confirmed the typed error is
+        raised (:class:`Timeout`, :class:`Disconnected`, or :class:`BrokerFailure` for no
+        responders) and the message is **not** settled: ``ack()`` may be called again, and if
+        none of the +ACKs landed the message comes again after its ack wait."""
         self._settle()
-        with boundary():
-            await self._msg.ack_sync(timeout=10)
+        try:
+            with boundary():
+                started = time.monotonic()
+                try:
+                    # Fast path, no retrier built (tenacity costs CPU on every ack otherwise).
+                    await self._ack_once(_ACK_WAIT_FIRST)
+                except _UNCONFIRMED:
+                    if self._outage_exceeded():
+                        raise
+                    await self._ack_again(started=started)
+        except BaseException:
+            self._settled = False  # nothing confirmed: the caller may ack again
+            raise
         if self._mailbox is not None:
             self._mailbox._settled(self)
+
+    def _outage_exceeded(self) -> bool:
+        # An outage is not a failover: an ack gives up once the connection has been down
+        # longer than outage_timeout, as a send does.
+        return self._mailbox is not None and self._mailbox.client._outage_exceeded()
+
+    async def _ack_again(self, *, started: float) -> None:
+        """Re-send the +ACK until one is confirmed, within the bound ``ack`` documents; the
+        last error escapes (for ``boundary`` to translate)."""
+        bound = _ACK_BOUND if self._mailbox is None else self._mailbox.failover_timeout
+        backoff = wait_exponential(multiplier=_ACK_RETRY_FIRST, max=_ACK_RETRY_MAX)
+
+        def stop(state: RetryCallState) -> bool:
+            return time.monotonic() - started >= bound or self._outage_exceeded()
+
+        def wait(state: RetryCallState) -> float:
+            failed = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(failed, Disconnected):
+                return 0.0  # the next +ACK waits for the connection itself
+            return min(backoff(state), max(bound - (time.monotonic() - started), 0.0))
+
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(_UNCONFIRMED), stop=stop, wait=wait, reraise=True
+        ):
+            with attempt:
+                left = bound - (time.monotonic() - started)
+                wait_for = _ACK_WAIT_FIRST * 2**attempt.retry_state.attempt_number
+                await self._ack_once(min(wait_for, _ACK_WAIT_MAX, max(left, 0.1)))
+
+    async def _ack_once(self, timeout: float) -> None:
+        try:
+            await self._msg.ack_sync(timeout=timeout)
+        except nerr.TimeoutError:
+            if await self._delivery_forgotten():
+                raise Timeout(
+                    f"the ack of message {self.id} was not confirmed: the server no longer "
+                    "knows this delivery (it restarted without its consumer state, or the "
+                    "consumer was re-created), so it ignores the +ACK and delivers the "
+                    "message again"
+                ) from None
+            raise
+
+    async def _delivery_forgotten(self) -> bool:
+        """True if the consumer's delivered pointer is below this message. A server killed
+        with ``kill -9`` restores a consumer as of its last flush (a re-created consumer starts
+        afresh): it then ignores a +ACK of a later delivery without a reply, and delivers the
+        message again, so sending the +ACK again is pointless. No verdict (False) if the
+        consumer does not answer (a leader election: acks are waited for meanwhile)."""
+        if self._mailbox is None or not self._mailbox.client.connected:
+            return False
+        try:
+            ack = natscompat.parse_ack_reply(self._msg.reply)
+            info = await self._mailbox.client.js.consumer_info(ack.stream, ack.consumer, timeout=1.0)
+        except Exception:
+            return False
+        delivered = info.delivered.stream_seq if info.delivered is not None else None
+        return delivered is not None and delivered < ack.stream_seq
 
     async def nak(self, *, delay: float | None = None) -> None:
         """Give the message back for redelivery, after ``delay`` seconds if given."""
