@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -36,6 +37,41 @@ class Credentials(BaseModel):
     @classmethod
     def read(cls, path: Path | str) -> Credentials:
         return cls.model_validate_json(Path(path).read_text())
+
+
+@dataclass(frozen=True)
+class NatsLogin:
+    """How to log in with ``nats.connect``: its keyword options, and the tenant a Mailslot
+    credentials file names (None for a NATS ``.creds`` file or plain user/password)."""
+
+    options: dict[str, Any]
+    tenant: str | None = None
+
+
+def nats_login(
+    credentials: str | Path | None,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+) -> NatsLogin:
+    """The login for a credentials file (Mailslot JSON, or a NATS ``.creds`` file) or a
+    user/password/token; a JSON file's user and password win. Raises OSError or ValueError
+    when a JSON file cannot be read."""
+    opts: dict[str, Any] = {}
+    tenant = None
+    if credentials is not None:
+        path = Path(credentials)
+        if path.suffix == ".creds":
+            opts["user_credentials"] = str(path)
+        else:
+            creds = Credentials.read(path)
+            user, password, tenant = creds.user, creds.password, creds.tenant
+    if user is not None:
+        opts["user"], opts["password"] = user, password
+    if token is not None:
+        opts["token"] = token
+    return NatsLogin(opts, tenant)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import nats
 import nats.errors as nerr
 from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
-from mailslot_broker.config import Credentials
+from mailslot_broker.config import nats_login
 from mailslot_broker.local import ensure_local_broker
 from mailslot_broker.provision import provision
 from nats.js import errors as jserr
@@ -141,22 +141,12 @@ async def open_client(options: ConnectOptions) -> Mailslot:
             state = await asyncio.to_thread(ensure_local_broker)
         url = state.url
         credentials = credentials or state.credentials_path
-    if credentials is not None:
-        path = Path(credentials)
-        if path.suffix == ".creds":
-            opts["user_credentials"] = str(path)
-        else:
-            try:
-                creds = Credentials.read(path)
-            except (OSError, ValueError) as exc:
-                raise AuthenticationFailed(f"cannot read credentials file {path}: {exc}") from exc
-            user, password = creds.user, creds.password
-            tenant = tenant or creds.tenant
-    if user is not None:
-        opts["user"] = user
-        opts["password"] = password
-    if options.token is not None:
-        opts["token"] = options.token
+    try:
+        login = nats_login(credentials, user=user, password=password, token=options.token)
+    except (OSError, ValueError) as exc:
+        raise AuthenticationFailed(f"cannot read credentials file {credentials}: {exc}") from exc
+    opts.update(login.options)
+    tenant = tenant or login.tenant
     if options.tls_ca is not None:
         ctx = ssl.create_default_context(cafile=str(options.tls_ca))
         opts["tls"] = ctx

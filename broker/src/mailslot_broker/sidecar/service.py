@@ -28,7 +28,7 @@ from nats.js import JetStreamContext
 
 from .. import natscompat
 from .. import protocol as p
-from ..config import Credentials
+from ..config import nats_login
 from ..launcher import pid_alive
 from ..provision import provision
 from ..tasks import cancel_and_wait
@@ -166,17 +166,7 @@ class Sidecar:
 
     async def _connect(self) -> NatsClient:
         cfg = self.config
-        opts: dict[str, Any] = {}
-        user, password = cfg.user, cfg.password
-        if cfg.credentials is not None:
-            path = Path(cfg.credentials)
-            if path.suffix == ".creds":
-                opts["user_credentials"] = str(path)
-            else:
-                creds = Credentials.read(path)
-                user, password = creds.user, creds.password
-        if user is not None:
-            opts["user"], opts["password"] = user, password
+        opts = nats_login(cfg.credentials, user=cfg.user, password=cfg.password).options
         servers = [cfg.url] if isinstance(cfg.url, str) else list(cfg.url)
 
         async def _err(exc: Exception) -> None:
