@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from mailslot_broker.protocol import Header
 from nats.aio.msg import Msg
@@ -34,6 +33,7 @@ from nats.aio.subscription import Subscription
 from nats.js import errors as jserr
 
 from ._boundary import boundary
+from ._stored import as_msg, next_stored
 from .errors import InvalidInput, MailboxClosed, MessageError, Timeout
 from .message import Message
 from .outgoing import Outgoing, prepare
@@ -156,15 +156,8 @@ class ReplyBox:
         for prio in p.PRIORITIES:
             seq = 1
             while True:
-                try:
-                    raw = await js.get_msg(
-                        p.MAIL_STREAM,
-                        seq=seq,
-                        subject=p.mail_subject(prio, self.address),
-                        next=True,
-                        direct=True,
-                    )
-                except jserr.NotFoundError:
+                raw = await next_stored(js, p.mail_subject(prio, self.address), seq)
+                if raw is None:
                     break
                 got = int(raw.seq or 0)
                 if got < seq:
@@ -182,8 +175,7 @@ class ReplyBox:
             raw = await js.get_msg(p.MAIL_STREAM, seq=seq, direct=True)
         except jserr.NotFoundError:
             return None
-        headers = dict(raw.headers or {})
-        if headers.get(Header.CORRELATION_ID) != correlation_id:
+        if (raw.headers or {}).get(Header.CORRELATION_ID) != correlation_id:
             return None
         try:
             if not keep:
@@ -194,11 +186,7 @@ class ReplyBox:
             if p.jsapi.is_already_gone(exc):
                 return None
             raise
-        headers[Header.NATS_SEQUENCE] = str(raw.seq)
-        msg = natscompat.stored_msg(
-            self._mb._link.nc, subject=raw.subject or "", data=raw.data or b"", headers=headers
-        )
-        return Reply(msg, self._mb, kept=keep)
+        return Reply(as_msg(self._mb._link.nc, raw), self._mb, kept=keep)
 
     async def collect(
         self,

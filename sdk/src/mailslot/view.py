@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
-from nats.js import errors as jserr
 
 from ._boundary import boundary
+from ._stored import as_msg, next_stored
 from .link import Link
 from .message import Message
 
@@ -33,25 +32,9 @@ class MailboxView:
         self.address = address
 
     async def _first(self, prio: p.Priority, after: int) -> Message | None:
-        try:
-            raw = await self._link.js.get_msg(
-                p.MAIL_STREAM,
-                seq=after,
-                subject=p.mail_subject(prio, self.address),
-                next=True,
-                direct=True,
-            )
-        except jserr.NotFoundError:
-            return None
-        headers = dict(raw.headers or {})
-        headers[p.Header.NATS_SEQUENCE] = str(raw.seq)
-        msg = natscompat.stored_msg(
-            self._link.nc,
-            subject=raw.subject or p.mail_subject(prio, self.address),
-            data=raw.data or b"",
-            headers=headers,
-        )
-        return Message(msg, None)
+        subject = p.mail_subject(prio, self.address)
+        raw = await next_stored(self._link.js, subject, after)
+        return None if raw is None else Message(as_msg(self._link.nc, raw, subject=subject), None)
 
     async def peek(self, limit: int = 10) -> list[Message]:
         """Up to ``limit`` waiting messages in delivery order (priority, then age). Messages
