@@ -3,19 +3,8 @@
 import os
 import subprocess
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
-from testsupport import PYTHON, ROOT
-
-
-def run_notebook(path, tmp_path, timeout=240):
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    )
-    client.execute()
-    return nb
+from testsupport import PYTHON, ROOT, run_notebook
 
 
 def test_demo_runs_on_the_embedded_broker(_isolated_home):

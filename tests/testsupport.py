@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,29 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+def run_notebook(path: Path, cwd: Path, *, timeout: int = 240) -> str:
+    """Execute the notebook at ``path`` in a fresh kernel (working directory ``cwd``) and
+    return the text its code cells printed, for the test to check. Kernel "python3" is
+    ipykernel's built-in spec: jupyter_client runs it with this interpreter."""
+    import nbformat  # imported here: only the notebook tests need them
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    ).execute()
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+def run_example(
+    path: Path, cwd: Path, *, drop: Iterable[str] = (), timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the example script at ``path`` as a user would (``python path``, from ``cwd``),
+    without the environment variables in ``drop`` (e.g. ``MAILSLOT_URL``, so that it starts
+    its own broker); its output is captured for the test to check."""
+    env = {k: v for k, v in os.environ.items() if k not in set(drop)}
+    return subprocess.run(
+        [PYTHON, str(path)], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )

@@ -4,24 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
-from testsupport import ROOT
+from testsupport import ROOT, run_notebook
 
 
 def test_notebook_02_runs(tmp_path: Path) -> None:
-    nb = nbformat.read(ROOT / "notebooks" / "02_broadcast_and_ask.ipynb", as_version=4)
-    # kernel "python3" is ipykernel's built-in spec: jupyter_client runs it with this interpreter.
-    client = NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    )
-    client.execute()
-    text = "".join(
-        out.get("text", "")
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for out in cell.get("outputs", [])
-    )
+    text = run_notebook(ROOT / "notebooks" / "02_broadcast_and_ask.ipynb", tmp_path, timeout=120)
     assert "build.done" in text and "build.step.lint clean ephemeral" in text
     # history first (last per topic), then the live one; the dropped ephemeral never shows
     assert "history weather.paris {'temp': 21}" in text

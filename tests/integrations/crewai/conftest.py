@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _root import PYTHON, ROOT, client_env
+from mailslot import sync
+from mailslot_broker import NatsServer
+from testsupport import PYTHON, ROOT, client_env
 
 __all__ = ["CREWAI_OFFLINE", "PYTHON", "ROOT", "client_env"]
 
@@ -48,3 +50,14 @@ def _crewai_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     yield home
+
+
+@pytest.fixture
+def sms(server: NatsServer) -> Iterator[sync.SyncMailslot]:
+    """A sync-twin client of the test's server (CrewAI tools and workers are sync)."""
+    c = server.credentials
+    client = sync.connect(server.url, user=c.user, password=c.password, name="crew")
+    try:
+        yield client
+    finally:
+        client.close()

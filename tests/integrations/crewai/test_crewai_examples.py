@@ -6,12 +6,10 @@ import os
 import subprocess
 from pathlib import Path
 
-import nbformat
 import pytest
 from _kit import CREWAI_OFFLINE
-from _root import PYTHON, ROOT, client_env
 from mailslot_broker import NatsServer
-from nbclient import NotebookClient
+from testsupport import PYTHON, ROOT, client_env, run_notebook
 
 
 def _env(tmp_path: Path, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -64,13 +62,7 @@ def test_flow_feedback_example(server: NatsServer, tmp_path: Path) -> None:
 def test_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for k, v in _env(tmp_path).items():
         monkeypatch.setenv(k, v)  # the kernel inherits them
-    nb = nbformat.read(ROOT / "notebooks" / "05_crewai.ipynb", as_version=4)
-    NotebookClient(
-        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    text = "\n".join(
-        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-    )
+    text = run_notebook(ROOT / "notebooks" / "05_crewai.ipynb", tmp_path, timeout=180)
     assert "editor got [urgent] from planner: Draft the post" in text
     assert (
         "crew_started -> task_started -> tool_used -> tool_used -> task_completed -> crew_completed" in text

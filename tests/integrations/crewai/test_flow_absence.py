@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from _kit import CREWAI_OFFLINE, CREWAI_WARNINGS, MODES
-from _root import client_env
 from mailslot_broker import NatsServer
+from testsupport import client_env
 
 pytestmark = CREWAI_WARNINGS
 

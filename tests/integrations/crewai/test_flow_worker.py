@@ -11,25 +11,15 @@ from pathlib import Path
 import mailslot
 import pytest
 from _kit import CREWAI_OFFLINE, CREWAI_WARNINGS, MODES, one_task_crew, script
-from _root import client_env
 from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
 from mailslot import sync
 from mailslot_broker import NatsServer
 from mailslot_crewai import STATUS_HEADER, CrewWorker, FlowResumer, SendMessageTool, UnknownFlow
+from testsupport import client_env
 
 pytestmark = CREWAI_WARNINGS
 
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def sms(server: NatsServer):
-    c = server.credentials
-    client = sync.connect(server.url, user=c.user, password=c.password, name="crew")
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 async def test_flow_paused_in_one_process_resumed_in_another(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import mailslot
@@ -15,16 +14,6 @@ from mailslot_broker import NatsServer
 from mailslot_crewai import CrewProgress, SendMessageTool, mailbox_tools
 
 pytestmark = CREWAI_WARNINGS
-
-
-@pytest.fixture
-def sms(server: NatsServer) -> Iterator[sync.SyncMailslot]:
-    c = server.credentials
-    client = sync.connect(server.url, user=c.user, password=c.password, name="crew")
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def _answer_one(sms: sync.SyncMailslot, address: str, answer: str, seen: list[Any]) -> threading.Thread:

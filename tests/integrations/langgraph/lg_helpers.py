@@ -10,10 +10,14 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import mailslot
 import pytest
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from mailslot_langgraph import MailContext, mailbox_of, request_reply, send_request
+from pydantic import BaseModel
 
 
 class Responder:
@@ -80,3 +84,34 @@ def run_child(args: list[str], env: dict[str, str], *, expect_rc: int = 0, timeo
     assert proc.returncode == expect_rc, (proc.returncode, proc.stdout, proc.stderr[-3000:])
     lines = proc.stdout.strip().splitlines()
     return json.loads(lines[-1]) if lines else None
+
+
+class Answer(BaseModel):
+    n: int
+
+
+class AskState(TypedDict, total=False):
+    q: int
+    cid: str
+    answer: dict[str, Any]
+
+
+def ask_graph(checkpointer: Any, *, crash_after_send: bool = False) -> Any:
+    """START -> ask -> END: "ask" asks "coder" about ``q`` with ``request_reply`` (typed
+    :class:`Answer`) and keeps the answer. ``crash_after_send``: the process dies (exit 17)
+    right after sending, before the pause reaches the checkpointer."""
+
+    async def ask(state: AskState, runtime: Runtime[MailContext]) -> AskState:
+        mb = mailbox_of(runtime)
+        if crash_after_send:
+            await send_request(mb, "coder", {"q": state["q"]})
+            os._exit(17)
+        ans = await request_reply(mb, "coder", {"q": state["q"]}, response_schema=Answer)
+        assert isinstance(ans, Answer)
+        return {"answer": ans.model_dump()}
+
+    g = StateGraph(AskState, context_schema=MailContext)
+    g.add_node("ask", ask)
+    g.add_edge(START, "ask")
+    g.add_edge("ask", END)
+    return g.compile(checkpointer=checkpointer)

@@ -10,42 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
-from typing import Any, TypedDict
 
 import mailslot
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
-from mailslot_langgraph import MailContext, Resumer, mailbox_of, request_reply, send_request
-from pydantic import BaseModel
-
-
-class Answer(BaseModel):
-    n: int
-
-
-class State(TypedDict, total=False):
-    q: int
-    answer: dict[str, Any]
-    runs: int
-
-
-def build(saver: Any, *, crash: bool = False) -> Any:
-    async def ask(state: State, runtime: Runtime[MailContext]) -> State:
-        mb = mailbox_of(runtime)
-        if crash:
-            await send_request(mb, "coder", {"q": state["q"]})
-            os._exit(17)  # dies before the pause reaches the checkpointer
-        ans = await request_reply(mb, "coder", {"q": state["q"]}, response_schema=Answer)
-        return {"answer": ans.model_dump()}
-
-    g = StateGraph(State, context_schema=MailContext)
-    g.add_node("ask", ask)
-    g.add_edge(START, "ask")
-    g.add_edge("ask", END)
-    return g.compile(checkpointer=saver)
+from lg_helpers import ask_graph
+from mailslot_langgraph import MailContext, Resumer
 
 
 async def main(cmd: str, db: str, thread: str, *flags: str) -> None:
@@ -56,7 +26,7 @@ async def main(cmd: str, db: str, thread: str, *flags: str) -> None:
     ):
         mb = await ms.open("planner", ttl=60)
         ctx = MailContext(mailbox=mb)
-        app = build(saver, crash="--crash" in flags)
+        app = ask_graph(saver, crash_after_send="--crash" in flags)
         if cmd == "start":
             out = await app.ainvoke({"q": 21}, cfg, context=ctx, version="v2", durability="sync")
             print(json.dumps({"interrupts": [i.value for i in out.interrupts]}), flush=True)

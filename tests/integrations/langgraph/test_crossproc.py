@@ -7,8 +7,7 @@ from pathlib import Path
 
 import mailslot
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from lg_helpers import assert_empty, child_env, run_child
-from lg_proc import build
+from lg_helpers import ask_graph, assert_empty, child_env, run_child
 from mailslot_langgraph import MailContext, resume_when_replied
 
 
@@ -52,6 +51,6 @@ async def test_crash_right_after_send_sends_once(
     # Resume here (a third process, the test's own), from the same sqlite file.
     async with AsyncSqliteSaver.from_conn_string(db) as saver:
         done = await resume_when_replied(
-            build(saver), planner, "th-crash", context=MailContext(mailbox=planner), timeout=30
+            ask_graph(saver), planner, "th-crash", context=MailContext(mailbox=planner), timeout=30
         )
     assert done.error is None and done.output.value["answer"] == {"n": 42}

@@ -13,41 +13,15 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from lg_helpers import assert_empty
+from lg_helpers import ask_graph, assert_empty
 from mailslot_langgraph import (
     MailContext,
     Resumer,
     await_reply,
     is_mail_wait,
-    mailbox_of,
-    request_reply,
     resume_when_replied,
     send_request,
 )
-from pydantic import BaseModel
-
-
-class Answer(BaseModel):
-    n: int
-
-
-class State(TypedDict, total=False):
-    q: int
-    cid: str
-    answer: dict[str, Any]
-
-
-def ask_graph(checkpointer: Any) -> Any:
-    async def ask(state: State, runtime: Runtime[MailContext]) -> State:
-        ans = await request_reply(mailbox_of(runtime), "coder", {"q": state["q"]}, response_schema=Answer)
-        assert isinstance(ans, Answer)
-        return {"answer": ans.model_dump()}
-
-    g = StateGraph(State, context_schema=MailContext)
-    g.add_node("ask", ask)
-    g.add_edge(START, "ask")
-    g.add_edge("ask", END)
-    return g.compile(checkpointer=checkpointer)
 
 
 async def test_request_reply_pauses_and_resumer_resumes_typed(
