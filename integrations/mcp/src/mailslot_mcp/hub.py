@@ -1,0 +1,167 @@
+"""One Mailslot connection per server process, one open mailbox per agent it serves.
+
+The MCP session never names its agent: the server derives it from the connection (the spawn
+environment over stdio, the bearer token over HTTP) and asks the hub for that agent's state.
+Everything durable stays in the broker; what the hub keeps is what a session needs between
+calls: messages it received and has not settled yet (``held``, so ``ack`` can take ids), and
+the MCP sessions subscribed to the agent's resources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mailslot
+
+log = logging.getLogger("mailslot_mcp")
+
+#: How often a subscribed agent's mailbox is looked at for resources/updated notifications.
+WATCH_INTERVAL = 0.25
+
+Notify = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class Held:
+    """A message this agent received through ``wait_for_mail`` and has not settled."""
+
+    message: mailslot.Message
+    shown: bool = False  # returned to the model by a wait (else it did not match its filter)
+
+
+@dataclass
+class AgentState:
+    """What the server keeps for one agent between tool calls."""
+
+    agent: str
+    mailbox: mailslot.Mailbox
+    held: dict[str, Held] = field(default_factory=dict)
+    #: resource URI -> callbacks that send notifications/resources/updated to one MCP session
+    subscribers: dict[str, dict[int, Notify]] = field(default_factory=dict)
+    last_used: float = field(default_factory=time.monotonic)
+    recv_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _watch: asyncio.Task[None] | None = None
+
+    def take(self, ids: list[str]) -> list[mailslot.Message]:
+        """The held messages with these ids, all or none (an unknown id is the caller's error)."""
+        missing = [i for i in ids if i not in self.held]
+        if missing:
+            raise mailslot.InvalidInput(
+                f"not holding {', '.join(missing)}: only mail this agent received with "
+                "wait_for_mail can be settled (see inbox)"
+            )
+        return [self.held[i].message for i in ids]
+
+    def release(self, ids: list[str]) -> None:
+        for i in ids:
+            self.held.pop(i, None)
+
+    async def notify(self, uri_prefix: str = "") -> None:
+        for uri, callbacks in list(self.subscribers.items()):
+            if not uri.startswith(uri_prefix):
+                continue
+            for key, send in list(callbacks.items()):
+                try:
+                    await send(uri)
+                except Exception as exc:  # the session is gone: forget it
+                    log.debug("dropping subscriber of %s: %r", uri, exc)
+                    callbacks.pop(key, None)
+
+    def subscribe(self, uri: str, key: int, send: Notify) -> None:
+        self.subscribers.setdefault(uri, {})[key] = send
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.create_task(self._watch_mailbox(), name=f"mcp-watch:{self.agent}")
+
+    def unsubscribe(self, uri: str, key: int) -> None:
+        self.subscribers.get(uri, {}).pop(key, None)
+        if not self.subscribers.get(uri):
+            self.subscribers.pop(uri, None)
+
+    async def _watch_mailbox(self) -> None:
+        """Notify subscribers when the mailbox's contents change. The SDK's public API has no
+        change feed for a mailbox, so this compares its stats a few times a second, and only
+        while someone is subscribed."""
+        before: tuple[Any, ...] | None = None
+        while self.subscribers:
+            try:
+                stats = await self.mailbox.stats()
+                now = tuple(sorted(stats.counts.items())) + tuple(
+                    sorted((k, v.isoformat() if v else None) for k, v in stats.oldest.items())
+                )
+                if before is not None and now != before:
+                    await self.notify()
+                before = now
+            except mailslot.MailslotError as exc:
+                log.debug("watch of %s: %r", self.agent, exc)
+            await asyncio.sleep(WATCH_INTERVAL)
+
+    async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(BaseException):
+                await self._watch
+        await self.mailbox.close()
+
+
+class Hub:
+    """The server's connection to the broker and the agents it serves."""
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        credentials: str | None = None,
+        ack_wait: float = 600.0,
+        card: dict[str, Any] | None = None,
+    ) -> None:
+        self._url = url
+        self._credentials = credentials
+        self._ack_wait = ack_wait
+        self._card = card or {}
+        self._client: mailslot.Mailslot | None = None
+        self._agents: dict[str, AgentState] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+
+    @property
+    def client(self) -> mailslot.Mailslot:
+        if self._client is None:
+            raise mailslot.NotConnected("the MCP server is not connected to Mailslot")
+        return self._client
+
+    async def start(self) -> None:
+        self._client = await mailslot.connect(self._url, credentials=self._credentials, name="mailslot-mcp")
+
+    async def stop(self) -> None:
+        for state in list(self._agents.values()):
+            with contextlib.suppress(Exception):
+                await state.close()
+        self._agents.clear()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def agent(self, agent: str) -> AgentState:
+        """The agent's state, opening its mailbox (and so taking its lease) on first use."""
+        state = self._agents.get(agent)
+        if state is None:
+            async with self._opening.setdefault(agent, asyncio.Lock()):
+                state = self._agents.get(agent)
+                if state is None:
+                    card = {"name": agent, "tags": ["mcp"], **self._card}
+                    mb = await self.client.open(agent, card=card, ack_wait=self._ack_wait)
+                    state = self._agents[agent] = AgentState(agent, mb)
+        state.last_used = time.monotonic()
+        return state
+
+    async def touched(self, address: str) -> None:
+        """Mail went to ``address``: if this server serves that agent, tell its resource
+        subscribers now rather than at the next look of the watcher."""
+        state = self._agents.get(address)
+        if state is not None:
+            await state.notify()

@@ -1,0 +1,86 @@
+"""Building and running the server: stdio for one agent, streamable HTTP for many."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.fastmcp import FastMCP
+
+from . import resources, tools
+from .hub import Hub
+from .identity import Identity, TokenStore
+
+#: Hosts time tool calls out at about 60 s: a wait never blocks longer than this by default.
+DEFAULT_MAX_WAIT = 50.0
+
+INSTRUCTIONS = (
+    "Mailslot: durable mail between agents. Your identity is fixed by this connection. "
+    "Call wait_for_mail to block until mail arrives; ack ids you handled."
+)
+
+
+def build(
+    hub: Hub,
+    *,
+    agent: str | None = None,
+    tokens: TokenStore | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_wait: float = DEFAULT_MAX_WAIT,
+) -> FastMCP[Any]:
+    """A FastMCP server for ``agent`` (stdio) or for the agents of ``tokens`` (HTTP)."""
+    if (agent is None) == (tokens is None):
+        raise ValueError("give either agent (stdio) or tokens (HTTP)")
+    auth: dict[str, Any] = {}
+    if tokens is not None:
+        base = f"http://{host}:{port}"
+        auth = {
+            "token_verifier": tokens,
+            "auth": AuthSettings(issuer_url=base, resource_server_url=None),  # type: ignore[arg-type]
+        }
+    app: FastMCP[Any] = FastMCP(
+        "mailslot", instructions=INSTRUCTIONS, host=host, port=port, log_level="WARNING", **auth
+    )
+    identity = Identity(agent=agent)
+    tools.register(app, hub, identity, max_wait=max_wait)
+    resources.register(app, hub, identity)
+    return app
+
+
+def card_from_env() -> dict[str, Any]:
+    """What the agent says about itself in the directory (``MAILSLOT_CAPABILITIES=a,b``,
+    ``MAILSLOT_DESCRIPTION``)."""
+    card: dict[str, Any] = {}
+    caps = [c.strip() for c in os.environ.get("MAILSLOT_CAPABILITIES", "").split(",") if c.strip()]
+    if caps:
+        card["capabilities"] = caps
+    if os.environ.get("MAILSLOT_DESCRIPTION"):
+        card["description"] = os.environ["MAILSLOT_DESCRIPTION"]
+    return card
+
+
+async def serve_stdio(hub: Hub, agent: str, *, max_wait: float = DEFAULT_MAX_WAIT) -> None:
+    """Serve one agent over stdio. Its mailbox opens before the first request, so the agent
+    shows online (holds its lease) for as long as the host keeps the server running."""
+    app = build(hub, agent=agent, max_wait=max_wait)
+    await hub.start()
+    try:
+        await hub.agent(agent)
+        await app.run_stdio_async()
+    finally:
+        await hub.stop()
+
+
+async def serve_http(
+    hub: Hub, tokens: TokenStore, *, host: str, port: int, max_wait: float = DEFAULT_MAX_WAIT
+) -> None:
+    """Serve the agents of ``tokens`` over streamable HTTP at ``/mcp``; a mailbox opens on
+    its agent's first request and stays open (lease held) while the server runs."""
+    app = build(hub, tokens=tokens, host=host, port=port, max_wait=max_wait)
+    await hub.start()
+    try:
+        await app.run_streamable_http_async()
+    finally:
+        await hub.stop()

@@ -1,0 +1,102 @@
+"""The MCP server over stdio, spawned per agent the way a coding agent's host spawns it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import anyio
+import pytest
+from conftest import send_while_waiting, stdio_peer
+from mcp.shared.exceptions import McpError
+from pydantic import AnyUrl
+from testsupport import unique
+
+MAX_TOOLS = 10
+
+
+async def test_send_wakes_a_blocking_wait_ack_removes_it_identity_holds(mcp_env: dict[str, str]) -> None:
+    alice, bob = unique("alice"), unique("bob")
+    async with stdio_peer(mcp_env, alice) as a, stdio_peer(mcp_env, bob) as b:
+        await b.session.subscribe_resource(AnyUrl(f"mailbox://{bob}/inbox"))
+        wake = await send_while_waiting(a, b, to=bob, body={"task": 7}, priority="urgent", thread="t-1")
+        print(f"\nstdio: send via MCP {wake.send_ms:.1f} ms, send -> wait returns {wake.wake_ms:.1f} ms")
+        assert wake.receipt["to"] == bob and wake.receipt["duplicate"] is False
+        assert wake.wake_ms < 1000  # measured and reported; the target is < 50 ms on an idle machine
+        (mail,) = wake.mail
+        assert mail["from"] == alice and mail["body"] == {"task": 7}
+        assert mail["priority"] == "urgent" and mail["thread"] == "t-1"
+
+        with anyio.fail_after(5):  # resources/updated for the subscribed inbox
+            await b.updated.wait()
+        assert b.updates[0] == f"mailbox://{bob}/inbox"
+
+        inbox = await b.call("inbox")
+        assert [m["id"] for m in inbox["mail"]] == [mail["id"]] and inbox["mail"][0]["held"] is True
+        assert (await b.call("ack", ids=[mail["id"]]))["ack"] == [mail["id"]]
+        assert (await b.call("inbox"))["mail"] == []
+        again = await b.call("wait_for_mail", timeout=0.5)
+        assert again["mail"] == [] and "no mail yet" in again["note"]
+
+        dup = await a.call("send", to=bob, body="x", idempotency_key="k-1")
+        assert (await a.call("send", to=bob, body="x", idempotency_key="k-1"))["duplicate"] is True
+        assert dup["duplicate"] is False
+
+        # identity: an extra "sender" argument is not part of the tool, the mail is from alice
+        await a.call("send", to=bob, body="hi", thread="t-2", sender=unique("mallory"))
+        (mail,) = (await b.call("wait_for_mail", timeout=5, thread="t-2"))["mail"]  # "x" waits
+        assert mail["from"] == alice and mail["body"] == "hi"
+        # alice can neither settle bob's mail nor read or subscribe to bob's inbox
+        assert "not holding" in await a.error("ack", ids=[mail["id"]])
+        with pytest.raises(McpError, match="only your own mailbox"):
+            await a.session.read_resource(AnyUrl(f"mailbox://{bob}/inbox"))
+        with pytest.raises(McpError, match="only to your own mailbox"):
+            await a.session.subscribe_resource(AnyUrl(f"mailbox://{bob}/inbox"))
+        own = await b.session.read_resource(AnyUrl(f"mailbox://{bob}/inbox"))
+        assert mail["id"] in [m["id"] for m in json.loads(own.contents[0].text)]  # type: ignore[union-attr]
+
+
+async def test_offline_mail_waits_and_comes_urgent_first(mcp_env: dict[str, str]) -> None:
+    alice, bob = unique("alice"), unique("bob")
+    async with stdio_peer(mcp_env, alice) as a:  # bob's server is not running
+        await a.call("send", to=bob, body="routine", priority="low")
+        await a.call("send", to=bob, body="later", priority="normal")
+        await a.call("send", to=bob, body="fire", priority="urgent")
+        directory = {c["address"]: c for c in (await a.call("agents"))["agents"]}
+        assert directory[alice]["status"] == "online" and directory[alice]["you"] is True
+        assert bob not in directory or directory[bob]["status"] != "online"
+    async with stdio_peer(mcp_env, bob) as b:
+        urgent_only = await b.call("wait_for_mail", timeout=5, min_priority="urgent")
+        assert [m["body"] for m in urgent_only["mail"]] == ["fire"]
+        rest: list[str] = []
+        while len(rest) < 2:  # a wait returns what has arrived; the model calls again for more
+            rest += [m["body"] for m in (await b.call("wait_for_mail", timeout=5))["mail"]]
+        assert rest == ["later", "routine"]
+
+
+async def test_tools_errors_and_the_wait_bound(mcp_env: dict[str, str]) -> None:
+    """One agent alone: few, compact tool definitions; SDK errors as typed tool errors; a
+    wait bounded by the server, with progress along the way."""
+    async with stdio_peer(mcp_env, unique("solo")) as a:
+        tools = (await a.session.list_tools()).tools
+        size = len(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]))
+        print(f"\n{len(tools)} tools, definitions {size} characters")
+        assert len(tools) <= MAX_TOOLS
+        assert {"send", "wait_for_mail", "inbox", "ack"} <= {t.name for t in tools}
+        assert size < 5000
+        for t in tools:  # identity comes from the connection, never an argument
+            assert not {"agent", "sender", "from", "me"} & set(t.inputSchema.get("properties", {}))
+        assert any("at most 50 s" in (t.description or "") for t in tools)
+
+        bad = await a.error("send", to="no spaces allowed", body="x")
+        assert "InvalidAddressError" in bad and "Traceback" not in bad
+        assert "InvalidTTLError" in await a.error("send", to=unique("x"), body="x", ttl=-1)
+        assert "InvalidInput" in await a.error("dead_letters", action="requeue")
+
+        progress: list[float] = []
+        start = time.perf_counter()
+        out = await a.wait_for_mail(progress, timeout=2)
+        took = time.perf_counter() - start
+        assert out["mail"] == [] and "call wait_for_mail again" in out["note"]
+        assert 1.9 <= took < 4.0
+        assert len(progress) >= 3 and progress == sorted(progress)
