@@ -208,7 +208,10 @@ class Message(Envelope):
         down longer than ``outage_timeout``. If it still is not confirmed the typed error is
         raised (:class:`Timeout`, :class:`Disconnected`, or :class:`BrokerFailure` for no
         responders) and the message is **not** settled: ``ack()`` may be called again, and if
-        none of the +ACKs landed the message comes again after its ack wait."""
+        none of the +ACKs landed the message comes again after its ack wait. A delivery the
+        server forgot (a broker killed with ``kill -9`` restores its consumer from before it)
+        raises :class:`Timeout` after one unanswered +ACK: it ignores +ACKs of it and delivers
+        the message again."""
         self._settle()
         try:
             with boundary():
