@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import datetime, timezone
 
 import mailslot
@@ -148,6 +149,19 @@ async def test_bad_input(shared_ms: mailslot.Mailslot) -> None:
         await shared_ms.publish("a", 1, ttl=5)  # ttl needs durable=True
     with pytest.raises(mailslot.InvalidTTLError):
         await shared_ms.publish("a", 1, durable=True, ttl=0.5)
+
+
+async def test_publish_checks_payload_and_size_as_send_does(shared_ms: mailslot.Mailslot) -> None:
+    t = unique("topics")
+    with pytest.raises(mailslot.PayloadTooLarge, match=f"broadcast on {t}.big is"):
+        await shared_ms.publish(f"{t}.big", b"x" * shared_ms.max_payload)
+    for payload in ({"x": math.nan}, "\ud800 lone surrogate", object()):
+        with pytest.raises(mailslot.InvalidPayload):
+            await shared_ms.publish(f"{t}.bad", payload, durable=True)
+    with pytest.raises(mailslot.InvalidHeader, match="reserved"):
+        await shared_ms.publish(f"{t}.bad", 1, headers={"Mailslot-From": "evil"})
+    async with await shared_ms.subscribe(f"{t}.>", replay="all") as sub:
+        assert await drain(sub, quiet=0.3) == []  # nothing was stored
 
 
 async def test_async_for_ends_on_close(shared_ms: mailslot.Mailslot) -> None:

@@ -41,13 +41,12 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from . import payload as pl
 from ._boundary import boundary, plain_seconds, seconds
 from .envelope import Envelope
-from .errors import InvalidInput, PayloadTooLarge, Timeout
+from .errors import InvalidInput, Timeout
 from .link import Link
 from .message import _parse_float, _parse_time
-from .outgoing import _check_user_headers, new_message_id
+from .outgoing import check_size, new_message_id, stamp
 
 T = TypeVar("T")
 Replay = Literal["all", "last"] | datetime | None
@@ -131,25 +130,17 @@ async def publish(
     ttl_s = seconds(ttl, what="ttl")
     if ttl_s is not None and not durable:
         raise InvalidInput("ttl only applies to durable=True: an ephemeral message is never stored")
-    hdrs = _check_user_headers(headers)
-    data, content_type = pl.encode(payload)
     msg_id = new_message_id()
-    hdrs[Header.MSG_ID] = msg_id
-    hdrs[Header.CONTENT_TYPE] = content_type
-    hdrs[Header.SENT_AT] = datetime.now(timezone.utc).isoformat()
-    if link.name:
-        hdrs[Header.FROM] = link.name
+    data, hdrs = stamp(
+        payload, headers=headers, msg_id=msg_id, sender=link.name, now=datetime.now(timezone.utc)
+    )
     subject = p.durable_topic_subject(topic) if durable else p.topic_subject(topic)
     if durable:
         hdrs[Header.NATS_MSG_ID] = msg_id
         if ttl_s is not None:
             hdrs[Header.TTL] = f"{ttl_s:g}"
             hdrs[Header.NATS_TTL] = p.nats_ttl_value(ttl_s)
-    size = len(data) + len(subject) + sum(len(k) + len(v) + 4 for k, v in hdrs.items()) + 64
-    if size > link.max_payload:
-        raise PayloadTooLarge(
-            f"broadcast on {topic} is {size} bytes with headers; the server accepts {link.max_payload}"
-        )
+    check_size(subject, data, hdrs, max_payload=link.max_payload, what=f"broadcast on {topic}")
     link.check_open()
     with boundary():
         if not durable:

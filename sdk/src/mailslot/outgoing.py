@@ -112,6 +112,36 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number (use None or a string)")
 
 
+def stamp(
+    payload: Any,
+    *,
+    headers: Mapping[str, str] | None,
+    msg_id: str,
+    sender: str | None,
+    now: datetime,
+) -> tuple[bytes, dict[str, str]]:
+    """The payload's bytes and the headers a mail message and a broadcast both start with: the
+    caller's own (checked), then id, content type, time sent and sender. One place, so a
+    receiver reads both kinds the same way."""
+    user = _check_user_headers(headers)
+    data, content_type = _encode(payload)
+    hdrs: dict[str, str] = dict(user)
+    hdrs[Header.MSG_ID] = msg_id
+    hdrs[Header.CONTENT_TYPE] = content_type
+    hdrs[Header.SENT_AT] = now.isoformat()
+    if sender:
+        hdrs[Header.FROM] = sender
+    return data, hdrs
+
+
+def check_size(subject: str, data: bytes, headers: Mapping[str, str], *, max_payload: int, what: str) -> None:
+    """Refuse before publishing what the server would refuse after: its max_payload counts
+    the subject and headers too (estimated with a margin for the protocol line)."""
+    size = len(data) + len(subject) + sum(len(k) + len(v) + 4 for k, v in headers.items()) + 64
+    if size > max_payload:
+        raise PayloadTooLarge(f"{what} is {size} bytes with headers; the server accepts {max_payload}")
+
+
 def prepare(
     to: str,
     payload: Any,
@@ -142,23 +172,15 @@ def prepare(
     traceparent = _optional_value(traceparent, what="traceparent")
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
         raise InvalidInput(f"idempotency_key must be a non-empty str, not {type(idempotency_key).__name__}")
-    user = _check_user_headers(headers)
-    data, content_type = _encode(payload)
-
     if idempotency_key is not None:
         msg_id = uuid.uuid5(_IDEMPOTENCY_NS, f"{to}\n{idempotency_key}").hex
     else:
         msg_id = new_message_id()
     now = datetime.now(timezone.utc)
-    hdrs: dict[str, str] = dict(user)
-    hdrs[Header.MSG_ID] = msg_id
+    data, hdrs = stamp(payload, headers=headers, msg_id=msg_id, sender=sender, now=now)
     hdrs[Header.NATS_MSG_ID] = msg_id
     hdrs[Header.TO] = to
     hdrs[Header.PRIORITY] = prio.label
-    hdrs[Header.CONTENT_TYPE] = content_type
-    hdrs[Header.SENT_AT] = now.isoformat()
-    if sender:
-        hdrs[Header.FROM] = sender
     if reply_to:
         hdrs[Header.REPLY_TO] = reply_to
     if correlation_id:
@@ -194,11 +216,7 @@ def prepare(
     elif ttl_s is not None:
         hdrs[Header.NATS_TTL] = p.nats_ttl_value(ttl_s)
 
-    size = len(data) + len(subject) + sum(len(k) + len(v) + 4 for k, v in hdrs.items()) + 64
-    if size > max_payload:
-        raise PayloadTooLarge(
-            f"message to {to} is {size} bytes with headers; the server accepts {max_payload}"
-        )
+    check_size(subject, data, hdrs, max_payload=max_payload, what=f"message to {to}")
     return Outgoing(
         to=to,
         priority=prio,
