@@ -8,6 +8,7 @@ import time
 import anyio
 import pytest
 from conftest import send_while_waiting, stdio_peer
+from mcp import types
 from mcp.shared.exceptions import McpError
 from pydantic import AnyUrl
 from testsupport import unique
@@ -100,3 +101,32 @@ async def test_tools_errors_and_the_wait_bound(mcp_env: dict[str, str]) -> None:
         assert out["mail"] == [] and "call wait_for_mail again" in out["note"]
         assert 1.9 <= took < 4.0
         assert len(progress) >= 3 and progress == sorted(progress)
+
+
+async def test_a_cancelled_wait_stops_on_the_server(mcp_env: dict[str, str]) -> None:
+    """mcp 1.x clients send no notifications/cancelled when a caller gives up, 2.x clients do:
+    sent here through the SDK client's session, as a 2.x client would. A wait that kept
+    running would take the next mail and answer a request nobody reads any more."""
+    me = unique("canceller")
+    async with stdio_peer(mcp_env, me) as a:
+        started = anyio.Event()
+        answer: list[str] = []
+
+        async def wait() -> None:
+            with pytest.raises(McpError) as err:
+                await a.wait_for_mail([], started, timeout=20)
+            answer.append(err.value.error.message)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            with anyio.fail_after(10):
+                await started.wait()
+            request_id = a.session._request_id - 1  # the wait's id: the last request sent
+            cancel = types.CancelledNotification(
+                params=types.CancelledNotificationParams(requestId=request_id, reason="user gave up")
+            )
+            await a.session.send_notification(types.ClientNotification(cancel))
+        assert answer == ["Request cancelled"]
+        await a.call("send", to=me, body="after the cancel")
+        out = await a.wait_for_mail([], timeout=5)
+        assert [m["body"] for m in out["mail"]] == ["after the cancel"]

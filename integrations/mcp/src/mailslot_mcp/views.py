@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -47,14 +48,7 @@ def message_view(m: mailslot.Message, *, held: bool | None = None) -> dict[str, 
 
 
 def receipt_view(r: mailslot.Receipt) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "to": r.to,
-        "priority": r.priority.label,
-        "seq": r.seq,
-        "duplicate": r.duplicate,
-        "scheduled": r.scheduled,
-    }
+    return {**dataclasses.asdict(r), "priority": r.priority.label}
 
 
 def broadcast_view(b: mailslot.Broadcast) -> dict[str, Any]:
