@@ -94,12 +94,12 @@ async def test_keep_reconnecting_sets_the_options(nc: Client) -> None:
 
 
 async def test_server_info_is_the_connected_servers_info(nc: Client, server: NatsServer) -> None:
-    info = natscompat.server_info(nc.jetstream())
+    info = natscompat.server_info(nc)
     assert info["server_name"] == server.config.server_name
     assert info["jetstream"] is True and info["version"] == server.version
     assert "cluster" not in info and "connect_urls" not in info  # a single server says neither
     info["server_name"] = "changed"
-    assert natscompat.server_info(nc.jetstream())["server_name"] == server.config.server_name
+    assert natscompat.server_info(nc)["server_name"] == server.config.server_name
 
 
 async def test_ack_reply_layout_and_msg_client(nc: Client) -> None:

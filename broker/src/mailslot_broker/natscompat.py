@@ -89,11 +89,16 @@ def on_consumer_replaced(
     jsi.recreate_consumer = recreate_then_report
 
 
-def server_info(js: JetStreamContext) -> dict[str, Any]:
-    """The INFO the connection behind ``js`` got from its server at its latest (re)connect
-    (empty before the first); a copy. nats-py keeps it private and has no JetStreamContext
-    -> connection accessor."""
-    return dict(js._nc._server_info)
+def js_connection(js: JetStreamContext) -> Client:
+    """The connection behind a JetStream context (nats-py keeps it private)."""
+    return js._nc
+
+
+def server_info(nc: Client) -> dict[str, Any]:
+    """The INFO ``nc`` got from its server at its latest (re)connect, empty before the first;
+    a copy. The INFO updates a server sends later are not kept by nats-py (only the servers
+    they name, in ``nc.servers``)."""
+    return dict(nc._server_info)
 
 
 def msg_client(msg: Msg) -> Client:

@@ -8,7 +8,7 @@ failing) and loud when an existing stream was configured in a way Mailslot canno
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,13 +79,32 @@ def _diff(want: StreamConfig, have: StreamConfig) -> tuple[list[str], list[str]]
     return conflicts, changes
 
 
-def cluster_size(info: Mapping[str, Any]) -> int | None:
-    """How many servers the connected deployment has, from its server's INFO; None when it
-    does not say. A single server sends no ``cluster``; a cluster node lists every node's
-    client URL, its own included, in ``connect_urls`` (unless it runs with ``no_advertise``)."""
+def cluster_size(info: Mapping[str, Any], *, known: Iterable[str] = ()) -> int | None:
+    """How many servers the deployment has, from its server's INFO and the ``host:port`` of
+    the servers the connection ``known``; None when it cannot tell.
+
+    A single server sends no ``cluster``. A cluster node lists every node's client URL, its
+    own included, in ``connect_urls`` (not with ``no_advertise``, nor while it has no route
+    yet: unknown then). That list is from connect time, and a node that joined since (a
+    cluster still forming) is only in the connection's server list, from the server's later
+    INFO updates: so both count. Counting too many costs a refused create; too few would
+    create fewer replicas than the cluster has, for good.
+    """
     if not info.get("cluster"):
         return 1
-    return len(set(info.get("connect_urls") or ())) or None
+    urls = info.get("connect_urls")
+    if not urls:
+        return None
+    return len({*urls, *known})
+
+
+def deployment_size(js: JetStreamContext) -> int | None:
+    """:func:`cluster_size` for the connection behind ``js``, as it stands now (asked at
+    create time, once JetStream has answered, so the INFO updates before that are in)."""
+    nc = natscompat.js_connection(js)
+    return cluster_size(
+        natscompat.server_info(nc), known=[f"{u.hostname}:{u.port or 4222}" for u in nc.servers]
+    )
 
 
 def _replica_attempts(requested: int | None, size: int | None) -> tuple[int, ...]:
@@ -103,7 +122,10 @@ def _replica_refused(exc: jserr.APIError) -> bool:
     return p.jsapi.is_replicas_refused(exc)
 
 
-async def _create(create: Callable[[int], Awaitable[object]], requested: int | None, size: int | None) -> int:
+async def _create(
+    js: JetStreamContext, create: Callable[[int], Awaitable[object]], requested: int | None
+) -> int:
+    size = deployment_size(js) if requested is None else None
     attempts = _replica_attempts(requested, size)
     for i, n in enumerate(attempts):
         try:
@@ -138,7 +160,6 @@ async def ensure_stream(
     *,
     requested_replicas: int | None = None,
     raise_replicas: bool = False,
-    cluster_size: int | None = None,
 ) -> None:
     assert want.name is not None
     for _attempt in range(3):
@@ -147,9 +168,7 @@ async def ensure_stream(
         except jserr.NotFoundError:
             try:
                 n = await _create(
-                    lambda n: js.add_stream(dataclasses.replace(want, num_replicas=n)),
-                    requested_replicas,
-                    cluster_size,
+                    js, lambda n: js.add_stream(dataclasses.replace(want, num_replicas=n)), requested_replicas
                 )
                 report.created.append(want.name)
                 report.replicas[want.name] = n
@@ -194,7 +213,6 @@ async def ensure_bucket(
     report: ProvisionReport,
     *,
     requested_replicas: int | None = None,
-    cluster_size: int | None = None,
 ) -> None:
     name = f"KV_{want.bucket}"
     for _attempt in range(3):
@@ -203,9 +221,9 @@ async def ensure_bucket(
         except jserr.NotFoundError:
             try:
                 n = await _create(
+                    js,
                     lambda n: js.create_key_value(dataclasses.replace(want, replicas=n)),
                     requested_replicas,
-                    cluster_size,
                 )
                 report.created.append(name)
                 report.replicas[name] = n
@@ -234,11 +252,8 @@ async def provision(
     """
     s = settings or p.StreamSettings()
     report = ProvisionReport()
-    size = cluster_size(natscompat.server_info(js))
     for cfg in (p.mail_stream_config(s), p.topics_stream_config(s), p.dlq_stream_config(s)):
-        await ensure_stream(
-            js, cfg, report, requested_replicas=s.replicas, raise_replicas=raise_replicas, cluster_size=size
-        )
+        await ensure_stream(js, cfg, report, requested_replicas=s.replicas, raise_replicas=raise_replicas)
     for kv in (p.agents_bucket_config(s), p.mailboxes_bucket_config(s), p.sidecar_bucket_config(s)):
-        await ensure_bucket(js, kv, report, requested_replicas=s.replicas, cluster_size=size)
+        await ensure_bucket(js, kv, report, requested_replicas=s.replicas)
     return report
