@@ -94,6 +94,7 @@ async def test_keep_reconnecting_sets_the_options(nc: Client) -> None:
 
 
 async def test_server_info_is_the_connected_servers_info(nc: Client, server: NatsServer) -> None:
+    assert natscompat.js_connection(nc.jetstream()) is nc
     info = natscompat.server_info(nc)
     assert info["server_name"] == server.config.server_name
     assert info["jetstream"] is True and info["version"] == server.version
