@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import secrets
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
@@ -26,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from mailslot_broker.reclaim import LEAVE_MARKER_TTL, reclaim_mailbox
-from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
@@ -35,7 +33,7 @@ from pydantic import BaseModel, Field, ValidationError
 from ._boundary import address as check_address
 from ._boundary import boundary, plain_seconds, retry_policy, seconds
 from ._boundary import count as check_count
-from ._receiving import PriorityReceiving
+from ._receiving import Receiver
 from .errors import InvalidInput, MailboxClosed, MailboxDestroyed, Timeout
 from .lease import Lease
 from .link import Link
@@ -66,7 +64,7 @@ def new_address() -> str:
     return "agent-" + secrets.token_hex(12)
 
 
-class Mailbox(PriorityReceiving, MailboxView):
+class Mailbox(MailboxView):
     """The mailbox of one agent. Get one from :meth:`Mailslot.open`."""
 
     def __init__(self, link: Link, address: str, *, client: Mailslot) -> None:
@@ -82,21 +80,9 @@ class Mailbox(PriorityReceiving, MailboxView):
         self._lease: Lease | None = None
         self._closed = False
         self._destroyed = False
-        self._maybe = {prio: True for prio in p.PRIORITIES}
-        self._gen = dict.fromkeys(p.PRIORITIES, 0)
-        self._rung = dict.fromkeys(p.PRIORITIES, False)
-        self._waiting: dict[p.Priority, tuple[str, float]] = {}
-        self._buffer: list[tuple[int, int, int, Message]] = []
-        self._tiebreak = itertools.count()
-        self._wake = asyncio.Event()
-        self._replies: asyncio.Queue[Msg] = asyncio.Queue()
-        self._current_token: str | None = None
-        self._tokens = itertools.count()
-        self._inbox = ""
+        self._receiver = Receiver(self, link=self._link, wrap=lambda msg: Message(msg, self))
         self._subs: list[Subscription] = []
-        self._timers: dict[int, asyncio.TimerHandle] = {}
         self._recv_lock = asyncio.Lock()
-        self.pull_requests = 0
         self._reply_box: ReplyBox | None = None  # requests.py: replies to this mailbox's asks
 
     @classmethod
@@ -195,10 +181,11 @@ class Mailbox(PriorityReceiving, MailboxView):
         nc, js = self._link.nc, self._link.js
         looking = asyncio.ensure_future(_Before.read(js, self.address))
         try:
-            self._inbox = nc.new_inbox()
-            self._subs.append(await nc.subscribe(self._inbox + ".*", cb=self._on_pull_reply))
+            pulls = self._receiver.pulls
+            pulls.inbox = nc.new_inbox()
+            self._subs.append(await nc.subscribe(pulls.inbox + ".*", cb=pulls.on_reply))
             self._subs.append(
-                await nc.subscribe(p.bell_subject_all_priorities(self.address), cb=self._on_bell)
+                await nc.subscribe(p.bell_subject_all_priorities(self.address), cb=self._receiver.on_bell)
             )
         except BaseException:
             looking.cancel()
@@ -335,8 +322,7 @@ class Mailbox(PriorityReceiving, MailboxView):
         if self._closed:
             return
         self._closed = True
-        self._wake.set()
-        self._abort_pull()
+        self._receiver.stop()
         nc = self._link.nc
         try:
             if self._reply_box is not None:
@@ -344,9 +330,7 @@ class Mailbox(PriorityReceiving, MailboxView):
                     await self._reply_box.close()
             if self._lease is not None:
                 await self._lease.stop()
-            for t in self._timers.values():
-                t.cancel()
-            self._timers.clear()
+            self._receiver.redeliveries.cancel_all()
             # Unsubscribing first makes the server drop our idle waiting pulls; draining hands
             # over anything already on its way, which is then given back with the buffer.
             # Draining needs a round trip: not while the connection is down.
@@ -357,9 +341,7 @@ class Mailbox(PriorityReceiving, MailboxView):
                     else:
                         await sub.unsubscribe()
             self._subs.clear()
-            self._waiting.clear()
-            buffered = [entry[3] for entry in self._buffer]
-            self._buffer.clear()
+            buffered = self._receiver.take_buffered()
             for m in buffered if nc.is_connected else ():
                 with contextlib.suppress(Exception):
                     await m._msg.nak()
@@ -373,9 +355,7 @@ class Mailbox(PriorityReceiving, MailboxView):
         (it may have lapsed during the outage) and look at every level again."""
         if self._closed:
             return
-        self._waiting.clear()
-        for prio in p.PRIORITIES:
-            self._mark(prio)
+        self._receiver.forget_pulls()
         delay = 0.1
         for _ in range(10):
             if self._closed or not self._link.nc.is_connected:
@@ -393,8 +373,7 @@ class Mailbox(PriorityReceiving, MailboxView):
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 2.0)
         if not self._closed:
-            for prio in p.PRIORITIES:
-                self._mark(prio)
+            self._receiver.look_everywhere()
 
     async def destroy(self) -> None:
         """Reclaim now: delete every message, the consumers, the lease and the card."""
@@ -522,6 +501,44 @@ class Mailbox(PriorityReceiving, MailboxView):
         t = plain_seconds(timeout, what="timeout")
         return await collect_reply(self, correlation_id, timeout=t, keep=keep)
 
+    # -- receiving (mailslot._receiving) ------------------------------------------------------
+
+    @property
+    def failover_timeout(self) -> float:
+        """Seconds a receive waits for a priority that does not answer (its consumer is
+        electing a leader) before it raises :class:`~mailslot.Unavailable`; default 30. No
+        lower priority is served meanwhile. Settable per mailbox; ``math.inf`` waits forever."""
+        return self._receiver.failover.timeout
+
+    @failover_timeout.setter
+    def failover_timeout(self, seconds: float) -> None:
+        self._receiver.failover.timeout = seconds
+
+    @property
+    def pull_requests(self) -> int:
+        """Pull requests this mailbox sent (an idle mailbox sends none between heartbeats)."""
+        return self._receiver.pulls.count
+
+    @property
+    def _maybe(self) -> Mapping[p.Priority, bool]:
+        return self._receiver.levels.maybe  # which levels may hold mail (for tests)
+
+    @property
+    def _waiting(self) -> Mapping[p.Priority, tuple[str, float]]:
+        return self._receiver.pulls.waiting  # the idle pulls at the server (for tests)
+
+    def _settled(self, m: Message, *, redeliver_in: float | None = None) -> None:
+        """Hook for :class:`Message`: ``m`` was settled (``redeliver_in``: naked, back then)."""
+        self._receiver.settled(m, redeliver_in=redeliver_in)
+
+    def _touched(self, m: Message) -> None:
+        """Hook for :class:`Message`: ``m`` is in progress, the ack wait starts again."""
+        self._receiver.touched(m)
+
+    def _connection_lost(self) -> None:
+        """Hook for the client: the connection dropped or closed."""
+        self._receiver.connection_lost()
+
     async def receive(self, *, timeout: float | timedelta | None = None) -> Message:
         """The next message, highest priority first; waits (without polling) until one
         arrives. Raises :class:`Timeout` after ``timeout`` seconds.
@@ -530,9 +547,9 @@ class Mailbox(PriorityReceiving, MailboxView):
         rather than serve lower ones, up to ``failover_timeout`` (then :class:`Unavailable`)."""
         t = plain_seconds(timeout, what="timeout")
         async with self._recv_lock:
-            m = await self._next(t, self.prefetch)
+            m = await self._receiver.next(t, self.prefetch)
         if m is None:
-            raise Timeout(f"no mail for {self.address} within {t:g} s{self._blocked_note()}")
+            raise Timeout(f"no mail for {self.address} within {t:g} s{self._receiver.blocked_note()}")
         return m
 
     async def ack_many(self, messages: Iterable[Message]) -> None:
@@ -567,12 +584,12 @@ class Mailbox(PriorityReceiving, MailboxView):
             raise InvalidInput("max must be a positive int")
         t = plain_seconds(timeout, what="timeout")
         async with self._recv_lock:
-            first = await self._next(t, max)
+            first = await self._receiver.next(t, max)
             if first is None:
                 return []
             out = [first]
             while len(out) < max:
-                m = self._pop()
+                m = self._receiver.pop()
                 if m is None:
                     break
                 out.append(m)
