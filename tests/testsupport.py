@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from mailslot_broker import NatsServer
+from mailslot_broker import protocol as p
+from nats.js.api import AckPolicy, ConsumerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -78,3 +80,70 @@ def run_example(
     return subprocess.run(
         [PYTHON, str(path)], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
+
+
+async def squat(ms: Any, address: str) -> None:
+    """Another consumer (``squat-<address>``) on the address's low level: the server refuses
+    open's fourth consumer after the record, the lease and three consumers were written."""
+    await ms.js.add_consumer(
+        p.MAIL_STREAM,
+        ConsumerConfig(
+            name=f"squat-{address}",
+            durable_name=f"squat-{address}",
+            filter_subject=p.mail_subject(p.Priority.LOW, address),
+            ack_policy=AckPolicy.EXPLICIT,
+        ),
+    )
+
+
+def run_procs(*argv: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m procs argv...`` (tests/procs.py: an agent in a process of its own), run to
+    its end, output captured."""
+    return subprocess.run(
+        [PYTHON, "-m", "procs", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT / "tests",
+    )
+
+
+def start_procs(*argv: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``python -m procs argv...`` started, its stdout and stderr piped; the caller ends it."""
+    return subprocess.Popen(
+        [PYTHON, "-m", "procs", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT / "tests",
+    )
+
+
+def mailslot_cli(
+    *args: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m mailslot args...`` in a child process, with ``env`` (default: this process's,
+    which holds the test's isolated MAILSLOT_HOME); with ``check`` a failure raises, showing
+    its output."""
+    r = subprocess.run(
+        [PYTHON, "-m", "mailslot", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ) if env is None else env,
+    )
+    if check and r.returncode != 0:
+        raise AssertionError(f"mailslot {' '.join(args)} failed: {r.stdout}\n{r.stderr}")
+    return r
+
+
+async def assert_round_trip(ms: Any, address: str, text: str, *, timeout: float = 5) -> None:
+    """Mail to ``address`` (opened, then closed) arrives as sent and is acked."""
+    mb = await ms.open(address, ttl=30)
+    await ms.send(address, text)
+    m = await mb.receive(timeout=timeout)
+    assert m.text == text
+    await m.ack()
+    await mb.close()

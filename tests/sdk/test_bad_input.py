@@ -9,8 +9,7 @@ import mailslot
 import pytest
 from mailslot_broker import protocol as p
 from nats.js import errors as jserr
-from nats.js.api import AckPolicy, ConsumerConfig
-from testsupport import unique
+from testsupport import squat, unique
 
 
 @pytest.mark.parametrize("to", ["a.*", "a.>", "a b", "", "a..b", "x" * 200, " coder"])
@@ -333,23 +332,9 @@ async def test_waits_and_nak_delays_are_checked(shared_ms, value):
 # -- an open that fails half-way undoes what it wrote -------------------------------------------
 
 
-async def _squat(ms, address):
-    """Another consumer on the address's low level: the server refuses open's fourth consumer
-    after the record, the lease and three consumers were written."""
-    await ms.js.add_consumer(
-        p.MAIL_STREAM,
-        ConsumerConfig(
-            name=f"squat-{address}",
-            durable_name=f"squat-{address}",
-            filter_subject=p.mail_subject(p.Priority.LOW, address),
-            ack_policy=AckPolicy.EXPLICIT,
-        ),
-    )
-
-
 async def test_open_refused_by_the_server_leaves_nothing(shared_ms):
     half_addr = unique("half")
-    await _squat(shared_ms, half_addr)
+    await squat(shared_ms, half_addr)
     with pytest.raises(mailslot.BrokerFailure, match="filtered consumer not unique"):
         await shared_ms.open(half_addr, ttl=3600)
     assert await _nothing_at(shared_ms, half_addr)
@@ -373,7 +358,7 @@ async def _offline_mailbox(ms, address):
 async def test_failed_open_of_an_offline_mailbox_keeps_its_record_and_mail(shared_ms):
     away_addr = unique("away")
     original = await _offline_mailbox(shared_ms, away_addr)
-    await _squat(shared_ms, away_addr)
+    await squat(shared_ms, away_addr)
     with pytest.raises(mailslot.BrokerFailure):
         await shared_ms.open(away_addr, keep=60, card={"name": "back"})
     kv = await shared_ms.js.key_value(p.MAILBOXES_BUCKET)
@@ -385,15 +370,23 @@ async def test_failed_open_of_an_offline_mailbox_keeps_its_record_and_mail(share
     assert (await mb.receive(timeout=5)).text == "while you were away"
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.002, 0.004, 0.006, 0.01])
-async def test_cancelled_open_leaves_nothing(shared_ms, delay):
-    cancelled_addr = unique("cancelled")
-    task = asyncio.ensure_future(shared_ms.open(cancelled_addr, ttl=3600))
+async def _open_cancelled_after(ms, address, delay, **options):
+    """``ms.open(address)`` cancelled ``delay`` seconds in: None, or the mailbox when the open
+    was done before the cancel arrived."""
+    task = asyncio.ensure_future(ms.open(address, **options))
     await asyncio.sleep(delay)
     task.cancel()
     try:
-        mb = await task
+        return await task
     except asyncio.CancelledError:
+        return None
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.002, 0.004, 0.006, 0.01])
+async def test_cancelled_open_leaves_nothing(shared_ms, delay):
+    cancelled_addr = unique("cancelled")
+    mb = await _open_cancelled_after(shared_ms, cancelled_addr, delay, ttl=3600)
+    if mb is None:
         assert await _nothing_at(shared_ms, cancelled_addr)
     else:  # it was done before the cancel arrived
         await mb.destroy()
@@ -403,12 +396,8 @@ async def test_cancelled_open_leaves_nothing(shared_ms, delay):
 async def test_cancelled_open_of_an_offline_mailbox_keeps_it(shared_ms, delay):
     away2_addr = unique("away2")
     original = await _offline_mailbox(shared_ms, away2_addr)
-    task = asyncio.ensure_future(shared_ms.open(away2_addr, keep=60))
-    await asyncio.sleep(delay)
-    task.cancel()
-    try:
-        mb = await task
-    except asyncio.CancelledError:
+    mb = await _open_cancelled_after(shared_ms, away2_addr, delay, keep=60)
+    if mb is None:
         kv = await shared_ms.js.key_value(p.MAILBOXES_BUCKET)
         assert (await kv.get(away2_addr)).value == original
         assert (await shared_ms.inspect(away2_addr).stats()).total == 1
@@ -420,14 +409,8 @@ async def test_cancelled_open_leaves_a_live_replica_alone(shared_ms):
     pair_addr = unique("pair")
     replica = await shared_ms.open(pair_addr, ttl=60)
     for delay in (0.0, 0.003, 0.006):
-        task = asyncio.ensure_future(shared_ms.open(pair_addr, ttl=60))
-        await asyncio.sleep(delay)
-        task.cancel()
-        try:
-            other = await task
-        except asyncio.CancelledError:
-            pass
-        else:
+        other = await _open_cancelled_after(shared_ms, pair_addr, delay, ttl=60)
+        if other is not None:
             await other.close()
     assert any(a.address == pair_addr for a in await shared_ms.agents())
     for prio in p.PRIORITIES:

@@ -3,33 +3,18 @@
 import asyncio
 import json
 import signal
-import subprocess
 
 import mailslot
 import pytest
 from mailslot_broker import reclaim_expired
-from testsupport import PYTHON, ROOT, client_env
+from testsupport import client_env, run_procs, start_procs
 
 
 def test_offline_delivery_across_processes(server):
     env = client_env(server)
-    r = subprocess.run(
-        [PYTHON, "-m", "procs", "send", "offline-agent", "25", "job-"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT / "tests",
-    )
+    r = run_procs("send", "offline-agent", "25", "job-", env=env)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run(
-        [PYTHON, "-m", "procs", "receive", "offline-agent", "25"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT / "tests",
-    )
+    r = run_procs("receive", "offline-agent", "25", env=env)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1]) == [f"job-{i}" for i in range(25)]
 
@@ -91,14 +76,7 @@ async def test_receiver_killed_before_ack_is_redelivered_to_another(server):
     c = server.credentials
     async with mailslot.connect(server.url, user=c.user, password=c.password) as ms:
         await ms.send("worker", "the job")
-        proc = subprocess.Popen(  # noqa: ASYNC220 - a child we kill, not awaited I/O
-            [PYTHON, "-m", "procs", "hold", "worker"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT / "tests",
-        )
+        proc = start_procs("hold", "worker", env=env)  # a child we kill
         try:
             line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
             assert json.loads(line) == {"held": "the job"}

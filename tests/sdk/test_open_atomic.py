@@ -39,8 +39,8 @@ from hypothesis import strategies as st
 from mailslot_broker import NatsServer
 from mailslot_broker import protocol as p
 from nats.js import errors as jserr
-from nats.js.api import AckPolicy, ConsumerConfig
 from pydantic import BaseModel
+from testsupport import squat
 
 T = TypeVar("T")
 _names = itertools.count()
@@ -273,15 +273,7 @@ async def _prepare(ms: mailslot.Mailslot, kind: str, address: str) -> tuple[Stat
         await ms.send(address, "waiting 1")
         await ms.send(address, {"waiting": 2}, priority="urgent")
     elif kind == "squatted":
-        await ms.js.add_consumer(
-            p.MAIL_STREAM,
-            ConsumerConfig(
-                name=f"squat-{address}",
-                durable_name=f"squat-{address}",
-                filter_subject=p.mail_subject(p.Priority.LOW, address),
-                ack_policy=AckPolicy.EXPLICIT,
-            ),
-        )
+        await squat(ms, address)
     elif kind == "live":
         replica = await ms.open(address, ttl=60)
     return await state(ms, address), replica

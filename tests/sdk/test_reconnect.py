@@ -8,11 +8,13 @@ to see the measured times.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import statistics
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import mailslot
@@ -43,6 +45,27 @@ class _Ledger:
         self.recv_times: list[float] = []
         self.producing = True
         self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def sending(self, i: int) -> Iterator[None]:
+        """Around the send of ``i``: a send that returned is timed, one that raised is noted
+        and the producer goes on."""
+        try:
+            yield
+        except mailslot.MailslotError as exc:
+            self.send_errors.append(f"{i}: {type(exc).__name__}: {exc}")
+        else:
+            self.sent[i] = time.monotonic()
+
+    @contextlib.contextmanager
+    def acking(self, i: int) -> Iterator[None]:
+        """Around the ack of ``i``: an ack that raised is not confirmed (``i`` may come again)."""
+        try:
+            yield
+        except mailslot.MailslotError as exc:
+            self.unconfirmed.append(f"{i}: {type(exc).__name__}")
+        else:
+            self.acked.add(i)
 
     def deliver(self, i: int) -> None:
         with self.lock:
@@ -93,12 +116,8 @@ async def test_traffic_rides_out_a_broker_restart(server: NatsServer, kill: bool
         async def produce() -> None:
             try:
                 for i in range(n):
-                    try:
+                    with log.sending(i):
                         await ms.send("stress", i, priority=PRIOS[i % 4])
-                    except mailslot.MailslotError as exc:
-                        log.send_errors.append(f"{i}: {type(exc).__name__}: {exc}")
-                        continue
-                    log.sent[i] = time.monotonic()
                     if len(log.sent) == n // 3:
                         third.set()
             finally:
@@ -108,12 +127,8 @@ async def test_traffic_rides_out_a_broker_restart(server: NatsServer, kill: bool
             async for m in mb:  # no timeout, no reconnect code: ends when the box is closed
                 i = m.json()
                 log.deliver(i)
-                try:
+                with log.acking(i):
                     await m.ack()
-                except mailslot.MailslotError as exc:  # not confirmed: may come again
-                    log.unconfirmed.append(f"{i}: {type(exc).__name__}")
-                    continue
-                log.acked.add(i)
 
         async def restart() -> None:
             nonlocal restarted_at
@@ -149,12 +164,8 @@ def test_sync_twin_rides_out_a_broker_restart(server: NatsServer) -> None:
         def produce() -> None:
             try:
                 for i in range(n):
-                    try:
+                    with log.sending(i):
                         ms.send("sync-stress", i, priority=PRIOS[i % 4])
-                    except mailslot.MailslotError as exc:
-                        log.send_errors.append(f"{i}: {type(exc).__name__}: {exc}")
-                        continue
-                    log.sent[i] = time.monotonic()
                     if len(log.sent) == n // 3:
                         third.set()
             finally:
@@ -164,12 +175,8 @@ def test_sync_twin_rides_out_a_broker_restart(server: NatsServer) -> None:
             for m in mb:
                 i = m.json()
                 log.deliver(i)
-                try:
+                with log.acking(i):
                     m.ack()
-                except mailslot.MailslotError as exc:
-                    log.unconfirmed.append(f"{i}: {type(exc).__name__}")
-                    continue
-                log.acked.add(i)
 
         threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
         for t in threads:

@@ -21,7 +21,7 @@ import pytest
 from mailslot_broker import NatsServer
 from mailslot_broker import protocol as p
 from nats.js import errors as jserr
-from testsupport import PYTHON, ROOT, client_env, wait_for
+from testsupport import client_env, start_procs, wait_for
 
 from .conftest import leader_of
 
@@ -56,14 +56,7 @@ def spawn(server: NatsServer) -> Iterator:
     procs: list[subprocess.Popen[str]] = []
 
     def _spawn(*argv: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [PYTHON, "-m", "procs", *argv],
-            env=client_env(server),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT / "tests",
-        )
+        proc = start_procs(*argv, env=client_env(server))
         procs.append(proc)
         return proc
 

@@ -24,18 +24,14 @@ async def _gone(ms: mailslot.Mailslot, address: str) -> bool:
             return False
         except jserr.NotFoundError:
             pass
-    kv = await ms.js.key_value(p.AGENTS_BUCKET)
-    try:
-        await kv.get(address)
-        return False
-    except jserr.KeyNotFoundError:
-        pass
-    mb = await ms.js.key_value(p.MAILBOXES_BUCKET)
-    try:
-        await mb.get(address)
-        return False
-    except jserr.KeyNotFoundError:
-        return True
+    for bucket in (p.AGENTS_BUCKET, p.MAILBOXES_BUCKET):  # no lease, no record
+        kv = await ms.js.key_value(bucket)
+        try:
+            await kv.get(address)
+            return False
+        except jserr.KeyNotFoundError:
+            pass
+    return True
 
 
 async def _events(ms: mailslot.Mailslot) -> list[dict]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import mailslot
@@ -14,19 +13,11 @@ import pytest
 from mailslot_broker import protocol as p
 from mailslot_broker import stop_local_broker
 from nats.js.api import StreamConfig
+from testsupport import mailslot_cli
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(
-        [sys.executable, "-m", "mailslot", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ),  # MAILSLOT_HOME from the isolated fixture
-    )
-    if check and r.returncode != 0:
-        raise AssertionError(f"mailslot {' '.join(args)} failed: {r.stdout}\n{r.stderr}")
-    return r
+    return mailslot_cli(*args, check=check)  # MAILSLOT_HOME from the isolated fixture
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from mailslot_broker import NatsServer
+from testsupport import assert_round_trip
 
 
 def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
@@ -106,12 +107,7 @@ async def test_tls_url_and_ca_file_work(tls_server, tmp_path):
     for url in (srv.url, srv.url.replace("tls://", "nats://")):
         async with mailslot.connect(url, credentials=creds, tls_ca=pki["ca"], name="t") as ms:
             assert ms.nc.connected_url is not None
-            mb = await ms.open("secure", ttl=30)
-            await ms.send("secure", "over tls")
-            m = await mb.receive(timeout=5)
-            assert m.text == "over tls"
-            await m.ack()
-            await mb.close()
+            await assert_round_trip(ms, "secure", "over tls")
 
 
 def test_plaintext_client_is_refused(tls_server):
