@@ -150,6 +150,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: The test server's --idle and --lease-ttl: an agent quiet that long is let go, and shows
+#: offline once its lease lapsed.
+HTTP_IDLE = 2.0
+HTTP_LEASE = 2.0
+
+
 @dataclass
 class HttpServer:
     url: str
@@ -166,9 +172,10 @@ def http_server(mcp_env: dict[str, str], tmp_path: Path) -> Iterator[HttpServer]
     path.write_text(json.dumps(tokens))
     port = free_port()
     log = tmp_path / "mcp-http.log"
+    quick = ["--idle", str(HTTP_IDLE), "--lease-ttl", str(HTTP_LEASE)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [PYTHON, "-m", "mailslot_mcp", "--http", f"127.0.0.1:{port}", "--tokens", str(path)],
+            [PYTHON, "-m", "mailslot_mcp", "--http", f"127.0.0.1:{port}", "--tokens", str(path), *quick],
             env=mcp_env,
             stdout=out,
             stderr=subprocess.STDOUT,

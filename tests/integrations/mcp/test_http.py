@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
+import anyio
 import httpx
-from conftest import HttpServer, http_peer, send_while_waiting
+import mailslot
+from conftest import HTTP_IDLE, HTTP_LEASE, HttpServer, http_peer, send_while_waiting
+from pydantic import AnyUrl
 
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -28,11 +33,17 @@ async def test_missing_or_bad_token_gets_401(http_server: HttpServer) -> None:
     assert "invalid_token" in bad.headers.get("www-authenticate", "")
 
 
-async def test_two_agents_over_http(http_server: HttpServer) -> None:
+async def _online(ms: mailslot.Mailslot, agent: str) -> bool:
+    return any(c.address == agent and c.status == "online" for c in await ms.agents())
+
+
+async def test_two_agents_over_http(http_server: HttpServer, shared_ms: mailslot.Mailslot) -> None:
     (alice, a_token), (bob, b_token) = http_server.tokens.items()
     async with http_peer(http_server.url, a_token) as a, http_peer(http_server.url, b_token) as b:
         assert len((await a.session.list_tools()).tools) <= 10
         assert (await a.call("inbox"))["mail"] == []  # alice's mailbox opens on her first call
+        assert await _online(shared_ms, alice)
+        await b.session.subscribe_resource(AnyUrl(f"mailbox://{bob}/inbox"))
         wake = await send_while_waiting(a, b, to=bob, body={"pr": 12}, priority="urgent")
         print(f"\nhttp: send via MCP {wake.send_ms:.1f} ms, send -> wait returns {wake.wake_ms:.1f} ms")
         assert wake.wake_ms < 1000  # measured and reported; the target is < 50 ms on an idle machine
@@ -48,3 +59,9 @@ async def test_two_agents_over_http(http_server: HttpServer) -> None:
         directory = await a.call("agents")
         assert {c["address"] for c in directory["agents"]} >= {alice, bob}
         assert a_token not in str(directory) and b_token not in str(directory)
+        assert b.updated.is_set() and f"mailbox://{bob}/inbox" in b.updates
+    # both sessions gone quiet: the server lets go of alice after --idle, her lease lapses
+    deadline = time.monotonic() + HTTP_IDLE + HTTP_LEASE + 10
+    while await _online(shared_ms, alice):
+        assert time.monotonic() < deadline, "alice still online long after her session ended"
+        await anyio.sleep(0.2)

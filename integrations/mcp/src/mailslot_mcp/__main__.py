@@ -12,7 +12,7 @@ import mailslot
 
 from .hub import Hub
 from .identity import ENV_TOKENS, TokenStore, agent_from_env
-from .server import DEFAULT_MAX_WAIT, card_from_env, serve_http, serve_stdio
+from .server import DEFAULT_IDLE, DEFAULT_MAX_WAIT, card_from_env, serve_http, serve_stdio
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,12 +35,30 @@ def _parser() -> argparse.ArgumentParser:
         default=600.0,
         help="seconds a received, unacked message stays with the agent before redelivery (600)",
     )
+    ap.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=None,
+        help="seconds the agent stays online after the server stops renewing its lease (SDK default 60)",
+    )
+    ap.add_argument(
+        "--idle",
+        type=float,
+        default=DEFAULT_IDLE,
+        help="HTTP: close an agent's mailbox (drop its lease) after this many quiet seconds (900)",
+    )
     return ap
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    hub = Hub(url=args.url, credentials=args.credentials, ack_wait=args.ack_wait, card=card_from_env())
+    hub = Hub(
+        url=args.url,
+        credentials=args.credentials,
+        ack_wait=args.ack_wait,
+        lease_ttl=args.lease_ttl,
+        card=card_from_env(),
+    )
     try:
         if args.http:
             host, _, port = args.http.rpartition(":")
@@ -49,7 +67,11 @@ def main(argv: list[str] | None = None) -> None:
             if not args.tokens:
                 raise SystemExit(f"mailslot-mcp: --http needs --tokens FILE (or ${ENV_TOKENS})")
             tokens = TokenStore.read(args.tokens)
-            anyio.run(lambda: serve_http(hub, tokens, host=host, port=int(port), max_wait=args.max_wait))
+            anyio.run(
+                lambda: serve_http(
+                    hub, tokens, host=host, port=int(port), max_wait=args.max_wait, idle=args.idle
+                )
+            )
         else:
             agent = agent_from_env()
             anyio.run(lambda: serve_stdio(hub, agent, max_wait=args.max_wait))

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,20 @@ class AgentState:
     subscribers: dict[str, dict[int, Notify]] = field(default_factory=dict)
     last_used: float = field(default_factory=time.monotonic)
     recv_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    busy: int = 0  # calls blocked in a wait right now: never idle meanwhile
     _watch: asyncio.Task[None] | None = None
+
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+
+    @contextlib.contextmanager
+    def blocking(self) -> Iterator[None]:
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            self.touch()
 
     def take(self, ids: list[str]) -> list[mailslot.Message]:
         """The held messages with these ids, all or none (an unknown id is the caller's error)."""
@@ -118,11 +131,13 @@ class Hub:
         url: str | None = None,
         credentials: str | None = None,
         ack_wait: float = 600.0,
+        lease_ttl: float | None = None,
         card: dict[str, Any] | None = None,
     ) -> None:
         self._url = url
         self._credentials = credentials
         self._ack_wait = ack_wait
+        self._lease_ttl = lease_ttl
         self._card = card or {}
         self._client: mailslot.Mailslot | None = None
         self._agents: dict[str, AgentState] = {}
@@ -154,10 +169,33 @@ class Hub:
                 state = self._agents.get(agent)
                 if state is None:
                     card = {"name": agent, "tags": ["mcp"], **self._card}
-                    mb = await self.client.open(agent, card=card, ack_wait=self._ack_wait)
+                    opts: dict[str, Any] = {"card": card, "ack_wait": self._ack_wait}
+                    if self._lease_ttl is not None:
+                        opts["ttl"] = self._lease_ttl
+                    mb = await self.client.open(agent, **opts)
                     state = self._agents[agent] = AgentState(agent, mb)
-        state.last_used = time.monotonic()
+        state.touch()
         return state
+
+    async def release_idle(self, idle: float) -> None:
+        """Close the mailboxes of agents that made no call for ``idle`` seconds and have no
+        resource subscription: over HTTP there is no connection whose end says the agent
+        left, so its lease goes once it has been quiet that long (its mail stays)."""
+        while True:
+            await asyncio.sleep(min(max(idle / 4, 0.05), 30.0))
+            now = time.monotonic()
+            for agent, state in list(self._agents.items()):
+                if now - state.last_used >= idle and not state.busy and not state.subscribers:
+                    self._agents.pop(agent, None)
+                    try:
+                        await state.close()
+                    except mailslot.MailslotError as exc:
+                        log.warning("closing the idle mailbox of %s: %r", agent, exc)
+
+    @property
+    def serving(self) -> list[str]:
+        """The agents whose mailbox is open here."""
+        return sorted(self._agents)
 
     async def touched(self, address: str) -> None:
         """Mail went to ``address``: if this server serves that agent, tell its resource

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import anyio
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.fastmcp import FastMCP
 
@@ -14,6 +15,9 @@ from .identity import Identity, TokenStore
 
 #: Hosts time tool calls out at about 60 s: a wait never blocks longer than this by default.
 DEFAULT_MAX_WAIT = 50.0
+#: Over HTTP, an agent quiet this long is taken as gone (longer than the default ack wait, so
+#: mail it received and never settled has been redelivered by then).
+DEFAULT_IDLE = 900.0
 
 INSTRUCTIONS = (
     "Mailslot: durable mail between agents. Your identity is fixed by this connection. "
@@ -74,13 +78,22 @@ async def serve_stdio(hub: Hub, agent: str, *, max_wait: float = DEFAULT_MAX_WAI
 
 
 async def serve_http(
-    hub: Hub, tokens: TokenStore, *, host: str, port: int, max_wait: float = DEFAULT_MAX_WAIT
+    hub: Hub,
+    tokens: TokenStore,
+    *,
+    host: str,
+    port: int,
+    max_wait: float = DEFAULT_MAX_WAIT,
+    idle: float = DEFAULT_IDLE,
 ) -> None:
-    """Serve the agents of ``tokens`` over streamable HTTP at ``/mcp``; a mailbox opens on
-    its agent's first request and stays open (lease held) while the server runs."""
+    """Serve the agents of ``tokens`` over streamable HTTP at ``/mcp``. An agent's mailbox
+    opens on its first request and closes (its lease goes) after ``idle`` quiet seconds."""
     app = build(hub, tokens=tokens, host=host, port=port, max_wait=max_wait)
     await hub.start()
     try:
-        await app.run_streamable_http_async()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hub.release_idle, idle)
+            await app.run_streamable_http_async()
+            tg.cancel_scope.cancel()
     finally:
         await hub.stop()

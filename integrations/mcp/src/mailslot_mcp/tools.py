@@ -3,6 +3,7 @@ context on every turn. The calling agent is never an argument (see identity.py).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -46,25 +47,18 @@ async def bounded(
     progress between slices. Hosts time tool calls out (about 60 s), so the bound is the
     server's, whatever the client does; a cancelled call stops at once (the SDK's receive
     keeps what it fetched for the next one)."""
-    loop_time = _clock()
+    loop_time = asyncio.get_running_loop().time
     start = loop_time()
     step = max(0.5, min(5.0, timeout / 4))
     await ctx.report_progress(0, timeout, f"waiting for {what}")
-    while True:
-        remaining = timeout - (loop_time() - start)
-        if remaining <= 0:
-            return None
-        found = await attempt(min(step, remaining))
+    while True:  # one attempt even with timeout 0: a look at what is there now
+        found = await attempt(max(0.0, min(step, timeout - (loop_time() - start))))
         if found is not None:
             return found
-        elapsed = min(loop_time() - start, timeout)
+        elapsed = loop_time() - start
+        if elapsed >= timeout:
+            return None
         await ctx.report_progress(round(elapsed, 1), timeout, f"waiting for {what}")
-
-
-def _clock() -> Callable[[], float]:
-    import asyncio
-
-    return asyncio.get_running_loop().time
 
 
 def _priority(name: str) -> mailslot.Priority:
@@ -188,7 +182,8 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float
                 state.held[m.id] = Held(m)
             return matching() or None
 
-        found = await bounded(ctx, cap(timeout), "mail", attempt)
+        with state.blocking():
+            found = await bounded(ctx, cap(timeout), "mail", attempt)
         if not found:
             return {"mail": [], "note": "no mail yet: call wait_for_mail again"}
         for h in found:
@@ -259,7 +254,8 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float
             except mailslot.Timeout:
                 return None
 
-        reply = await bounded(ctx, cap(timeout), "the reply", attempt)
+        with state.blocking():
+            reply = await bounded(ctx, cap(timeout), "the reply", attempt)
         if reply is None:
             return {"pending": True, "correlation_id": cid}
         return {"correlation_id": cid, "reply": message_view(reply)}
