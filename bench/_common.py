@@ -6,6 +6,8 @@ The machine is shared and noisy, so each comparison interleaves Mailslot and raw
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
@@ -23,6 +25,7 @@ from mailslot_broker import NatsServer
 from mailslot_broker import protocol as p
 from mailslot_broker.protocol import ContentType, Header
 from nats.aio.client import Client as NatsClient
+from nats.js.api import AckPolicy, ConsumerConfig
 
 PAYLOAD_SIZE = 256
 
@@ -111,6 +114,18 @@ class Bench:
     def js(self) -> Any:
         return self.raw.jetstream()
 
+    async def add_raw_consumer(self, durable: str, address: str) -> None:
+        """What a raw nats-py user makes to read one mailbox: a durable pull consumer on all
+        of its priority subjects, explicit acks."""
+        await self.js.add_consumer(
+            p.MAIL_STREAM,
+            ConsumerConfig(
+                durable_name=durable,
+                filter_subject=p.mail_subject_all_priorities(address),
+                ack_policy=AckPolicy.EXPLICIT,
+            ),
+        )
+
     async def purge(self, address: str) -> None:
         await self.js.purge_stream(p.MAIL_STREAM, subject=p.mail_subject_all_priorities(address))
 
@@ -143,6 +158,15 @@ async def bench_env(scale: Scale) -> AsyncIterator[Bench]:
                 await raw.drain()
         finally:
             srv.stop()
+
+
+async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended (whatever it ended with)."""
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(BaseException):
+            await t
 
 
 class Timer:

@@ -19,9 +19,8 @@ import contextlib
 from typing import Any
 
 from mailslot_broker import protocol as p
-from nats.js.api import AckPolicy, ConsumerConfig
 
-from ._common import Bench, bench_env, ratio, unique
+from ._common import Bench, bench_env, cancel_all, ratio, unique
 
 
 async def _settle() -> None:
@@ -51,11 +50,7 @@ async def _mailslot(b: Bench, k: int, window: float) -> dict[str, float]:
         rss, api = await _measure(b, k, window, rss0)
         pulls = (sum(mb.pull_requests for mb in boxes) - pulls0) / k / window
     finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
+        await cancel_all(tasks)
         for mb in boxes:
             await mb.destroy()
     return {"rss_kb": rss, "api_per_s": api, "pulls_per_s": pulls}
@@ -68,14 +63,7 @@ async def _raw(b: Bench, k: int, window: float) -> dict[str, float]:
     names, subs = [], []
     for _ in range(k):
         durable = unique("rawidle")
-        await js.add_consumer(
-            p.MAIL_STREAM,
-            ConsumerConfig(
-                durable_name=durable,
-                filter_subject=p.mail_subject_all_priorities(unique("raw-idle")),
-                ack_policy=AckPolicy.EXPLICIT,
-            ),
-        )
+        await b.add_raw_consumer(durable, unique("raw-idle"))
         names.append(durable)
         subs.append(await js.pull_subscribe_bind(durable, stream=p.MAIL_STREAM))
 
@@ -88,11 +76,7 @@ async def _raw(b: Bench, k: int, window: float) -> dict[str, float]:
     try:
         rss, api = await _measure(b, k, window, rss0)
     finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
+        await cancel_all(tasks)
         for s, n in zip(subs, names, strict=True):
             with contextlib.suppress(Exception):
                 await s.unsubscribe()

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mailslot_broker import protocol as p
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from ._common import Bench, median, paired_ratio, payload, pct, ratio, raw_headers, unique
 
@@ -26,6 +25,7 @@ _GAP = 0.005
 async def _drive(
     n: int, send: Callable[[], Awaitable[Any]], got: asyncio.Queue[float], receiver: asyncio.Task[Any]
 ) -> list[float]:
+    await asyncio.sleep(0.05)  # the receiver is waiting before the first sample
     out = []
     for i in range(n):
         t0 = time.perf_counter()
@@ -40,6 +40,12 @@ async def _drive(
         out.append((get.result() - t0) * 1000)
         await asyncio.sleep(_GAP)
     return out
+
+
+def _publisher(js: Any, to: str) -> Callable[[], Awaitable[Any]]:
+    """One raw publish per sample, with the headers Mailslot's send writes."""
+    subject, data = p.mail_subject(p.Priority.NORMAL, to), payload()
+    return lambda: js.publish(subject, data, headers=raw_headers(to), timeout=5.0)
 
 
 async def _mailslot(b: Bench, n: int) -> list[float]:
@@ -58,7 +64,6 @@ async def _mailslot(b: Bench, n: int) -> list[float]:
 
     task = asyncio.create_task(receiver())
     try:
-        await asyncio.sleep(0.05)
         return await _drive(n, lambda: b.ms.send(mb.address, data), got, task)
     finally:
         task.cancel()
@@ -68,16 +73,8 @@ async def _mailslot(b: Bench, n: int) -> list[float]:
 
 
 async def _raw_pull(b: Bench, n: int) -> list[float]:
-    js, to, durable, data = b.js, unique("bench-rawlat"), unique("rawlat"), payload()
-    subject = p.mail_subject(p.Priority.NORMAL, to)
-    await js.add_consumer(
-        p.MAIL_STREAM,
-        ConsumerConfig(
-            durable_name=durable,
-            filter_subject=p.mail_subject_all_priorities(to),
-            ack_policy=AckPolicy.EXPLICIT,
-        ),
-    )
+    js, to, durable = b.js, unique("bench-rawlat"), unique("rawlat")
+    await b.add_raw_consumer(durable, to)
     sub = await js.pull_subscribe_bind(durable, stream=p.MAIL_STREAM)
     got: asyncio.Queue[float] = asyncio.Queue()
 
@@ -94,10 +91,7 @@ async def _raw_pull(b: Bench, n: int) -> list[float]:
 
     task = asyncio.create_task(receiver())
     try:
-        await asyncio.sleep(0.05)
-        return await _drive(
-            n, lambda: js.publish(subject, data, headers=raw_headers(to), timeout=5.0), got, task
-        )
+        return await _drive(n, _publisher(js, to), got, task)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -109,8 +103,7 @@ async def _raw_pull(b: Bench, n: int) -> list[float]:
 
 
 async def _raw_push(b: Bench, n: int) -> list[float]:
-    js, to, data = b.js, unique("bench-rawpush"), payload()
-    subject = p.mail_subject(p.Priority.NORMAL, to)
+    js, to = b.js, unique("bench-rawpush")
     got: asyncio.Queue[float] = asyncio.Queue()
 
     async def cb(msg: Any) -> None:
@@ -121,10 +114,7 @@ async def _raw_push(b: Bench, n: int) -> list[float]:
     sub = await js.subscribe(p.mail_subject_all_priorities(to), stream=p.MAIL_STREAM, cb=cb, manual_ack=True)
     idle = asyncio.create_task(asyncio.Event().wait())  # push has no receiver task to watch
     try:
-        await asyncio.sleep(0.05)
-        return await _drive(
-            n, lambda: js.publish(subject, data, headers=raw_headers(to), timeout=5.0), got, idle
-        )
+        return await _drive(n, _publisher(js, to), got, idle)
     finally:
         idle.cancel()
         await sub.unsubscribe()

@@ -15,7 +15,6 @@ from typing import Any
 
 from mailslot_broker import protocol as p
 from mailslot_broker.reclaim import lease_alive, reclaim_expired
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from ._common import Bench, Timer, median, payload, ratio, unique
 
@@ -37,14 +36,7 @@ async def _cost_raw(b: Bench, k: int) -> float:
     for _ in range(k):
         to, durable = unique("raw-agent"), unique("rawlc")
         with Timer() as t:
-            await js.add_consumer(
-                p.MAIL_STREAM,
-                ConsumerConfig(
-                    durable_name=durable,
-                    filter_subject=p.mail_subject_all_priorities(to),
-                    ack_policy=AckPolicy.EXPLICIT,
-                ),
-            )
+            await b.add_raw_consumer(durable, to)
             await js.delete_consumer(p.MAIL_STREAM, durable)
             await b.purge(to)
         out.append(t.elapsed)

@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 from mailslot_broker import protocol as p
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from ._common import Bench, payload, ratio, raw_headers, unique
 from .receive import fill
@@ -42,14 +41,7 @@ async def _mailslot(b: Bench, n: int) -> tuple[int, float]:
 
 async def _raw(b: Bench, n: int) -> tuple[int, float]:
     js, to, durable = b.js, unique("bench-rawprio"), unique("rawprio")
-    await js.add_consumer(
-        p.MAIL_STREAM,
-        ConsumerConfig(
-            durable_name=durable,
-            filter_subject=p.mail_subject_all_priorities(to),
-            ack_policy=AckPolicy.EXPLICIT,
-        ),
-    )
+    await b.add_raw_consumer(durable, to)
     try:
         await fill(b, to, n, (p.Priority.NORMAL,))
         urgent = p.Priority.URGENT

@@ -12,7 +12,6 @@ import asyncio
 from typing import Any
 
 from mailslot_broker import protocol as p
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from ._common import Bench, Timer, median, paired_ratio, payload, raw_headers, unique
 
@@ -50,14 +49,7 @@ async def _raw(b: Bench, n: int, *, sync_ack: bool) -> float:
     to = unique("bench-rawrecv")
     js = b.js
     durable = unique("raw")
-    await js.add_consumer(
-        p.MAIL_STREAM,
-        ConsumerConfig(
-            durable_name=durable,
-            filter_subject=p.mail_subject_all_priorities(to),
-            ack_policy=AckPolicy.EXPLICIT,
-        ),
-    )
+    await b.add_raw_consumer(durable, to)
     try:
         await fill(b, to, n)
         sub = await js.pull_subscribe_bind(durable, stream=p.MAIL_STREAM)

@@ -38,91 +38,96 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
         ok = value >= v if op == ">=" else value <= v
         return f"{op} {v} {'ok' if ok else 'MISS'}"
 
+    def compare(
+        section: str,
+        s: dict[str, Any],
+        what: str,
+        unit: str,
+        mine: str,
+        raw: str,
+        ratio: str | None,
+        note: str = "",
+    ) -> None:
+        """One Mailslot-beside-raw row from the fields ``mine``, ``raw`` and ``ratio`` of ``s``;
+        the target column is the ratio's target (if it has one), else ``note``."""
+        value = None if ratio is None else s[ratio]
+        tgt = target(section, ratio, value) if ratio is not None else ""
+        out.append((what, unit, s[mine], s[raw], value, tgt or note))
+
     if s := r.get("send"):
-        out.append(
-            (
-                "send, one at a time (vs js.publish)",
-                "msg/s",
-                s["mailslot_send_msgs_per_s"],
-                s["raw_publish_msgs_per_s"],
-                s["send_vs_publish_ratio"],
-                "",
-            )
+        compare(
+            "send",
+            s,
+            "send, one at a time (vs js.publish)",
+            "msg/s",
+            "mailslot_send_msgs_per_s",
+            "raw_publish_msgs_per_s",
+            "send_vs_publish_ratio",
         )
-        k = "send_many_vs_publish_async_ratio"
-        out.append(
-            (
-                "send_many (vs publish_async)",
-                "msg/s",
-                s["mailslot_send_many_msgs_per_s"],
-                s["raw_publish_async_msgs_per_s"],
-                s[k],
-                target("send", k, s[k]),
-            )
+        compare(
+            "send",
+            s,
+            "send_many (vs publish_async)",
+            "msg/s",
+            "mailslot_send_many_msgs_per_s",
+            "raw_publish_async_msgs_per_s",
+            "send_many_vs_publish_async_ratio",
         )
     if s := r.get("receive"):
-        k = "receive_vs_fetch_ack_ratio"
-        out.append(
-            (
-                "receive_batch(100)+ack_many (vs fetch(100)+ack)",
-                "msg/s",
-                s["mailslot_receive_batch_ack_msgs_per_s"],
-                s["raw_fetch_ack_msgs_per_s"],
-                s[k],
-                target("receive", k, s[k]),
-            )
+        compare(
+            "receive",
+            s,
+            "receive_batch(100)+ack_many (vs fetch(100)+ack)",
+            "msg/s",
+            "mailslot_receive_batch_ack_msgs_per_s",
+            "raw_fetch_ack_msgs_per_s",
+            "receive_vs_fetch_ack_ratio",
         )
-        out.append(
-            (
-                "receive_batch(100)+ack_many (vs fetch(100)+ack_sync)",
-                "msg/s",
-                s["mailslot_receive_batch_ack_msgs_per_s"],
-                s["raw_fetch_ack_sync_msgs_per_s"],
-                s["receive_vs_fetch_ack_sync_ratio"],
-                "",
-            )
+        compare(
+            "receive",
+            s,
+            "receive_batch(100)+ack_many (vs fetch(100)+ack_sync)",
+            "msg/s",
+            "mailslot_receive_batch_ack_msgs_per_s",
+            "raw_fetch_ack_sync_msgs_per_s",
+            "receive_vs_fetch_ack_sync_ratio",
         )
-        out.append(
-            (
-                "receive_batch(100)+ack() each (vs fetch(100)+ack_sync)",
-                "msg/s",
-                s["mailslot_receive_batch_ack_each_msgs_per_s"],
-                s["raw_fetch_ack_sync_msgs_per_s"],
-                s["receive_ack_each_vs_fetch_ack_sync_ratio"],
-                "",
-            )
+        compare(
+            "receive",
+            s,
+            "receive_batch(100)+ack() each (vs fetch(100)+ack_sync)",
+            "msg/s",
+            "mailslot_receive_batch_ack_each_msgs_per_s",
+            "raw_fetch_ack_sync_msgs_per_s",
+            "receive_ack_each_vs_fetch_ack_sync_ratio",
         )
     if s := r.get("latency"):
-        k = "p50_vs_raw_pull_ratio"
-        out.append(
-            (
-                "latency p50 (vs pull fetch loop)",
-                "ms",
-                s["mailslot_p50_ms"],
-                s["raw_pull_p50_ms"],
-                s[k],
-                target("latency", k, s[k]),
-            )
+        compare(
+            "latency",
+            s,
+            "latency p50 (vs pull fetch loop)",
+            "ms",
+            "mailslot_p50_ms",
+            "raw_pull_p50_ms",
+            "p50_vs_raw_pull_ratio",
         )
-        out.append(
-            (
-                "latency p99 (vs pull fetch loop)",
-                "ms",
-                s["mailslot_p99_ms"],
-                s["raw_pull_p99_ms"],
-                s["p99_vs_raw_pull_ratio"],
-                "",
-            )
+        compare(
+            "latency",
+            s,
+            "latency p99 (vs pull fetch loop)",
+            "ms",
+            "mailslot_p99_ms",
+            "raw_pull_p99_ms",
+            "p99_vs_raw_pull_ratio",
         )
-        out.append(
-            (
-                "latency p50 (vs push subscription)",
-                "ms",
-                s["mailslot_p50_ms"],
-                s["raw_push_p50_ms"],
-                s["p50_vs_raw_push_ratio"],
-                "",
-            )
+        compare(
+            "latency",
+            s,
+            "latency p50 (vs push subscription)",
+            "ms",
+            "mailslot_p50_ms",
+            "raw_push_p50_ms",
+            "p50_vs_raw_push_ratio",
         )
         out.append(
             (
@@ -137,36 +142,34 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
     if s := r.get("priority"):
         for n in s["backlogs"]:
             d = s[f"n{n}"]
-            out.append(
-                (
-                    f"urgent behind {n:,} normal: position",
-                    "",
-                    d["mailslot_position"],
-                    d["raw_fifo_position"],
-                    d["position_ratio"],
-                    "mailslot = 1",
-                )
+            compare(
+                "priority",
+                d,
+                f"urgent behind {n:,} normal: position",
+                "",
+                "mailslot_position",
+                "raw_fifo_position",
+                "position_ratio",
+                note="mailslot = 1",
             )
-            out.append(
-                (
-                    f"urgent behind {n:,} normal: time to it",
-                    "ms",
-                    d["mailslot_time_ms"],
-                    d["raw_fifo_time_ms"],
-                    d["time_to_urgent_ratio"],
-                    "",
-                )
+            compare(
+                "priority",
+                d,
+                f"urgent behind {n:,} normal: time to it",
+                "ms",
+                "mailslot_time_ms",
+                "raw_fifo_time_ms",
+                "time_to_urgent_ratio",
             )
     if s := r.get("lifecycle"):
-        out.append(
-            (
-                "agent open+destroy (vs 1 consumer create+delete+purge)",
-                "ms",
-                s["mailslot_open_destroy_ms"],
-                s["raw_consumer_create_delete_ms"],
-                s["agent_cost_vs_raw_consumer_ratio"],
-                "",
-            )
+        compare(
+            "lifecycle",
+            s,
+            "agent open+destroy (vs 1 consumer create+delete+purge)",
+            "ms",
+            "mailslot_open_destroy_ms",
+            "raw_consumer_create_delete_ms",
+            "agent_cost_vs_raw_consumer_ratio",
         )
         lp = s["lapse"]
         left = lp["left_after_reclaim"]
@@ -191,35 +194,32 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
             )
         )
     if s := r.get("idle"):
-        out.append(
-            (
-                "idle: server RSS per mailbox (vs per consumer)",
-                "KB",
-                s["mailslot_rss_kb_per_mailbox"],
-                s["raw_rss_kb_per_consumer"],
-                s["idle_rss_ratio"],
-                "",
-            )
+        compare(
+            "idle",
+            s,
+            "idle: server RSS per mailbox (vs per consumer)",
+            "KB",
+            "mailslot_rss_kb_per_mailbox",
+            "raw_rss_kb_per_consumer",
+            "idle_rss_ratio",
         )
-        out.append(
-            (
-                "idle: JS API requests per mailbox (incl. lease renewal)",
-                "req/min",
-                s["mailslot_api_requests_per_mailbox_per_min"],
-                s["raw_api_requests_per_consumer_per_min"],
-                None,
-                "",
-            )
+        compare(
+            "idle",
+            s,
+            "idle: JS API requests per mailbox (incl. lease renewal)",
+            "req/min",
+            "mailslot_api_requests_per_mailbox_per_min",
+            "raw_api_requests_per_consumer_per_min",
+            None,
         )
-        out.append(
-            (
-                "idle: pull requests per mailbox (raw: 5 s long-poll)",
-                "req/s",
-                s["mailslot_pull_requests_per_mailbox_per_s"],
-                s["raw_pull_requests_per_consumer_per_s"],
-                s["idle_pull_requests_ratio"],
-                "",
-            )
+        compare(
+            "idle",
+            s,
+            "idle: pull requests per mailbox (raw: 5 s long-poll)",
+            "req/s",
+            "mailslot_pull_requests_per_mailbox_per_s",
+            "raw_pull_requests_per_consumer_per_s",
+            "idle_pull_requests_ratio",
         )
     return out
 
