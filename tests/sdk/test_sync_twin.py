@@ -4,6 +4,7 @@ import threading
 import mailslot
 import pytest
 from mailslot import sync
+from mailslot.deadletters import DeadLetters
 from mailslot.mailbox import Mailbox
 from mailslot.message import Message
 from mailslot.view import MailboxView
@@ -21,6 +22,10 @@ def _public_methods(cls):
         (Mailbox, sync.SyncMailbox),
         (MailboxView, sync.SyncMailboxView),
         (Message, sync.SyncMessage),
+        (mailslot.Reply, sync.SyncReply),
+        (mailslot.TopicSubscription, sync.SyncTopicSubscription),
+        (mailslot.AgentWatch, sync.SyncAgentWatch),
+        (DeadLetters, sync.SyncDeadLetters),
     ],
 )
 def test_twins_have_the_same_names_and_signatures(async_cls, sync_cls):
@@ -80,3 +85,37 @@ def test_sync_twin_refuses_its_own_loop_thread(shared_server):
     done.wait(5)
     assert errors and "event-loop thread" in str(errors[0])
     ms.close()
+
+
+def test_sync_request_ask_and_reply_for_hand_out_sync_replies(shared_server):
+    asker_addr, responder_addr = unique("sync-asker"), unique("sync-responder")
+    c = shared_server.credentials
+    with (
+        sync.connect(shared_server.url, user=c.user, password=c.password) as ms,
+        ms.open(asker_addr) as asker,
+        ms.open(responder_addr) as responder,
+    ):
+
+        def answer():
+            m = responder.receive(timeout=10)
+            m.reply(f"re: {m.text}")
+            m.ack()
+
+        sent = asker.request(responder_addr, "q1")
+        answer()
+        kept = asker.reply_for(sent.id, timeout=5, keep=True)
+        assert isinstance(kept, sync.SyncReply) and isinstance(kept.aio, mailslot.Reply)
+        assert (kept.text, kept.correlation_id) == ("re: q1", sent.id)
+        with pytest.raises(mailslot.MessageError):
+            kept.nak()
+        with pytest.raises(mailslot.MessageError):
+            kept.term()
+        kept.ack()  # a kept reply is deleted by its ack
+        with pytest.raises(mailslot.Timeout):
+            asker.reply_for(sent.id, timeout=0.5)
+
+        helper = threading.Thread(target=answer)
+        helper.start()
+        got = asker.ask(responder_addr, "q2", timeout=10)
+        helper.join(10)
+        assert isinstance(got, sync.SyncReply) and got.text == "re: q2"

@@ -225,43 +225,4 @@ class AgentWatch:
         await self.close()
 
 
-class SyncAgentWatch:
-    """Blocking twin of :class:`AgentWatch` (from ``mailslot.sync``)."""
-
-    def __init__(self, watch: AgentWatch) -> None:
-        from ._portal import PORTAL
-
-        self._portal = PORTAL
-        self._w = watch
-
-    @property
-    def aio(self) -> AgentWatch:
-        return self._w
-
-    @property
-    def known(self) -> dict[str, AgentCard]:
-        return self._w.known
-
-    def next(self, *, timeout: float | None = None) -> AgentEvent:
-        try:
-            return self._portal.call(self._w.next(timeout=timeout))
-        except StopAsyncIteration:
-            raise StopIteration from None
-
-    def __iter__(self) -> SyncAgentWatch:
-        return self
-
-    def __next__(self) -> AgentEvent:
-        return self.next()
-
-    def close(self) -> None:
-        self._portal.call(self._w.close())
-
-    def __enter__(self) -> SyncAgentWatch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-__all__ = ["AgentEvent", "AgentWatch", "SyncAgentWatch", "list_agents"]
+__all__ = ["AgentEvent", "AgentWatch", "list_agents"]
