@@ -1,9 +1,9 @@
-"""No import circle inside mailslot_broker.
+"""No import circle inside the SDK or the broker, and the SDK's features do not import its client.
 
-A circle works only as long as every import in it stays inside a function, and breaks (a
-partly initialised module) the day one of them moves to the top of its file; so the graph
-here counts every import, top-level or inside a function, except those under
-``if TYPE_CHECKING:`` (never run). Built from the source with :mod:`ast`: nothing is imported.
+Built from the source with :mod:`ast` (nothing is imported: a circle may make importing fail).
+Every import counts, at the top of a file or inside a function, except those under
+``if TYPE_CHECKING:`` (never run): a circle through a function-level import works only until
+that import moves to the top of its file, and then breaks with a half-initialised module.
 """
 
 from __future__ import annotations
@@ -11,16 +11,20 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import mailslot_broker
+import pytest
+from testsupport import ROOT
 
-PACKAGE = "mailslot_broker"
-ROOT = Path(mailslot_broker.__file__).parent
+SOURCES = {
+    "mailslot": ROOT / "sdk" / "src" / "mailslot",
+    "mailslot_broker": ROOT / "broker" / "src" / "mailslot_broker",
+}
 
 
-def _modules(root: Path) -> dict[str, Path]:
+def _modules(package: str) -> dict[str, Path]:
+    root = SOURCES[package]
     mods: dict[str, Path] = {}
     for path in sorted(root.rglob("*.py")):
-        parts = [PACKAGE, *path.relative_to(root).with_suffix("").parts]
+        parts = [package, *path.relative_to(root).with_suffix("").parts]
         if parts[-1] == "__init__":
             parts.pop()
         mods[".".join(parts)] = path
@@ -51,10 +55,10 @@ def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
     return found
 
 
-def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+def import_graph(package: str) -> dict[str, set[str]]:
     """Module -> the package's modules it imports (``from .x import y`` names ``x``, or ``x.y``
     when ``y`` is a submodule)."""
-    mods = _modules(root)
+    mods = _modules(package)
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for mod, path in mods.items():
         is_pkg = path.name == "__init__.py"
@@ -107,11 +111,11 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_the_graph_sees_the_package() -> None:
-    graph = import_graph()
-    assert f"{PACKAGE}.local" in graph[PACKAGE]
-    assert graph[f"{PACKAGE}.local"] >= {f"{PACKAGE}.home", f"{PACKAGE}.tenants"}
-    assert f"{PACKAGE}.home" in graph[f"{PACKAGE}.tenants"]
+def test_the_graphs_see_the_imports() -> None:
+    broker = import_graph("mailslot_broker")
+    assert "mailslot_broker.local" in broker["mailslot_broker"]
+    assert broker["mailslot_broker.local"] >= {"mailslot_broker.home", "mailslot_broker.tenants"}
+    assert "mailslot.client" in import_graph("mailslot")["mailslot.connection"]
 
 
 def test_the_cycle_finder_finds_one() -> None:
@@ -119,6 +123,16 @@ def test_the_cycle_finder_finds_one() -> None:
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_no_import_circle() -> None:
-    cycle = find_cycle(import_graph())
+@pytest.mark.parametrize("package", sorted(SOURCES))
+def test_no_import_circle(package: str) -> None:
+    cycle = find_cycle(import_graph(package))
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+
+
+def test_sdk_features_do_not_import_the_client() -> None:
+    """Features get the link (mailslot.link), not the client: only the modules that build a
+    client (connect, the sync twin, the CLI, the package) import it."""
+    graph = import_graph("mailslot")
+    importers = {m for m, edges in graph.items() if "mailslot.client" in edges}
+    allowed = {"mailslot", "mailslot.connection", "mailslot.sync"}
+    assert {m for m in importers if not m.startswith("mailslot.cli")} <= allowed, importers
