@@ -24,6 +24,10 @@ async def _connect(server: NatsServer, name: str) -> mailslot.Mailslot:
     return await mailslot.connect(server.url, user=c.user, password=c.password, name=name)
 
 
+async def _holds_one(view: mailslot.MailboxView) -> bool:
+    return (await view.stats()).total == 1
+
+
 def _client_runtime(ms: mailslot.Mailslot) -> MailslotAgentRuntime:
     rt = MailslotAgentRuntime(ms, namespace="t", rpc_timeout=30)
     rt.add_message_serializer(try_get_known_serializers_for_type(Done))  # the answer type
@@ -59,10 +63,7 @@ async def test_rpc_waits_for_a_host_that_starts_later(server: NatsServer) -> Non
     client = _client_runtime(b)
     pending = asyncio.create_task(client.send_message(Task("late job"), AgentId("worker", "w2")))
     view = b.inspect(type_address("t", "worker"))
-    for _ in range(200):
-        if (await view.stats()).total == 1:
-            break
-        await asyncio.sleep(0.05)
+    await wait_for(lambda: _holds_one(view), timeout=10)
     assert (await view.stats()).total == 1 and not pending.done()  # stored, nobody hosts it yet
     a = await _connect(server, "host")
     host = MailslotAgentRuntime(a, namespace="t")
@@ -113,10 +114,7 @@ async def test_task_to_a_host_in_another_process_started_later(server: NatsServe
     try:
         pending = asyncio.create_task(client.send_message(Task("cross"), AgentId("worker", "far")))
         view = b.inspect(type_address("t", "worker"))
-        for _ in range(200):
-            if (await view.stats()).total == 1:
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: _holds_one(view), timeout=10)
         env = client_env(server)
         env["PYTHONPATH"] = str(HERE) + ":" + env["PYTHONPATH"]
         proc = subprocess.Popen(  # noqa: ASYNC220

@@ -22,6 +22,7 @@ from mailslot_langgraph import (
     resume_when_replied,
     send_request,
 )
+from testsupport import wait_for
 
 
 async def test_request_reply_pauses_and_resumer_resumes_typed(
@@ -95,10 +96,7 @@ async def test_reply_before_wait(planner: mailslot.Mailbox, responder: Any) -> N
     async with Resumer(app, planner, context=ctx) as res:
         run = asyncio.create_task(res.ainvoke({}, cfg))
         # The remote agent has answered while the graph is still working, before its wait.
-        for _ in range(200):
-            if r.got:
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: r.got, timeout=10)
         assert r.got, "the request never arrived"
         await asyncio.sleep(0.3)  # let the reply be stored
         assert not run.done()
