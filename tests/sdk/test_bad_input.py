@@ -14,10 +14,27 @@ from testsupport import squat, unique
 
 @pytest.mark.parametrize("to", ["a.*", "a.>", "a b", "", "a..b", "x" * 200, " coder"])
 async def test_invalid_addresses(shared_ms, to):
-    with pytest.raises(mailslot.InvalidAddressError):
+    with pytest.raises(mailslot.InvalidAddress):
         await shared_ms.send(to, "hi")
-    with pytest.raises(mailslot.InvalidAddressError):
+    with pytest.raises(mailslot.InvalidAddress):
         await shared_ms.open(to)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("InvalidAddressError", mailslot.InvalidAddress),
+        ("InvalidTopicError", mailslot.InvalidTopic),
+        ("UnknownPriorityError", mailslot.UnknownPriority),
+        ("InvalidTTLError", mailslot.InvalidTTL),
+    ],
+)
+def test_the_old_error_names_are_the_same_classes(old, new):
+    from mailslot import errors
+
+    assert getattr(mailslot, old) is new and getattr(errors, old) is new
+    assert old in mailslot.__all__ and old in errors.__all__
+    assert new.__name__ == old.removesuffix("Error")  # what the CLI and MCP tools print
 
 
 async def test_errors_are_value_errors_and_mailslot_errors(shared_ms):
@@ -29,15 +46,15 @@ async def test_errors_are_value_errors_and_mailslot_errors(shared_ms):
 
 @pytest.mark.parametrize("priority", ["asap", 9, -1, "", None])
 async def test_unknown_priority(shared_ms, priority):
-    with pytest.raises(mailslot.UnknownPriorityError):
+    with pytest.raises(mailslot.UnknownPriority):
         await shared_ms.send("a", "x", priority=priority)
 
 
 @pytest.mark.parametrize("ttl", [0, 0.5, -3, "10"])
 async def test_bad_ttl(shared_ms, ttl):
-    with pytest.raises(mailslot.InvalidTTLError):
+    with pytest.raises(mailslot.InvalidTTL):
         await shared_ms.send("a", "x", ttl=ttl)
-    with pytest.raises(mailslot.InvalidTTLError):
+    with pytest.raises(mailslot.InvalidTTL):
         await shared_ms.send("a", "x", delay=ttl)
 
 
@@ -62,7 +79,7 @@ async def test_reserved_or_bad_headers(shared_ms, headers):
 async def test_send_many_validates_everything_first(shared_ms):
     ok_addr = unique("ok")
     items = [{"to": ok_addr, "payload": 1}, {"to": "bad address", "payload": 2}]
-    with pytest.raises(mailslot.InvalidAddressError):
+    with pytest.raises(mailslot.InvalidAddress):
         await shared_ms.send_many(items)
     assert (await shared_ms.inspect(ok_addr).stats()).total == 0  # nothing was sent
 
@@ -70,7 +87,7 @@ async def test_send_many_validates_everything_first(shared_ms):
 async def test_nothing_was_lost_by_a_rejected_send(shared_ms):
     keep_addr = unique("keep")
     await shared_ms.send(keep_addr, "first")
-    with pytest.raises(mailslot.InvalidTTLError):
+    with pytest.raises(mailslot.InvalidTTL):
         await shared_ms.send(keep_addr, "second", ttl=0.1)
     mb = await shared_ms.open(keep_addr)
     m = await mb.receive(timeout=5)
@@ -83,7 +100,7 @@ async def test_bad_mailbox_options(shared_ms):
         await shared_ms.open("x", max_deliver=2, backoff=[1, 2, 3])
     with pytest.raises(mailslot.InvalidInput):
         await shared_ms.open("x", prefetch=0)
-    with pytest.raises(mailslot.InvalidTTLError):
+    with pytest.raises(mailslot.InvalidTTL):
         await shared_ms.open("x", ttl=0.2)
 
 
@@ -148,7 +165,7 @@ async def _nothing_at(ms, address):
 )
 async def test_open_refuses_bad_durations(shared_ms, arg, value, range_text):
     durations_addr = unique("durations")
-    with pytest.raises(mailslot.InvalidTTLError, match=range_text):
+    with pytest.raises(mailslot.InvalidTTL, match=range_text):
         await shared_ms.open(durations_addr, **{arg: value})
     assert await _nothing_at(shared_ms, durations_addr)
 
@@ -237,15 +254,15 @@ async def test_open_accepts_every_limit_and_the_server_does_too(shared_ms):
 @pytest.mark.parametrize("value", [*NOT_NUMBERS, p.MAX_SECONDS + 1, 1e10, timedelta(days=400)])
 async def test_send_refuses_bad_ttl_and_delay(shared_ms, value):
     numbers_addr = unique("numbers")
-    with pytest.raises(mailslot.InvalidTTLError, match=r"ttl must be .*between 1 s and 31536000 s"):
+    with pytest.raises(mailslot.InvalidTTL, match=r"ttl must be .*between 1 s and 31536000 s"):
         await shared_ms.send(numbers_addr, "x", ttl=value)
-    with pytest.raises(mailslot.InvalidTTLError, match=r"delay must be .*between 1 s and 31536000 s"):
+    with pytest.raises(mailslot.InvalidTTL, match=r"delay must be .*between 1 s and 31536000 s"):
         await shared_ms.send(numbers_addr, "x", delay=value)
-    with pytest.raises(mailslot.InvalidTTLError):
+    with pytest.raises(mailslot.InvalidTTL):
         await shared_ms.send_many(
             [{"to": numbers_addr, "payload": "ok"}, {"to": numbers_addr, "payload": "x", "ttl": value}]
         )
-    with pytest.raises(mailslot.InvalidTTLError):
+    with pytest.raises(mailslot.InvalidTTL):
         await shared_ms.publish(f"{numbers_addr}.topic", "x", durable=True, ttl=value)
     assert (await shared_ms.inspect(numbers_addr).stats()).total == 0
 
@@ -270,8 +287,8 @@ async def test_send_takes_timedeltas(shared_ms):
         ({"thread_id": 7}, mailslot.InvalidInput, "thread_id must be a str"),
         ({"sender": "\ud800"}, mailslot.InvalidInput, "sender is not encodable"),
         ({"idempotency_key": 42}, mailslot.InvalidInput, "idempotency_key must be a non-empty str"),
-        ({"priority": 1.0}, mailslot.UnknownPriorityError, "unknown priority"),
-        ({"priority": True}, mailslot.UnknownPriorityError, "unknown priority"),
+        ({"priority": 1.0}, mailslot.UnknownPriority, "unknown priority"),
+        ({"priority": True}, mailslot.UnknownPriority, "unknown priority"),
     ],
 )
 async def test_send_refuses_bad_metadata(shared_ms, kwargs, error, message):
@@ -316,14 +333,14 @@ async def test_waits_and_nak_delays_are_checked(shared_ms, value):
     waits_addr = unique("waits")
     mb = await shared_ms.open(waits_addr)
     await shared_ms.send(waits_addr, "x")
-    with pytest.raises(mailslot.InvalidTTLError, match=r"timeout must be .*between 0 s and 31536000 s"):
+    with pytest.raises(mailslot.InvalidTTL, match=r"timeout must be .*between 0 s and 31536000 s"):
         await mb.receive(timeout=value)
-    with pytest.raises(mailslot.InvalidTTLError, match="timeout"):
+    with pytest.raises(mailslot.InvalidTTL, match="timeout"):
         await mb.ask(waits_addr, "q", timeout=value)
-    with pytest.raises(mailslot.InvalidTTLError, match="ttl"):
+    with pytest.raises(mailslot.InvalidTTL, match="ttl"):
         await mb.request(waits_addr, "q", ttl=value)
     m = await mb.receive(timeout=5)
-    with pytest.raises(mailslot.InvalidTTLError, match=r"delay must be .*between 0 s and 31536000 s"):
+    with pytest.raises(mailslot.InvalidTTL, match=r"delay must be .*between 0 s and 31536000 s"):
         await m.nak(delay=value)
     await m.ack()  # a refused nak settled nothing
     await mb.destroy()

@@ -137,9 +137,9 @@ async def test_history_to_live_switch_has_no_gap_and_no_duplicate(ms: mailslot.M
 
 
 async def test_bad_input(shared_ms: mailslot.Mailslot) -> None:
-    with pytest.raises(mailslot.InvalidTopicError):
+    with pytest.raises(mailslot.InvalidTopic):
         await shared_ms.publish("a.*", 1)
-    with pytest.raises(mailslot.InvalidTopicError):
+    with pytest.raises(mailslot.InvalidTopic):
         shared_ms.subscribe("a.>.b")
     with pytest.raises(mailslot.InvalidInput):
         shared_ms.subscribe("a", replay="first")  # type: ignore[arg-type]
@@ -147,7 +147,7 @@ async def test_bad_input(shared_ms: mailslot.Mailslot) -> None:
         shared_ms.subscribe("a", replay="all", queue="q")
     with pytest.raises(mailslot.InvalidInput):
         await shared_ms.publish("a", 1, ttl=5)  # ttl needs durable=True
-    with pytest.raises(mailslot.InvalidTTLError):
+    with pytest.raises(mailslot.InvalidTTL):
         await shared_ms.publish("a", 1, durable=True, ttl=0.5)
 
 

@@ -378,7 +378,7 @@ def test_open_property_covered_every_path() -> None:
     outcomes = {o for _, o in _outcomes}
     print(collections.Counter(_outcomes))
     assert {"fresh", "offline", "squatted", "live"} <= kinds
-    assert {"opened", "cancelled", "BrokerFailure", "InvalidTTLError", "InvalidInput"} <= outcomes, outcomes
+    assert {"opened", "cancelled", "BrokerFailure", "InvalidTTL", "InvalidInput"} <= outcomes, outcomes
     # ... and cancellations hit every kind of address, not only the fresh ones
     assert {k for k, o in _outcomes if o == "cancelled"} >= {"fresh", "offline", "live"}
 
@@ -522,11 +522,11 @@ def test_send_property_covered_every_path() -> None:
     print(collections.Counter(_send_outcomes))
     assert {
         "sent",
-        "InvalidTTLError",
-        "UnknownPriorityError",
+        "InvalidTTL",
+        "UnknownPriority",
         "InvalidHeader",
         "InvalidPayload",
         "PayloadTooLarge",
-        "InvalidAddressError",
+        "InvalidAddress",
         "InvalidInput",
     } <= set(_send_outcomes), set(_send_outcomes)

@@ -18,10 +18,10 @@ from nats.js import errors as jserr
 from . import errors as e
 
 _BROKER_MAP: list[tuple[type[Exception], type[e.MailslotError]]] = [
-    (berr.InvalidAddress, e.InvalidAddressError),
-    (berr.InvalidTopic, e.InvalidTopicError),
-    (berr.InvalidPriority, e.UnknownPriorityError),
-    (berr.InvalidTTL, e.InvalidTTLError),
+    (berr.InvalidAddress, e.InvalidAddress),
+    (berr.InvalidTopic, e.InvalidTopic),
+    (berr.InvalidPriority, e.UnknownPriority),
+    (berr.InvalidTTL, e.InvalidTTL),
     (berr.ProvisioningError, e.ProvisioningFailed),
     (berr.BrokerError, e.BrokerFailure),
 ]
@@ -179,7 +179,7 @@ def boundary() -> Iterator[None]:
 # -- argument coercion shared by the public API --------------------------------------------
 #
 # The rules live in the protocol package (``protocol.values``); these only turn its errors into
-# the SDK's: durations -> InvalidTTLError, everything else -> InvalidInput (or the subclass the
+# the SDK's: durations -> InvalidTTL, everything else -> InvalidInput (or the subclass the
 # boundary maps it to).
 
 

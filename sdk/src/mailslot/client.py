@@ -291,7 +291,7 @@ class Mailslot:
         steps (each 0.1 s .. ``MAX_ACK_WAIT``; the first one is the server's ack wait),
         ``prefetch`` 1 .. ``MAX_PREFETCH``, ``heartbeat`` ``MIN_HEARTBEAT`` .. ``MAX_HEARTBEAT``
         (default ``ack_wait``), a card of at most ``MAX_CARD_BYTES``. A bad one raises
-        :class:`InvalidInput` (:class:`InvalidTTLError` for durations). An ``open`` that fails
+        :class:`InvalidInput` (:class:`InvalidTTL` for durations). An ``open`` that fails
         or is cancelled half-way removes what it created (record, lease, consumers) and leaves
         what was there before, so a failed ``open`` of an offline mailbox loses nothing.
         """

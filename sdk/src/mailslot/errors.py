@@ -71,19 +71,19 @@ class InvalidInput(MailslotError, ValueError):
     """An argument that cannot be sent. Nothing was sent."""
 
 
-class InvalidAddressError(InvalidInput):
+class InvalidAddress(InvalidInput):
     """An address with a wildcard, whitespace, an empty token or over the length limit."""
 
 
-class InvalidTopicError(InvalidInput):
+class InvalidTopic(InvalidInput):
     """A broadcast topic or pattern NATS would misread."""
 
 
-class UnknownPriorityError(InvalidInput):
+class UnknownPriority(InvalidInput):
     """Not one of critical, urgent, normal, low."""
 
 
-class InvalidTTLError(InvalidInput):
+class InvalidTTL(InvalidInput):
     """A TTL or delay under 1 s, or not a number of seconds."""
 
 
@@ -97,6 +97,14 @@ class InvalidPayload(InvalidInput):
 
 class InvalidHeader(InvalidInput):
     """A user header whose name is reserved by the protocol or is not a valid header."""
+
+
+#: The names these four had before they lost an ``Error`` suffix no other SDK error has: the
+#: same classes, so ``except InvalidAddressError`` still catches.
+InvalidAddressError = InvalidAddress
+InvalidTopicError = InvalidTopic
+UnknownPriorityError = UnknownPriority
+InvalidTTLError = InvalidTTL
 
 
 # -- mailboxes and messages ------------------------------------------------------------------
@@ -150,11 +158,14 @@ __all__ = [
     "ConnectionFailed",
     "DecodeError",
     "Disconnected",
+    "InvalidAddress",
     "InvalidAddressError",
     "InvalidHeader",
     "InvalidInput",
     "InvalidPayload",
+    "InvalidTTL",
     "InvalidTTLError",
+    "InvalidTopic",
     "InvalidTopicError",
     "JetStreamUnavailable",
     "MailboxClosed",
@@ -168,5 +179,6 @@ __all__ = [
     "ServerTooOld",
     "Timeout",
     "Unavailable",
+    "UnknownPriority",
     "UnknownPriorityError",
 ]
