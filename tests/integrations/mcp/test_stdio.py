@@ -75,10 +75,15 @@ async def test_offline_mail_waits_and_comes_urgent_first(mcp_env: dict[str, str]
         assert rest == ["later", "routine"]
 
 
-async def test_tools_errors_and_the_wait_bound(mcp_env: dict[str, str]) -> None:
+async def test_tools_errors_the_wait_bound_and_cancellation(mcp_env: dict[str, str]) -> None:
     """One agent alone: few, compact tool definitions; SDK errors as typed tool errors; a
-    wait bounded by the server, with progress along the way."""
-    async with stdio_peer(mcp_env, unique("solo")) as a:
+    wait bounded by the server, with progress along the way; a cancelled wait stops there.
+
+    mcp 1.x clients send no notifications/cancelled when a caller gives up, 2.x clients do:
+    sent here through the SDK client's session, as a 2.x client would. A wait that kept
+    running would take the next mail and answer a request nobody reads any more."""
+    solo = unique("solo")
+    async with stdio_peer(mcp_env, solo) as a:
         tools = (await a.session.list_tools()).tools
         size = len(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]))
         print(f"\n{len(tools)} tools, definitions {size} characters")
@@ -90,8 +95,8 @@ async def test_tools_errors_and_the_wait_bound(mcp_env: dict[str, str]) -> None:
         assert any("at most 50 s" in (t.description or "") for t in tools)
 
         bad = await a.error("send", to="no spaces allowed", body="x")
-        assert "InvalidAddressError" in bad and "Traceback" not in bad
-        assert "InvalidTTLError" in await a.error("send", to=unique("x"), body="x", ttl=-1)
+        assert "InvalidAddress" in bad and "Traceback" not in bad  # the SDK's type, then its message
+        assert "InvalidTTL" in await a.error("send", to=unique("x"), body="x", ttl=-1)
         assert "InvalidInput" in await a.error("dead_letters", action="requeue")
 
         progress: list[float] = []
@@ -99,16 +104,9 @@ async def test_tools_errors_and_the_wait_bound(mcp_env: dict[str, str]) -> None:
         out = await a.wait_for_mail(progress, timeout=2)
         took = time.perf_counter() - start
         assert out["mail"] == [] and "call wait_for_mail again" in out["note"]
-        assert 1.9 <= took < 4.0
-        assert len(progress) >= 3 and progress == sorted(progress)
+        assert 1.9 <= took < 8.0  # bounded by the server: 2 s, plus a loaded machine's slack
+        assert len(progress) >= 2 and progress == sorted(progress)
 
-
-async def test_a_cancelled_wait_stops_on_the_server(mcp_env: dict[str, str]) -> None:
-    """mcp 1.x clients send no notifications/cancelled when a caller gives up, 2.x clients do:
-    sent here through the SDK client's session, as a 2.x client would. A wait that kept
-    running would take the next mail and answer a request nobody reads any more."""
-    me = unique("canceller")
-    async with stdio_peer(mcp_env, me) as a:
         started = anyio.Event()
         answer: list[str] = []
 
@@ -127,6 +125,54 @@ async def test_a_cancelled_wait_stops_on_the_server(mcp_env: dict[str, str]) -> 
             )
             await a.session.send_notification(types.ClientNotification(cancel))
         assert answer == ["Request cancelled"]
-        await a.call("send", to=me, body="after the cancel")
+        await a.call("send", to=solo, body="after the cancel")
         out = await a.wait_for_mail([], timeout=5)
         assert [m["body"] for m in out["mail"]] == ["after the cancel"]
+
+
+async def test_ask_reply_topics_nak_term_and_dead_letters(mcp_env: dict[str, str]) -> None:
+    alice, bob = unique("alice"), unique("bob")
+    async with stdio_peer(mcp_env, alice) as a, stdio_peer(mcp_env, bob) as b:
+        # ask blocks for the answer; a late answer waits durably for ask(correlation_id)
+        pending = await a.call("ask", to=bob, body="status?", timeout=0.5)
+        assert pending["pending"] is True
+        (question,) = (await b.call("wait_for_mail", timeout=5))["mail"]
+        assert question["body"] == "status?" and question["reply_to"]
+        await b.call("reply", id=question["id"], body="green")
+        answer = await a.call("ask", correlation_id=pending["correlation_id"], timeout=5)
+        assert answer["reply"]["body"] == "green" and answer["reply"]["from"] == bob
+        assert (await b.call("inbox"))["mail"] == []  # reply acked the question
+
+        # plain mail is answered to its sender, in its thread
+        await a.call("send", to=bob, body="review 12?", thread="pr-12")
+        (review,) = (await b.call("wait_for_mail", timeout=5))["mail"]
+        await b.call("reply", id=review["id"], body="lgtm")
+        (back,) = (await a.call("wait_for_mail", timeout=5, thread="pr-12"))["mail"]
+        assert back["body"] == "lgtm" and back["from"] == bob
+        await a.call("ack", ids=[back["id"]])
+
+        # nak gives it back for later, term sends it to dead letters, requeue brings it back
+        await a.call("send", to=bob, body="flaky")
+        (m,) = (await b.call("wait_for_mail", timeout=5))["mail"]
+        await b.call("ack", ids=[m["id"]], action="nak", delay=0.2)
+        (again,) = (await b.call("wait_for_mail", timeout=5))["mail"]
+        assert again["id"] == m["id"] and again["deliveries"] == 2
+        await b.call("ack", ids=[m["id"]], action="term", reason="cannot parse")
+        (dead,) = (await b.call("dead_letters"))["dead_letters"]
+        assert dead["id"] == m["id"] and dead["reason"] == "cannot parse"
+        assert "not in your mailbox" in await a.error("dead_letters", action="requeue", seq=dead["seq"])
+        assert (await b.call("dead_letters", action="requeue", seq=dead["seq"]))["requeued"]["to"] == bob
+        (requeued,) = (await b.call("wait_for_mail", timeout=5))["mail"]
+        assert requeued["body"] == "flaky"
+        await b.call("ack", ids=[requeued["id"]])
+
+        # topics: publish, read the history, read on from next_since
+        topic = unique("build")
+        await a.call("topic", action="publish", topic=f"{topic}.done", body={"ok": True})
+        first = await b.call("topic", action="read", topic=f"{topic}.>")
+        assert [(e["topic"], e["body"], e["from"]) for e in first["messages"]] == [
+            (f"{topic}.done", {"ok": True}, alice)
+        ]
+        await a.call("topic", action="publish", topic=f"{topic}.done", body={"ok": False})
+        later = await b.call("topic", action="read", topic=f"{topic}.>", since=first["next_since"])
+        assert [e["body"] for e in later["messages"]] == [{"ok": False}]

@@ -119,11 +119,15 @@ class AgentState:
             self._watch.cancel()
             with contextlib.suppress(BaseException):
                 await self._watch
-        await self.mailbox.close()
+        try:
+            await self.mailbox.close()
+        finally:
+            await self.mailbox.client.close()
 
 
 class Hub:
-    """The server's connection to the broker and the agents it serves."""
+    """The agents this server serves, each through a connection of its own named after it
+    (what the SDK stamps as the sender of its broadcasts)."""
 
     def __init__(
         self,
@@ -139,27 +143,22 @@ class Hub:
         self._ack_wait = ack_wait
         self._lease_ttl = lease_ttl
         self._card = card or {}
-        self._client: mailslot.Mailslot | None = None
         self._agents: dict[str, AgentState] = {}
         self._opening: dict[str, asyncio.Lock] = {}
 
-    @property
-    def client(self) -> mailslot.Mailslot:
-        if self._client is None:
-            raise mailslot.NotConnected("the MCP server is not connected to Mailslot")
-        return self._client
+    def _connect(self, name: str) -> Any:
+        return mailslot.connect(self._url, credentials=self._credentials, name=name)
 
     async def start(self) -> None:
-        self._client = await mailslot.connect(self._url, credentials=self._credentials, name="mailslot-mcp")
+        """Fail at startup, not at the first tool call, when the broker is unreachable."""
+        async with self._connect("mailslot-mcp"):
+            pass
 
     async def stop(self) -> None:
         for state in list(self._agents.values()):
             with contextlib.suppress(Exception):
                 await state.close()
         self._agents.clear()
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
     async def agent(self, agent: str) -> AgentState:
         """The agent's state, opening its mailbox (and so taking its lease) on first use."""
@@ -172,7 +171,12 @@ class Hub:
                     opts: dict[str, Any] = {"card": card, "ack_wait": self._ack_wait}
                     if self._lease_ttl is not None:
                         opts["ttl"] = self._lease_ttl
-                    mb = await self.client.open(agent, **opts)
+                    client = await self._connect(agent)
+                    try:
+                        mb = await client.open(agent, **opts)
+                    except BaseException:
+                        await client.close()
+                        raise
                     state = self._agents[agent] = AgentState(agent, mb)
         state.touch()
         return state

@@ -69,7 +69,6 @@ async def serve_stdio(hub: Hub, agent: str, *, max_wait: float = DEFAULT_MAX_WAI
     """Serve one agent over stdio. Its mailbox opens before the first request, so the agent
     shows online (holds its lease) for as long as the host keeps the server running."""
     app = build(hub, agent=agent, max_wait=max_wait)
-    await hub.start()
     try:
         await hub.agent(agent)
         await app.run_stdio_async()
