@@ -73,7 +73,7 @@ async def test_urgent_behind_ten_thousand_normal(shared_ms):
     await shared_ms.send(busy, "again", priority="critical")
     for _ in range(100):
         await asyncio.sleep(0.01)
-        if mb._maybe[Priority.CRITICAL]:
+        if mb._receiver.levels.maybe[Priority.CRITICAL]:
             break
     nxt = await mb.receive(timeout=10)
     assert nxt.text == "again"
@@ -330,7 +330,7 @@ async def test_idle_pulls_do_not_swallow_mail_after_close(shared_ms):
     mb = await shared_ms.open(closer, ack_wait=30)
     with pytest.raises(mailslot.Timeout):
         await mb.receive(timeout=0.5)  # idle: waiting pulls are armed on every level
-    assert len(mb._waiting) == 4
+    assert len(mb._receiver.pulls.waiting) == 4
     await mb.close()
     await shared_ms.send(closer, "after close", priority="low")
     again = await shared_ms.open(closer, ack_wait=30)

@@ -1,0 +1,196 @@
+"""Binding a mailbox to the server: open, re-bind after a reconnect, unbind on close.
+
+The open subscribes, takes the lease and binds the consumers, all or nothing. What existed
+before is noted first; if anything fails, or the open is cancelled, the writes in flight are
+let finish (so nothing lands after the undo), then the undo removes what this open created,
+and puts back a record it overwrote (:mod:`mailslot._mailbox_undo`), before the error (or
+the cancellation) propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mailslot_broker import protocol as p
+from nats.js import JetStreamContext
+
+from ._boundary import boundary
+from ._mailbox_undo import Before, Written, remove_created
+from .lease import Lease
+
+if TYPE_CHECKING:
+    from .mailbox import Mailbox
+
+#: How long a failed open() waits for its writes in flight, and then for removing what it
+#: created, before giving up (a lease left behind lapses by itself after its TTL).
+_UNDO_TIMEOUT = 10.0
+
+log = logging.getLogger("mailslot.mailbox")
+
+
+async def add_consumers(
+    js: JetStreamContext, address: str, *, policy: p.RetryPolicy, inactive_threshold: float
+) -> None:
+    """Create (or keep: same config) the four priority consumers. Every creation is waited
+    for, also when one fails, so none lands after an undo; then the first error is raised."""
+    results = await asyncio.gather(
+        *(
+            js.add_consumer(
+                p.MAIL_STREAM,
+                p.mail_consumer_config(address, prio, policy=policy, inactive_threshold=inactive_threshold),
+            )
+            for prio in p.PRIORITIES
+        ),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+@dataclass
+class _Progress:
+    """How far an open() got: what it found, then what it wrote."""
+
+    before: Before | None = None
+    written: Written | None = None
+
+
+async def open_mailbox(mb: Mailbox) -> None:
+    """Run the open of ``mb``; on any failure or cancellation undo it first."""
+    progress = _Progress()
+    work = asyncio.ensure_future(_steps(mb, progress))
+    try:
+        with boundary():
+            await asyncio.shield(work)
+    except BaseException as exc:
+        again = await _finish(_undo(mb, work, progress), what=f"undoing open({mb.address})")
+        if again and not isinstance(exc, asyncio.CancelledError):
+            raise asyncio.CancelledError from exc
+        raise
+
+
+async def _steps(mb: Mailbox, progress: _Progress) -> None:
+    nc, js = mb._link.nc, mb._link.js
+    looking = asyncio.ensure_future(Before.read(js, mb.address))
+    try:
+        pulls = mb._receiver.pulls
+        pulls.inbox = nc.new_inbox()
+        mb._subs.append(await nc.subscribe(pulls.inbox + ".*", cb=pulls.on_reply))
+        mb._subs.append(
+            await nc.subscribe(p.bell_subject_all_priorities(mb.address), cb=mb._receiver.on_bell)
+        )
+    except BaseException:
+        looking.cancel()
+        looking.add_done_callback(_retrieve)
+        raise
+    progress.before = await looking  # nothing is written before this is known
+    mb._lease = Lease(js, mb.address, mb.ttl, mb.card.model_dump_json().encode(), keep=mb.keep)
+    await mb._lease.acquire()
+    # What acquire wrote, read while the consumers are created: the undo only removes
+    # entries still at these revisions, never a concurrent opener's.
+    written = asyncio.ensure_future(Written.read(js, mb.address))
+    try:
+        await add_consumers(js, mb.address, policy=mb.policy, inactive_threshold=mb._inactive_threshold)
+    finally:
+        progress.written = await written
+    mb._lease.start(on_renew=mb._ensure_consumers)
+
+
+async def _undo(mb: Mailbox, work: asyncio.Future[None], progress: _Progress) -> None:
+    """Undo a failed open: only what it created, never what existed before."""
+    mb._closed = True  # a failed open leaves a dead Mailbox: nothing may re-bind it
+    if not work.done():  # cancelled: let the requests in flight finish first
+        await asyncio.wait([work], timeout=_UNDO_TIMEOUT)
+        work.cancel()
+    if work.done():
+        _retrieve(work)  # the caller raises its own error
+    if mb._lease is not None:
+        await mb._lease.stop()
+    for sub in mb._subs:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    mb._subs.clear()
+    if progress.before is None:
+        return  # failed before anything was written
+    await remove_created(mb._link.js, mb.address, progress.before, progress.written)
+
+
+async def unbind(mb: Mailbox) -> None:
+    """Closing: see :meth:`Mailbox.close` (``mb`` is already marked closed)."""
+    mb._receiver.stop()
+    nc = mb._link.nc
+    try:
+        if mb._reply_box is not None:
+            with contextlib.suppress(Exception):
+                await mb._reply_box.close()
+        if mb._lease is not None:
+            await mb._lease.stop()
+        mb._receiver.redeliveries.cancel_all()
+        # Unsubscribing first makes the server drop our idle waiting pulls; draining hands
+        # over anything already on its way, which is then given back with the buffer.
+        # Draining needs a round trip: not while the connection is down.
+        for sub in mb._subs:
+            with contextlib.suppress(Exception):
+                if nc.is_connected:
+                    await asyncio.wait_for(sub.drain(), 5.0)
+                else:
+                    await sub.unsubscribe()
+        mb._subs.clear()
+        buffered = mb._receiver.take_buffered()
+        for m in buffered if nc.is_connected else ():
+            with contextlib.suppress(Exception):
+                await m._msg.nak()
+    finally:
+        mb._link.mailboxes.discard(mb)
+
+
+async def rebind(mb: Mailbox) -> None:
+    """After a reconnect: see :meth:`Mailbox._rebind`."""
+    if mb._closed:
+        return
+    mb._receiver.forget_pulls()
+    delay = 0.1
+    for _ in range(10):
+        if mb._closed or not mb._link.nc.is_connected:
+            return  # closed, or dropped again: the next reconnect re-binds
+        try:
+            with boundary():
+                await mb._ensure_consumers()
+                if mb._lease is not None:
+                    await mb._lease.renew()
+            break
+        except Exception as exc:  # JetStream may still be recovering after a restart
+            log.info("re-binding %s after a reconnect: %r (retrying)", mb.address, exc)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 2.0)
+    if not mb._closed:
+        mb._receiver.look_everywhere()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # nobody awaits it any more: no "exception never retrieved" log
+
+
+async def _finish(undo: Coroutine[Any, Any, None], *, what: str) -> bool:
+    """Run ``undo`` to the end even if the caller is cancelled meanwhile (bounded by
+    ``_UNDO_TIMEOUT``); True if a cancellation arrived while it ran. Its own errors are only
+    logged: the caller raises the error that made it undo."""
+    task = asyncio.ensure_future(asyncio.wait_for(undo, 2 * _UNDO_TIMEOUT))
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception:
+            break
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("%s failed (its lease lapses by itself): %r", what, task.exception())
+    return cancelled
