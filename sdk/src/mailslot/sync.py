@@ -19,7 +19,7 @@ from typing import Any
 from mailslot_broker import protocol as p
 
 from ._portal import PORTAL
-from ._sync_mail import SyncDeadLetters, SyncMailbox, SyncMailboxView, SyncMessage, SyncReply
+from ._sync_mail import SyncDeadLetters, SyncMailbox, SyncMailboxView, SyncMessage, SyncReply, _SyncSends
 from ._sync_streams import SyncAgentWatch, SyncTopicSubscription
 from .broadcast import Published, Replay
 from .client import Mailslot
@@ -29,7 +29,7 @@ from .message import Receipt
 from .options import DEFAULT_FAILOVER_TIMEOUT, ConnectOptions
 
 
-class SyncMailslot:
+class SyncMailslot(_SyncSends):
     """Blocking twin of :class:`mailslot.Mailslot`. Create with :func:`connect`."""
 
     def __init__(self, client: Mailslot) -> None:
@@ -60,38 +60,8 @@ class SyncMailslot:
     def closed(self) -> bool:
         return self._c.closed
 
-    def send(
-        self,
-        to: str,
-        payload: Any,
-        *,
-        priority: p.Priority | str | int = "normal",
-        ttl: float | timedelta | None = None,
-        delay: float | timedelta | None = None,
-        idempotency_key: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        reply_to: str | None = None,
-        correlation_id: str | None = None,
-        thread_id: str | None = None,
-        sender: str | None = None,
-        notify_undelivered: bool = False,
-    ) -> Receipt:
-        return PORTAL.call(
-            self._c.send(
-                to,
-                payload,
-                priority=priority,
-                ttl=ttl,
-                delay=delay,
-                idempotency_key=idempotency_key,
-                headers=headers,
-                reply_to=reply_to,
-                correlation_id=correlation_id,
-                thread_id=thread_id,
-                sender=sender,
-                notify_undelivered=notify_undelivered,
-            )
-        )
+    def _sends_with(self) -> Mailslot:
+        return self._c
 
     def send_many(self, messages: Iterable[Mapping[str, Any]], *, window: int = 512) -> list[Receipt]:
         return PORTAL.call(self._c.send_many(messages, window=window))
