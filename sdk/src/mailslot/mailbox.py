@@ -309,9 +309,13 @@ class Mailbox(MailboxView):
         The server processes the acks of one connection for one consumer in order, so when
         the last one is confirmed (a double ack) every earlier one was processed too: the same
         guarantee as awaiting ``ack()`` on each, at the cost of one request instead of N.
+        Rides out a restart or a failover as ``ack()`` does: a group whose confirmation is
+        lost is sent again, up to ``failover_timeout`` in all. If that fails the typed error
+        is raised and the messages not confirmed are left unsettled, so they can be acked
+        again (those of consumers confirmed before stay acked). Nothing is sent if one of
+        them was already settled (:class:`AlreadyAcknowledged`).
         """
-        for m in await ack_many(self._link, messages):
-            self._settled(m)
+        await ack_many(self._link, messages, bound=self.failover_timeout, settled=self._settled)
 
     async def receive_batch(
         self, *, max: int = 100, timeout: float | timedelta | None = None

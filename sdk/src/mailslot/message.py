@@ -17,38 +17,16 @@ from mailslot_broker.protocol import (
     parse_mail_subject,
 )
 from nats.aio.msg import Msg
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    wait_exponential,
-)
 
+from ._acking import ACK_BOUND, until_confirmed
 from ._boundary import boundary, plain_seconds
 from .envelope import Envelope
-from .errors import AlreadyAcknowledged, Disconnected, InvalidInput, MessageError, Timeout
+from .errors import AlreadyAcknowledged, InvalidInput, MessageError, Timeout
 
 if TYPE_CHECKING:
     from .mailbox import Mailbox
 
 T = TypeVar("T")
-
-#: What leaves an ack's confirmation missing while the +ACK may have landed: no reply in time
-#: (the consumer's leader died with it), no responders (503: its consumer is electing a
-#: leader) or the connection dropped (the reply went to the old socket). The +ACK is sent
-#: again: the server answers a +ACK of a message it already acked like the first one (checked
-#: on one server, across its restart and on a 3-node cluster across a consumer leader's kill).
-_UNCONFIRMED = (nerr.TimeoutError, nerr.NoRespondersError, Disconnected)
-#: How long one +ACK waits for its confirmation: the first 2 s, each further one twice as long
-#: up to 5 s. A reply slower than that costs a repeated +ACK, not an error.
-_ACK_WAIT_FIRST = 2.0
-_ACK_WAIT_MAX = 5.0
-#: Pauses between +ACKs: 50 ms doubling to 0.5 s (a 503 comes back at once during an
-#: election, which takes seconds). A dropped connection needs none: the request waits for it.
-_ACK_RETRY_FIRST = 0.05
-_ACK_RETRY_MAX = 0.5
-#: How long an ack is re-sent at most when the message has no mailbox to take the bound from.
-_ACK_BOUND = 30.0
 
 
 @dataclass(frozen=True)
@@ -215,47 +193,24 @@ class Message(Envelope):
         self._settle()
         try:
             with boundary():
-                started = time.monotonic()
-                try:
-                    # Fast path, no retrier built (tenacity costs CPU on every ack otherwise).
-                    await self._ack_once(_ACK_WAIT_FIRST)
-                except _UNCONFIRMED:
-                    if self._outage_exceeded():
-                        raise
-                    await self._ack_again(started=started)
+                await until_confirmed(
+                    self._ack_once,
+                    started=time.monotonic(),
+                    bound=self._ack_bound,
+                    outage_exceeded=self._outage_exceeded,
+                )
         except BaseException:
             self._settled = False  # nothing confirmed: the caller may ack again
             raise
         if self._mailbox is not None:
             self._mailbox._settled(self)
 
+    @property
+    def _ack_bound(self) -> float:
+        return ACK_BOUND if self._mailbox is None else self._mailbox.failover_timeout
+
     def _outage_exceeded(self) -> bool:
-        # An outage is not a failover: an ack gives up once the connection has been down
-        # longer than outage_timeout, as a send does.
         return self._mailbox is not None and self._mailbox.client._outage_exceeded()
-
-    async def _ack_again(self, *, started: float) -> None:
-        """Re-send the +ACK until one is confirmed, within the bound ``ack`` documents; the
-        last error escapes (for ``boundary`` to translate)."""
-        bound = _ACK_BOUND if self._mailbox is None else self._mailbox.failover_timeout
-        backoff = wait_exponential(multiplier=_ACK_RETRY_FIRST, max=_ACK_RETRY_MAX)
-
-        def stop(state: RetryCallState) -> bool:
-            return time.monotonic() - started >= bound or self._outage_exceeded()
-
-        def wait(state: RetryCallState) -> float:
-            failed = state.outcome.exception() if state.outcome is not None else None
-            if isinstance(failed, Disconnected):
-                return 0.0  # the next +ACK waits for the connection itself
-            return min(backoff(state), max(bound - (time.monotonic() - started), 0.0))
-
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(_UNCONFIRMED), stop=stop, wait=wait, reraise=True
-        ):
-            with attempt:
-                left = bound - (time.monotonic() - started)
-                wait_for = _ACK_WAIT_FIRST * 2**attempt.retry_state.attempt_number
-                await self._ack_once(min(wait_for, _ACK_WAIT_MAX, max(left, 0.1)))
 
     async def _ack_once(self, timeout: float) -> None:
         try:
