@@ -26,6 +26,9 @@ from mcp.shared.message import SessionMessage
 from mcp.shared.session import RequestResponder
 from testsupport import PYTHON, client_env, unique
 
+#: The console script, installed beside the interpreter.
+MAILSLOT_MCP = Path(PYTHON).with_name("mailslot-mcp")
+
 ServerMessage = (
     RequestResponder[types.ServerRequest, types.ClientResult] | types.ServerNotification | Exception
 )
@@ -125,10 +128,9 @@ def mcp_env(shared_server: NatsServer) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def stdio_peer(env: dict[str, str], agent: str) -> AsyncIterator[Peer]:
-    """``mailslot-mcp`` for ``agent``, spawned over stdio; stopped when the block ends."""
-    params = StdioServerParameters(
-        command=PYTHON, args=["-m", "mailslot_mcp"], env={**env, "MAILSLOT_AGENT": agent}
-    )
+    """``mailslot-mcp`` (the console script) for ``agent``, spawned over stdio the way a host
+    spawns it; stopped when the block ends."""
+    params = StdioServerParameters(command=str(MAILSLOT_MCP), args=[], env={**env, "MAILSLOT_AGENT": agent})
     async with stdio_client(params) as (r, w), Peer().connected(r, w) as peer:
         yield peer
 

@@ -55,6 +55,8 @@ async def test_send_wakes_a_blocking_wait_ack_removes_it_identity_holds(mcp_env:
             await a.session.subscribe_resource(AnyUrl(f"mailbox://{bob}/inbox"))
         own = await b.session.read_resource(AnyUrl(f"mailbox://{bob}/inbox"))
         assert mail["id"] in [m["id"] for m in json.loads(own.contents[0].text)]  # type: ignore[union-attr]
+        thread = await b.session.read_resource(AnyUrl(f"mailbox://{bob}/thread/t-2"))
+        assert [m["body"] for m in json.loads(thread.contents[0].text)] == ["hi"]  # type: ignore[union-attr]
 
 
 async def test_offline_mail_waits_and_comes_urgent_first(mcp_env: dict[str, str]) -> None:
