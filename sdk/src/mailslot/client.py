@@ -17,7 +17,6 @@ from nats.js import JetStreamContext
 from ._boundary import address as check_address
 from .broadcast import Published, Replay, TopicSubscription
 from .broadcast import publish as _publish_topic
-from .errors import Disconnected
 from .link import Link
 from .mailbox import AgentCard, Mailbox
 from .message import Receipt
@@ -99,25 +98,6 @@ class Mailslot:
     def reconnects(self) -> int:
         """How often the connection came back."""
         return self._link.reconnects
-
-    # What the receive loop (_receiving.py) and message.py still ask the client for; the
-    # link holds it.
-
-    def _check_open(self) -> None:
-        self._link.check_open()
-
-    def _outage(self) -> float | None:
-        return self._link.outage()
-
-    def _outage_exceeded(self) -> bool:
-        return self._link.outage_exceeded()
-
-    def _disconnected_error(self, down: float) -> Disconnected:
-        return self._link.disconnected_error(down)
-
-    @property
-    def _receive_outage_timeout(self) -> float:
-        return self._link.receive_outage_timeout
 
     # -- connection state (the state itself is the link's: link.py) --------------------------
 

@@ -286,6 +286,12 @@ class Mailbox(MailboxView):
         """Hook for :class:`Message`: ``m`` is in progress, the ack wait starts again."""
         self._receiver.touched(m)
 
+    async def _dead_letter(self, m: Message, *, reason: str | None) -> None:
+        """Hook for :class:`Message`: keep ``m`` in dead letters before it is termed."""
+        from .deadletters import DeadLetters
+
+        await DeadLetters(self._link)._preserve(m, reason=reason)
+
     def _connection_lost(self) -> None:
         """Hook for the client: the connection dropped or closed."""
         self._receiver.connection_lost()

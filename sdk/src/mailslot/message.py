@@ -210,7 +210,7 @@ class Message(Envelope):
         return ACK_BOUND if self._mailbox is None else self._mailbox.failover_timeout
 
     def _outage_exceeded(self) -> bool:
-        return self._mailbox is not None and self._mailbox.client._outage_exceeded()
+        return self._mailbox is not None and self._mailbox._link.outage_exceeded()
 
     async def _ack_once(self, timeout: float) -> None:
         try:
@@ -231,11 +231,11 @@ class Message(Envelope):
         afresh): it then ignores a +ACK of a later delivery without a reply, and delivers the
         message again, so sending the +ACK again is pointless. No verdict (False) if the
         consumer does not answer (a leader election: acks are waited for meanwhile)."""
-        if self._mailbox is None or not self._mailbox.client.connected:
+        if self._mailbox is None or not self._mailbox._link.connected:
             return False
         try:
             ack = natscompat.parse_ack_reply(self._msg.reply)
-            info = await self._mailbox.client.js.consumer_info(ack.stream, ack.consumer, timeout=1.0)
+            info = await self._mailbox._link.js.consumer_info(ack.stream, ack.consumer, timeout=1.0)
         except Exception:
             return False
         delivered = info.delivered.stream_seq if info.delivered is not None else None
@@ -255,7 +255,7 @@ class Message(Envelope):
         self._settle()
         if self._mailbox is not None:
             try:
-                await self._mailbox.client.dead_letters._preserve(self, reason=reason)
+                await self._mailbox._dead_letter(self, reason=reason)
             except BaseException:
                 self._settled = False  # nothing was termed; the caller may retry
                 raise
