@@ -18,6 +18,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from mailslot_langgraph import MailContext, mailbox_of, request_reply, send_request
 from pydantic import BaseModel
+from testsupport import client_env
 
 
 class Responder:
@@ -59,14 +60,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def child_env(server: Any) -> dict[str, str]:
-    """Environment for a child process that should use ``server`` (like the root conftest's
-    ``client_env``, which a sibling conftest module name would shadow here)."""
-    creds = server.workdir / "lg-client-credentials.json"
-    server.credentials.write(creds)
-    env = dict(os.environ)
-    env["MAILSLOT_URL"] = server.url
-    env["MAILSLOT_CREDENTIALS"] = str(creds)
-    env["PYTHONPATH"] = str(HERE) + os.pathsep + env.get("PYTHONPATH", "")
+    """``testsupport.client_env`` for a child process here: this directory on its path too
+    (the children import ``lg_helpers``), and no LangSmith tracing."""
+    env = client_env(server)
+    env["PYTHONPATH"] = str(HERE) + os.pathsep + env["PYTHONPATH"]
     for var in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2"):
         env.pop(var, None)
     return env
