@@ -196,11 +196,6 @@ class Hub:
                     except mailslot.MailslotError as exc:
                         log.warning("closing the idle mailbox of %s: %r", agent, exc)
 
-    @property
-    def serving(self) -> list[str]:
-        """The agents whose mailbox is open here."""
-        return sorted(self._agents)
-
     async def touched(self, address: str) -> None:
         """Mail went to ``address``: if this server serves that agent, tell its resource
         subscribers now rather than at the next look of the watcher."""

@@ -194,9 +194,10 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float
     @typed_errors
     async def inbox(limit: int = 20, thread: str | None = None) -> dict[str, Any]:
         state = await me()
-        waiting = await state.mailbox.peek(limit=max(1, min(limit, 200)))
+        limit = max(1, min(limit, 200))
+        waiting = await state.mailbox.peek(limit=200 if thread is not None else limit)
         if thread is not None:
-            waiting = [m for m in waiting if m.thread_id == thread]
+            waiting = [m for m in waiting if m.thread_id == thread][:limit]
         stats = await state.mailbox.stats()
         return {
             "total": stats.total,
