@@ -20,7 +20,6 @@ a duplicate within the dedupe window) and deletes it, so the outcome is the same
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -157,9 +156,21 @@ async def move_to_dead_letters(
         res.bounced_to = await bounce(
             js, original, mail_seq=raw.seq, address=address, priority=prio, reason=reason, dlq_seq=res.dlq_seq
         )
-    with contextlib.suppress(jserr.NotFoundError):
-        await js.delete_msg(p.MAIL_STREAM, raw.seq)
+    await delete_stored(js, p.MAIL_STREAM, raw.seq)
     return res
+
+
+async def delete_stored(js: JetStreamContext, stream: str, seq: int) -> bool:
+    """Delete one stored message; False when it was gone already (acked, expired, or moved by
+    a concurrent reclaim: the sidecar and an operator's ``reclaim_expired`` can race on the
+    same mailbox). Any other failure raises."""
+    try:
+        await js.delete_msg(stream, seq)
+    except jserr.APIError as exc:
+        if isinstance(exc, jserr.NotFoundError) or p.jsapi.is_already_gone(exc):
+            return False
+        raise
+    return True
 
 
 async def publish_dead_letter(

@@ -39,6 +39,7 @@ from nats.js import errors as jserr
 from nats.js.api import RawStreamMsg
 
 from .. import protocol as p
+from ..deadletters import delete_stored
 from ..protocol import Header
 
 log = logging.getLogger("mailslot.sidecar.aging")
@@ -142,9 +143,7 @@ class Aging:
         remaining = _remaining_ttl(raw, now)
         if remaining is not None and remaining < 1.0:
             return False  # about to expire: let the server remove it
-        try:
-            await self._js.delete_msg(p.MAIL_STREAM, raw.seq)
-        except jserr.NotFoundError:
+        if not await delete_stored(self._js, p.MAIL_STREAM, raw.seq):
             return False  # acked, expired or reclaimed meanwhile
         after = await self._delivered(consumer)
         if after is not None and after >= raw.seq:
