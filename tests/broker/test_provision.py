@@ -21,7 +21,8 @@ from nats.js.errors import APIError
 from testsupport import wait_for
 
 STREAMS = (p.MAIL_STREAM, p.TOPICS_STREAM, p.DLQ_STREAM)
-NAMES = (*STREAMS, *(f"KV_{b}" for b in (p.AGENTS_BUCKET, p.MAILBOXES_BUCKET, p.SIDECAR_BUCKET)))
+BUCKETS = (p.AGENTS_BUCKET, p.MAILBOXES_BUCKET, p.SIDECAR_BUCKET, p.CLAIMS_BUCKET)
+NAMES = (*STREAMS, *(f"KV_{b}" for b in BUCKETS))
 
 
 async def _refused_during_provision(nc: Client) -> tuple[dict[str, int], int]:

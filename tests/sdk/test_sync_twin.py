@@ -26,6 +26,7 @@ def _public_methods(cls):
         (mailslot.TopicSubscription, sync.SyncTopicSubscription),
         (mailslot.AgentWatch, sync.SyncAgentWatch),
         (DeadLetters, sync.SyncDeadLetters),
+        (mailslot.Claims, sync.SyncClaims),
     ],
 )
 def test_twins_have_the_same_names_and_signatures(async_cls, sync_cls):

@@ -254,6 +254,12 @@ async def provision(
     report = ProvisionReport()
     for cfg in (p.mail_stream_config(s), p.topics_stream_config(s), p.dlq_stream_config(s)):
         await ensure_stream(js, cfg, report, requested_replicas=s.replicas, raise_replicas=raise_replicas)
-    for kv in (p.agents_bucket_config(s), p.mailboxes_bucket_config(s), p.sidecar_bucket_config(s)):
+    buckets = (
+        p.agents_bucket_config(s),
+        p.mailboxes_bucket_config(s),
+        p.sidecar_bucket_config(s),
+        p.claims_bucket_config(s),
+    )
+    for kv in buckets:
         await ensure_bucket(js, kv, report, requested_replicas=s.replicas)
     return report

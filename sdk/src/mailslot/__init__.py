@@ -8,6 +8,7 @@
 from mailslot_broker.protocol import Priority
 
 from .broadcast import Broadcast, Published, TopicSubscription
+from .claims import Claim, Claims
 from .client import Mailslot
 from .connection import connect
 from .deadletters import DeadLetter, DeadLetters
@@ -16,6 +17,8 @@ from .errors import (
     AuthenticationFailed,
     BrokerFailure,
     BrokerUnreachable,
+    ClaimConflict,
+    ClaimNotHeld,
     ConnectionFailed,
     DecodeError,
     Disconnected,
@@ -61,6 +64,10 @@ __all__ = [
     "Broadcast",
     "BrokerFailure",
     "BrokerUnreachable",
+    "Claim",
+    "ClaimConflict",
+    "ClaimNotHeld",
+    "Claims",
     "ConnectionFailed",
     "DeadLetter",
     "DeadLetters",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,7 @@ from nats.js import JetStreamContext
 from ._boundary import address as check_address
 from .broadcast import Published, Replay, TopicSubscription
 from .broadcast import publish as _publish_topic
+from .claims import Claims
 from .link import Link
 from .mailbox import AgentCard, Mailbox
 from .message import Receipt
@@ -363,6 +365,12 @@ class Mailslot:
         from .deadletters import DeadLetters
 
         return DeadLetters(self._link)
+
+    @functools.cached_property
+    def claims(self) -> Claims:
+        """Advisory, exclusive, expiring claims on keys (paths): ``claim``, ``renew``,
+        ``release``, ``list``; the holder defaults to this client's name."""
+        return Claims(self._link)
 
     def inspect(self, address: str) -> MailboxView:
         """Read-only view of any mailbox (``peek``, ``stats``), opened or not."""

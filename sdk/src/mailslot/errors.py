@@ -6,6 +6,11 @@ Errors from nats-py and from the broker package are translated into these at one
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .claims import Claim
+
 
 class MailslotError(Exception):
     """Root of every error the SDK raises."""
@@ -135,6 +140,23 @@ class Unavailable(MailslotError):
     """
 
 
+# -- claims ------------------------------------------------------------------------------------
+
+
+class ClaimConflict(MailslotError):
+    """Another holder has a claim on one or more of the keys. ``claims`` are theirs: who holds
+    which key, why, and until when. Nothing of the refused call was left behind."""
+
+    def __init__(self, message: str, claims: list[Claim] | None = None) -> None:
+        super().__init__(message)
+        self.claims: list[Claim] = list(claims or [])
+
+
+class ClaimNotHeld(ClaimConflict):
+    """A renew or release of a key this holder does not hold (it expired, or is another's:
+    then ``claims`` says whose)."""
+
+
 class MessageError(MailslotError):
     """A problem with one received message."""
 
@@ -155,6 +177,8 @@ __all__ = [
     "AuthenticationFailed",
     "BrokerFailure",
     "BrokerUnreachable",
+    "ClaimConflict",
+    "ClaimNotHeld",
     "ConnectionFailed",
     "DecodeError",
     "Disconnected",

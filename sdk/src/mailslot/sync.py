@@ -19,6 +19,7 @@ from typing import Any
 from mailslot_broker import protocol as p
 
 from ._portal import PORTAL
+from ._sync_claims import SyncClaims
 from ._sync_mail import SyncDeadLetters, SyncMailbox, SyncMailboxView, SyncMessage, SyncReply, _SyncSends
 from ._sync_streams import SyncAgentWatch, SyncTopicSubscription
 from .broadcast import Published, Replay
@@ -130,6 +131,10 @@ class SyncMailslot(_SyncSends):
     def dead_letters(self) -> SyncDeadLetters:
         return SyncDeadLetters(self._c.dead_letters)
 
+    @property
+    def claims(self) -> SyncClaims:
+        return SyncClaims(self._c.claims)
+
     def inspect(self, address: str) -> SyncMailboxView:
         return SyncMailboxView(self._c.inspect(address))
 
@@ -193,6 +198,7 @@ def event_loop() -> asyncio.AbstractEventLoop:
 
 __all__ = [
     "SyncAgentWatch",
+    "SyncClaims",
     "SyncDeadLetters",
     "SyncMailbox",
     "SyncMailboxView",

@@ -21,6 +21,7 @@ from .defaults import DEFAULT_ACK_WAIT, DEFAULT_MAX_ACK_PENDING, DEFAULT_MAX_DEL
 from .names import (
     AGENTS_BUCKET,
     BELL_PREFIX,
+    CLAIMS_BUCKET,
     DLQ_PREFIX,
     DLQ_STREAM,
     DURABLE_TOPIC_PREFIX,
@@ -118,13 +119,17 @@ def dlq_stream_config(s: StreamSettings) -> StreamConfig:
     )
 
 
+def _bucket(s: StreamSettings, **fields: Any) -> KeyValueConfig:
+    """What every Mailslot bucket takes from the deployment (storage, replicas): one value
+    per key (history 1)."""
+    return KeyValueConfig(history=1, storage=s.storage, replicas=s.replicas or 1, **fields)
+
+
 def agents_bucket_config(s: StreamSettings) -> KeyValueConfig:
-    return KeyValueConfig(
+    return _bucket(
+        s,
         bucket=AGENTS_BUCKET,
         description="Mailslot leases and agent cards: key = address",
-        history=1,
-        storage=s.storage,
-        replicas=s.replicas or 1,
         direct=True,
         limit_marker_ttl=s.lease_marker_ttl,
     )
@@ -133,24 +138,33 @@ def agents_bucket_config(s: StreamSettings) -> KeyValueConfig:
 def mailboxes_bucket_config(s: StreamSettings) -> KeyValueConfig:
     """Addresses that own a mailbox (consumers, lease); lets the reaper find lapsed leases
     after downtime without confusing them with addresses that were never opened."""
-    return KeyValueConfig(
+    return _bucket(
+        s,
         bucket=MAILBOXES_BUCKET,
         description="Mailslot mailboxes that have been opened: key = address",
-        history=1,
-        storage=s.storage,
-        replicas=s.replicas or 1,
         direct=True,
     )
 
 
 def sidecar_bucket_config(s: StreamSettings) -> KeyValueConfig:
     """Leader election of the sidecar replicas: one key with a TTL, renewed by the leader."""
-    return KeyValueConfig(
+    return _bucket(
+        s,
         bucket=SIDECAR_BUCKET,
         description="Mailslot sidecar leader lease",
-        history=1,
-        storage=s.storage,
-        replicas=s.replicas or 1,
+        limit_marker_ttl=s.lease_marker_ttl,
+    )
+
+
+def claims_bucket_config(s: StreamSettings) -> KeyValueConfig:
+    """Advisory claims: a key lives for its claim's TTL (per-message TTL, which the KV API
+    turns on), renewed by a conditional write with a fresh TTL; a lapse leaves a marker for
+    ``lease_marker_ttl`` so a watcher sees the claim end."""
+    return _bucket(
+        s,
+        bucket=CLAIMS_BUCKET,
+        description="Mailslot advisory claims: key = encoded claim key",
+        direct=True,
         limit_marker_ttl=s.lease_marker_ttl,
     )
 

@@ -16,6 +16,8 @@ MAILBOXES_BUCKET = "MAILSLOT_MAILBOXES"
 #: Small bucket the sidecar replicas use to elect the one that acts (key :data:`SIDECAR_LEADER_KEY`).
 SIDECAR_BUCKET = "MAILSLOT_SIDECAR"
 SIDECAR_LEADER_KEY = "leader"
+#: Advisory claims on keys (repository paths): one KV key per claimed key, with a TTL.
+CLAIMS_BUCKET = "MAILSLOT_CLAIMS"
 
 MAIL_PREFIX = "mbox"
 BELL_PREFIX = "bell"
