@@ -11,7 +11,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --no-sync --python $(PYTHON)
 PYTEST_ARGS ?=
 
-.PHONY: help demo test up down status lint fmt typecheck bench bench-quick sync clean
+.PHONY: help demo test up down status lint fmt typecheck bench bench-quick bench-scale sync clean
 
 help:
 	@echo "make demo        run the demo on the embedded local broker"
@@ -19,6 +19,7 @@ help:
 	@echo "make up|down|status   manage the local broker"
 	@echo "make lint        ruff + mypy"
 	@echo "make bench       benchmarks against raw nats-py (bench-quick: < 2 min)"
+	@echo "make bench-scale what an online agent costs at 100, 1,000 and 5,000 mailboxes (< 10 min)"
 
 $(CURDIR)/.tools/bin/uv:
 	@test -n "$(PYTHON)" || { echo "Python 3.10+ is required" >&2; exit 1; }
@@ -61,6 +62,9 @@ bench: sync
 
 bench-quick: sync
 	$(RUN) python -m bench --quick
+
+bench-scale: sync
+	$(RUN) python -m bench.scale
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache
