@@ -7,6 +7,7 @@ import time
 import mailslot
 import pytest
 from mailslot import Priority
+from mailslot_broker import protocol as p
 from pydantic import BaseModel
 from testsupport import unique
 
@@ -353,3 +354,24 @@ async def test_idle_pull_delivers_without_a_bell_round_trip(shared_ms):
     # delivered by the idle pull; at most the bell's confirmation pull follows
     assert mb.pull_requests - before <= 1
     await m.ack()
+
+
+@pytest.mark.parametrize("receiving", [True, False], ids=["while-receiving", "then-receive"])
+async def test_consumers_deleted_behind_its_back_come_back(shared_ms, receiving):
+    """A consumer can vanish without the lease lapsing (its inactivity threshold, where no
+    sidecar runs; an operator). Renewals do not re-add consumers: the receive path does, when
+    a pull is refused for want of one, and the mail sent meanwhile is received."""
+    address = unique("vanish")
+    mb = await shared_ms.open(address)
+    waiting = asyncio.ensure_future(mb.receive(timeout=15)) if receiving else None
+    await asyncio.sleep(0.3)  # idle: a waiting pull per level at the server
+    for prio in p.PRIORITIES:
+        await shared_ms.js.delete_consumer(p.MAIL_STREAM, p.consumer_name(address, prio))
+    await asyncio.sleep(0.3)
+    await shared_ms.send(address, "still delivered", priority="low")
+    got = await (waiting if waiting is not None else mb.receive(timeout=15))
+    assert got.text == "still delivered"
+    await got.ack()
+    for prio in p.PRIORITIES:
+        await shared_ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name(address, prio))
+    await mb.close()

@@ -99,7 +99,7 @@ async def _steps(mb: Mailbox, progress: _Progress) -> None:
         await add_consumers(js, mb.address, policy=mb.policy, inactive_threshold=mb._inactive_threshold)
     finally:
         progress.written = await written
-    mb._lease.start(on_renew=mb._ensure_consumers)
+    mb._lease.start(on_recreated=mb._ensure_consumers)
 
 
 async def _undo(mb: Mailbox, work: asyncio.Future[None], progress: _Progress) -> None:

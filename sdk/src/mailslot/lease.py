@@ -6,7 +6,9 @@ means another replica renewed first.
 
 A renewal is one request: the write is conditional on the revision this lease wrote last.
 Only when that fails (another replica renewed, or the lease lapsed) is the key read first.
-An idle online agent therefore costs one KV write per ``ttl / 3``.
+An idle online agent therefore costs one KV write per ``ttl / 3``, and no JetStream API
+request: the mailbox re-ensures its consumers only when a renewal had to re-create a lapsed
+lease (the sidecar released them then).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 
 from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
@@ -88,7 +91,10 @@ class Lease:
         record = p.MailboxRecord(opened_at=time.time(), keep=self.keep, card=json.loads(self.value or b"{}"))
         await mailboxes.put(self.address, record.encode())
 
-    async def renew(self) -> None:
+    async def renew(self) -> bool:
+        """Renew the lease; True if it had to be re-created because it had lapsed (the
+        sidecar then released the consumers: the caller brings them back), False if it was
+        alive (ours, or a replica renewed it first)."""
         kv = await self._bucket()
         if self._revision is not None:
             try:
@@ -96,18 +102,18 @@ class Lease:
                     kv, self.address, self.value, last=self._revision, msg_ttl=self._msg_ttl
                 )
                 self.renewals += 1
-                return
+                return False
             except jserr.KeyWrongLastSequenceError:
                 self._revision = None  # a replica renewed, or the lease lapsed: read it
         for _ in range(3):
             try:
                 entry = await kv.get(self.address)
-            except jserr.KeyNotFoundError:
+            except jserr.KeyNotFoundError:  # gone, or a delete marker
                 await self._write_record()
                 try:
                     self._revision = await kv.create(self.address, self.value, msg_ttl=self._msg_ttl)
                     self.renewals += 1
-                    return
+                    return True
                 except jserr.KeyWrongLastSequenceError:
                     continue
             try:
@@ -115,21 +121,27 @@ class Lease:
                     kv, self.address, self.value, last=entry.revision, msg_ttl=self._msg_ttl
                 )
                 self.renewals += 1
-                return
+                return not entry.value  # over a lapsed lease's limit marker: re-created
             except jserr.KeyWrongLastSequenceError:
                 continue  # another replica renewed between our get and update
+        return False
 
-    def start(self, on_renew: object = None) -> None:
-        self._task = asyncio.create_task(self._run(on_renew), name=f"lease:{self.address}")
+    def start(self, on_recreated: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Renew every ``ttl / 3`` in the background; ``on_recreated`` runs after a renewal
+        that had to re-create a lapsed lease (and again at the next one if it failed). A
+        renewal of a live lease costs the one conditional write, nothing else."""
+        self._task = asyncio.create_task(self._run(on_recreated), name=f"lease:{self.address}")
 
-    async def _run(self, on_renew: object) -> None:
+    async def _run(self, on_recreated: Callable[[], Awaitable[None]] | None) -> None:
         interval = max(self.ttl / 3.0, 0.3)
+        due = False
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.renew()
-                if callable(on_renew):
-                    await on_renew()
+                due = await self.renew() or due
+                if due and on_recreated is not None:
+                    await on_recreated()
+                due = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep renewing through reconnects

@@ -104,6 +104,10 @@ class Mailbox(MailboxView):
         return max(3 * self.ttl, 300.0)
 
     async def _ensure_consumers(self) -> None:
+        """Bring back consumers that may be gone: after a reconnect (a restarted server may
+        have lost them), a renewal that re-created a lapsed lease (the sidecar released them)
+        and a pull refused for want of a consumer (the receive loop). Never on a plain renewal:
+        that would cost four API requests per ``ttl / 3`` for nothing."""
         await add_consumers(
             self._link.js, self.address, policy=self.policy, inactive_threshold=self._inactive_threshold
         )
