@@ -1,4 +1,4 @@
-"""The tools: nine, with short descriptions, because every definition costs the host's model
+"""The tools: ten, with short descriptions, because every definition costs the host's model
 context on every turn. The calling agent is never an argument (see identity.py)."""
 
 from __future__ import annotations
@@ -338,5 +338,30 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float
             raise mailslot.PermissionDenied(f"dead letter {seq} is not in your mailbox")
         r = await dlq.requeue(d)
         return {"requeued": receipt_view(r) if r else None}
+
+    @app.tool(
+        description="Advisory claims on paths (I am editing these), expiring after ttl s: "
+        "claim (all or none; a conflict names the holder), renew, release, list."
+    )
+    @typed_errors
+    async def claims(
+        action: Literal["claim", "renew", "release", "list"],
+        paths: list[str] | None = None,
+        ttl: float = 900,
+        reason: str | None = None,
+        prefix: str | None = None,
+    ) -> dict[str, Any]:
+        state = await me()
+        book = state.mailbox.client.claims
+        if action == "list":
+            return {"claims": [c.as_dict() for c in await book.list(prefix)]}
+        keys = paths or []
+        if action == "release":
+            return {"released": await book.release(keys, holder=state.agent)}
+        if action == "renew":
+            got = await book.renew(keys, ttl=ttl, holder=state.agent)
+        else:
+            got = await book.claim(keys, ttl=ttl, holder=state.agent, reason=reason)
+        return {"claims": [c.as_dict() for c in got]}
 
     compact(app)
