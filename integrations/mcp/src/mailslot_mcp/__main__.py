@@ -15,8 +15,8 @@ from .identity import ENV_TOKENS, TokenStore, agent_from_env
 from .server import DEFAULT_IDLE, DEFAULT_MAX_WAIT, card_from_env, serve_http, serve_stdio
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="mailslot-mcp", description=__doc__)
+def _parser(prog: str) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__)
     ap.add_argument("--http", metavar="HOST:PORT", help="serve streamable HTTP at /mcp instead of stdio")
     ap.add_argument(
         "--tokens",
@@ -50,8 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, *, prog: str = "mailslot-mcp") -> None:
+    """The console script; also ``mailslot mcp`` of the SDK's CLI (``prog`` names it in help
+    and errors)."""
+    args = _parser(prog).parse_args(argv)
     hub = Hub(
         url=args.url,
         credentials=args.credentials,
@@ -63,9 +65,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.http:
             host, _, port = args.http.rpartition(":")
             if not host or not port.isdigit():
-                raise SystemExit("mailslot-mcp: --http takes HOST:PORT, e.g. 127.0.0.1:8765")
+                raise SystemExit(f"{prog}: --http takes HOST:PORT, e.g. 127.0.0.1:8765")
             if not args.tokens:
-                raise SystemExit(f"mailslot-mcp: --http needs --tokens FILE (or ${ENV_TOKENS})")
+                raise SystemExit(f"{prog}: --http needs --tokens FILE (or ${ENV_TOKENS})")
             tokens = TokenStore.read(args.tokens)
             anyio.run(
                 lambda: serve_http(
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
             agent = agent_from_env()
             anyio.run(lambda: serve_stdio(hub, agent, max_wait=args.max_wait))
     except mailslot.MailslotError as exc:
-        print(f"mailslot-mcp: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         pass

@@ -7,6 +7,7 @@ from . import (
     broker,  # noqa: F401  (registers up/down/status)
     dlq,  # noqa: F401  (registers dlq list/show/requeue/purge)
     mail,  # noqa: F401  (registers send/inbox/tail/agents)
+    mcp,  # noqa: F401  (registers mcp, the MCP server of mailslot-mcp)
     stats,  # noqa: F401  (registers stats, sidecar)
     tenant,  # noqa: F401  (registers tenant add/list/remove)
 )
