@@ -63,17 +63,32 @@ async def _server() -> AsyncIterator[NatsServer]:
             srv.stop()
 
 
-async def _bounded(n: int, make: Callable[[int], Awaitable[Any]]) -> tuple[list[Any], float]:
-    """``make(i)`` for i < n with at most IN_FLIGHT at once; (results, seconds)."""
-    gate = asyncio.Semaphore(IN_FLIGHT)
+class SizeFailed(Exception):
+    """A size the side could not reach: how far it got, and why."""
 
-    async def one(i: int) -> Any:
+    def __init__(self, done: int, n: int, seconds: float, cause: BaseException) -> None:
+        super().__init__(f"{done} of {n} in {seconds:.0f} s, then {type(cause).__name__}: {cause}")
+        self.done = done
+
+
+async def _bounded(n: int, make: Callable[[int], Awaitable[Any]]) -> tuple[list[Any], float]:
+    """``make(i)`` for i < n with at most IN_FLIGHT at once; (results, seconds). The first
+    failure stops it: :class:`SizeFailed` says how many were made."""
+    gate = asyncio.Semaphore(IN_FLIGHT)
+    made: list[Any] = []
+
+    async def one(i: int) -> None:
         async with gate:
-            return await make(i)
+            made.append(await make(i))
 
     t0 = time.perf_counter()
-    out = await asyncio.gather(*(one(i) for i in range(n)))
-    return list(out), time.perf_counter() - t0
+    tasks = [asyncio.create_task(one(i)) for i in range(n)]
+    try:
+        await asyncio.gather(*tasks)
+    except Exception as exc:
+        await cancel_all(tasks)
+        raise SizeFailed(len(made), n, time.perf_counter() - t0, exc) from exc
+    return made, time.perf_counter() - t0
 
 
 async def _api_per_s(js: Any, window: float) -> float:
@@ -185,7 +200,12 @@ async def run(sizes: list[int], window: float, console: Console) -> dict[str, An
     for n in sizes:
         console.log(f"[bold]{n}[/] online mailboxes ...")
         t0 = time.monotonic()
-        ms = await _mailslot(n, window)
+        try:
+            ms = await _mailslot(n, window)
+        except SizeFailed as exc:
+            console.log(f"[red]Mailslot could not hold {n} online mailboxes[/]: {exc}")
+            curve.append({"size": n, "mailslot_failed": str(exc), "mailslot_opened": exc.done})
+            break
         raw = await _raw(n, window)
         row = {
             "size": n,
@@ -204,9 +224,12 @@ async def run(sizes: list[int], window: float, console: Console) -> dict[str, An
         }
         curve.append(row)
         console.log(f"{n} done in {time.monotonic() - t0:.1f} s")
+    done = [row for row in curve if "mailslot_p50_ms" in row]
     return {
         "curve": curve,
-        "latency_growth_ratio": ratio(curve[-1]["mailslot_p50_ms"], curve[0]["mailslot_p50_ms"]),
+        "latency_growth_ratio": ratio(done[-1]["mailslot_p50_ms"], done[0]["mailslot_p50_ms"])
+        if done
+        else None,
     }
 
 
@@ -228,6 +251,9 @@ def _table(results: dict[str, Any]) -> Table:
     for _, title in cols:
         t.add_column(title, justify="right")
     for row in results["curve"]:
+        if "mailslot_failed" in row:
+            t.add_row(str(row["size"]), f"failed: {row['mailslot_failed']}", *([""] * (len(cols) - 2)))
+            continue
         t.add_row(*(str(row[k]) for k, _ in cols))
     t.caption = f"p50 at the largest size / p50 at the smallest: {results['latency_growth_ratio']}"
     return t

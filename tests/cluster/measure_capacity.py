@@ -4,8 +4,10 @@ Not a test: run it by hand, ``uv run --no-sync python -m tests.cluster.measure_c
 In one run, on a single nats-server (R1) and then on a fresh 3-node cluster (R3 streams),
 both from the project's launcher: send throughput one ``send`` at a time and with
 ``send_many``; ``receive`` + ``ack`` throughput (one at a time, as an agent does); how many
-mailboxes one client opens per second (sequentially); and the server RSS that 100 idle open
-mailboxes add (VmRSS from ``/proc/<pid>/status``, summed over the nodes, 2 s settle).
+mailboxes one client opens per second (sequentially); the server RSS that 100 idle online
+mailboxes add (``ttl=60``, each with a task blocked in ``receive()``; VmRSS from
+``/proc/<pid>/status``, summed over the nodes, 2 s settle), and the JetStream API requests they
+cause over a 25 s idle window that spans one lease renewal (``account_info().api.total``).
 """
 
 from __future__ import annotations
@@ -55,10 +57,19 @@ async def measure(ms: mailslot.Mailslot, pids: list[int], *, sends: int, boxes: 
     await asyncio.sleep(2.0)
     base = sum(rss_kb(pid) for pid in pids)
     t = time.monotonic()
-    opened = [await ms.open(f"idle{i}", ttl=600) for i in range(boxes)]
+    opened = [await ms.open(f"idle{i}", ttl=60) for i in range(boxes)]
     out["open_per_s"] = boxes / (time.monotonic() - t)
+    waiting = [asyncio.create_task(box.receive()) for box in opened]
     await asyncio.sleep(2.0)
     out["rss_kb_per_100"] = (sum(rss_kb(pid) for pid in pids) - base) * 100 / boxes
+    js = ms.js
+    before = (await js.account_info()).api.total
+    await asyncio.sleep(25.0)
+    after = (await js.account_info()).api.total
+    out["idle_api_per_min_per_1000"] = (after - before - 1) / 25.0 * 60 * 1000 / boxes
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
     for box in opened:
         await box.close()
     return out
@@ -68,7 +79,9 @@ def show(label: str, r: dict[str, float]) -> None:
     print(
         f"{label}: send {r['send_one']:.0f}/s one at a time, {r['send_many']:.0f}/s send_many; "
         f"receive+ack {r['receive_ack']:.0f}/s; open {r['open_per_s']:.1f} mailboxes/s; "
-        f"+{r['rss_kb_per_100'] / 1024:.1f} MB server RSS per 100 idle open mailboxes",
+        f"+{r['rss_kb_per_100'] / 1024:.1f} MB server RSS per 100 idle open mailboxes "
+        f"(~{1024 * 1024 * 100 / max(r['rss_kb_per_100'], 1):.0f} online agents per GB); "
+        f"idle API load {r['idle_api_per_min_per_1000']:.1f} requests/min per 1,000 agents",
         flush=True,
     )
 
