@@ -221,6 +221,25 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
             "raw_pull_requests_per_consumer_per_s",
             "idle_pull_requests_ratio",
         )
+    if s := r.get("mcp"):  # "raw" here is the SDK itself: what the MCP hop adds
+        compare(
+            "mcp",
+            s,
+            "send via MCP (vs SDK send)",
+            "ms p50",
+            "mcp_send_p50_ms",
+            "sdk_send_p50_ms",
+            "send_mcp_vs_sdk_ratio",
+        )
+        compare(
+            "mcp",
+            s,
+            "wait-for-mail wake latency via MCP (vs SDK receive)",
+            "ms p50",
+            "mcp_wake_p50_ms",
+            "sdk_wake_p50_ms",
+            "wake_mcp_vs_sdk_ratio",
+        )
     return out
 
 
