@@ -19,7 +19,7 @@ from mailslot_broker.provision import provision
 from testsupport import PYTHON, ROOT
 
 STREAMS = (p.MAIL_STREAM, p.TOPICS_STREAM, p.DLQ_STREAM)
-BUCKETS = tuple(f"KV_{b}" for b in (p.AGENTS_BUCKET, p.MAILBOXES_BUCKET, p.SIDECAR_BUCKET, p.CLAIMS_BUCKET))
+BUCKETS = tuple(f"KV_{b}" for b in (p.AGENTS_BUCKET, p.MAILBOXES_BUCKET, p.SIDECAR_BUCKET))
 
 
 @pytest.fixture

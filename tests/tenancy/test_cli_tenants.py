@@ -56,6 +56,10 @@ async def test_tenant_add_list_remove_reloads_without_restart(local_broker, _iso
             with pytest.raises(Exception, match=r"(?i)maximum number of streams"):
                 await acme.js.add_stream(StreamConfig(name="EXTRA", subjects=["extra.>"]))
             assert (await acme.js.account_info()).limits.max_streams == 6
+            # Claims need a seventh (created on first use): refused clearly, nothing half-made.
+            with pytest.raises(mailslot.ProvisioningFailed, match=r"could not be created.*(?i:maximum)"):
+                await acme.claims.claim(["src/app.py"], ttl=30)
+            assert len(await acme.js.streams_info()) == 6
 
         assert cli("tenant", "add", "ACME", check=False).returncode == 1  # exists
         assert cli("tenant", "add", "SYS", check=False).returncode == 1  # reserved

@@ -173,8 +173,10 @@ async def ensure_stream(
                 report.created.append(want.name)
                 report.replicas[want.name] = n
                 return
-            except jserr.BadRequestError:
-                continue  # another process created it first: compare with theirs
+            except jserr.BadRequestError as exc:
+                if await _exists(js, want.name):
+                    continue  # another process created it first: compare with theirs
+                raise ProvisioningError(f"stream {want.name} could not be created: {exc}") from exc
         have = info.config
         conflicts, changes = _diff(want, have)
         if conflicts:
@@ -228,8 +230,10 @@ async def ensure_bucket(
                 report.created.append(name)
                 report.replicas[name] = n
                 return
-            except jserr.BadRequestError:
-                continue
+            except jserr.BadRequestError as exc:
+                if await _exists(js, name):
+                    continue  # a concurrent provisioner created it first: check theirs
+                raise ProvisioningError(f"bucket {want.bucket} could not be created: {exc}") from exc
         have = info.config
         if have.max_msgs_per_subject != want.history:
             raise ProvisioningConflict(
@@ -254,12 +258,25 @@ async def provision(
     report = ProvisionReport()
     for cfg in (p.mail_stream_config(s), p.topics_stream_config(s), p.dlq_stream_config(s)):
         await ensure_stream(js, cfg, report, requested_replicas=s.replicas, raise_replicas=raise_replicas)
-    buckets = (
-        p.agents_bucket_config(s),
-        p.mailboxes_bucket_config(s),
-        p.sidecar_bucket_config(s),
-        p.claims_bucket_config(s),
-    )
+    # The claims bucket is not here: it is created on first use (provision_claims), so an
+    # account that never claims spends no stream on it (tenants often have max_streams).
+    buckets = (p.agents_bucket_config(s), p.mailboxes_bucket_config(s), p.sidecar_bucket_config(s))
     for kv in buckets:
         await ensure_bucket(js, kv, report, requested_replicas=s.replicas)
     return report
+
+
+async def provision_claims(js: JetStreamContext, settings: p.StreamSettings | None = None) -> ProvisionReport:
+    """Create the claims bucket if it is missing (the first ``claim`` of an account does)."""
+    s = settings or p.StreamSettings()
+    report = ProvisionReport()
+    await ensure_bucket(js, p.claims_bucket_config(s), report, requested_replicas=s.replicas)
+    return report
+
+
+async def _exists(js: JetStreamContext, stream: str) -> bool:
+    try:
+        await js.stream_info(stream)
+    except jserr.NotFoundError:
+        return False
+    return True

@@ -24,6 +24,7 @@ from typing import Any
 from mailslot_broker import kvscan, natscompat
 from mailslot_broker import protocol as p
 from mailslot_broker.kvscan import KvItem
+from mailslot_broker.provision import provision_claims
 from nats.js import errors as jserr
 from nats.js.kv import KeyValue
 
@@ -91,9 +92,15 @@ class Claims:
         self._kv: KeyValue | None = None
 
     async def _bucket(self) -> KeyValue:
+        """The claims bucket, created on first use: connect() does not provision it, so an
+        account that never claims spends no stream on it."""
         if self._kv is None:
             with boundary():
-                self._kv = await self._link.js.key_value(p.CLAIMS_BUCKET)
+                try:
+                    self._kv = await self._link.js.key_value(p.CLAIMS_BUCKET)
+                except jserr.BucketNotFoundError:
+                    await provision_claims(self._link.js, self._link.options.settings)
+                    self._kv = await self._link.js.key_value(p.CLAIMS_BUCKET)
         return self._kv
 
     def _holder(self, holder: str | None) -> str:
@@ -281,6 +288,7 @@ class Claims:
         """Every current claim (whose key starts with ``prefix``, if given), by key. Read in
         one batched direct get; no consumer is created."""
         self._link.check_open()
+        await self._bucket()  # an account that never claimed has no bucket yet: none claimed
         with boundary():
             items = await kvscan.read_bucket(self._link.js, p.CLAIMS_BUCKET)
         out = [
