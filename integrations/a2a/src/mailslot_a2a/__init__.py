@@ -1,0 +1,3 @@
+"""A2A over Mailslot."""
+
+__all__: list[str] = []
