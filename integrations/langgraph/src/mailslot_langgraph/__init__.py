@@ -8,6 +8,7 @@
 ...     await r.ainvoke(inputs, cfg)      # pauses; resumed when the reply lands
 """
 
+from .checkpointer import MailslotCheckpointer
 from .durable import (
     await_reply,
     is_mail_wait,
@@ -17,6 +18,7 @@ from .durable import (
     send_request_sync,
 )
 from .envelope import Mail, decode_payload, to_mail
+from .errors import CheckpointTooLarge, MailslotLangGraphError
 from .nodes import (
     MailContext,
     current_thread_id,
@@ -32,9 +34,12 @@ from .tools import ALL_TOOLS, MailboxTools, mailbox_tools
 
 __all__ = [
     "ALL_TOOLS",
+    "CheckpointTooLarge",
     "Mail",
     "MailContext",
     "MailboxTools",
+    "MailslotCheckpointer",
+    "MailslotLangGraphError",
     "Resumed",
     "Resumer",
     "await_reply",
