@@ -27,6 +27,7 @@ from .errors import (
     InvalidHeader,
     InvalidInput,
     InvalidPayload,
+    InvalidStateKey,
     InvalidTopic,
     InvalidTopicError,
     InvalidTTL,
@@ -41,6 +42,8 @@ from .errors import (
     PermissionDenied,
     ProvisioningFailed,
     ServerTooOld,
+    StateConflict,
+    StateTooLarge,
     Timeout,
     Unavailable,
     UnknownPriority,
@@ -50,6 +53,7 @@ from .mailbox import AgentCard, Mailbox
 from .message import Bounce, Message, Receipt
 from .registry import AgentEvent, AgentWatch
 from .requests import Reply
+from .state import StateChange, StateEntry, StateStore, StateWatch
 from .view import MailboxStats, MailboxView
 
 __version__ = "0.1.0"
@@ -78,6 +82,7 @@ __all__ = [
     "InvalidHeader",
     "InvalidInput",
     "InvalidPayload",
+    "InvalidStateKey",
     "InvalidTTL",
     "InvalidTTLError",
     "InvalidTopic",
@@ -101,6 +106,12 @@ __all__ = [
     "Receipt",
     "Reply",
     "ServerTooOld",
+    "StateChange",
+    "StateConflict",
+    "StateEntry",
+    "StateStore",
+    "StateTooLarge",
+    "StateWatch",
     "Timeout",
     "TopicSubscription",
     "Unavailable",

@@ -26,6 +26,7 @@ from .options import ConnectOptions
 from .outgoing import prepare
 from .registry import AgentWatch, list_agents
 from .sending import publish, publish_many
+from .state import StateStore
 from .view import MailboxView
 
 if TYPE_CHECKING:
@@ -371,6 +372,13 @@ class Mailslot:
         """Advisory, exclusive, expiring claims on keys (paths): ``claim``, ``renew``,
         ``release``, ``list``; the holder defaults to this client's name."""
         return Claims(self._link)
+
+    def state(self, namespace: str) -> StateStore:
+        """Versioned key/value state under ``namespace``: ``get``, ``put`` (conditional with
+        ``expect_revision``), ``delete``, ``items``/``keys``/``purge`` by prefix, ``watch``
+        (closed with the client)."""
+        self._link.check_open()
+        return StateStore(self._link, namespace, watches=self._streams)
 
     def inspect(self, address: str) -> MailboxView:
         """Read-only view of any mailbox (``peek``, ``stats``), opened or not."""

@@ -157,6 +157,30 @@ class ClaimNotHeld(ClaimConflict):
     then ``claims`` says whose)."""
 
 
+# -- the state store ---------------------------------------------------------------------------
+
+
+class InvalidStateKey(InvalidInput):
+    """A namespace, key or prefix the state store cannot write: a bad namespace, no segment
+    or too many, an empty or overlong segment."""
+
+
+class StateTooLarge(InvalidPayload):
+    """A value over the store's ``max_value_size`` (from the server's max payload). Nothing
+    was written."""
+
+
+class StateConflict(MailslotError):
+    """A conditional write or delete found another revision: ``key`` was written (or created,
+    or deleted) since revision ``expected`` was read; 0 means it was to be created. Nothing
+    was written."""
+
+    def __init__(self, message: str, *, key: tuple[str, ...], expected: int) -> None:
+        super().__init__(message)
+        self.key = key
+        self.expected = expected
+
+
 class MessageError(MailslotError):
     """A problem with one received message."""
 
@@ -187,6 +211,7 @@ __all__ = [
     "InvalidHeader",
     "InvalidInput",
     "InvalidPayload",
+    "InvalidStateKey",
     "InvalidTTL",
     "InvalidTTLError",
     "InvalidTopic",
@@ -201,6 +226,8 @@ __all__ = [
     "PermissionDenied",
     "ProvisioningFailed",
     "ServerTooOld",
+    "StateConflict",
+    "StateTooLarge",
     "Timeout",
     "Unavailable",
     "UnknownPriority",

@@ -21,6 +21,7 @@ from mailslot_broker import protocol as p
 from ._portal import PORTAL
 from ._sync_claims import SyncClaims
 from ._sync_mail import SyncDeadLetters, SyncMailbox, SyncMailboxView, SyncMessage, SyncReply, _SyncSends
+from ._sync_state import SyncStateStore, SyncStateWatch
 from ._sync_streams import SyncAgentWatch, SyncTopicSubscription
 from .broadcast import Published, Replay
 from .client import Mailslot
@@ -135,6 +136,9 @@ class SyncMailslot(_SyncSends):
     def claims(self) -> SyncClaims:
         return SyncClaims(self._c.claims)
 
+    def state(self, namespace: str) -> SyncStateStore:
+        return SyncStateStore(self._c.state(namespace))
+
     def inspect(self, address: str) -> SyncMailboxView:
         return SyncMailboxView(self._c.inspect(address))
 
@@ -205,6 +209,8 @@ __all__ = [
     "SyncMailslot",
     "SyncMessage",
     "SyncReply",
+    "SyncStateStore",
+    "SyncStateWatch",
     "SyncTopicSubscription",
     "connect",
     "event_loop",

@@ -33,6 +33,7 @@ from .names import (
     TOPIC_PREFIX,
     TOPICS_STREAM,
 )
+from .state import STATE_BUCKET
 from .subjects import (
     CONSUMER_ADDRESS_METADATA,
     consumer_name,
@@ -164,6 +165,18 @@ def claims_bucket_config(s: StreamSettings) -> KeyValueConfig:
         s,
         bucket=CLAIMS_BUCKET,
         description="Mailslot advisory claims: key = encoded claim key",
+        direct=True,
+        limit_marker_ttl=s.lease_marker_ttl,
+    )
+
+
+def state_bucket_config(s: StreamSettings) -> KeyValueConfig:
+    """The state store: one value per key, a key with a TTL leaves a marker on expiry for
+    ``lease_marker_ttl`` (so a watcher sees it go); created on first use, like claims."""
+    return _bucket(
+        s,
+        bucket=STATE_BUCKET,
+        description="Mailslot state store: key = <namespace>.<b64url(segment)>...",
         direct=True,
         limit_marker_ttl=s.lease_marker_ttl,
     )
