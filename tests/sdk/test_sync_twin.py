@@ -27,6 +27,8 @@ def _public_methods(cls):
         (mailslot.AgentWatch, sync.SyncAgentWatch),
         (DeadLetters, sync.SyncDeadLetters),
         (mailslot.Claims, sync.SyncClaims),
+        (mailslot.StateStore, sync.SyncStateStore),
+        (mailslot.StateWatch, sync.SyncStateWatch),
     ],
 )
 def test_twins_have_the_same_names_and_signatures(async_cls, sync_cls):
