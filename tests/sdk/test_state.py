@@ -8,6 +8,7 @@ import asyncio
 import math
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import mailslot
 import pytest
@@ -295,3 +296,34 @@ async def test_closed_client_refuses(server: NatsServer) -> None:
     await client.close()
     with pytest.raises(mailslot.NotConnected):
         await store.put("k", b"v")
+
+
+async def test_prefix_reads_are_batched_and_an_idle_watch_sends_nothing(ms: mailslot.Mailslot) -> None:
+    """Hundreds of keys are read with a request per filter subject, not a get per key, and a
+    watch is pushed by the server: while nothing changes it makes no request at all."""
+    requests: list[str] = []
+
+    async def spy(msg: Any) -> None:
+        requests.append(msg.subject)
+
+    sub = await ms.nc.subscribe("$JS.API.>", cb=spy)
+    try:
+        store = ms.state("batched")
+        for i in range(300):
+            await store.put(("t", f"k{i}"), b"v")
+        await ms.nc.flush()
+        requests.clear()
+        assert len(await store.items(("t",))) == 300
+        await ms.nc.flush()
+        assert 1 <= len(requests) <= 2, requests
+        async with store.watch(("t",)) as changes:
+            await asyncio.sleep(0.5)
+            await ms.nc.flush()
+            requests.clear()
+            await asyncio.sleep(2.5)
+            await ms.nc.flush()
+            assert requests == []
+            await store.put(("t", "k7"), b"new")
+            assert (await changes.next(timeout=1)).value == b"new"
+    finally:
+        await sub.unsubscribe()
