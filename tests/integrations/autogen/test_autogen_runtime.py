@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import mailslot
 import pytest
 from _ag_agents import Boss, Done, News, Task, Worker
 from autogen_core import AgentId, TopicId, TypeSubscription, try_get_known_serializers_for_type
-from mailslot_autogen import MailslotAgentRuntime, RemoteHandlerError, type_address
+from mailslot_autogen import SERVICE_KEEP, MailslotAgentRuntime, RemoteHandlerError, type_address
 from mailslot_broker import NatsServer
 from testsupport import client_env, wait_for
 
@@ -173,5 +175,41 @@ async def test_failing_event_handler_is_retried_then_termed(server: NatsServer) 
     finally:
         await client.stop()
         await host.stop()
+        await a.close()
+        await b.close()
+
+
+LEASE = 2.0
+
+
+async def test_mail_for_an_unhosted_type_outlives_its_lease(server: NatsServer, lifecycle: Any) -> None:
+    a, b = await _connect(server, "host-1"), await _connect(server, "client")
+    caller = _client_runtime(b)
+    address = type_address("t", "worker")
+    try:
+        host = MailslotAgentRuntime(a, namespace="t", ttl=LEASE)
+        await Worker.register(host, "worker", Worker)
+        assert (await caller.send_message(Task("first"), AgentId("worker", "w1"))).by == "worker/w1"
+        await host.stop()
+        await a.close()
+        # Nobody hosts the type: the lease lapses, the mailbox goes offline, its retention
+        # is a service's, and a task sent now waits there past any number of leases.
+        record = await lifecycle.wait_offline(address)
+        assert record.keep == SERVICE_KEEP
+        pending = asyncio.create_task(caller.send_message(Task("while away"), AgentId("worker", "w1")))
+        gone = time.monotonic()
+        await wait_for(lambda: _holds_one(b.inspect(address)), timeout=10)
+        await asyncio.sleep(max(0.0, 3 * LEASE - (time.monotonic() - gone)))  # > 2 sweeps, 3 leases
+        assert (await b.inspect(address).stats()).total == 1 and not pending.done()
+        assert not lifecycle.reclaimed(address) and await b.dead_letters.count() == 0
+        # A runtime hosting the type later gets it.
+        a = await _connect(server, "host-2")
+        host = MailslotAgentRuntime(a, namespace="t", ttl=LEASE)
+        await Worker.register(host, "worker", Worker)
+        done = await asyncio.wait_for(pending, 30)
+        assert done.body == "did while away for None"
+        await host.stop()
+    finally:
+        await caller.stop()
         await a.close()
         await b.close()

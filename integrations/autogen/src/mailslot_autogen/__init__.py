@@ -9,11 +9,12 @@
 from .addressing import runtime_address, topic_name, type_address
 from .codec import AgentResult, AgentTask
 from .proxy import MailslotRemoteAgent, RemoteAgentError
-from .runtime import MailslotAgentRuntime, RemoteHandlerError
+from .runtime import SERVICE_KEEP, MailslotAgentRuntime, RemoteHandlerError
 from .tools import TOOL_NAMES, mailbox_tools
 from .worker import AgentWorker, serve_agent
 
 __all__ = [
+    "SERVICE_KEEP",
     "TOOL_NAMES",
     "AgentResult",
     "AgentTask",

@@ -13,6 +13,9 @@ Unchanged ``RoutedAgent``s run on it; what changes is that messages survive the 
   it to their agents (skipping agent types the fan-out already reached; one replica per type).
 - Payloads are AutoGen's own serializers (``try_get_known_serializers_for_type``); routing rides
   in ``Autogen-*`` headers.
+- An agent type's mailbox is a service mailbox: its lease (``ttl``) only says whether some
+  runtime hosts the type now; its mail waits while none does for ``keep`` (``SERVICE_KEEP``,
+  28 days, by default), and any runtime registering the type later receives all of it.
 
 It relies on autogen-core's ``SerializationRegistry`` and ``SubscriptionManager`` helpers (also
 used by AutoGen's gRPC runtime), hence the ``autogen-core<0.8`` pin.
@@ -52,6 +55,11 @@ from .addressing import H
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=Agent)
 
+#: Retention of an agent type's mailbox: how long mail for the type waits while no runtime
+#: hosts it. A service may be down over a long holiday or a migration, so the longest the
+#: broker allows (``MAX_KEEP``, 28 days; the mail stream's 30-day ``max_age`` is the backstop).
+SERVICE_KEEP = 28 * 86400.0
+
 
 class RemoteHandlerError(RuntimeError):
     """The recipient's handler raised; the message is the remote exception's text."""
@@ -63,9 +71,10 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
     ``namespace`` separates independent systems on one broker. ``address`` names this
     runtime's reply mailbox: give a stable one to collect answers across a restart. Without
     one the runtime gets a random address nobody can find again, so its mailbox is reclaimed
-    with its lease (retention 0, unread replies to dead letters). ``keep`` is the agent-type
-    mailboxes' retention (and the reply mailbox's when it is named): how long their mail waits
-    while no runtime hosts them (the SDK's default for named mailboxes when None).
+    with its lease (retention 0, unread replies to dead letters). ``ttl`` is the leases'
+    (presence: a crashed host counts as gone after at most ``ttl``). ``keep`` is the agent-type
+    mailboxes' retention, how long their mail waits while no runtime hosts them (``SERVICE_KEEP``
+    when None), and the named reply mailbox's (the SDK's default for named mailboxes when None).
     """
 
     def __init__(
@@ -74,7 +83,7 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
         *,
         namespace: str = "autogen",
         address: str | None = None,
-        ttl: float = 3600.0,
+        ttl: float = 60.0,
         rpc_timeout: float = 300.0,
         priority: str = "normal",
         ack_wait: float = 30.0,
@@ -93,7 +102,7 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
         self._priority = priority
         self._box_opts: dict[str, Any] = {
             "ttl": ttl,
-            "keep": keep,
+            "keep": SERVICE_KEEP if keep is None else keep,
             "ack_wait": ack_wait,
             "max_deliver": max_deliver,
         }
@@ -135,8 +144,8 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
         await asyncio.wait_for(drained(), timeout)
 
     async def stop(self) -> None:
-        """Stop receiving, let running handlers finish, close the mailboxes (their mail and
-        leases stay, so a restart within ``ttl`` picks up where this one stopped)."""
+        """Stop receiving, let running handlers finish, close the mailboxes (their mail stays
+        for ``keep``: a restart picks up where this one stopped)."""
         if self._stopped:
             return
         self._stopped = True
@@ -436,4 +445,4 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
         self._ser.add_serializer(serializer)
 
 
-__all__ = ["MailslotAgentRuntime", "RemoteHandlerError"]
+__all__ = ["SERVICE_KEEP", "MailslotAgentRuntime", "RemoteHandlerError"]
