@@ -1,11 +1,14 @@
 """Unchanged RoutedAgents (nothing Mailslot-specific) used by the runtime tests, in and out of
-process. Run as a script it hosts them: ``python _ag_agents.py <namespace> <stop-file>``."""
+process. Run as a script it hosts them: ``python _ag_agents.py <namespace> <stop-file> [TYPE]``
+(TYPE "worker", the default, or "counter")."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from autogen_core import MessageContext, RoutedAgent, TypeSubscription, event, rpc
 from pydantic import BaseModel
@@ -58,8 +61,42 @@ class Boss(RoutedAgent):
         return Done(body=f"boss: {done.body}", by=str(self.id))
 
 
-async def host(namespace: str, stop_file: str) -> None:
-    """Host the worker type until ``stop_file`` appears."""
+@dataclass
+class Add:
+    n: int
+    pad: int = 0  # grow the state by this many bytes
+
+
+class Count(BaseModel):
+    value: int
+    by: str
+
+
+class Counter(RoutedAgent):
+    """An agent with state: a running total (and padding, to test the state's size limit)."""
+
+    def __init__(self) -> None:
+        super().__init__("counts")
+        self.total = 0
+        self.pad = ""
+
+    @rpc
+    async def on_add(self, message: Add, ctx: MessageContext) -> Count:
+        self.total += message.n
+        if message.pad:
+            self.pad = "x" * message.pad
+        return Count(value=self.total, by=str(self.id))
+
+    async def save_state(self) -> Mapping[str, Any]:
+        return {"total": self.total, "pad": self.pad}
+
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        self.total = int(state["total"])
+        self.pad = str(state.get("pad", ""))
+
+
+async def host(namespace: str, stop_file: str, agent_type: str = "worker") -> None:
+    """Host the worker (or counter) type until ``stop_file`` appears."""
     from pathlib import Path
 
     import mailslot
@@ -67,8 +104,11 @@ async def host(namespace: str, stop_file: str) -> None:
 
     async with mailslot.connect(name="host") as ms:
         rt = MailslotAgentRuntime(ms, namespace=namespace)
-        await Worker.register(rt, "worker", Worker)
-        await rt.add_subscription(TypeSubscription("news", "worker"))
+        if agent_type == "counter":
+            await Counter.register(rt, "counter", Counter)
+        else:
+            await Worker.register(rt, "worker", Worker)
+            await rt.add_subscription(TypeSubscription("news", "worker"))
         print("host ready", flush=True)
         while not Path(stop_file).exists():  # noqa: ASYNC110, ASYNC240
             await asyncio.sleep(0.05)
@@ -78,4 +118,4 @@ async def host(namespace: str, stop_file: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(host(sys.argv[1], sys.argv[2]))
+    asyncio.run(host(*sys.argv[1:4]))

@@ -1,6 +1,8 @@
 """The agent-instance side of :class:`~mailslot_autogen.MailslotAgentRuntime`: factories,
 lazily created instances, state. Nothing here touches mail; it is what any autogen-core runtime
-does for the agents it hosts, kept apart so the runtime module stays about routing."""
+does for the agents it hosts, kept apart so the runtime module stays about routing. With a
+state store (:mod:`mailslot_autogen.state`) an instance starts from its stored state and every
+save goes there too."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from autogen_core import (
 from autogen_core._runtime_impl_helpers import get_impl
 from autogen_core._serialization import SerializationRegistry
 
+from .state import AgentStates, has_state
+
 T = TypeVar("T", bound=Agent)
 
 
@@ -31,12 +35,14 @@ class AgentHostMixin:
     _instances: dict[AgentId, Agent]
     _creating: dict[AgentId, asyncio.Future[Agent]]
     _ser: SerializationRegistry
+    _states: AgentStates | None
 
-    def _init_host(self) -> None:
+    def _init_host(self, states: AgentStates | None = None) -> None:
         self._factories = {}
         self._instances = {}
         self._creating = {}
         self._ser = SerializationRegistry()
+        self._states = states
 
     def _runtime(self) -> AgentRuntime:
         assert isinstance(self, AgentRuntime)
@@ -55,6 +61,8 @@ class AgentHostMixin:
         try:
             with AgentInstantiationContext.populate_context((self._runtime(), agent_id)):
                 agent = await factory()
+            if self._states is not None:
+                await self._states.restore(agent)
             self._instances[agent_id] = agent
             fut.set_result(agent)
             return agent
@@ -88,21 +96,50 @@ class AgentHostMixin:
     ) -> AgentId:
         return await get_impl(id_or_type=id_or_type, key=key, lazy=lazy, instance_getter=self._get_agent)
 
+    async def _store_state(self, agent: Agent, *, force: bool = False) -> Mapping[str, Any]:
+        """Write the agent's state to the store; a conflict or a state too large to store drops
+        the instance, so the next message starts from the stored state, not from this one."""
+        if self._states is None:
+            return await agent.save_state()
+        try:
+            return await self._states.save(agent, force=force)
+        except Exception:
+            if agent.id.type in self._factories:
+                self._evict(agent.id)
+            else:  # a registered instance has no factory to make it again: reload it
+                with contextlib.suppress(Exception):
+                    await self._states.restore(agent)
+            raise
+
+    async def _autosave(self, agent: Agent) -> None:
+        """After a handled message (and at stop): store a stateful agent's state."""
+        if self._states is not None and has_state(agent):
+            await self._store_state(agent)
+
+    def _evict(self, agent_id: AgentId) -> None:
+        self._instances.pop(agent_id, None)
+        if self._states is not None:
+            self._states.forget(agent_id)
+
     async def save_state(self) -> Mapping[str, Any]:
-        return {str(aid): dict(await agent.save_state()) for aid, agent in self._instances.items()}
+        return {
+            str(aid): dict(await self._store_state(agent)) for aid, agent in list(self._instances.items())
+        }
 
     async def load_state(self, state: Mapping[str, Any]) -> None:
         for key, value in state.items():
-            await (await self._get_agent(AgentId.from_str(key))).load_state(value)
+            await self.agent_load_state(AgentId.from_str(key), value)
 
     async def agent_metadata(self, agent: AgentId) -> AgentMetadata:
         return (await self._get_agent(agent)).metadata
 
     async def agent_save_state(self, agent: AgentId) -> Mapping[str, Any]:
-        return await (await self._get_agent(agent)).save_state()
+        return await self._store_state(await self._get_agent(agent))
 
     async def agent_load_state(self, agent: AgentId, state: Mapping[str, Any]) -> None:
-        await (await self._get_agent(agent)).load_state(state)
+        instance = await self._get_agent(agent)
+        await instance.load_state(state)
+        await self._store_state(instance, force=True)
 
 
 __all__ = ["AgentHostMixin"]

@@ -13,6 +13,9 @@ Unchanged ``RoutedAgent``s run on it; what changes is that messages survive the 
   it to their agents (skipping agent types the fan-out already reached; one replica per type).
 - Payloads are AutoGen's own serializers (``try_get_known_serializers_for_type``); routing rides
   in ``Autogen-*`` headers.
+- Agent state lives in the SDK's state store (:mod:`mailslot_autogen.state`): saved after every
+  handled message, loaded when an instance is created, so an agent hosted after a restart (or
+  by another process) continues from its state.
 - An agent type's mailbox is a service mailbox: its lease (``ttl``) only says whether some
   runtime hosts the type now; its mail waits while none does for ``keep`` (``SERVICE_KEEP``,
   28 days, by default), and any runtime registering the type later receives all of it.
@@ -51,6 +54,7 @@ from autogen_core._serialization import UnknownPayload
 from . import addressing as a
 from ._host import AgentHostMixin
 from .addressing import H
+from .state import DEFAULT_STATE_STORE, AgentStates
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=Agent)
@@ -59,6 +63,9 @@ T = TypeVar("T", bound=Agent)
 #: hosts it. A service may be down over a long holiday or a migration, so the longest the
 #: broker allows (``MAX_KEEP``, 28 days; the mail stream's 30-day ``max_age`` is the backstop).
 SERVICE_KEEP = 28 * 86400.0
+
+#: Delay before a message whose state save met another replica's newer state runs again.
+_CONFLICT_RETRY = 0.2
 
 
 class RemoteHandlerError(RuntimeError):
@@ -75,6 +82,8 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
     (presence: a crashed host counts as gone after at most ``ttl``). ``keep`` is the agent-type
     mailboxes' retention, how long their mail waits while no runtime hosts them (``SERVICE_KEEP``
     when None), and the named reply mailbox's (the SDK's default for named mailboxes when None).
+    ``state_store`` is the SDK state-store namespace agent state is kept in (None: in memory
+    only, forgotten with the process, as autogen-core's own runtimes do).
     """
 
     def __init__(
@@ -92,6 +101,7 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
         max_concurrency: int = 32,
         live_topics: bool = True,
         keep: float | None = None,
+        state_store: str | None = DEFAULT_STATE_STORE,
     ) -> None:
         self._client = client
         self._ns = namespace
@@ -109,7 +119,9 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
         self._backoff = tuple(backoff) or (1.0,)
         self._sem = asyncio.Semaphore(max_concurrency)
         self._live_topics = live_topics
-        self._init_host()
+        self._init_host(
+            None if state_store is None else AgentStates(client, namespace=namespace, store=state_store)
+        )
         self._subs = SubscriptionManager()
         self._home: mailslot.Mailbox | None = None
         self._boxes: dict[str, mailslot.Mailbox] = {}
@@ -144,8 +156,8 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
         await asyncio.wait_for(drained(), timeout)
 
     async def stop(self) -> None:
-        """Stop receiving, let running handlers finish, close the mailboxes (their mail stays
-        for ``keep``: a restart picks up where this one stopped)."""
+        """Stop receiving, let running handlers finish, save the agents' state, close the
+        mailboxes (their mail stays for ``keep``: a restart picks up where this one stopped)."""
         if self._stopped:
             return
         self._stopped = True
@@ -157,6 +169,11 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
             t.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         await asyncio.gather(*list(self._inflight), return_exceptions=True)
+        for agent in list(self._instances.values()):  # changed outside a handler, if at all
+            try:
+                await self._autosave(agent)
+            except Exception:
+                log.exception("mailslot runtime: saving the state of %s failed", agent.id)
         if self._home is not None:
             await self._home.close()
 
@@ -330,6 +347,10 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
             if isinstance(message, UnknownPayload):
                 raise TypeError(f"no serializer for message type {message.type_name!r} in this runtime")
             result = await self._deliver(rid, message, self._context(h, is_rpc=is_rpc))
+        except mailslot.StateConflict:  # another replica moved the agent on: run on its state
+            await msg.nak(delay=_CONFLICT_RETRY)
+            log.info("state of %s changed elsewhere; %s runs again on it", h.get(H.RECIPIENT_KEY), msg.id)
+            return
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             if is_rpc:  # the caller gets the error, like a local send_message would raise it
@@ -399,7 +420,9 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
     async def _deliver(self, rid: AgentId, message: Any, ctx: MessageContext) -> Any:
         agent = await self._get_agent(rid)
         with MessageHandlerContext.populate_context(agent.id):
-            return await agent.on_message(message, ctx=ctx)
+            result = await agent.on_message(message, ctx=ctx)
+        await self._autosave(agent)  # before the ack: a crash after it re-runs the message
+        return result
 
     async def register_factory(
         self,
@@ -428,6 +451,8 @@ class MailslotAgentRuntime(AgentHostMixin, AgentRuntime):
         if agent_id in self._instances:
             raise ValueError(f"agent {agent_id} already exists")
         await agent_instance.bind_id_and_runtime(id=agent_id, runtime=self)
+        if self._states is not None:
+            await self._states.restore(agent_instance)
         self._instances[agent_id] = agent_instance
         self._add_handler_types(agent_instance.__class__)
         await self._host(agent_id.type)
