@@ -12,7 +12,7 @@ from typing import Any
 
 import mailslot
 import pytest
-from mailslot_broker import NatsServer, TenantSpec
+from mailslot_broker import NatsServer, TenantSpec, kvscan
 from mailslot_broker import protocol as p
 from mailslot_broker.config import Permissions
 from testsupport import unique
@@ -327,3 +327,16 @@ async def test_prefix_reads_are_batched_and_an_idle_watch_sends_nothing(ms: mail
             assert (await changes.next(timeout=1)).value == b"new"
     finally:
         await sub.unsubscribe()
+
+
+async def test_more_keys_than_one_batched_read_returns(shared_ms: mailslot.Mailslot) -> None:
+    """Past the server's 1024 subjects per batched read the prefix is read in chunks."""
+    store = store_of(shared_ms)
+    keys = [("big", f"{i:05}") for i in range(kvscan.MULTI_LAST_LIMIT + 100)]
+    for start in range(0, len(keys), 100):
+        await asyncio.gather(*(store.put(k, k[1].encode()) for k in keys[start : start + 100]))
+    await store.put(("small", "x"), b"sibling")
+    got = await store.items(("big",))
+    assert [e.key for e in got] == keys and got[-1].value == keys[-1][1].encode()
+    assert await store.purge(("big",)) == len(keys)
+    assert await store.keys() == [("small", "x")]
