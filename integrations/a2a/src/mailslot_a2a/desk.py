@@ -1,0 +1,274 @@
+"""The requester's side of A2A over Mailslot: a request handler that queues instead of runs.
+
+:class:`TaskDesk` is a2a's own ``DefaultRequestHandler`` over the shared Mailslot task store,
+with the one thing that needs the agent, ``message/send``, replaced by "write the task as
+SUBMITTED, then put the request in the agent's mailbox". So it answers at once whether the
+agent is online or not, and everything else (``tasks/get``, ``tasks/list``, ``tasks/cancel``
+of a task that is queued or running elsewhere) is the SDK's code reading and writing the shared
+store. Streams (``message/stream``, ``tasks/resubscribe``) read the task's reply mailbox, where
+every event of the task waits until read, so a subscriber that was away gets what it missed,
+each event once.
+
+Both the client transport (:mod:`mailslot_a2a.transport`) and the HTTP front
+(:mod:`mailslot_a2a.front`) are a ``TaskDesk`` behind a different door.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncGenerator, Callable
+
+import mailslot
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.cluster import TaskVersion, VersionedEvent
+from a2a.server.context import ServerCallContext
+from a2a.server.events import EventQueue
+from a2a.server.events.event_queue import Event
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.tasks import PushNotificationConfigStore
+from a2a.types.a2a_pb2 import (
+    AgentCapabilities,
+    AgentCard,
+    AgentInterface,
+    AgentSkill,
+    CancelTaskRequest,
+    Message,
+    Role,
+    SendMessageRequest,
+    SubscribeToTaskRequest,
+    Task,
+    TaskState,
+    TaskStatus,
+)
+from a2a.utils.errors import InvalidParamsError, TaskNotFoundError, UnsupportedOperationError
+from a2a.utils.task import apply_history_length
+
+from .cards import BINDING
+from .codec import event_of, request_payload, stream_of
+from .events import MailslotEventStream, is_final
+from .store import NAMESPACE, TERMINAL, Route, VersionedMailslotTaskStore
+
+#: ``ServerCallContext.state`` key naming the agent a request is for (the HTTP front sets it
+#: from the URL); without it the desk's ``agent``.
+AGENT_STATE_KEY = "mailslot_agent"
+
+
+class _NotHere(AgentExecutor):
+    """The desk runs no agent: tasks run in the agent's own process, from its mailbox."""
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        raise UnsupportedOperationError(message="tasks run at the agent, not at the requester")
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        raise UnsupportedOperationError(message="tasks run at the agent, not at the requester")
+
+
+def reply_address(requester: str, task_id: str) -> str:
+    """The mailbox a task's events wait in: the requester's, one per task."""
+    return f"{requester}.t-{task_id}"
+
+
+def _desk_card() -> AgentCard:
+    return AgentCard(
+        name="mailslot-a2a-desk",
+        description="queues A2A tasks in Mailslot mailboxes",
+        version="1.0.0",
+        supported_interfaces=[AgentInterface(url="mailslot://", protocol_binding=BINDING)],
+        capabilities=AgentCapabilities(streaming=True, push_notifications=True),
+        default_input_modes=["text/plain"],
+        default_output_modes=["text/plain"],
+        skills=[AgentSkill(id="queue", name="queue", description="queue a task", tags=["mailslot"])],
+    )
+
+
+class TaskDesk(DefaultRequestHandler):
+    """A2A request handler for a requester: sends are queued in the agent's mailbox.
+
+    ``requester`` names the requester's mailboxes (a task's events go to
+    ``<requester>.t-<task id>``); ``agent`` is the agent requests go to unless the call
+    context names one (:data:`AGENT_STATE_KEY`). ``on_submitted`` is called with each queued
+    task and its send request (the HTTP front starts webhook delivery there).
+    """
+
+    def __init__(
+        self,
+        ms: mailslot.Mailslot,
+        *,
+        requester: str,
+        agent: str | None = None,
+        namespace: str = NAMESPACE,
+        push_config_store: PushNotificationConfigStore | None = None,
+        on_submitted: Callable[[Task, SendMessageRequest, ServerCallContext], object] | None = None,
+        receive_timeout: float | None = None,
+    ) -> None:
+        self.ms = ms
+        self.requester = requester
+        self.agent = agent
+        self.store = VersionedMailslotTaskStore(ms, namespace=namespace)
+        self.events = MailslotEventStream(ms, namespace=namespace, sender=requester)
+        self.on_submitted = on_submitted
+        self.receive_timeout = receive_timeout
+        super().__init__(
+            _NotHere(),
+            self.store,
+            _desk_card(),
+            push_config_store=push_config_store,
+            event_stream=self.events,
+        )
+
+    def agent_for(self, context: ServerCallContext) -> str:
+        agent = context.state.get(AGENT_STATE_KEY) or self.agent
+        if not agent:
+            raise InvalidParamsError(message="no agent named for this request")
+        return str(agent)
+
+    # -- send ---------------------------------------------------------------------------------
+
+    async def submit(self, params: SendMessageRequest, context: ServerCallContext) -> Task:
+        """Write the task as SUBMITTED (or check the one the message continues), then queue
+        the request in the agent's mailbox. A request that cannot be queued leaves nothing."""
+        agent = self.agent_for(context)
+        message = Message()
+        message.CopyFrom(params.message)
+        if message.role == Role.ROLE_UNSPECIFIED:
+            message.role = Role.ROLE_USER
+        if not message.message_id:
+            message.message_id = uuid.uuid4().hex
+        request = SendMessageRequest()
+        request.CopyFrom(params)
+        continuing = bool(message.task_id)
+        if continuing:
+            stored = await self.store.get(message.task_id, context)
+            if stored is None:
+                raise TaskNotFoundError(message=f"Task {message.task_id} not found")
+            if stored.task.status.state in TERMINAL:
+                raise InvalidParamsError(message=f"Task {message.task_id} is in a terminal state")
+            task = stored.task
+            message.context_id = message.context_id or task.context_id
+        else:
+            message.task_id = str(uuid.uuid4())
+            message.context_id = message.context_id or str(uuid.uuid4())
+            task = Task(
+                id=message.task_id,
+                context_id=message.context_id,
+                status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
+            )
+            task.status.timestamp.GetCurrentTime()
+            task.history.append(message)
+        request.message.CopyFrom(message)
+        request.configuration.ClearField("task_push_notification_config")  # honoured here, not at the agent
+        payload = request_payload(request)
+        reply_to = reply_address(self.requester, task.id)
+        # Addresses are checked before anything is written (inspect() validates them); a
+        # refusal after the first write (too large a task or request) undoes it.
+        self.ms.inspect(agent)
+        self.ms.inspect(reply_to)
+        if not continuing:
+            await self.store.records.set_route(task.id, Route(agent=agent, reply_to=reply_to))
+            try:
+                version = await self.store.save(
+                    task, event=task, prev=None, prev_version=TaskVersion.MISSING, context=context
+                )
+                await self.events.publish(task.id, VersionedEvent(event=task, version=version))
+            except BaseException:
+                await self._undo(task.id)
+                raise
+        try:
+            await self.ms.send(
+                agent,
+                payload,
+                correlation_id=task.id,
+                reply_to=reply_to,
+                sender=self.requester,
+                idempotency_key=f"a2a-send:{message.message_id}",
+            )
+        except BaseException:
+            if not continuing:
+                await self._undo(task.id)
+            raise
+        if self.on_submitted is not None:
+            self.on_submitted(task, params, context)
+        return task
+
+    async def _undo(self, task_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.store.records.delete(task_id)
+
+    async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Task | Message:
+        task = await self.submit(params, context)
+        if params.configuration.return_immediately:
+            return apply_history_length(task, params.configuration)
+        last: Event = task
+        async for event in self.follow(task.id, context):
+            last = event
+        if isinstance(last, Message):
+            return last
+        stored = await self.store.get(task.id, context)
+        return apply_history_length(stored.task if stored else task, params.configuration)
+
+    async def on_message_send_stream(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event, None]:
+        task = await self.submit(params, context)
+        if params.configuration.return_immediately:  # the stream is the task, as queued
+            yield apply_history_length(task, params.configuration)
+            return
+        async for event in self.follow(task.id, context):
+            yield event
+
+    # -- streams from the reply mailbox ---------------------------------------------------------
+
+    async def on_subscribe_to_task(
+        self, params: SubscribeToTaskRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event, None]:
+        stored = await self.store.get(params.id, context)
+        if stored is None:
+            raise TaskNotFoundError
+        route = await self.store.records.route(params.id)
+        if route is None:
+            raise TaskNotFoundError(message=f"Task {params.id} was not sent through Mailslot")
+        if stored.task.status.state in TERMINAL:
+            pending = (await self.ms.inspect(route.reply_to).stats()).total
+            if not pending:
+                state = TaskState.Name(stored.task.status.state)
+                raise UnsupportedOperationError(message=f"Task {params.id} is in terminal state: {state}")
+        async for event in self.follow(params.id, context):
+            yield event
+
+    async def follow(self, task_id: str, context: ServerCallContext) -> AsyncGenerator[Event, None]:
+        """Every event of the task from its reply mailbox, oldest first, each acked once it
+        is handed over, until the task ends or waits for input."""
+        route = await self.store.records.route(task_id)
+        if route is None:
+            raise TaskNotFoundError
+        mailbox = await self.ms.open(route.reply_to)
+        finished = False
+        try:
+            while True:
+                msg = await mailbox.receive(timeout=self.receive_timeout)
+                response = stream_of(msg.json())
+                await msg.ack()
+                if response is None or msg.correlation_id not in (None, task_id):
+                    continue
+                event = event_of(response)
+                yield event
+                if is_final(event):
+                    finished = isinstance(event, Message) or event.status.state in TERMINAL
+                    return
+        finally:
+            if finished and not (await self.ms.inspect(route.reply_to).stats()).total:
+                await mailbox.destroy()
+            else:
+                await mailbox.close()
+
+    # -- cancel ---------------------------------------------------------------------------------
+
+    async def on_cancel_task(self, params: CancelTaskRequest, context: ServerCallContext) -> Task | None:
+        # The SDK's remote cancel: CANCELED is recorded in the shared store (a queued task
+        # never runs; a running one stops at its next save) and published through the event
+        # stream, which mails it to the requester.
+        return await super().on_cancel_task(params, context)
+
+
+__all__ = ["AGENT_STATE_KEY", "TaskDesk", "reply_address"]

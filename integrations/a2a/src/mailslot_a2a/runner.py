@@ -1,0 +1,159 @@
+"""Serve an unchanged A2A ``AgentExecutor`` from a Mailslot mailbox.
+
+The runner is a2a's own ``DefaultRequestHandler`` with the Mailslot task store and event
+stream, fed from the agent's mailbox instead of an HTTP server: each ``SendMessage`` mail is
+handed to ``on_message_send`` and acked only when the handler is done with it (the task
+finished, failed, or waits for input). While it runs, the mail is kept ``in_progress``; if the
+process dies, the mail comes back after the ack wait to another replica (or this one,
+restarted), which finds the task in the shared store and runs it. Every event the handler
+applies goes, with its version, to the requester's reply mailbox (:mod:`mailslot_a2a.events`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import mailslot
+from a2a.server.agent_execution import AgentExecutor
+from a2a.server.context import ServerCallContext
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.types.a2a_pb2 import AgentCard
+from a2a.utils.errors import A2AError
+
+from .cards import from_a2a, mailslot_interface, with_interfaces
+from .codec import request_of
+from .events import MailslotEventStream
+from .store import NAMESPACE, VersionedMailslotTaskStore
+
+log = logging.getLogger("mailslot_a2a.runner")
+
+
+class A2ARunner:
+    """Run ``executor`` for the requests in ``address``'s mailbox.
+
+    >>> async with A2ARunner(ms, MyExecutor(), card, address="echo") as runner:
+    ...     await runner.serve_forever()
+
+    The agent registers with ``card`` (its A2A card, the Mailslot binding added first), so the
+    HTTP front and ``ms.agents()`` find it. ``concurrency`` tasks run at once. Several runners
+    on one address share its mail and the task store (replicas).
+    """
+
+    def __init__(
+        self,
+        ms: mailslot.Mailslot,
+        executor: AgentExecutor,
+        card: AgentCard,
+        *,
+        address: str,
+        namespace: str = NAMESPACE,
+        concurrency: int = 1,
+        ack_wait: float = 30.0,
+        lease_ttl: float = 60.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.ms = ms
+        self.address = address
+        others = [i for i in card.supported_interfaces if i.url != mailslot_interface(address).url]
+        self.card = with_interfaces(card, [mailslot_interface(address), *others])
+        self.store = VersionedMailslotTaskStore(ms, namespace=namespace)
+        self.events = MailslotEventStream(ms, namespace=namespace, sender=address)
+        self.handler = DefaultRequestHandler(executor, self.store, self.card, event_stream=self.events)
+        self.concurrency = concurrency
+        self.ack_wait = ack_wait
+        self.lease_ttl = lease_ttl
+        self.handled = 0
+        self._mailbox: mailslot.Mailbox | None = None
+        self._loop: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def start(self) -> A2ARunner:
+        """Open the mailbox (registering the card) and start taking requests."""
+        if self._loop is None:
+            self._mailbox = await self.ms.open(
+                self.address,
+                card=from_a2a(self.card, address=self.address),
+                ack_wait=self.ack_wait,
+                ttl=self.lease_ttl,
+                prefetch=self.concurrency,
+            )
+            self._loop = asyncio.create_task(self._take(), name=f"mailslot-a2a:{self.address}")
+        return self
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        assert self._loop is not None
+        await self._loop
+
+    async def _take(self) -> None:
+        assert self._mailbox is not None
+        while True:
+            await self._slots.acquire()
+            try:
+                msg = await self._mailbox.receive()
+            except BaseException:
+                self._slots.release()
+                raise
+            job = asyncio.create_task(self._handle(msg))
+            self._running.add(job)
+            job.add_done_callback(self._running.discard)
+
+    async def _handle(self, msg: mailslot.Message) -> None:
+        keepalive = asyncio.create_task(self._keep(msg))
+        try:
+            try:
+                request = request_of(msg.json())
+            except (A2AError, ValueError) as exc:
+                await msg.term(reason=f"not an A2A request: {exc}")
+                return
+            request.configuration.return_immediately = False  # the mail is done when the task is
+            try:
+                await self.handler.on_message_send(request, ServerCallContext())
+            except A2AError as exc:
+                # e.g. the task was canceled while it waited in the mailbox: nothing to run.
+                log.info("request for task %s not run: %s", request.message.task_id, exc)
+            await msg.ack()
+            self.handled += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("request %s failed; it comes back after the ack wait", msg.id)
+        finally:
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keepalive
+            self._slots.release()
+
+    async def _keep(self, msg: mailslot.Message) -> None:
+        while True:
+            await asyncio.sleep(self.ack_wait / 3)
+            with contextlib.suppress(mailslot.MailslotError):
+                await msg.in_progress()
+
+    async def close(self) -> None:
+        """Stop taking requests. Tasks still running are cancelled; their mail was not acked,
+        so they run again after the ack wait (here or at another replica)."""
+        jobs = [t for t in (self._loop, *self._running) if t is not None]
+        for job in jobs:
+            job.cancel()
+        for job in jobs:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await job
+        self._loop = None
+        if self._mailbox is not None:
+            await self._mailbox.close()
+            self._mailbox = None
+
+    async def __aenter__(self) -> A2ARunner:
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+
+__all__ = ["A2ARunner"]
