@@ -50,6 +50,7 @@ from .errors import (
     UnknownPriorityError,
 )
 from .mailbox import AgentCard, Mailbox
+from .mailwatch import MailChange, MailWatch
 from .message import Bounce, Message, Receipt
 from .registry import AgentEvent, AgentWatch
 from .requests import Reply
@@ -88,6 +89,8 @@ __all__ = [
     "InvalidTopic",
     "InvalidTopicError",
     "JetStreamUnavailable",
+    "MailChange",
+    "MailWatch",
     "Mailbox",
     "MailboxClosed",
     "MailboxDestroyed",

@@ -21,6 +21,7 @@ from .broadcast import publish as _publish_topic
 from .claims import Claims
 from .link import Link
 from .mailbox import AgentCard, Mailbox
+from .mailwatch import MailWatch
 from .message import Receipt
 from .options import ConnectOptions
 from .outgoing import prepare
@@ -53,7 +54,7 @@ class Mailslot:
         self._link = Link(nc, options, url=url, tenant=tenant)
         self.provisioned = provisioned
         #: Open subscriptions and agent watches, closed with the client so iterators end.
-        self._streams: weakref.WeakSet[TopicSubscription | AgentWatch] = weakref.WeakSet()
+        self._streams: weakref.WeakSet[TopicSubscription | AgentWatch | MailWatch] = weakref.WeakSet()
         self._rebinds: set[asyncio.Task[None]] = set()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -129,7 +130,7 @@ class Mailslot:
         for mb in list(self._link.mailboxes):
             self._spawn(mb._rebind())
         for stream in list(self._streams):
-            if isinstance(stream, TopicSubscription):
+            if isinstance(stream, (TopicSubscription, MailWatch)):
                 stream._connection_back()
 
     def _connection_closed(self) -> None:
@@ -357,6 +358,15 @@ class Mailslot:
         already live as joins first). Await it or use ``async with`` to start it eagerly."""
         self._link.check_open()
         watch = AgentWatch(self._link, initial=initial)
+        self._streams.add(watch)
+        return watch
+
+    def watch_mail(self, address: str, *, removals: bool = True) -> MailWatch:
+        """Async iterator of changes to ``address``'s mailbox (mail arrived, at which priority;
+        acked, termed or dead-lettered), pushed by the broker: it takes no mail, holds no lease
+        and needs no one to have the mailbox open. Await it or use ``async with``; close it."""
+        self._link.check_open()
+        watch = MailWatch(self._link, check_address(address), removals=removals)
         self._streams.add(watch)
         return watch
 

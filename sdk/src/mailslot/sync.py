@@ -21,6 +21,7 @@ from mailslot_broker import protocol as p
 from ._portal import PORTAL
 from ._sync_claims import SyncClaims
 from ._sync_mail import SyncDeadLetters, SyncMailbox, SyncMailboxView, SyncMessage, SyncReply, _SyncSends
+from ._sync_mailwatch import SyncMailWatch
 from ._sync_state import SyncStateStore, SyncStateWatch
 from ._sync_streams import SyncAgentWatch, SyncTopicSubscription
 from .broadcast import Published, Replay
@@ -128,6 +129,14 @@ class SyncMailslot(_SyncSends):
 
         return SyncAgentWatch(PORTAL.call(_start()))
 
+    def watch_mail(self, address: str, *, removals: bool = True) -> SyncMailWatch:
+        """Listening when it returns; iterate it (blocking) or call ``next(timeout=...)``."""
+
+        async def _start() -> Any:
+            return await self._c.watch_mail(address, removals=removals)
+
+        return SyncMailWatch(PORTAL.call(_start()))
+
     @property
     def dead_letters(self) -> SyncDeadLetters:
         return SyncDeadLetters(self._c.dead_letters)
@@ -204,6 +213,7 @@ __all__ = [
     "SyncAgentWatch",
     "SyncClaims",
     "SyncDeadLetters",
+    "SyncMailWatch",
     "SyncMailbox",
     "SyncMailboxView",
     "SyncMailslot",

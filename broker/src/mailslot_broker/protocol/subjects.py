@@ -34,6 +34,11 @@ def bell_subject_all_priorities(address: str) -> str:
     return f"{BELL_PREFIX}.*.{address}"
 
 
+def dlq_subject_all_priorities(address: str) -> str:
+    """Dead letters of exactly this address (a core subscription sees each one as it is written)."""
+    return f"{DLQ_PREFIX}.*.{address}"
+
+
 def parse_mail_subject(subject: str) -> tuple[Priority, str]:
     """Inverse of :func:`mail_subject` (also accepts ``bell.`` and ``dlq.`` subjects)."""
     prefix, digit, address = subject.split(".", 2)
@@ -140,6 +145,28 @@ def consumer_advisory_subject(kind: str, stream: str = MAIL_STREAM) -> str:
 def ack_subject_all(stream: str = MAIL_STREAM) -> str:
     """Acks clients send for the stream's consumers; the sidecar counts them for metrics."""
     return f"$JS.ACK.{stream}.>"
+
+
+def ack_subject_consumer(consumer: str, stream: str = MAIL_STREAM) -> str:
+    """Acks, naks, terms and progress clients send for one consumer's deliveries:
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>``."""
+    return f"$JS.ACK.{stream}.{consumer}.>"
+
+
+def parse_ack(subject: str, body: bytes) -> tuple[str, int] | None:
+    """``("acked" | "termed", stream seq)`` for an ack that removes the message from a WorkQueue
+    stream (``+ACK`` or an empty body, ``+TERM``); None for ``-NAK``, ``+WPI``, ``+NXT`` or a
+    subject of another shape."""
+    if body in (b"", b"+ACK"):
+        kind = "acked"
+    elif body.startswith(b"+TERM"):
+        kind = "termed"
+    else:
+        return None
+    tokens = subject.split(".")
+    if len(tokens) != 9 or not tokens[5].isdigit():
+        return None
+    return kind, int(tokens[5])
 
 
 def kv_stream(bucket: str) -> str:
