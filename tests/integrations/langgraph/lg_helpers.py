@@ -8,15 +8,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypedDict
 
 import mailslot
 import pytest
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from mailslot_langgraph import MailContext, mailbox_of, request_reply, send_request
+from mailslot_langgraph import MailContext, MailslotCheckpointer, mailbox_of, request_reply, send_request
 from pydantic import BaseModel
 from testsupport import client_env
 
@@ -112,3 +113,14 @@ def ask_graph(checkpointer: Any, *, crash_after_send: bool = False) -> Any:
     g.add_edge(START, "ask")
     g.add_edge("ask", END)
     return g.compile(checkpointer=checkpointer)
+
+
+@contextlib.asynccontextmanager
+async def checkpointer_for(ms: mailslot.Mailslot, store: str) -> AsyncIterator[Any]:
+    """``mailslot:<namespace>``: the JetStream checkpointer (processes share only the broker);
+    anything else: the path of a sqlite file."""
+    if store.startswith("mailslot:"):
+        yield MailslotCheckpointer(ms, namespace=store.removeprefix("mailslot:"))
+    else:
+        async with AsyncSqliteSaver.from_conn_string(store) as saver:
+            yield saver

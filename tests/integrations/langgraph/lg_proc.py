@@ -1,8 +1,11 @@
-"""Child process for the cross-process tests: ``python lg_proc.py <start|restart|resume> DB THREAD``.
+"""Child process for the cross-process tests: ``python lg_proc.py <start|restart|resume> STORE THREAD``.
+
+STORE is ``mailslot:<namespace>`` (the JetStream checkpointer: the processes share only the
+broker) or the path of a sqlite file.
 
 ``start`` runs a graph that asks "coder" and pauses (``--crash`` dies right after sending,
 before the pause is checkpointed); ``restart`` continues a crashed run; ``resume`` is a new
-process that finds the waiting thread in the sqlite checkpointer and resumes it when the
+process that finds the waiting thread in the checkpointer and resumes it when the
 reply is there. Connects with MAILSLOT_URL / MAILSLOT_CREDENTIALS from the environment.
 """
 
@@ -13,17 +16,13 @@ import json
 import sys
 
 import mailslot
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from lg_helpers import ask_graph
+from lg_helpers import ask_graph, checkpointer_for
 from mailslot_langgraph import MailContext, Resumer
 
 
-async def main(cmd: str, db: str, thread: str, *flags: str) -> None:
+async def main(cmd: str, store: str, thread: str, *flags: str) -> None:
     cfg = {"configurable": {"thread_id": thread}}
-    async with (
-        mailslot.connect(name="planner-proc") as ms,
-        AsyncSqliteSaver.from_conn_string(db) as saver,
-    ):
+    async with mailslot.connect(name="planner-proc") as ms, checkpointer_for(ms, store) as saver:
         mb = await ms.open("planner", ttl=60)
         ctx = MailContext(mailbox=mb)
         app = ask_graph(saver, crash_after_send="--crash" in flags)

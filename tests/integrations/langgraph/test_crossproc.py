@@ -1,14 +1,21 @@
-"""A graph paused in one process and resumed in another, after the reply landed, through a
-sqlite checkpointer; and a process that dies right after sending (no duplicate request)."""
+"""A graph paused in one process and resumed in another, after the reply landed, through the
+JetStream checkpointer (the processes share nothing but the broker) and through a sqlite
+file; and a process that dies right after sending (no duplicate request)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import mailslot
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from lg_helpers import ask_graph, assert_empty, child_env, run_child
+import pytest
+from lg_helpers import ask_graph, assert_empty, checkpointer_for, child_env, run_child
 from mailslot_langgraph import MailContext, resume_when_replied
+
+
+@pytest.fixture(params=["jetstream", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The checkpointer the processes share: a state-store namespace, or a sqlite file."""
+    return "mailslot:crossproc" if request.param == "jetstream" else str(tmp_path / "graph.db")
 
 
 async def _answer_one(coder: mailslot.Mailbox) -> mailslot.Message:
@@ -19,10 +26,10 @@ async def _answer_one(coder: mailslot.Mailbox) -> mailslot.Message:
 
 
 async def test_pause_in_one_process_resume_in_another(
-    server: object, coder: mailslot.Mailbox, tmp_path: Path
+    server: object, coder: mailslot.Mailbox, store: str
 ) -> None:
     env = child_env(server)
-    db = str(tmp_path / "graph.db")
+    db = store
     start = run_child(["start", db, "th-x"], env)
     assert len(start["interrupts"]) == 1
     wait = start["interrupts"][0]
@@ -38,18 +45,18 @@ async def test_pause_in_one_process_resume_in_another(
 
 
 async def test_crash_right_after_send_sends_once(
-    server: object, planner: mailslot.Mailbox, coder: mailslot.Mailbox, tmp_path: Path
+    server: object, ms: mailslot.Mailslot, planner: mailslot.Mailbox, coder: mailslot.Mailbox, store: str
 ) -> None:
     env = child_env(server)
-    db = str(tmp_path / "graph.db")
+    db = store
     run_child(["start", db, "th-crash", "--crash"], env, expect_rc=17)
     again = run_child(["restart", db, "th-crash"], env)  # LangGraph re-runs the node
     assert len(again["interrupts"]) == 1
     req = await _answer_one(coder)
     assert req.id == again["interrupts"][0]["correlation_id"]
     await assert_empty(coder)  # the re-sent request was dropped as a duplicate
-    # Resume here (a third process, the test's own), from the same sqlite file.
-    async with AsyncSqliteSaver.from_conn_string(db) as saver:
+    # Resume here (a third process, the test's own), from the same store.
+    async with checkpointer_for(ms, db) as saver:
         done = await resume_when_replied(
             ask_graph(saver), planner, "th-crash", context=MailContext(mailbox=planner), timeout=30
         )
