@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
-from testsupport import ROOT, run_example, run_notebook
+from testsupport import PYTHON, ROOT, run_example, run_notebook
 
 EXAMPLES = sorted((ROOT / "examples").glob("langgraph_*.py"))
 _DROP = ("MAILSLOT_URL", "MAILSLOT_CREDENTIALS", "LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2")
@@ -14,6 +16,17 @@ _DROP = ("MAILSLOT_URL", "MAILSLOT_CREDENTIALS", "LANGSMITH_TRACING", "LANGCHAIN
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs(path: Path, tmp_path: Path) -> None:
     proc = run_example(path, tmp_path, drop=_DROP)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "example: OK" in proc.stdout
+
+
+def test_durable_ask_example_keeps_sqlite_available(tmp_path: Path) -> None:
+    """The JetStream checkpointer is the default; ``--sqlite`` runs the same flow on a file."""
+    env = {k: v for k, v in os.environ.items() if k not in _DROP}
+    path = ROOT / "examples" / "langgraph_durable_ask.py"
+    proc = subprocess.run(
+        [PYTHON, str(path), "--sqlite"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "example: OK" in proc.stdout
 
