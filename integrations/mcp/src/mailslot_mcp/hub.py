@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +21,8 @@ import mailslot
 
 log = logging.getLogger("mailslot_mcp")
 
-#: How often a subscribed agent's mailbox is looked at for resources/updated notifications.
-WATCH_INTERVAL = 0.25
+#: What a thread resource's URI has between the agent and the thread id (resources.py).
+THREAD_PATH = "/thread/"
 
 Notify = Callable[[str], Awaitable[None]]
 
@@ -47,7 +47,10 @@ class AgentState:
     last_used: float = field(default_factory=time.monotonic)
     recv_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     busy: int = 0  # calls blocked in a wait right now: never idle meanwhile
+    #: The mail watch sees acks and dead letters (else only arrivals: see _feed).
+    sees_removals: bool = True
     _watch: asyncio.Task[None] | None = None
+    _watch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def touch(self) -> None:
         self.last_used = time.monotonic()
@@ -75,44 +78,68 @@ class AgentState:
         for i in ids:
             self.held.pop(i, None)
 
-    async def notify(self, uri_prefix: str = "") -> None:
-        for uri, callbacks in list(self.subscribers.items()):
-            if not uri.startswith(uri_prefix):
-                continue
-            for key, send in list(callbacks.items()):
+    async def notify(self, uris: Iterable[str] | None = None) -> None:
+        """Send resources/updated for ``uris`` (default: every subscribed one)."""
+        for uri in list(self.subscribers if uris is None else uris):
+            for key, send in list(self.subscribers.get(uri, {}).items()):
                 try:
                     await send(uri)
                 except Exception as exc:  # the session is gone: forget it
                     log.debug("dropping subscriber of %s: %r", uri, exc)
-                    callbacks.pop(key, None)
+                    self.subscribers.get(uri, {}).pop(key, None)
 
-    def subscribe(self, uri: str, key: int, send: Notify) -> None:
+    async def subscribe(self, uri: str, key: int, send: Notify) -> None:
+        """Listening for the mailbox's changes when it returns, so mail sent right after
+        the subscription is not missed."""
         self.subscribers.setdefault(uri, {})[key] = send
-        if self._watch is None or self._watch.done():
-            self._watch = asyncio.create_task(self._watch_mailbox(), name=f"mcp-watch:{self.agent}")
+        async with self._watch_lock:
+            if self._watch is None or self._watch.done():
+                feed = await self._feed()
+                self._watch = asyncio.create_task(self._watch_mailbox(feed), name=f"mcp-watch:{self.agent}")
 
     def unsubscribe(self, uri: str, key: int) -> None:
         self.subscribers.get(uri, {}).pop(key, None)
         if not self.subscribers.get(uri):
             self.subscribers.pop(uri, None)
+        if not self.subscribers and self._watch is not None:
+            self._watch.cancel()
 
-    async def _watch_mailbox(self) -> None:
-        """Notify subscribers when the mailbox's contents change. The SDK's public API has no
-        change feed for a mailbox, so this compares its stats a few times a second, and only
-        while someone is subscribed."""
-        before: tuple[Any, ...] | None = None
-        while self.subscribers:
-            try:
-                stats = await self.mailbox.stats()
-                now = tuple(sorted(stats.counts.items())) + tuple(
-                    sorted((k, v.isoformat() if v else None) for k, v in stats.oldest.items())
-                )
-                if before is not None and now != before:
-                    await self.notify()
-                before = now
-            except mailslot.MailslotError as exc:
-                log.debug("watch of %s: %r", self.agent, exc)
-            await asyncio.sleep(WATCH_INTERVAL)
+    async def _feed(self) -> mailslot.MailWatch:
+        """The SDK's push feed of this mailbox's changes; arrivals only for credentials that
+        may not subscribe to acks and dead letters (then the ack tool notifies itself)."""
+        client = self.mailbox.client
+        try:
+            return await client.watch_mail(self.agent)
+        except mailslot.PermissionDenied as exc:
+            log.info("watching arrivals only for %s: %s", self.agent, exc)
+            self.sees_removals = False
+            return await client.watch_mail(self.agent, removals=False)
+
+    def _affected(self, changes: list[mailslot.MailChange]) -> set[str]:
+        """The subscribed URIs these changes touch: new mail changes the inbox and its own
+        thread; a removal (whose thread is not known) may change any of them."""
+        out: set[str] = set()
+        for uri in self.subscribers:
+            _, is_thread, thread = uri.partition(THREAD_PATH)
+            for change in changes:
+                if not is_thread or change.kind != "arrived" or change.thread_id == thread:
+                    out.add(uri)
+                    break
+        return out
+
+    async def _watch_mailbox(self, feed: mailslot.MailWatch) -> None:
+        """Notify subscribers when the mailbox's contents change, as the broker pushes the
+        change (bells, acks, dead letters): nothing is polled. A burst of changes read
+        together makes one notification per resource."""
+        async with feed:
+            while self.subscribers:
+                try:
+                    changes = [await feed.next()]
+                except StopAsyncIteration:  # the client closed
+                    return
+                while feed.pending():
+                    changes.append(await feed.next())
+                await self.notify(self._affected(changes))
 
     async def close(self) -> None:
         if self._watch is not None:
@@ -195,10 +222,3 @@ class Hub:
                         await state.close()
                     except mailslot.MailslotError as exc:
                         log.warning("closing the idle mailbox of %s: %r", agent, exc)
-
-    async def touched(self, address: str) -> None:
-        """Mail went to ``address``: if this server serves that agent, tell its resource
-        subscribers now rather than at the next look of the watcher."""
-        state = self._agents.get(address)
-        if state is not None:
-            await state.notify()

@@ -64,7 +64,7 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity) -> None:
         async def send(u: str) -> None:
             await session.send_resource_updated(AnyUrl(u))
 
-        state.subscribe(str(uri), id(session), send)
+        await state.subscribe(str(uri), id(session), send)
 
     @lowlevel.unsubscribe_resource()
     async def unsubscribe(uri: AnyUrl) -> None:

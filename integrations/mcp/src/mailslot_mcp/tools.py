@@ -138,7 +138,6 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float
             idempotency_key=idempotency_key,
             reply_to=reply_to,
         )
-        await hub.touched(r.to)
         return receipt_view(r)
 
     @app.tool(
@@ -223,7 +222,8 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float
             for m in messages:
                 await (m.nak(delay=delay) if action == "nak" else m.term(reason=reason))
         state.release(ids)
-        await state.notify()
+        if not state.sees_removals:  # else the mail watch reports the acks and terms
+            await state.notify()
         return {action: ids}
 
     @app.tool(
@@ -246,7 +246,6 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float
                 raise mailslot.InvalidInput("ask needs 'to' (a new question) or 'correlation_id'")
             receipt = await state.mailbox.request(to, body, priority=priority, thread_id=thread)
             correlation_id = receipt.correlation_id
-            await hub.touched(receipt.to)
         cid = correlation_id
 
         async def attempt(t: float) -> mailslot.Reply | None:
@@ -277,7 +276,6 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float
         if ack:
             await m.ack()
             state.release([id])
-        await hub.touched(r.to)
         return receipt_view(r)
 
     @app.tool(
