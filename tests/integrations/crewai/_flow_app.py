@@ -40,6 +40,9 @@ class ReleaseFlow(Flow):
     @listen(draft)
     async def announce(self, result: Any) -> dict[str, Any]:
         note = f"{self.state['draft']}: {result.feedback}"
+        if self.state.get("plain"):  # no crew (a Crew writes CrewAI's task-output database)
+            client().send("announcements", note)
+            return {"draft": self.state["draft"], "feedback": result.feedback}
         llm = script(
             self.state["mode"], [("send_message", {"to": "announcements", "message": note})], "announced"
         )

@@ -5,7 +5,9 @@
 * :class:`CrewProgress`: an event listener that broadcasts crew progress and mails outcomes
   to a supervisor, without blocking the crew.
 * :class:`MailboxFeedback` + :class:`FlowResumer`: a Flow pauses until a mailbox reply comes,
-  and is resumed from any process sharing its ``SQLiteFlowPersistence``.
+  and is resumed from any process that reaches the broker: its state is kept by
+  :class:`MailslotFlowPersistence` in the SDK's state store (``SQLiteFlowPersistence`` when
+  given one).
 * :class:`CrewWorker`: one ``akickoff`` per inbound task, the output as the reply, retries
   with backoff.
 
@@ -14,6 +16,7 @@ Set ``CREWAI_DISABLE_TELEMETRY=true``, ``CREWAI_TRACING_ENABLED=false`` and
 """
 
 from .feedback import FlowResumer, MailboxFeedback, Resumed, UnknownFlow, feedback_text, resume_from_mailbox
+from .persistence import DEFAULT_FLOW_STORE, MailslotFlowPersistence
 from .progress import ALL_KINDS, SUPERVISOR_KINDS, CrewProgress
 from .tools import (
     AskAgentTool,
@@ -27,6 +30,7 @@ from .worker import STATUS_HEADER, CrewWorker, Outcome, default_inputs, serve_cr
 
 __all__ = [
     "ALL_KINDS",
+    "DEFAULT_FLOW_STORE",
     "STATUS_HEADER",
     "SUPERVISOR_KINDS",
     "AskAgentTool",
@@ -36,6 +40,7 @@ __all__ = [
     "CrewWorker",
     "FlowResumer",
     "MailboxFeedback",
+    "MailslotFlowPersistence",
     "Outcome",
     "Resumed",
     "SendMessageTool",

@@ -1,16 +1,20 @@
 """Durable human/agent feedback for CrewAI Flows: pause a Flow until a mailbox reply comes.
 
 CrewAI's ``@human_feedback(provider=...)`` asks a provider for feedback. A provider that
-raises ``HumanFeedbackPending`` makes ``kickoff()`` return instead of blocking, and a Flow
-with ``persistence=SQLiteFlowPersistence(...)`` saves its state and the pending context.
-:class:`MailboxFeedback` sends the question as mail (reply-to = the flow's reply mailbox,
-correlation id = the flow id) and pauses. The answer waits in the reply mailbox, also
-while no process runs, for that mailbox's retention: its ``keep`` once it was opened
-(``open(reply_to, keep=...)``, 7 days by default; a lapsed lease only makes it offline),
-the broker's unclaimed-mail retention (7 days by default) if it never was. After that the
-sidecar moves it to dead letters (``mailbox reclaimed``), from where ``requeue`` puts it
-back. :class:`FlowResumer`, in any process that shares the persistence, takes it, restores
-the flow with ``from_pending`` and resumes it with the answer, then acks.
+raises ``HumanFeedbackPending`` makes ``kickoff()`` return instead of blocking, and the Flow's
+persistence saves its state and the pending context. :class:`MailboxFeedback` sends the
+question as mail (reply-to = the flow's reply mailbox, correlation id = the flow id) and
+pauses; a flow without a persistence of its own is saved with a
+:class:`~mailslot_crewai.persistence.MailslotFlowPersistence` on the same client, so the state
+is on the broker, not in a file (``SQLiteFlowPersistence`` still works when given).
+
+The answer waits in the reply mailbox, also while no process runs, for that mailbox's
+retention: its ``keep`` once it was opened (``open(reply_to, keep=...)``, 7 days by default;
+a lapsed lease only makes it offline), the broker's unclaimed-mail retention (7 days by
+default) if it never was. After that the sidecar moves it to dead letters (``mailbox
+reclaimed``), from where ``requeue`` puts it back. :class:`FlowResumer`, in any process
+that reaches the persistence (for the default one: the same broker), takes it, restores the
+flow with ``from_pending`` and resumes it with the answer, then acks.
 
 The reply mailbox is a plain mailbox dedicated to flow replies (not a ``request``/``ask``
 reply sub-address): its replies are received, acked, and retried like any mail, by
@@ -28,9 +32,11 @@ from typing import Any
 import mailslot
 from crewai.flow.async_feedback import HumanFeedbackPending, PendingFeedbackContext
 from crewai.flow.flow import Flow
+from crewai.flow.persistence.base import FlowPersistence
 from mailslot import sync
 from mailslot.sync import SyncMailbox, SyncMailslot, SyncMessage
 
+from .persistence import MailslotFlowPersistence
 from .tools import message_text
 
 
@@ -51,6 +57,10 @@ class MailboxFeedback:
     question's payload is JSON: ``flow_id``, ``flow_class``, ``method``, ``message``,
     ``output`` (what the method returned, made JSON-safe) and ``emit`` (the outcomes the
     flow routes on, if any). Answer with ``msg.reply("...")`` or ``{"feedback": "..."}``.
+
+    ``persistence`` is what a flow that has none of its own is saved with when it pauses: a
+    :class:`MailslotFlowPersistence` on ``client`` by default (``namespace`` "crewai"). Give
+    the resuming side the same store: ``FlowResumer``'s default reads it.
     """
 
     def __init__(
@@ -61,9 +71,11 @@ class MailboxFeedback:
         reply_to: str,
         priority: str = "normal",
         ttl: float | None = None,
+        persistence: FlowPersistence | None = None,
     ) -> None:
         self._client = client
         self._lock = threading.Lock()
+        self._persistence = persistence
         self.to = to
         self.reply_to = reply_to
         self.priority = priority
@@ -81,7 +93,19 @@ class MailboxFeedback:
                 c = self._client = c()
             return c
 
+    @property
+    def persistence(self) -> FlowPersistence:
+        """The flows' default persistence, made on first use (on this provider's client)."""
+        with self._lock:
+            if self._persistence is None:
+                self._persistence = MailslotFlowPersistence(lambda: self.client)
+            return self._persistence
+
     def request_feedback(self, context: PendingFeedbackContext, flow: Any) -> str:
+        if getattr(flow, "persistence", None) is None:
+            # CrewAI falls back to SQLite in the user's data directory; the state goes where
+            # the mail goes instead, so the resumer need not share a disk with this process.
+            flow.persistence = self.persistence
         payload = {
             "flow_id": context.flow_id,
             "flow_class": context.flow_class,
@@ -146,22 +170,33 @@ class FlowResumer:
     A reply for no paused flow (a duplicate, or a flow resumed already) is terminated so
     it is not redelivered. A resume that raises gives the reply back (``nak`` after
     ``retry_delay``) so the flow can be resumed again.
+
+    ``persistence`` None reads what :class:`MailboxFeedback` saves by default: a
+    :class:`MailslotFlowPersistence` connecting with the ``mailslot.sync.connect`` defaults
+    (``MAILSLOT_URL`` / ``MAILSLOT_CREDENTIALS``; CrewAI calls persistence synchronously, so
+    it cannot share this async mailbox's connection); :meth:`close` closes it.
     """
 
     def __init__(
         self,
         flow_cls: type[Flow[Any]],
         mailbox: mailslot.Mailbox,
-        persistence: Any,
+        persistence: FlowPersistence | None = None,
         *,
         retry_delay: float = 5.0,
         **flow_kwargs: Any,
     ) -> None:
         self.flow_cls = flow_cls
         self.mailbox = mailbox
-        self.persistence = persistence
+        self._own_persistence = persistence is None
+        self.persistence = MailslotFlowPersistence() if persistence is None else persistence
         self.retry_delay = retry_delay
         self.flow_kwargs = flow_kwargs
+
+    def close(self) -> None:
+        """Close the default persistence's connection (a persistence given is the caller's)."""
+        if self._own_persistence and isinstance(self.persistence, MailslotFlowPersistence):
+            self.persistence.close()
 
     async def resume(self, msg: mailslot.Message) -> Resumed:
         """Resume the flow ``msg`` answers; ack on success."""
@@ -194,12 +229,15 @@ class FlowResumer:
 def resume_from_mailbox(
     flow_cls: type[Flow[Any]],
     mailbox: SyncMailbox,
-    persistence: Any,
+    persistence: FlowPersistence | None = None,
     *,
     timeout: float | None = None,
     **flow_kwargs: Any,
 ) -> Resumed:
-    """Sync twin of :meth:`FlowResumer.resume_next`, for scripts without an event loop."""
+    """Sync twin of :meth:`FlowResumer.resume_next`, for scripts without an event loop;
+    ``persistence`` None is a :class:`MailslotFlowPersistence` on the mailbox's client."""
+    if persistence is None:
+        persistence = MailslotFlowPersistence(mailbox)
     msg = mailbox.receive(timeout=timeout)
     try:
         flow = _restore(flow_cls, msg, persistence, flow_kwargs)
