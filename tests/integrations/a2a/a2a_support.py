@@ -4,7 +4,12 @@ the agent child process, which has no fixtures)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
+import uvicorn
 from a2a.helpers import get_artifact_text, new_task, new_text_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
@@ -19,7 +24,11 @@ from a2a.types.a2a_pb2 import (
     Task,
     TaskState,
 )
-from mailslot_a2a import mailslot_interface
+from google.protobuf.json_format import MessageToDict
+from mailslot_a2a import A2ARunner, mailslot_interface
+
+#: The header a raw JSON-RPC client sends to speak A2A 1.0.
+V1 = {"A2A-Version": "1.0"}
 
 
 class EchoExecutor(AgentExecutor):
@@ -99,3 +108,45 @@ def kinds(events: list[StreamResponse]) -> list[str]:
         else:
             out.append(str(which))
     return out
+
+
+def rpc(method: str, params: dict[str, Any], rid: int = 1) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+
+
+def send_params(text: str, **configuration: Any) -> dict[str, Any]:
+    """``SendMessage`` params as JSON (return immediately), with more ``configuration``."""
+    params = MessageToDict(user_request(text))
+    params["configuration"].update(configuration)
+    return params
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, port: int | None = None) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 (a free port by default) in this loop; yields
+    its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                await task
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def register_offline(runner: Callable[..., Awaitable[A2ARunner]], address: str) -> None:
+    """Put ``address`` in the registry as an offline agent (its mailbox kept), as an agent
+    that ran once and went away."""
+    r = await runner(address, EchoExecutor())
+    await r.close()

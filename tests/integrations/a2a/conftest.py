@@ -9,9 +9,11 @@ from typing import Any
 import mailslot
 import pytest
 from a2a.client import Client
-from a2a_support import agent_card
+from a2a_support import agent_card, free_port, serving
 from mailslot_a2a import A2ARunner, client_factory
+from mailslot_a2a.front import Front
 from mailslot_broker import NatsServer
+from testsupport import unique
 
 Connect = Callable[..., Awaitable[mailslot.Mailslot]]
 
@@ -71,3 +73,16 @@ async def runner(connect: Connect) -> AsyncIterator[Callable[..., Awaitable[A2AR
     finally:
         for r in started:
             await r.close()
+
+
+@pytest.fixture
+async def front(connect: Connect) -> AsyncIterator[tuple[Front, str]]:
+    """The A2A HTTP front on a connection of its own, served on a free port."""
+    ms = await connect("a2a-front")
+    port = free_port()
+    app = Front(ms, base_url=f"http://127.0.0.1:{port}", name=unique("front"))
+    try:
+        async with serving(app.app, port) as url:
+            yield app, url
+    finally:
+        await app.close()

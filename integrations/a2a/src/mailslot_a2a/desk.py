@@ -16,8 +16,9 @@ Both the client transport (:mod:`mailslot_a2a.transport`) and the HTTP front
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 
 import mailslot
 from a2a.server.agent_execution import AgentExecutor, RequestContext
@@ -38,10 +39,16 @@ from a2a.types.a2a_pb2 import (
     SendMessageRequest,
     SubscribeToTaskRequest,
     Task,
+    TaskPushNotificationConfig,
     TaskState,
     TaskStatus,
 )
-from a2a.utils.errors import InvalidParamsError, TaskNotFoundError, UnsupportedOperationError
+from a2a.utils.errors import (
+    InvalidParamsError,
+    InvalidRequestError,
+    TaskNotFoundError,
+    UnsupportedOperationError,
+)
 from a2a.utils.task import apply_history_length
 
 from .cards import BINDING
@@ -52,6 +59,8 @@ from .store import NAMESPACE, TERMINAL, Route, VersionedMailslotTaskStore
 #: ``ServerCallContext.state`` key naming the agent a request is for (the HTTP front sets it
 #: from the URL); without it the desk's ``agent``.
 AGENT_STATE_KEY = "mailslot_agent"
+#: Bytes of a mail's size kept for Mailslot's headers when checking a request's size.
+HEADER_ALLOWANCE = 4096
 
 
 class _NotHere(AgentExecutor):
@@ -87,8 +96,9 @@ class TaskDesk(DefaultRequestHandler):
 
     ``requester`` names the requester's mailboxes (a task's events go to
     ``<requester>.t-<task id>``); ``agent`` is the agent requests go to unless the call
-    context names one (:data:`AGENT_STATE_KEY`). ``on_submitted`` is called with each queued
-    task and its send request (the HTTP front starts webhook delivery there).
+    context names one (:data:`AGENT_STATE_KEY`). Subclasses hook :meth:`admit` (refuse an
+    agent before anything is written) and :meth:`submitted` (the HTTP front starts webhook
+    delivery there).
     """
 
     def __init__(
@@ -99,7 +109,6 @@ class TaskDesk(DefaultRequestHandler):
         agent: str | None = None,
         namespace: str = NAMESPACE,
         push_config_store: PushNotificationConfigStore | None = None,
-        on_submitted: Callable[[Task, SendMessageRequest, ServerCallContext], object] | None = None,
         receive_timeout: float | None = None,
     ) -> None:
         self.ms = ms
@@ -107,7 +116,6 @@ class TaskDesk(DefaultRequestHandler):
         self.agent = agent
         self.store = VersionedMailslotTaskStore(ms, namespace=namespace)
         self.events = MailslotEventStream(ms, namespace=namespace, sender=requester)
-        self.on_submitted = on_submitted
         self.receive_timeout = receive_timeout
         super().__init__(
             _NotHere(),
@@ -160,10 +168,14 @@ class TaskDesk(DefaultRequestHandler):
         request.configuration.ClearField("task_push_notification_config")  # honoured here, not at the agent
         payload = request_payload(request)
         reply_to = reply_address(self.requester, task.id)
-        # Addresses are checked before anything is written (inspect() validates them); a
-        # refusal after the first write (too large a task or request) undoes it.
-        self.ms.inspect(agent)
+        # Everything that can be refused is refused before anything is written; a failure
+        # after the first write undoes it.
+        await self.admit(agent, context)
         self.ms.inspect(reply_to)
+        size = max(len(json.dumps(payload).encode()), len(task.SerializeToString()))
+        limit = min(self.ms.max_payload - HEADER_ALLOWANCE, self.store.records.state.max_value_size)
+        if size > limit:
+            raise InvalidRequestError(message=f"Payload too large: {size} bytes, the limit is {limit}")
         if not continuing:
             await self.store.records.set_route(task.id, Route(agent=agent, reply_to=reply_to))
             try:
@@ -187,9 +199,20 @@ class TaskDesk(DefaultRequestHandler):
             if not continuing:
                 await self._undo(task.id)
             raise
-        if self.on_submitted is not None:
-            self.on_submitted(task, params, context)
+        if params.configuration.HasField("task_push_notification_config") and self._push_config_store:
+            config = TaskPushNotificationConfig()
+            config.CopyFrom(params.configuration.task_push_notification_config)
+            config.task_id = task.id
+            await self._push_config_store.set_info(task.id, config, context)
+        await self.submitted(task, context)
         return task
+
+    async def admit(self, agent: str, context: ServerCallContext) -> None:
+        """Refuse a request for ``agent`` by raising an A2A error; nothing is written yet."""
+        self.ms.inspect(agent)  # a malformed address raises InvalidAddress
+
+    async def submitted(self, task: Task, context: ServerCallContext) -> None:
+        """Called once a task (or a message continuing one) is queued."""
 
     async def _undo(self, task_id: str) -> None:
         with contextlib.suppress(Exception):
@@ -236,9 +259,13 @@ class TaskDesk(DefaultRequestHandler):
         async for event in self.follow(params.id, context):
             yield event
 
-    async def follow(self, task_id: str, context: ServerCallContext) -> AsyncGenerator[Event, None]:
-        """Every event of the task from its reply mailbox, oldest first, each acked once it
-        is handed over, until the task ends or waits for input."""
+    async def follow(
+        self, task_id: str, context: ServerCallContext, *, ack_first: bool = True
+    ) -> AsyncGenerator[Event, None]:
+        """Every event of the task from its reply mailbox, oldest first, until the task ends
+        or waits for input. Each is acked as it is handed over (``ack_first``), or only when
+        the consumer asks for the next one (a consumer that dies with an event in hand gets
+        it again)."""
         route = await self.store.records.route(task_id)
         if route is None:
             raise TaskNotFoundError
@@ -248,11 +275,14 @@ class TaskDesk(DefaultRequestHandler):
             while True:
                 msg = await mailbox.receive(timeout=self.receive_timeout)
                 response = stream_of(msg.json())
-                await msg.ack()
+                if ack_first or response is None:
+                    await msg.ack()
                 if response is None or msg.correlation_id not in (None, task_id):
                     continue
                 event = event_of(response)
                 yield event
+                if not ack_first:
+                    await msg.ack()
                 if is_final(event):
                     finished = isinstance(event, Message) or event.status.state in TERMINAL
                     return

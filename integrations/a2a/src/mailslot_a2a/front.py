@@ -1,0 +1,162 @@
+"""The A2A HTTP front: plain A2A JSON-RPC over HTTP to any agent registered in Mailslot.
+
+An A2A client that knows nothing of Mailslot gets store-and-forward: ``message/send`` to
+``http://HOST:PORT/agents/<address>`` is queued in that agent's mailbox and answered with the
+SUBMITTED task at once, whether the agent is online or not; ``tasks/get``, ``tasks/list`` and
+``tasks/cancel`` read and write the shared task store. Each agent's card is served from the
+registry at ``/agents/<address>/.well-known/agent-card.json`` (so ``create_client(
+"http://HOST:PORT/agents/<address>")`` finds it), listing the HTTP binding first and the
+Mailslot one after it. Push-notification configs are honoured by the front
+(:mod:`mailslot_a2a.webhooks`); the updates also wait in the front's reply mailboxes.
+
+The JSON-RPC layer is a2a-sdk's own (``create_jsonrpc_routes``): parse errors, unknown methods
+and bad params get the SDK's error codes; an unknown agent is ``-32602`` (invalid params) and
+an oversize message ``-32600`` (payload too large), both before anything is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import mailslot
+import uvicorn
+from a2a.server.context import ServerCallContext
+from a2a.server.routes import create_jsonrpc_routes
+from a2a.server.routes.common import DefaultServerCallContextBuilder
+from a2a.server.tasks import InMemoryPushNotificationConfigStore
+from a2a.types.a2a_pb2 import AgentInterface, Task, TaskPushNotificationConfig
+from a2a.utils.errors import InvalidParamsError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .cards import PROTOCOL_VERSION, card_to_json, mailslot_interface, to_a2a
+from .desk import AGENT_STATE_KEY, TaskDesk
+from .store import NAMESPACE
+from .webhooks import Webhooks
+
+#: The requester name of the front: its reply mailboxes are ``<name>.t-<task id>``.
+DEFAULT_NAME = "a2a-front"
+#: How long a registry listing answers "is this agent known" before it is read again.
+REGISTRY_CACHE = 2.0
+
+
+class _AgentContext(DefaultServerCallContextBuilder):
+    """Names the agent of the request (the URL's ``{agent}``) in the call context."""
+
+    def build(self, request: Request) -> ServerCallContext:
+        context = super().build(request)
+        context.state[AGENT_STATE_KEY] = request.path_params["agent"]
+        return context
+
+
+class FrontDesk(TaskDesk):
+    """The front's desk: only registered agents (online or offline, mailbox kept) are
+    admitted, and tasks with push configs get their webhooks delivered."""
+
+    def __init__(
+        self, ms: mailslot.Mailslot, *, name: str, namespace: str, webhook_client: httpx.AsyncClient | None
+    ):
+        super().__init__(
+            ms, requester=name, namespace=namespace, push_config_store=InMemoryPushNotificationConfigStore()
+        )
+        assert self._push_config_store is not None
+        self.webhooks = Webhooks(self._push_config_store, self.follow, client=webhook_client)
+        self._known: dict[str, mailslot.AgentCard] = {}
+        self._read_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def card_of(self, agent: str) -> mailslot.AgentCard | None:
+        async with self._lock:
+            if agent not in self._known or time.monotonic() - self._read_at > REGISTRY_CACHE:
+                cards = await self.ms.agents(include_offline=True)
+                self._known = {c.address: c for c in cards if c.address}
+                self._read_at = time.monotonic()
+        return self._known.get(agent)
+
+    async def admit(self, agent: str, context: ServerCallContext) -> None:
+        await super().admit(agent, context)
+        if await self.card_of(agent) is None:
+            raise InvalidParamsError(message=f"no agent {agent!r} is registered in Mailslot")
+
+    async def submitted(self, task: Task, context: ServerCallContext) -> None:
+        assert self._push_config_store is not None
+        if await self._push_config_store.get_info(task.id, context):
+            self.webhooks.watch(task.id, context)
+
+    async def on_create_task_push_notification_config(
+        self, params: TaskPushNotificationConfig, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
+        config = await super().on_create_task_push_notification_config(params, context)
+        self.webhooks.watch(params.task_id, context)
+        return config
+
+
+class Front:
+    """The HTTP front's app on a Mailslot client; ``base_url`` is how clients reach it (for
+    the interface URLs in the cards)."""
+
+    def __init__(
+        self,
+        ms: mailslot.Mailslot,
+        *,
+        base_url: str,
+        name: str = DEFAULT_NAME,
+        namespace: str = NAMESPACE,
+        webhook_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.ms = ms
+        self.base_url = base_url.rstrip("/")
+        self.desk = FrontDesk(ms, name=name, namespace=namespace, webhook_client=webhook_client)
+        rpc = create_jsonrpc_routes(self.desk, "/agents/{agent}", context_builder=_AgentContext())
+        self.app = Starlette(
+            routes=[
+                *rpc,
+                Route("/agents/{agent}/.well-known/agent-card.json", self._card, methods=["GET"]),
+                Route("/agents", self._agents, methods=["GET"]),
+            ]
+        )
+
+    def agent_url(self, agent: str) -> str:
+        return f"{self.base_url}/agents/{agent}"
+
+    def card_for(self, card: mailslot.AgentCard) -> dict[str, object]:
+        assert card.address
+        http = AgentInterface(
+            url=self.agent_url(card.address), protocol_binding="JSONRPC", protocol_version=PROTOCOL_VERSION
+        )
+        return card_to_json(to_a2a(card, interfaces=[http, mailslot_interface(card.address)]))
+
+    async def _card(self, request: Request) -> Response:
+        agent = request.path_params["agent"]
+        card = await self.desk.card_of(agent)
+        if card is None:
+            return JSONResponse({"error": f"no agent {agent!r} is registered in Mailslot"}, status_code=404)
+        return JSONResponse(self.card_for(card))
+
+    async def _agents(self, request: Request) -> Response:
+        cards = await self.ms.agents(include_offline=True)
+        return JSONResponse(
+            [{"address": c.address, "url": self.agent_url(c.address)} for c in cards if c.address]
+        )
+
+    async def close(self) -> None:
+        await self.desk.webhooks.close()
+
+
+async def serve_http(
+    ms: mailslot.Mailslot, *, host: str, port: int, name: str = DEFAULT_NAME, namespace: str = NAMESPACE
+) -> None:
+    """Serve the front on ``host:port`` until cancelled (or SIGINT/SIGTERM)."""
+    front = Front(ms, base_url=f"http://{host}:{port}", name=name, namespace=namespace)
+    server = uvicorn.Server(uvicorn.Config(front.app, host=host, port=port, log_level="warning"))
+    try:
+        await server.serve()
+    finally:
+        await front.close()
+
+
+__all__ = ["DEFAULT_NAME", "Front", "FrontDesk", "serve_http"]
