@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from . import (
+    a2a,  # noqa: F401  (registers a2a, the A2A HTTP front of mailslot-a2a)
     broker,  # noqa: F401  (registers up/down/status)
     dlq,  # noqa: F401  (registers dlq list/show/requeue/purge)
     mail,  # noqa: F401  (registers send/inbox/tail/agents)

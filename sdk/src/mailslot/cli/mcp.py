@@ -7,32 +7,16 @@ runs, and its own parser reads the arguments, so the options are exactly those o
 
 from __future__ import annotations
 
-import importlib
-
-import typer
-
-from .app import app, err_console
+from ._member import member_command
 
 #: The distribution that provides the server, and its module.
 PACKAGE = "mailslot-mcp"
 MODULE = "mailslot_mcp.__main__"
 
-
-@app.command(
+member_command(
     "mcp",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
+    doc="Run the MCP server for coding agents (stdio; --http HOST:PORT). Needs mailslot-mcp.",
+    package=PACKAGE,
+    module=MODULE,
+    roots=("mailslot_mcp", "mcp"),
 )
-def mcp(ctx: typer.Context) -> None:
-    """Run the MCP server for coding agents (stdio; --http HOST:PORT). Needs mailslot-mcp."""
-    try:
-        server = importlib.import_module(MODULE)
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in ("mailslot_mcp", "mcp"):
-            raise
-        err_console.print(
-            f"[red]error:[/red] `mailslot mcp` needs the package {PACKAGE} "
-            f"(missing module {exc.name!r}): pip install {PACKAGE}"
-        )
-        raise typer.Exit(1) from None
-    server.main(list(ctx.args), prog="mailslot mcp")
