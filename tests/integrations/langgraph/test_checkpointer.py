@@ -182,3 +182,24 @@ async def test_unchanged_channels_are_not_stored_again(shared_ms: mailslot.Mails
     assert len(await saver.store.keys(prefix=("b",))) < len(n_blobs)
     state = await app.aget_state(cfg)
     assert state.values == {"n": 2, "blob": "large" * 1000} and state.interrupts
+
+
+async def test_latest_checkpoint_follows_deletes_and_racing_writers(shared_ms: mailslot.Mailslot) -> None:
+    """The latest checkpoint is read through a head key: it is the newest id whatever the
+    order the puts land in, and moves back when the newest is deleted."""
+    saver = MailslotCheckpointer(shared_ms, namespace=_ns())
+    cps = [empty_checkpoint() for _ in range(6)]  # ids increase in creation order
+    order = [3, 0, 5, 1, 4, 2]
+    await asyncio.gather(
+        *(saver.aput(_config("race"), cps[i], {"run_id": f"run-{i}"}, {}) for i in order)  # type: ignore[typeddict-unknown-key]
+    )
+    latest = await saver.aget_tuple(_config("race"))
+    assert latest is not None and latest.checkpoint["id"] == cps[5]["id"]
+    await saver.adelete_for_runs(["run-5", "run-4"])
+    latest = await saver.aget_tuple(_config("race"))
+    assert latest is not None and latest.checkpoint["id"] == cps[3]["id"]
+    await saver.aprune(["race"], strategy="keep_latest")
+    assert [t.checkpoint["id"] async for t in saver.alist(_config("race"))] == [cps[3]["id"]]
+    await saver.adelete_thread("race")
+    assert await saver.aget_tuple(_config("race")) is None
+    assert await saver.store.keys() == []

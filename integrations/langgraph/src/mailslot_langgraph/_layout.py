@@ -1,6 +1,6 @@
 """How checkpoints sit in the state store: keys and the bytes of each record.
 
-Three kinds of key in the checkpointer's namespace (``ms.state(namespace)``), each segment a
+Four kinds of key in the checkpointer's namespace (``ms.state(namespace)``), each segment a
 LangGraph identifier prefixed with ``~`` so that the root namespace ``""`` is a valid
 (non-empty) segment:
 
@@ -8,7 +8,9 @@ LangGraph identifier prefixed with ``~`` so that the root namespace ``""`` is a 
   metadata and its parent's id;
 - ``("b", thread, ns, channel, version)``: one channel's value at one version (a blob, as the
   Postgres saver keeps them): a checkpoint stores only the channels that changed;
-- ``("w", thread, ns, checkpoint_id, task_id, idx)``: one pending write.
+- ``("w", thread, ns, checkpoint_id, task_id, idx)``: one pending write;
+- ``("h", thread, ns)``: the id of the newest checkpoint (the head), advanced with
+  revision-checked writes, so the latest checkpoint is two reads, not a scan of the thread.
 
 Kind first, so ``list()`` over every thread reads only checkpoint records, and deleting a
 thread is one purge per kind. Records are msgpack maps of the serde's typed bytes.
@@ -24,6 +26,8 @@ import ormsgpack
 CHECKPOINT = "c"
 BLOB = "b"
 WRITE = "w"
+HEAD = "h"
+KINDS = (BLOB, WRITE, CHECKPOINT, HEAD)  # in the order a copy writes them
 EMPTY = "empty"
 
 
@@ -45,6 +49,10 @@ def blob_key(thread: str, ns: str, channel: str, version: Any) -> tuple[str, ...
 
 def write_key(thread: str, ns: str, checkpoint_id: str, task_id: str, idx: int) -> tuple[str, ...]:
     return (WRITE, seg(thread), seg(ns), seg(checkpoint_id), seg(task_id), seg(idx))
+
+
+def head_key(thread: str, ns: str) -> tuple[str, ...]:
+    return (HEAD, seg(thread), seg(ns))
 
 
 def prefix(kind: str, *parts: str) -> tuple[str, ...]:

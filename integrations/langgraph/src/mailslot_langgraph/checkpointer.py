@@ -138,11 +138,31 @@ class MailslotCheckpointer(BaseCheckpointSaver[str]):
             config["configurable"].get("checkpoint_id"),
         )
         data = self._check(thread, ns, "checkpoint", record.dumps())
-        await asyncio.gather(*(self._put_checked(thread, ns, part, k, d) for part, k, d in blobs))
+        head, *_ = await asyncio.gather(  # the head is read meanwhile: one round trip less
+            self.store.get(L.head_key(thread, ns)),
+            *(self._put_checked(thread, ns, part, k, d) for part, k, d in blobs),
+        )
         await self._put_checked(
             thread, ns, "checkpoint", L.checkpoint_key(thread, ns, checkpoint["id"]), data
         )
+        await self._advance_head(thread, ns, checkpoint["id"], head)
         return _config(thread, ns, checkpoint["id"])
+
+    async def _advance_head(self, thread: str, ns: str, checkpoint_id: str, entry: Any) -> None:
+        """Point the head at ``checkpoint_id`` unless it already points at a newer one (two
+        writers of one thread: the newest id wins, as ``max()`` over the ids would).
+        ``entry`` is the head as read before (None: absent)."""
+        key = L.head_key(thread, ns)
+        while True:
+            if entry is not None and entry.value.decode() >= checkpoint_id:
+                return
+            try:
+                await self.store.put(
+                    key, checkpoint_id.encode(), expect_revision=entry.revision if entry else 0
+                )
+                return
+            except mailslot.StateConflict:
+                entry = await self.store.get(key)  # another put moved it: look again
 
     async def _aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
@@ -177,11 +197,16 @@ class MailslotCheckpointer(BaseCheckpointSaver[str]):
 
     async def _record(self, thread: str, ns: str, checkpoint_id: str | None) -> L.CheckpointRecord | None:
         if checkpoint_id is None:
+            head = await self.store.get(L.head_key(thread, ns))
+            if head is not None:
+                rec = await self._record(thread, ns, head.value.decode())
+                if rec is not None:
+                    return rec
+            # No head (or one a concurrent delete left behind): the newest by scanning.
             keys = await self.store.keys(prefix=L.prefix(L.CHECKPOINT, thread, ns))
             if not keys:
                 return None
-            latest = max(keys, key=lambda k: k[3])
-            entry = await self.store.get(latest)
+            entry = await self.store.get(max(keys, key=lambda k: k[3]))
         else:
             entry = await self.store.get(L.checkpoint_key(thread, ns, checkpoint_id))
         return None if entry is None else L.CheckpointRecord.loads(entry.key, entry.value)
@@ -259,26 +284,34 @@ class MailslotCheckpointer(BaseCheckpointSaver[str]):
     # -- deleting, copying, pruning ---------------------------------------------------------
 
     async def _adelete_thread(self, thread_id: str) -> None:
-        for kind in (L.CHECKPOINT, L.WRITE, L.BLOB):
+        for kind in (L.HEAD, L.CHECKPOINT, L.WRITE, L.BLOB):
             await self.store.purge(prefix=L.prefix(kind, str(thread_id)))
 
     async def _drop_checkpoints(self, recs: Sequence[L.CheckpointRecord]) -> None:
-        """Delete these checkpoints and their writes, then the blobs no checkpoint left in
-        their (thread, namespace) refers to."""
+        """Delete these checkpoints and their writes, then, per (thread, namespace), the
+        blobs no remaining checkpoint refers to, and point the head at the newest left."""
         for r in recs:
             await self.store.delete(L.checkpoint_key(r.thread, r.ns, r.checkpoint_id))
             await self.store.purge(prefix=L.prefix(L.WRITE, r.thread, r.ns, r.checkpoint_id))
         for thread, ns in {(r.thread, r.ns) for r in recs}:
-            await self._collect_blobs(thread, ns)
+            await self._tidy(thread, ns)
 
-    async def _collect_blobs(self, thread: str, ns: str) -> None:
+    async def _tidy(self, thread: str, ns: str) -> None:
         kept: set[tuple[str, ...]] = set()
-        for e in await self.store.items(prefix=L.prefix(L.CHECKPOINT, thread, ns)):
-            cp = self.serde.loads_typed(L.CheckpointRecord.loads(e.key, e.value).checkpoint)
+        left = [
+            L.CheckpointRecord.loads(e.key, e.value)
+            for e in await self.store.items(prefix=L.prefix(L.CHECKPOINT, thread, ns))
+        ]
+        for rec in left:
+            cp = self.serde.loads_typed(rec.checkpoint)
             kept.update(L.blob_key(thread, ns, ch, v) for ch, v in cp["channel_versions"].items())
         for key in await self.store.keys(prefix=L.prefix(L.BLOB, thread, ns)):
             if key not in kept:
                 await self.store.delete(key)
+        if left:
+            await self.store.put(L.head_key(thread, ns), max(r.checkpoint_id for r in left).encode())
+        else:
+            await self.store.delete(L.head_key(thread, ns))
 
     async def _adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         runs = set(run_ids)
@@ -291,7 +324,7 @@ class MailslotCheckpointer(BaseCheckpointSaver[str]):
 
     async def _acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         src, dst = L.seg(source_thread_id), L.seg(target_thread_id)
-        for kind in (L.BLOB, L.WRITE, L.CHECKPOINT):  # checkpoints last, as in put
+        for kind in L.KINDS:  # checkpoints after their blobs and writes, as in put
             for e in await self.store.items(prefix=(kind, src)):
                 await self.store.put((kind, dst, *e.key[2:]), e.value)
 
