@@ -83,7 +83,9 @@ def _desk_card() -> AgentCard:
         name="mailslot-a2a-desk",
         description="queues A2A tasks in Mailslot mailboxes",
         version="1.0.0",
-        supported_interfaces=[AgentInterface(url="mailslot://", protocol_binding=BINDING)],
+        supported_interfaces=[
+            AgentInterface(url="mailslot://", protocol_binding=BINDING, protocol_version="1.0")
+        ],
         capabilities=AgentCapabilities(streaming=True, push_notifications=True),
         default_input_modes=["text/plain"],
         default_output_modes=["text/plain"],
