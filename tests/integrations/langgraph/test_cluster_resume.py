@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import mailslot
-import pytest
-from cluster.measure_failover import wait_until_serving
+from cluster.conftest import serving_cluster  # noqa: F401  (the 3-node cluster fixture)
 from lg_helpers import HERE, assert_empty, run_child
 from mailslot_broker import protocol as p
 from mailslot_broker.cluster import NatsCluster
@@ -33,18 +31,8 @@ async def _wait_for_new_leaders(ms: mailslot.Mailslot, killed: str, *, timeout: 
         await asyncio.sleep(0.25)
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
-    c = NatsCluster(tmp_path / "cluster", size=3)
-    c.start()
-    try:
-        await wait_until_serving(c)
-        yield c
-    finally:
-        c.stop(grace=5.0)
-
-
-async def test_pause_kill_state_leader_resume_elsewhere(cluster: NatsCluster, tmp_path: Path) -> None:
+async def test_pause_kill_state_leader_resume_elsewhere(serving_cluster: NatsCluster, tmp_path: Path) -> None:  # noqa: F811
+    cluster = serving_cluster
     creds = cluster.credentials.write(tmp_path / "c.json")
     env = dict(os.environ, MAILSLOT_URL=",".join(cluster.urls), MAILSLOT_CREDENTIALS=str(creds))
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parents[1]), env.get("PYTHONPATH", "")])
