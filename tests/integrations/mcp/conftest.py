@@ -136,11 +136,13 @@ async def stdio_peer(env: dict[str, str], agent: str) -> AsyncIterator[Peer]:
 
 
 @contextlib.asynccontextmanager
-async def http_peer(url: str, token: str | None) -> AsyncIterator[Peer]:
+async def http_peer(url: str, token: str | None, *, terminate_on_close: bool = True) -> AsyncIterator[Peer]:
+    """An MCP session over streamable HTTP; ``terminate_on_close=False`` leaves without the
+    DELETE that ends the session (a client that crashed or lost its network)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
         httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(30, read=120)) as http,
-        streamable_http_client(url, http_client=http) as (r, w, _),
+        streamable_http_client(url, http_client=http, terminate_on_close=terminate_on_close) as (r, w, _),
         Peer().connected(r, w) as peer,
     ):
         yield peer

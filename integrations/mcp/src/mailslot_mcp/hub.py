@@ -17,12 +17,16 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import mailslot
 
 log = logging.getLogger("mailslot_mcp")
 
 #: What a thread resource's URI has between the agent and the thread id (resources.py).
 THREAD_PATH = "/thread/"
+
+#: How long giving back held mail may take (naks are confirmed round trips).
+GIVE_BACK_TIMEOUT = 5.0
 
 Notify = Callable[[str], Awaitable[None]]
 
@@ -77,6 +81,20 @@ class AgentState:
     def release(self, ids: list[str]) -> None:
         for i in ids:
             self.held.pop(i, None)
+
+    async def give_back(self, ids: list[str]) -> None:
+        """Nak (no delay) the held messages with these ids: nobody will settle them through
+        this server, so they are redelivered now rather than after the ack wait. Shielded
+        and bounded, because it runs while the caller is being cancelled."""
+        back = [self.held.pop(i).message for i in ids if i in self.held]
+        if not back:
+            return
+        with anyio.move_on_after(GIVE_BACK_TIMEOUT, shield=True):
+            for m in back:
+                try:
+                    await m.nak()
+                except mailslot.MailslotError as exc:  # e.g. already redelivered elsewhere
+                    log.debug("giving back %s: %r", m.id, exc)
 
     async def notify(self, uris: Iterable[str] | None = None) -> None:
         """Send resources/updated for ``uris`` (default: every subscribed one)."""
@@ -142,12 +160,16 @@ class AgentState:
                 await self.notify(self._affected(changes))
 
     async def close(self) -> None:
+        """Close the mailbox, then give back the mail this agent holds unsettled (the server
+        stops, or the agent left over HTTP): closed first, so the redelivery goes to another
+        receiver and not into this mailbox's prefetch, which would cost one more delivery."""
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(BaseException):
                 await self._watch
         try:
             await self.mailbox.close()
+            await self.give_back(list(self.held))
         finally:
             await self.mailbox.client.close()
 

@@ -61,6 +61,17 @@ async def bounded(
         await ctx.report_progress(round(elapsed, 1), timeout, f"waiting for {what}")
 
 
+async def requester_gone(ctx: Context[Any, Any, Any]) -> bool:
+    """True when the HTTP request this call answers has disconnected. Over stdio there is no
+    request object: a closed stdin cancels the call instead (see wait_for_mail)."""
+    try:
+        request = ctx.request_context.request
+    except (LookupError, ValueError):
+        return False
+    is_disconnected = getattr(request, "is_disconnected", None)
+    return bool(is_disconnected is not None and await is_disconnected())
+
+
 def _priority(name: str) -> mailslot.Priority:
     return mailslot.Priority[name.upper()]
 
@@ -167,6 +178,8 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float
             found.sort(key=lambda h: (h.message.priority, h.message.seq))
             return found[:limit]
 
+        taken: list[str] = []  # what this call received, to give back if it is abandoned
+
         async def attempt(t: float) -> list[Held] | None:
             found = matching()
             if found:
@@ -179,10 +192,22 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float
                 batch = await state.mailbox.receive_batch(max=limit, timeout=t)
             for m in batch:
                 state.held[m.id] = Held(m)
+                taken.append(m.id)
             return matching() or None
 
-        with state.blocking():
-            found = await bounded(ctx, cap(timeout), "mail", attempt)
+        try:
+            with state.blocking():
+                found = await bounded(ctx, cap(timeout), "mail", attempt)
+        except BaseException:
+            # Cancelled: mcp 1.x cancels a request whose transport closed (stdio EOF, an HTTP
+            # session ended). What this call took and showed nobody goes back now.
+            await state.give_back([i for i in taken if i in state.held and not state.held[i].shown])
+            raise
+        if found and await requester_gone(ctx):
+            # The HTTP request that asked is gone (the client dropped it without a cancel, as
+            # mcp 1.30 clients do): its reply would be delivered to nobody.
+            await state.give_back([h.message.id for h in found])
+            return {"mail": [], "note": "the request was abandoned; its mail went back"}
         if not found:
             return {"mail": [], "note": "no mail yet: call wait_for_mail again"}
         for h in found:
