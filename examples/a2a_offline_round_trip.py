@@ -85,20 +85,16 @@ async def over_mailslot() -> None:
         print("sent while the agent is offline:", TaskState.Name(task.status.state))
         await client.close()
 
-    async with mailslot.connect(name="translator") as agent_ms:  # 2. the agent comes online
-        async with (
-            A2ARunner(agent_ms, Translator(), CARD, address="translator"),
-            mailslot.connect(
-                name="planner"  # 3. the planner, restarted
-            ) as ms,
-        ):
-            client = client_factory(ms, requester="planner").create(CARD)
-            events = [ev async for ev in client.subscribe(SubscribeToTaskRequest(id=task.id))]
-            print("events it missed:", [ev.WhichOneof("payload") for ev in events])
-            done = await client.get_task(GetTaskRequest(id=task.id))
-            print("later:", TaskState.Name(done.status.state), "->", get_artifact_text(done.artifacts[0]))
-            assert done.status.state == TaskState.TASK_STATE_COMPLETED
-            await client.close()
+    agent_ms = await mailslot.connect(name="translator")  # 2. the agent comes online
+    planner_ms = await mailslot.connect(name="planner")  # 3. the planner, restarted
+    async with agent_ms, planner_ms, A2ARunner(agent_ms, Translator(), CARD, address="translator"):
+        client = client_factory(planner_ms, requester="planner").create(CARD)
+        events = [ev async for ev in client.subscribe(SubscribeToTaskRequest(id=task.id))]
+        print("events it missed:", [ev.WhichOneof("payload") for ev in events])
+        done = await client.get_task(GetTaskRequest(id=task.id))
+        print("later:", TaskState.Name(done.status.state), "->", get_artifact_text(done.artifacts[0]))
+        assert done.status.state == TaskState.TASK_STATE_COMPLETED
+        await client.close()
 
 
 def free_port() -> int:
@@ -114,8 +110,8 @@ async def over_http() -> None:
         front = Front(ms, base_url=base)
         server = uvicorn.Server(uvicorn.Config(front.app, host="127.0.0.1", port=port, log_level="warning"))
         serving = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.02)  # noqa: ASYNC110  (uvicorn has no started event)
+        while not server.started:  # noqa: ASYNC110  (uvicorn has no started event)
+            await asyncio.sleep(0.02)
         try:
             async with httpx.AsyncClient(base_url=base, headers={"A2A-Version": "1.0"}) as http:
                 card = (await http.get("/agents/translator/.well-known/agent-card.json")).json()

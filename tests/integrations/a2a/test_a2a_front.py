@@ -14,6 +14,7 @@ from a2a.types.a2a_pb2 import GetTaskRequest, TaskState
 from a2a_support import (
     V1,
     EchoExecutor,
+    kinds,
     register_offline,
     reply_text,
     rpc,
@@ -137,3 +138,22 @@ async def test_bad_input_gets_a2a_errors_and_queues_nothing(front, runner, conne
     assert (await ms.inspect(ghost).stats()).total == 0
     assert len(await app.desk.store.records.all()) == tasks_before
     assert json.dumps(unknown_agent)  # the error is a plain JSON-RPC error object
+
+
+async def test_streaming_send_through_the_front(front, runner) -> None:
+    _, base = front
+    agent = unique("sse-echo")
+    await runner(agent, EchoExecutor(steps=2, delay=0.05))
+    client = await create_client(f"{base}/agents/{agent}", client_config=ClientConfig(streaming=True))
+    try:
+        events = [ev async for ev in client.send_message(user_request("streamed", immediately=False))]
+    finally:
+        await client.close()
+    assert kinds(events) == [
+        "task:SUBMITTED",
+        "status_update:WORKING",
+        "status_update:WORKING",
+        "status_update:WORKING",
+        "artifact_update",
+        "status_update:COMPLETED",
+    ]
