@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +81,24 @@ async def kickoff(crew: Crew, **inputs: Any) -> CrewOutput:
     out = await crew.akickoff(inputs=inputs or None)
     assert isinstance(out, CrewOutput)
     return out
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def sqlite_files(*roots: Path) -> list[str]:
+    """Every SQLite database (by its header, or a database/journal name) under ``roots``."""
+    found = []
+    for root in roots:
+        for f in root.rglob("*"):
+            if not f.is_file():
+                continue
+            with f.open("rb") as fh:
+                head = fh.read(len(SQLITE_MAGIC))
+            if (
+                head == SQLITE_MAGIC
+                or f.suffix in {".db", ".sqlite", ".sqlite3"}
+                or f.name.endswith(("-wal", "-journal", "-shm"))
+            ):
+                found.append(str(f))
+    return found

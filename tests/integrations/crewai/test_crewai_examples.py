@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _kit import CREWAI_OFFLINE
+from _kit import CREWAI_OFFLINE, sqlite_files
 from mailslot_broker import NatsServer
 from testsupport import PYTHON, ROOT, client_env, run_notebook
 
@@ -34,7 +34,8 @@ def test_agents_example(mode: str, tmp_path: Path) -> None:
 
 
 def test_flow_feedback_example(server: NatsServer, tmp_path: Path) -> None:
-    """Uses MAILSLOT_URL; the flow pauses in the script's process and resumes in its child."""
+    """Uses MAILSLOT_URL; the flow pauses in the script's process and resumes in its child,
+    its state in the broker's state store: no SQLite file is written."""
     r = subprocess.run(
         [PYTHON, str(ROOT / "examples" / "crewai_flow_feedback.py")],
         env=_env(tmp_path, client_env(server)),
@@ -47,6 +48,9 @@ def test_flow_feedback_example(server: NatsServer, tmp_path: Path) -> None:
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith(("[pid", "reviewer", "result"))]
     paused, reviewed, resumed, result = lines
     assert "paused: HumanFeedbackPending" in paused
+    stored = f"paused flows in the state store (MailslotFlowPersistence): ['{paused.split()[3]}']"
+    assert stored in r.stdout.splitlines()
+    assert sqlite_files(tmp_path) == []
     assert (
         reviewed
         == "reviewer got [urgent]: Approve these release notes? 'Mailslot 1.0: durable mail for agents'"
@@ -68,3 +72,8 @@ def test_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "crew_started -> task_started -> tool_used -> tool_used -> task_completed -> crew_completed" in text
     )
     assert "researcher served: [(True, 'JetStream keeps every message" in text
+    assert "paused: HumanFeedbackPending | pending in the state store: True" in text
+    assert "published after review: approved" in text
+    # The flow's state went to the broker, not to CrewAI's flow_states.db (the crews above write
+    # CrewAI's own task-output replay database, latest_kickoff_task_outputs.db: not flow state).
+    assert [Path(f).name for f in sqlite_files(tmp_path)] == ["latest_kickoff_task_outputs.db"]

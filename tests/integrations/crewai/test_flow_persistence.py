@@ -16,7 +16,7 @@ from typing import Any
 
 import mailslot
 import pytest
-from _kit import CREWAI_OFFLINE, CREWAI_WARNINGS, MODES
+from _kit import CREWAI_OFFLINE, CREWAI_WARNINGS, MODES, sqlite_files
 from crewai.flow.async_feedback import PendingFeedbackContext
 from crewai.flow.persistence.sqlite import SQLiteFlowPersistence
 from mailslot import sync
@@ -29,25 +29,6 @@ pytestmark = CREWAI_WARNINGS
 
 HERE = Path(__file__).resolve().parent
 PROC = str(HERE / "_flow_store_proc.py")
-SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def sqlite_files(*roots: Path) -> list[str]:
-    """Every SQLite database (by its header, or a database/journal name) under ``roots``."""
-    found = []
-    for root in roots:
-        for f in root.rglob("*"):
-            if not f.is_file():
-                continue
-            with f.open("rb") as fh:
-                head = fh.read(len(SQLITE_MAGIC))
-            if (
-                head == SQLITE_MAGIC
-                or f.suffix in {".db", ".sqlite", ".sqlite3"}
-                or f.name.endswith(("-wal", "-journal", "-shm"))
-            ):
-                found.append(str(f))
-    return found
 
 
 async def test_flow_paused_in_one_process_resumes_in_another_with_no_sqlite_file(
