@@ -26,3 +26,5 @@ def test_notebook_runs(tmp_path: Path) -> None:
     assert "answered before a host exists? False" in outputs
     assert "Answer(text='42 (re: life?)')" in outputs
     assert "expert_proxy: use a B-tree" in outputs
+    # agent state in the state store: the counter goes on on a new host
+    assert "first host counts [1, 2]" in outputs and "host after a restart counts [3, 4]" in outputs
