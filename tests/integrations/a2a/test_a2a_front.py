@@ -23,6 +23,7 @@ from a2a_support import (
     user_request,
 )
 from mailslot_a2a import BINDING
+from mailslot_a2a.front import Front
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -157,3 +158,32 @@ async def test_streaming_send_through_the_front(front, runner) -> None:
         "artifact_update",
         "status_update:COMPLETED",
     ]
+
+
+async def test_webhooks_survive_a_front_restart(connect, runner) -> None:
+    agent, name = unique("restart-echo"), unique("front")
+    await register_offline(runner, agent)
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        received.append(await request.json())
+        return JSONResponse({})
+
+    async with serving(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as hook_url:
+        first = Front(await connect("front-1"), base_url="http://127.0.0.1", name=name)
+        async with serving(first.app) as base, httpx.AsyncClient(base_url=base, headers=V1) as http:
+            params = send_params("later", taskPushNotificationConfig={"url": f"{hook_url}/hook"})
+            sent = (await http.post(f"/agents/{agent}", json=rpc("SendMessage", params))).json()
+        await first.close()  # the front goes away with the task queued
+        await wait_for(lambda: received, timeout=10)  # it had delivered SUBMITTED
+        await runner(agent, EchoExecutor())  # the agent runs the task while no front is up
+        await asyncio.sleep(0.5)
+        assert len(received) == 1
+        second = await Front(await connect("front-2"), base_url="http://127.0.0.1", name=name).start()
+        try:
+            await wait_for(lambda: len(received) >= 4, timeout=20)
+            await asyncio.sleep(0.3)
+        finally:
+            await second.close()
+    assert [next(iter(r)) for r in received] == ["task", "statusUpdate", "artifactUpdate", "statusUpdate"]
+    assert received[-1]["statusUpdate"]["taskId"] == sent["result"]["task"]["id"]

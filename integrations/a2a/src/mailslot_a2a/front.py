@@ -6,8 +6,9 @@ SUBMITTED task at once, whether the agent is online or not; ``tasks/get``, ``tas
 ``tasks/cancel`` read and write the shared task store. Each agent's card is served from the
 registry at ``/agents/<address>/.well-known/agent-card.json`` (so ``create_client(
 "http://HOST:PORT/agents/<address>")`` finds it), listing the HTTP binding first and the
-Mailslot one after it. Push-notification configs are honoured by the front
-(:mod:`mailslot_a2a.webhooks`); the updates also wait in the front's reply mailboxes.
+Mailslot one after it. Push-notification configs are kept in the state store and honoured by
+the front (:mod:`mailslot_a2a.webhooks`), also after it restarts; the updates wait in the
+front's reply mailboxes until delivered.
 
 The JSON-RPC layer is a2a-sdk's own (``create_jsonrpc_routes``): parse errors, unknown methods
 and bad params get the SDK's error codes; an unknown agent is ``-32602`` (invalid params) and
@@ -25,7 +26,6 @@ import uvicorn
 from a2a.server.context import ServerCallContext
 from a2a.server.routes import create_jsonrpc_routes
 from a2a.server.routes.common import DefaultServerCallContextBuilder
-from a2a.server.tasks import InMemoryPushNotificationConfigStore
 from a2a.types.a2a_pb2 import AgentInterface, Task, TaskPushNotificationConfig
 from a2a.utils.errors import InvalidParamsError
 from starlette.applications import Starlette
@@ -34,8 +34,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .cards import PROTOCOL_VERSION, card_to_json, mailslot_interface, to_a2a
-from .desk import AGENT_STATE_KEY, TaskDesk
-from .store import NAMESPACE
+from .desk import AGENT_STATE_KEY, TaskDesk, reply_address
+from .store import NAMESPACE, TERMINAL, MailslotPushConfigStore
 from .webhooks import Webhooks
 
 #: The requester name of the front: its reply mailboxes are ``<name>.t-<task id>``.
@@ -60,11 +60,9 @@ class FrontDesk(TaskDesk):
     def __init__(
         self, ms: mailslot.Mailslot, *, name: str, namespace: str, webhook_client: httpx.AsyncClient | None
     ):
-        super().__init__(
-            ms, requester=name, namespace=namespace, push_config_store=InMemoryPushNotificationConfigStore()
-        )
-        assert self._push_config_store is not None
-        self.webhooks = Webhooks(self._push_config_store, self.follow, client=webhook_client)
+        self.push_configs = MailslotPushConfigStore(ms, namespace=namespace)
+        super().__init__(ms, requester=name, namespace=namespace, push_config_store=self.push_configs)
+        self.webhooks = Webhooks(self.push_configs, self.follow, client=webhook_client)
         self._known: dict[str, mailslot.AgentCard] = {}
         self._read_at = 0.0
         self._lock = asyncio.Lock()
@@ -83,9 +81,23 @@ class FrontDesk(TaskDesk):
             raise InvalidParamsError(message=f"no agent {agent!r} is registered in Mailslot")
 
     async def submitted(self, task: Task, context: ServerCallContext) -> None:
-        assert self._push_config_store is not None
-        if await self._push_config_store.get_info(task.id, context):
+        if await self.push_configs.get_info(task.id, context):
             self.webhooks.watch(task.id, context)
+
+    async def resume(self) -> int:
+        """Deliver again for every task of this front that has webhooks and whose updates
+        are not all delivered (after a restart); returns how many."""
+        resumed = 0
+        for task_id in await self.push_configs.tasks():
+            route = await self.store.records.route(task_id)
+            if route is None or route.reply_to != reply_address(self.requester, task_id):
+                continue  # another front's task
+            found = await self.store.records.read(task_id)
+            pending = (await self.ms.inspect(route.reply_to).stats()).total
+            if found is not None and (found[0].status.state not in TERMINAL or pending):
+                self.webhooks.watch(task_id, ServerCallContext())
+                resumed += 1
+        return resumed
 
     async def on_create_task_push_notification_config(
         self, params: TaskPushNotificationConfig, context: ServerCallContext
@@ -120,6 +132,11 @@ class Front:
             ]
         )
 
+    async def start(self) -> Front:
+        """Resume webhook delivery left unfinished by an earlier run of this front."""
+        await self.desk.resume()
+        return self
+
     def agent_url(self, agent: str) -> str:
         return f"{self.base_url}/agents/{agent}"
 
@@ -153,6 +170,7 @@ async def serve_http(
     """Serve the front on ``host:port`` until cancelled (or SIGINT/SIGTERM)."""
     front = Front(ms, base_url=f"http://{host}:{port}", name=name, namespace=namespace)
     server = uvicorn.Server(uvicorn.Config(front.app, host=host, port=port, log_level="warning"))
+    await front.start()
     try:
         await server.serve()
     finally:

@@ -22,8 +22,9 @@ import mailslot
 from a2a.server.cluster import ConcurrentTaskModificationError, StoredTask, TaskVersion, VersionedTaskStore
 from a2a.server.context import ServerCallContext
 from a2a.server.events.event_queue import Event
-from a2a.server.tasks import InMemoryTaskStore, TaskStore
-from a2a.types.a2a_pb2 import ListTasksRequest, ListTasksResponse, Task, TaskState
+from a2a.server.tasks import InMemoryTaskStore, PushNotificationConfigStore, TaskStore
+from a2a.server.tasks.push_notification_config_store import normalize_push_notification_config
+from a2a.types.a2a_pb2 import ListTasksRequest, ListTasksResponse, Task, TaskPushNotificationConfig, TaskState
 
 #: Default state namespace of A2A tasks.
 NAMESPACE = "a2a"
@@ -173,8 +174,47 @@ __all__ = [
     "INTERRUPTED",
     "NAMESPACE",
     "TERMINAL",
+    "MailslotPushConfigStore",
     "MailslotTaskStore",
     "Route",
     "TaskRecords",
     "VersionedMailslotTaskStore",
 ]
+
+
+class MailslotPushConfigStore(PushNotificationConfigStore):
+    """A2A push-notification configs on Mailslot state, under ``("push", task_id, config_id)``:
+    a front that restarts (or another front) still knows every task's webhooks."""
+
+    def __init__(self, ms: mailslot.Mailslot, *, namespace: str = NAMESPACE) -> None:
+        self.state = ms.state(namespace)
+
+    async def set_info(
+        self, task_id: str, notification_config: TaskPushNotificationConfig, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
+        config = normalize_push_notification_config(task_id, notification_config)
+        await self.state.put(("push", task_id, config.id), config.SerializeToString())
+        return config
+
+    async def get_info(self, task_id: str, context: ServerCallContext) -> list[TaskPushNotificationConfig]:
+        out = []
+        for entry in await self.state.items(prefix=("push", task_id)):
+            config = TaskPushNotificationConfig()
+            config.ParseFromString(entry.value)
+            out.append(config)
+        return out
+
+    async def get_info_for_dispatch(self, task_id: str) -> list[TaskPushNotificationConfig]:
+        return await self.get_info(task_id, ServerCallContext())
+
+    async def delete_info(
+        self, task_id: str, context: ServerCallContext, config_id: str | None = None
+    ) -> None:
+        if config_id is None:
+            await self.state.purge(prefix=("push", task_id))
+        else:
+            await self.state.delete(("push", task_id, config_id))
+
+    async def tasks(self) -> list[str]:
+        """Every task that has a config."""
+        return sorted({key[1] for key in await self.state.keys(prefix=("push",))})
