@@ -162,7 +162,8 @@ class MailWatch:
             self._seen_set.add(change.seq)
         self._out.put_nowait(change)
 
-    async def _on_bell(self, msg: Msg) -> None:
+    def _stored(self, kind: ChangeKind, msg: Msg, seq_header: str) -> None:
+        """A message was stored on ``bell.<p>.<address>`` or ``dlq.<p>.<address>``."""
         h = msg.headers or {}
         try:
             prio, _ = p.parse_mail_subject(msg.subject)
@@ -170,32 +171,21 @@ class MailWatch:
             return
         self._emit(
             MailChange(
-                "arrived",
+                kind,
                 self.address,
                 prio,
-                seq=_int(h.get(Header.NATS_SEQUENCE)),
-                id=h.get(Header.MSG_ID) or h.get(Header.NATS_MSG_ID),
+                seq=_int(h.get(seq_header)),
+                id=h.get(Header.MSG_ID) or (h.get(Header.NATS_MSG_ID) if kind == "arrived" else None),
                 thread_id=h.get(Header.THREAD_ID),
+                reason=h.get(Header.DEAD_REASON) if kind == "dead" else None,
             )
         )
 
+    async def _on_bell(self, msg: Msg) -> None:
+        self._stored("arrived", msg, Header.NATS_SEQUENCE)
+
     async def _on_dead(self, msg: Msg) -> None:
-        h = msg.headers or {}
-        try:
-            prio, _ = p.parse_mail_subject(msg.subject)
-        except ValueError:
-            return
-        self._emit(
-            MailChange(
-                "dead",
-                self.address,
-                prio,
-                seq=_int(h.get(Header.DEAD_SEQ)),
-                id=h.get(Header.MSG_ID),
-                thread_id=h.get(Header.THREAD_ID),
-                reason=h.get(Header.DEAD_REASON),
-            )
-        )
+        self._stored("dead", msg, Header.DEAD_SEQ)
 
     def _on_ack_of(self, prio: Priority) -> Callable[[Msg], Awaitable[None]]:
         async def on_ack(msg: Msg) -> None:
