@@ -23,6 +23,7 @@ import pytest
 from mailslot_broker import protocol as p
 from mailslot_broker.sidecar import SidecarConfig
 from nats.js import JetStreamContext
+from testsupport import unique
 
 from .conftest import leader_of
 
@@ -47,9 +48,11 @@ def _kv_total(counts: dict[str, int]) -> int:
     return sum(n for name, n in counts.items() if name.startswith("KV_"))
 
 
-async def _idle_agent(ms: mailslot.Mailslot, address: str) -> tuple[mailslot.Mailbox, asyncio.Task[None]]:
+async def _idle_agent(
+    ms: mailslot.Mailslot, address: str, **options: float
+) -> tuple[mailslot.Mailbox, asyncio.Task[None]]:
     """An open mailbox whose agent waits for mail that never comes."""
-    box = await ms.open(address)
+    box = await ms.open(address, **options)
 
     async def receive() -> None:
         async for msg in box:
@@ -121,11 +124,16 @@ async def test_busy_intervals_create_no_consumers(ms, make_sidecar) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-async def test_idle_deployment_holds_constant_consumers(ms, make_sidecar) -> None:
-    """Five minutes of an idle sidecar (default intervals) and an idle agent, counted every
-    15 s: the count found after start-up never changes."""
+async def test_idle_deployment_holds_constant_consumers(ms, make_sidecar, monkeypatch) -> None:
+    """An idle sidecar (default intervals) and an idle agent, counted every 5 s for 80 s: the
+    count found after start-up never changes. The window covers two of the sidecar's sweeps
+    and, with the consumers' inactivity floor shortened from 300 s to 20 s (the agent's lease
+    and its heartbeat are 5 s, so its consumers' threshold is the floor), four of the server's inactivity
+    thresholds: an idle agent's waiting pulls keep its consumers, and nothing that comes and
+    goes leaves one behind."""
+    monkeypatch.setattr(p, "CONSUMER_IDLE_FLOOR", 20.0)
     await leader_of(await make_sidecar(**_defaults()), timeout=30)
-    box, task = await _idle_agent(ms, "idle")
+    box, task = await _idle_agent(ms, "idle", ttl=5, heartbeat=5)
     try:
         for _ in range(3):  # watchers that come and go leave nothing behind
             await _watch_once(ms)
@@ -137,14 +145,34 @@ async def test_idle_deployment_holds_constant_consumers(ms, make_sidecar) -> Non
         assert sum(base.values()) <= 4 + KV_BOUND
         changed = []
         start = time.monotonic()
-        for i in range(20):
-            await asyncio.sleep(max(0.0, start + 15 * (i + 1) - time.monotonic()))
-            if i % 5 == 0:
+        for i in range(16):
+            await asyncio.sleep(max(0.0, start + 5 * (i + 1) - time.monotonic()))
+            if i % 4 == 0:
                 await _watch_once(ms)
                 await ms.agents()
             counts = await consumer_counts(ms.js)
             if counts != base:
                 changed.append((round(time.monotonic() - start), await _names(ms.js, counts, base)))
         assert changed == [], f"start-up: {base}"
+        assert time.monotonic() - start >= max(4 * p.CONSUMER_IDLE_FLOOR, 2 * _defaults()["sweep_interval"])
+    finally:
+        await _stop(box, task)
+
+
+async def test_idle_pulls_further_apart_than_the_floor_keep_the_consumers(ms, monkeypatch) -> None:
+    """An agent whose heartbeat (its idle pulls' cadence; by default its ack wait, which agents
+    doing long work set high) is longer than the consumers' inactivity floor: the threshold
+    follows the heartbeat, so the server does not delete the idle agent's consumers between
+    two waiting pulls (it did, with a threshold of 3 s and pulls 8 s apart)."""
+    monkeypatch.setattr(p, "CONSUMER_IDLE_FLOOR", 2.0)
+    box, task = await _idle_agent(ms, unique("slow-beat"), ttl=1, heartbeat=8)
+    try:
+        base = await consumer_counts(ms.js)
+        assert base[p.MAIL_STREAM] == 4
+        seen = []
+        for _ in range(10):
+            await asyncio.sleep(2)
+            seen.append((await consumer_counts(ms.js))[p.MAIL_STREAM])
+        assert seen == [4] * 10
     finally:
         await _stop(box, task)

@@ -100,8 +100,11 @@ class Mailbox(MailboxView):
         """Consumers belong to presence: the sidecar releases them when the lease lapses. The
         server's inactivity threshold is only the backstop for a deployment without a sidecar;
         it must outlast an online agent that simply is not receiving (re-adding a consumer with
-        the same config does not reset the server's inactivity clock)."""
-        return max(3 * self.ttl, 300.0)
+        the same config does not reset the server's inactivity clock), and an idle receiver's
+        waiting pulls, which the server counts as activity when they arrive, come once every
+        ``heartbeat``: a threshold shorter than that deleted an idle agent's consumers between
+        two of them."""
+        return max(3 * self.ttl, 3 * self.heartbeat, p.CONSUMER_IDLE_FLOOR)
 
     async def _ensure_consumers(self) -> None:
         """Bring back consumers that may be gone: after a reconnect (a restarted server may

@@ -40,6 +40,7 @@ from .configs import (
     topics_stream_config,
 )
 from .defaults import (
+    CONSUMER_IDLE_FLOOR,
     DAY,
     DEAD_LETTER_SLACK,
     DEFAULT_ACK_WAIT,
@@ -171,6 +172,7 @@ __all__ = [
     "BELL_PREFIX",
     "CLAIMS_BUCKET",
     "CONSUMER_ADDRESS_METADATA",
+    "CONSUMER_IDLE_FLOOR",
     "DAY",
     "DEAD_LETTER_SLACK",
     "DEFAULT_ACK_WAIT",
