@@ -7,12 +7,14 @@ import asyncio
 import inspect
 import statistics
 import time
+from pathlib import Path
 
 import mailslot
 import pytest
 from mailslot import sync
 from mailslot.mailwatch import MailWatch
-from mailslot_broker import NatsServer
+from mailslot_broker import NatsServer, TenantSpec
+from mailslot_broker.config import Permissions
 from testsupport import unique
 
 #: A send must reach the feed within this (measured on the 2-core test host: see the report
@@ -155,6 +157,40 @@ def test_sync_twin(shared_server: NatsServer) -> None:
             assert (change.kind, change.seq, change.priority) == ("arrived", r.seq, mailslot.Priority.LOW)
         assert feed.closed
         assert list(feed) == []
+
+
+async def test_a_reconnect_reports_resync_and_the_feed_goes_on(
+    server: NatsServer, ms: mailslot.Mailslot
+) -> None:
+    box = unique("through-restart")
+    async with ms.watch_mail(box) as feed:
+        server.restart()  # bells rung while the connection was down are lost: look again
+        change = await feed.next(timeout=30)
+        assert (change.kind, change.priority, change.seq) == ("resync", None, None)
+        r = await ms.send(box, "after the restart")
+        assert (await feed.next(timeout=10)).seq == r.seq
+
+
+async def test_credentials_without_ack_subscriptions_watch_arrivals(tmp_path: Path) -> None:
+    perms = Permissions()
+    perms.subscribe_deny += ["$JS.ACK.>"]
+    spec = TenantSpec.generate("BELLS", permissions=perms)
+    with NatsServer(tmp_path / "nats", tenants=[spec]) as srv:
+        creds = spec.credentials.write(tmp_path / "bells.json")
+        async with mailslot.connect(srv.url, credentials=creds) as ms:
+            box = unique("narrow")
+            t0 = time.monotonic()
+            with pytest.raises(mailslot.PermissionDenied):
+                await ms.watch_mail(box)
+            assert time.monotonic() - t0 < 3
+            async with ms.watch_mail(box, removals=False) as feed:
+                r = await ms.send(box, "x", priority="critical")
+                change = await feed.next(timeout=5)
+                assert (change.kind, change.seq, change.priority) == (
+                    "arrived",
+                    r.seq,
+                    mailslot.Priority.CRITICAL,
+                )
 
 
 def test_parse_ack_reads_removals_only() -> None:
