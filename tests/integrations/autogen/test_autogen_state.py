@@ -5,8 +5,10 @@ large to store fails the message."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,22 @@ async def _add(rt: MailslotAgentRuntime, n: int = 1, pad: int = 0, to: AgentId =
 async def _stored(ms: mailslot.Mailslot, agent: AgentId = C1) -> dict[str, Any] | None:
     entry = await ms.state("autogen").get(("t", agent.type, agent.key))
     return None if entry is None else json.loads(entry.value)["state"]
+
+
+@contextlib.asynccontextmanager
+async def _counter_host(server: NatsServer) -> AsyncIterator[tuple[MailslotAgentRuntime, mailslot.Mailslot]]:
+    """A runtime hosting the counter type, and a caller runtime with its client."""
+    a, b = await _connect(server, "host"), await _connect(server, "client")
+    host = MailslotAgentRuntime(a, namespace="t")
+    caller = _caller(b)
+    try:
+        await Counter.register(host, "counter", Counter)
+        yield caller, b
+    finally:
+        await caller.stop()
+        await host.stop()
+        await a.close()
+        await b.close()
 
 
 async def test_state_survives_a_host_stopped_and_a_new_one_started(server: NatsServer) -> None:
@@ -107,11 +125,7 @@ async def test_state_survives_a_killed_host_process(
 
 
 async def test_a_replica_does_not_overwrite_newer_state(server: NatsServer) -> None:
-    a, b = await _connect(server, "host"), await _connect(server, "client")
-    host = MailslotAgentRuntime(a, namespace="t")
-    caller = _caller(b)
-    try:
-        await Counter.register(host, "counter", Counter)
+    async with _counter_host(server) as (caller, b):
         assert await _add(caller) == 1
         # Another replica hosting counter/c1 moved it on meanwhile (here: written directly).
         store = b.state("autogen")
@@ -120,19 +134,10 @@ async def test_a_replica_does_not_overwrite_newer_state(server: NatsServer) -> N
         # the message runs again on the stored state: 10 + 1, not 1 + 1 over the 10.
         assert await _add(caller) == 11
         assert await _stored(b) == {"total": 11, "pad": ""}
-    finally:
-        await caller.stop()
-        await host.stop()
-        await a.close()
-        await b.close()
 
 
 async def test_a_state_too_large_to_store_fails_the_message(server: NatsServer) -> None:
-    a, b = await _connect(server, "host"), await _connect(server, "client")
-    host = MailslotAgentRuntime(a, namespace="t")
-    caller = _caller(b)
-    try:
-        await Counter.register(host, "counter", Counter)
+    async with _counter_host(server) as (caller, b):
         assert await _add(caller, pad=1000) == 1
         limit = b.state("autogen").max_value_size
         with pytest.raises(RemoteHandlerError, match="StateTooLarge"):
@@ -141,11 +146,6 @@ async def test_a_state_too_large_to_store_fails_the_message(server: NatsServer) 
         # goes on from its last stored state (total 1), not from the one that did not fit.
         assert await _stored(b) == {"total": 1, "pad": "x" * 1000}
         assert await _add(caller) == 2
-    finally:
-        await caller.stop()
-        await host.stop()
-        await a.close()
-        await b.close()
 
 
 async def test_in_memory_state_when_the_store_is_off(server: NatsServer) -> None:

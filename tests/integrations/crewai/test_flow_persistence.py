@@ -171,3 +171,30 @@ def test_latency_against_sqlite(sms: sync.SyncMailslot, tmp_path: Path) -> None:
             f"pause {pend[0]:.2f}/{pend[1]:.2f}"
         )
     print(f"\nflow persistence, ms p50/p95 over {n}, ~2.3 KB state, local server:\n  " + "\n  ".join(rows))
+
+
+def test_persist_decorator_saves_each_method_on_the_store(sms: sync.SyncMailslot) -> None:
+    from crewai.flow.flow import Flow, listen, start
+    from crewai.flow.persistence import persist
+
+    store = MailslotFlowPersistence(sms, namespace="crewai-persist")
+
+    @persist(store)
+    class Steps(Flow[dict[str, Any]]):
+        @start()
+        def one(self) -> None:
+            self.state.setdefault("steps", []).append("one")
+
+        @listen(one)
+        def two(self) -> None:
+            self.state["steps"].append("two")
+
+    flow = Steps()
+    flow.kickoff()
+    flow_id = flow.state["id"]
+    assert store.load_state(flow_id)["steps"] == ["one", "two"]  # type: ignore[index]
+    # A new flow given the id (another process would do the same) starts from that state.
+    again = Steps()
+    again.kickoff(inputs={"id": flow_id})
+    assert again.state["id"] == flow_id and again.state["steps"] == ["one", "two", "one", "two"]
+    assert store.load_state(flow_id)["steps"] == ["one", "two", "one", "two"]  # type: ignore[index]
