@@ -91,3 +91,22 @@ async def test_cancel_a_queued_task_before_the_agent_is_online(a2a_client, runne
     assert executor.started == [keep.id]  # the canceled one never ran
     events = [ev async for ev in client.subscribe(SubscribeToTaskRequest(id=drop.id))]
     assert kinds(events) == ["task:SUBMITTED", "status_update:CANCELED"]
+
+
+async def test_mail_that_is_not_an_a2a_request_is_termed_and_the_agent_goes_on(
+    a2a_client, runner, connect
+) -> None:
+    agent, requester = unique("sturdy"), unique("sender")
+    other = await connect("stranger")
+    await other.send(agent, {"hello": "not a2a"})  # queued before any A2A request
+    client = await a2a_client(agent, requester=requester)
+    task = [ev async for ev in client.send_message(user_request("after junk"))][-1].task
+    r = await runner(agent, EchoExecutor())
+
+    async def done() -> bool:
+        t = await client.get_task(GetTaskRequest(id=task.id))
+        return t.status.state == TaskState.TASK_STATE_COMPLETED
+
+    await wait_for(done, timeout=20)
+    assert r.handled == 1  # the junk was termed, not run, not retried
+    assert (await other.inspect(agent).stats()).total == 0
