@@ -120,7 +120,8 @@ class AgentState:
         if not self.subscribers.get(uri):
             self.subscribers.pop(uri, None)
         if not self.subscribers and self._watch is not None:
-            self._watch.cancel()
+            self._watch.cancel()  # it closes its feed as it ends; a new subscription starts anew
+            self._watch = None
 
     async def _feed(self) -> mailslot.MailWatch:
         """The SDK's push feed of this mailbox's changes; arrivals only for credentials that
