@@ -203,3 +203,25 @@ async def test_latest_checkpoint_follows_deletes_and_racing_writers(shared_ms: m
     await saver.adelete_thread("race")
     assert await saver.aget_tuple(_config("race")) is None
     assert await saver.store.keys() == []
+
+
+async def test_watch_interrupts_reports_a_thread_once_its_state_shows_the_pause(
+    shared_ms: mailslot.Mailslot,
+) -> None:
+    """LangGraph may store a step's writes before its checkpoint: the interrupt is reported
+    when the checkpoint it belongs to is the thread's latest, not before."""
+    saver = MailslotCheckpointer(shared_ms, namespace=_ns())
+    first = await saver.aput(_config("w"), empty_checkpoint(), {}, {})
+    async with saver.watch_interrupts() as threads:
+        it = aiter(threads)
+        await saver.aput_writes(first, [("__interrupt__", ["now"])], "task-a")
+        assert await asyncio.wait_for(anext(it), 10) == "w"
+        cp = empty_checkpoint()
+        second = {"configurable": {**_config("w")["configurable"], "checkpoint_id": cp["id"]}}
+        await saver.aput_writes(second, [("__interrupt__", ["early"])], "task-b")  # before its checkpoint
+        await saver.aput_writes(second, [("plain", 1)], "task-c")  # not an interrupt: never reported
+        pending = asyncio.ensure_future(anext(it))
+        await asyncio.sleep(0.5)
+        assert not pending.done()
+        await saver.aput(first, cp, {}, {})
+        assert await asyncio.wait_for(pending, 10) == "w"

@@ -348,15 +348,54 @@ class MailslotCheckpointer(BaseCheckpointSaver[str]):
     async def watch_interrupts(self) -> AsyncIterator[AsyncIterator[str]]:
         """Thread ids as their interrupts are stored (a graph pausing), pushed by the store's
         watch, from now on: what lets a :class:`~mailslot_langgraph.Resumer` follow threads
-        that pause after it started. Use on the store's loop."""
-        async with self.store.watch(prefix=(L.WRITE,), include_existing=False) as changes:
+        that pause after it started. Use on the store's loop.
 
-            async def threads() -> AsyncIterator[str]:
-                async for ch in changes:
-                    if ch.value is not None and len(ch.key) == 6 and ch.key[5] == _INTERRUPT_IDX:
-                        yield L.key_thread(ch.key)
+        A thread is reported once its state shows the interrupt: LangGraph may store a
+        step's writes before (or while) it stores the step's checkpoint, so an interrupt
+        written against a checkpoint the head does not reach yet is held until the head
+        key's own change says it does."""
+        async with (
+            self.store.watch(prefix=(L.WRITE,)) as writes,
+            self.store.watch(prefix=(L.HEAD,)) as heads,
+        ):
+            queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
-            yield threads()
+            async def pump(kind: str, changes: AsyncIterator[Any]) -> None:
+                try:
+                    async for ch in changes:
+                        queue.put_nowait((kind, ch))
+                except Exception as exc:  # the watch broke: the reader raises it
+                    queue.put_nowait(("error", exc))
+
+            pumps = [asyncio.ensure_future(pump(L.WRITE, writes)), asyncio.ensure_future(pump(L.HEAD, heads))]
+            try:
+                yield self._paused_threads(queue)
+            finally:
+                for t in pumps:
+                    t.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
+
+    async def _paused_threads(self, queue: asyncio.Queue[tuple[str, Any]]) -> AsyncIterator[str]:
+        held: dict[tuple[str, str], str] = {}  # (thread, ns) -> interrupted checkpoint id
+        while True:
+            kind, ch = await queue.get()
+            if kind == "error":
+                raise ch
+            if ch.value is None:
+                continue
+            thread, ns = L.unseg(ch.key[1]), L.unseg(ch.key[2])
+            if kind == L.WRITE:
+                if len(ch.key) != 6 or ch.key[5] != _INTERRUPT_IDX:
+                    continue
+                cid = L.unseg(ch.key[3])
+                head = await self.store.get(L.head_key(thread, ns))
+                if head is not None and head.value.decode() >= cid:
+                    yield thread
+                else:
+                    held[(thread, ns)] = max(cid, held.get((thread, ns), ""))
+            elif (cid := held.get((thread, ns))) is not None and ch.value.decode() >= cid:
+                del held[(thread, ns)]
+                yield thread
 
     # -- the BaseCheckpointSaver API ---------------------------------------------------------
 
