@@ -1,3 +1,5 @@
+import io
+import json
 import re
 
 import pytest
@@ -101,3 +103,20 @@ def test_consumer_names_are_distinct_and_dot_free():
     names = {p.consumer_name(a, prio) for a in ("a", "a.b", "a-b") for prio in p.PRIORITIES}
     assert len(names) == 12
     assert not any("." in n for n in names)
+
+
+def test_a_priority_prints_its_name_and_compares_as_its_digit() -> None:
+    assert str(p.Priority.CRITICAL) == "critical"
+    assert f"{p.Priority.URGENT}" == "urgent"
+    assert print_to_str(p.Priority.LOW) == "low"
+    assert f"{p.Priority.LOW:d}" == "3"
+    assert p.Priority.URGENT < p.Priority.NORMAL and p.Priority.NORMAL == 2
+    assert p.mail_subject(p.Priority.URGENT, "a.b") == f"{p.MAIL_PREFIX}.1.a.b"
+    assert json.dumps({"priority": p.Priority.LOW}) == '{"priority": 3}'
+
+
+def print_to_str(value: object) -> str:
+    """What ``print(value)`` writes."""
+    out = io.StringIO()
+    print(value, file=out, end="")
+    return out.getvalue()

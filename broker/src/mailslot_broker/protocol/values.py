@@ -35,6 +35,16 @@ class Priority(enum.IntEnum):
     def label(self) -> str:
         return self.name.lower()
 
+    def __str__(self) -> str:
+        """``print(msg.priority)`` shows ``critical``, as a person reads it; the wire always
+        uses ``int(priority)`` or ``label``, never ``str()``."""
+        return self.label
+
+    def __format__(self, spec: str) -> str:
+        """``f"{priority}"`` is the label too; a numeric spec (``:d``, ``:02``) formats the
+        digit."""
+        return self.label if not spec else format(int(self), spec)
+
 
 PRIORITIES: tuple[Priority, ...] = tuple(Priority)
 
