@@ -393,7 +393,7 @@ class MailslotCheckpointer(BaseCheckpointSaver[str]):
                     yield thread
                 else:
                     held[(thread, ns)] = max(cid, held.get((thread, ns), ""))
-            elif (cid := held.get((thread, ns))) is not None and ch.value.decode() >= cid:
+            elif (wanted := held.get((thread, ns))) is not None and ch.value.decode() >= wanted:
                 del held[(thread, ns)]
                 yield thread
 
