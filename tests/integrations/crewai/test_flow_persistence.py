@@ -198,3 +198,25 @@ def test_persist_decorator_saves_each_method_on_the_store(sms: sync.SyncMailslot
     again.kickoff(inputs={"id": flow_id})
     assert again.state["id"] == flow_id and again.state["steps"] == ["one", "two", "one", "two"]
     assert store.load_state(flow_id)["steps"] == ["one", "two", "one", "two"]  # type: ignore[index]
+
+
+def test_a_pause_whose_state_is_too_large_fails_in_kickoff(sms: sync.SyncMailslot) -> None:
+    from crewai.flow import human_feedback
+    from crewai.flow.flow import Flow, start
+    from mailslot_crewai import MailboxFeedback
+
+    feedback = MailboxFeedback(sms, to="reviewer", reply_to="big-replies")
+    feedback_store = feedback.persistence
+    assert isinstance(feedback_store, MailslotFlowPersistence)
+    limit = feedback_store.store.max_value_size
+
+    class BigFlow(Flow[dict[str, Any]]):
+        @start()
+        @human_feedback(message="Approve?", provider=feedback)
+        def draft(self) -> str:
+            self.state["blob"] = "x" * limit  # the question is small, the state is not
+            return "short draft"
+
+    with pytest.raises(mailslot.StateTooLarge):
+        BigFlow().kickoff()
+    assert feedback_store.pending() == []  # no half-paused flow left behind

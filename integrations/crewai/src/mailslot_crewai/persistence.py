@@ -15,7 +15,8 @@ Sizes: a record is the flow's state as JSON (plus, when paused, the feedback con
 method's output and the question). It must fit in ``store.max_value_size`` (the broker's max
 payload less the key and headers; about 1 MiB by default). A larger one raises
 ``mailslot.StateTooLarge`` and nothing is written: the pause fails in ``kickoff()`` instead of
-leaving a flow nobody could resume. Keep large artefacts out of the state (store a reference).
+leaving a flow nobody could resume (the question was mailed before CrewAI saves; its answer then
+finds no paused flow). Keep large artefacts out of the state (store a reference).
 
 CrewAI calls persistence synchronously, also from inside ``kickoff_async``; this class uses the
 sync twin (``mailslot.sync``), whose calls run on the SDK's own loop thread, so it works from
