@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .protocol import devices as _devices
+
 SYSTEM_ACCOUNT = "SYS"
 DEFAULT_TENANT = "MAILSLOT"
 
@@ -122,6 +124,9 @@ class TenantSpec:
     credentials: Credentials
     limits: TenantLimits = field(default_factory=TenantLimits)
     permissions: Permissions = field(default_factory=Permissions)
+    #: MQTT devices' users in this account, each allowed only the device topics
+    #: (:func:`device_permissions`).
+    device_users: list[Credentials] = field(default_factory=list)
 
     @classmethod
     def generate(
@@ -145,6 +150,21 @@ def _q(value: str) -> str:
     return json.dumps(value)
 
 
+def device_permissions(device: str | None = None) -> Permissions:
+    """A device user's permissions: publish its uplink and broadcast, subscribe its downlink
+    and broadcast (see :mod:`.protocol.devices`)."""
+    return Permissions(
+        publish_allow=_devices.device_publish_allow(device),
+        subscribe_allow=_devices.device_subscribe_allow(device),
+    )
+
+
+def _user(creds: Credentials, perms: Permissions) -> str:
+    rendered = perms.render()
+    rendered = f", permissions: {rendered}" if rendered else ""
+    return f"{{ user: {_q(creds.user)}, password: {_q(creds.password)}{rendered} }}"
+
+
 @dataclass
 class ServerConfig:
     """Everything needed to render one nats-server config file."""
@@ -166,6 +186,23 @@ class ServerConfig:
     tls_ca: Path | None = None
     #: Cluster block (``cluster { ... }``), rendered verbatim; see :mod:`.cluster`.
     cluster: str = ""
+    #: MQTT and WebSocket listeners on ``host`` (None = off, 0 = a port the server picks);
+    #: they log in against the same accounts and users. WebSocket uses the client TLS
+    #: certificate when one is set, else plain ``ws://``.
+    mqtt_port: int | None = None
+    websocket_port: int | None = None
+
+    def _listeners(self) -> list[str]:
+        out = []
+        if self.mqtt_port is not None:
+            out.append(f"mqtt {{ host: {_q(self.host)}, port: {self.mqtt_port or -1} }}")
+        if self.websocket_port is not None:
+            if self.tls_cert and self.tls_key:
+                tls = f"tls {{ cert_file: {_q(str(self.tls_cert))}, key_file: {_q(str(self.tls_key))} }}"
+            else:
+                tls = "no_tls: true"
+            out.append(f"websocket {{ host: {_q(self.host)}, port: {self.websocket_port or -1}, {tls} }}")
+        return out
 
     def render(self) -> str:
         port = self.port if self.port else -1
@@ -203,14 +240,12 @@ class ServerConfig:
                     f"max_memory: {lim.max_memory}, max_file: {lim.max_file}, "
                     f"max_streams: {lim.max_streams}, max_consumers: {lim.max_consumers} }}"
                 )
-            perms = t.permissions.render()
-            perms = f", permissions: {perms}" if perms else ""
-            lines.append(
-                f"  {t.name}: {{ jetstream: {js}, users: [ {{ user: {_q(t.credentials.user)}, "
-                f"password: {_q(t.credentials.password)}{perms} }} ] }}"
-            )
+            users = [_user(t.credentials, t.permissions)]
+            users += [_user(d, device_permissions(d.user)) for d in t.device_users]
+            lines.append(f"  {t.name}: {{ jetstream: {js}, users: [ {', '.join(users)} ] }}")
         lines.append("}")
         lines.append(f"system_account: {SYSTEM_ACCOUNT}")
+        lines += self._listeners()
         if self.extra:
             lines.append(self.extra)
         return "\n".join(lines) + "\n"

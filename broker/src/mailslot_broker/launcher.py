@@ -24,6 +24,8 @@ from .config import DEFAULT_TENANT, Credentials, ServerConfig, TenantSpec
 from .errors import LauncherError, ServerBinaryNotFound, ServerDied, ServerStartError
 
 _LISTEN = re.compile(r"Listening for client connections on ([0-9.:\[\]a-fA-F]+):(\d+)")
+_LISTEN_MQTT = re.compile(r"Listening for MQTT clients on mqtt://[0-9.:\[\]a-fA-F]+:(\d+)")
+_LISTEN_WS = re.compile(r"Listening for websocket clients on wss?://[0-9.:\[\]a-fA-F]+:(\d+)")
 _READY = "Server is ready"
 _VERSION = re.compile(r"Version:\s+(\d+\.\d+\.\d+)")
 _RELOADED = "Reloaded server configuration"
@@ -125,6 +127,8 @@ class NatsServer:
         tls_ca: Path | str | None = None,
         cluster: str = "",
         system_password: str | None = None,
+        mqtt_port: int | None = None,
+        websocket_port: int | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +147,8 @@ class NatsServer:
             tls_key=Path(tls_key) if tls_key else None,
             tls_ca=Path(tls_ca) if tls_ca else None,
             cluster=cluster,
+            mqtt_port=mqtt_port,
+            websocket_port=websocket_port,
         )
         if system_password is not None:
             self.config.system_password = system_password
@@ -161,6 +167,20 @@ class NatsServer:
             raise ServerDied("server has not been started")
         scheme = "tls" if self.config.tls_cert else "nats"
         return f"{scheme}://{self.config.host}:{self.port}"
+
+    @property
+    def mqtt_port(self) -> int:
+        """The MQTT listener's port (learnt from the log when the config asked for any)."""
+        if not self.config.mqtt_port:
+            raise ServerDied("no MQTT listener (start with mqtt_port=0 or a port)")
+        return self.config.mqtt_port
+
+    @property
+    def websocket_url(self) -> str:
+        if not self.config.websocket_port:
+            raise ServerDied("no WebSocket listener (start with websocket_port=0 or a port)")
+        scheme = "wss" if self.config.tls_cert else "ws"
+        return f"{scheme}://{self.config.host}:{self.config.websocket_port}"
 
     @property
     def credentials(self) -> Credentials:
@@ -211,12 +231,20 @@ class NatsServer:
                 self.version = v.group(1)
             if _READY in text and port:
                 self.port = port
+                self._learn_listeners(text)
                 return
             if not self.running:
                 raise ServerStartError(f"nats-server exited during start-up; log tail:\n{self.log_tail()}")
             time.sleep(0.02)
         self.stop(grace=1.0)
         raise ServerStartError(f"nats-server not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def _learn_listeners(self, text: str) -> None:
+        """Keep the MQTT/WebSocket ports the server chose, so a restart or reload keeps them."""
+        for attr, pattern in (("mqtt_port", _LISTEN_MQTT), ("websocket_port", _LISTEN_WS)):
+            m = pattern.search(text)
+            if m and getattr(self.config, attr) is not None:
+                setattr(self.config, attr, int(m.group(1)))
 
     def _read_log(self, offset: int) -> str:
         try:

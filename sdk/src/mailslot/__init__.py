@@ -12,6 +12,7 @@ from .claims import Claim, Claims
 from .client import Mailslot
 from .connection import connect
 from .deadletters import DeadLetter, DeadLetters
+from .devices import BridgeStats, DeviceBridge
 from .errors import (
     AlreadyAcknowledged,
     AuthenticationFailed,
@@ -66,6 +67,7 @@ __all__ = [
     "AlreadyAcknowledged",
     "AuthenticationFailed",
     "Bounce",
+    "BridgeStats",
     "Broadcast",
     "BrokerFailure",
     "BrokerUnreachable",
@@ -77,6 +79,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetters",
     "DecodeError",
+    "DeviceBridge",
     "Disconnected",
     "InvalidAddress",
     "InvalidAddressError",

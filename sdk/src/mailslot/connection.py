@@ -151,6 +151,8 @@ async def open_client(options: ConnectOptions) -> Mailslot:
         ctx = ssl.create_default_context(cafile=str(options.tls_ca))
         opts["tls"] = ctx
     servers = [url] if isinstance(url, str) else list(url)
+    if any(s.startswith(("ws://", "wss://")) for s in servers):  # the `websocket` extra
+        natscompat.patch_websocket_transport()
 
     errors: list[Exception] = []
     guard: PermissionGuard | None = None

@@ -9,7 +9,7 @@ It is a package only to keep its parts small; import it as one module,
 ``from mailslot_broker import protocol as p``.
 """
 
-from . import jsapi
+from . import devices, jsapi
 from .claims import (
     MAX_CLAIM_KEY_BYTES,
     MAX_CLAIM_KEYS,
@@ -257,6 +257,7 @@ __all__ = [
     "consumer_name",
     "dead_letter_msg_id",
     "delete_headers",
+    "devices",
     "dlq_stream_config",
     "dlq_subject",
     "dlq_subject_all_priorities",

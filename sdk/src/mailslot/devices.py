@@ -1,0 +1,209 @@
+"""The device bridge: MQTT devices as ordinary Mailslot addresses.
+
+A device speaks MQTT 3.1.1 to nats-server's MQTT listener and nothing else: it cannot hold a
+lease, create consumers or set headers. The bridge does that on its behalf, in one client:
+
+- **downlink**: for each device it opens the device's mailbox (an ordinary address whose card
+  metadata says ``transport: mqtt``), receives its mail highest priority first and republishes each
+  message into the server's MQTT session stream, where the device's persistent session picks
+  it up now or when it reconnects; only then is the mail acked.
+- **uplink**: one durable consumer on ``mbox.dev.>`` (stored by the mail stream, so device
+  mail waits there while the bridge is down) turns each device publish into ordinary mail
+  from the device, or into a dead letter with the reason, then acks it.
+
+The topic layout is :mod:`mailslot_broker.protocol.devices` (``docs/protocol.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mailslot_broker import deadletters as dl
+from mailslot_broker import protocol as p
+from mailslot_broker.protocol import devices as dp
+from nats.aio.msg import Msg
+from nats.js import api
+from nats.js import errors as jserr
+
+from ._mailbox_undo import kv_entry
+from .errors import MailslotError, PayloadTooLarge, Timeout
+
+if TYPE_CHECKING:
+    from .client import Mailslot
+    from .mailbox import Mailbox
+
+log = logging.getLogger(__name__)
+
+#: How long one uplink pull waits before checking for shutdown.
+_PULL_WAIT = 1.0
+
+
+@dataclass
+class BridgeStats:
+    """What the bridge did since it started (for tests, metrics and the bench)."""
+
+    uplinked: int = 0
+    downlinked: int = 0
+    #: ``(reason, subject)`` of every device publish that became a dead letter.
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+class DeviceBridge:
+    """Carries mail between MQTT devices and mailboxes; use ``async with`` or start/close."""
+
+    def __init__(
+        self, ms: Mailslot, devices: Iterable[str] = (), *, card: Mapping[str, Any] | None = None
+    ) -> None:
+        self._ms = ms
+        self._js = ms._link.js
+        card = dict(card or {})
+        card["metadata"] = {**card.get("metadata", {}), "transport": dp.TRANSPORT_MQTT}
+        self._card = card
+        self._initial = [p.validate_address(d) for d in devices]
+        self._mailboxes: dict[str, Mailbox] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.stats = BridgeStats()
+
+    @property
+    def devices(self) -> list[str]:
+        return sorted(self._mailboxes)
+
+    async def __aenter__(self) -> DeviceBridge:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> DeviceBridge:
+        sub = await self._js.pull_subscribe(
+            dp.uplink_subject_all(),
+            durable=dp.UPLINK_CONSUMER,
+            stream=p.MAIL_STREAM,
+            config=api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=30),
+        )
+        self._spawn(self._uplink(sub))
+        for device in self._initial:
+            await self.add_device(device)
+        return self
+
+    async def add_device(self, address: str) -> None:
+        """Serve ``address`` as a device: open its mailbox and forward its mail to MQTT."""
+        address = p.validate_address(address)
+        if address in self._mailboxes:
+            return
+        mb = await self._ms.open(address, card=self._card)
+        self._mailboxes[address] = mb
+        self._spawn(self._downlink(address, mb))
+
+    async def close(self) -> None:
+        """Stop forwarding; the device mailboxes close (their mail waits for the next bridge)."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for mb in self._mailboxes.values():
+            await mb.close()
+        self._mailboxes.clear()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- downlink ------------------------------------------------------------------------------
+
+    async def _downlink(self, device: str, mb: Mailbox) -> None:
+        while not self._closed:
+            try:
+                msg = await mb.receive(timeout=_PULL_WAIT * 5)
+            except Timeout:
+                continue
+            subject = dp.downlink_subject(device, msg.priority, msg.sender, msg.id)
+            await self._js.publish(
+                dp.mqtt_session_subject(subject), msg.data, headers={dp.MQTT_PUB_HEADER: "1"}, timeout=5.0
+            )
+            await msg.ack()
+            self.stats.downlinked += 1
+
+    # -- uplink --------------------------------------------------------------------------------
+
+    async def _uplink(self, sub: Any) -> None:
+        try:
+            while not self._closed:
+                try:
+                    batch = await sub.fetch(64, timeout=_PULL_WAIT)
+                except (asyncio.TimeoutError, jserr.FetchTimeoutError):
+                    continue
+                for raw in batch:
+                    await self._forward(raw)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _forward(self, raw: Msg) -> None:
+        seq = int(raw.metadata.sequence.stream)
+        try:
+            sender, priority, to = dp.parse_uplink(raw.subject)
+            if sender not in self._mailboxes:
+                raise dp.DeviceTopicError(
+                    dp.REASON_UNKNOWN_SENDER, f"{sender!r} is not a device of this bridge"
+                )
+            if to not in self._mailboxes and not await self._has_mailbox(to):
+                raise dp.DeviceTopicError(dp.REASON_NO_MAILBOX, f"nobody opened {to!r}")
+            await self._ms.send(
+                to, raw.data, priority=priority, sender=sender, idempotency_key=dp.uplink_msg_id(seq)
+            )
+            self.stats.uplinked += 1
+        except dp.DeviceTopicError as exc:
+            await self._reject(raw, seq, exc.reason, str(exc))
+        except PayloadTooLarge as exc:
+            await self._reject(raw, seq, dp.REASON_OVERSIZE, str(exc), keep_body=False)
+        except MailslotError:
+            log.exception("device mail at seq %d not forwarded; it is retried", seq)
+            await raw.nak(delay=1.0)
+            return
+        await raw.ack_sync()
+
+    async def _has_mailbox(self, address: str) -> bool:
+        entry = await kv_entry(self._js, p.MAILBOXES_BUCKET, address)
+        return entry is not None and entry.live
+
+    async def _reject(self, raw: Msg, seq: int, reason: str, detail: str, *, keep_body: bool = True) -> None:
+        """Dead-letter a device publish: under its recipient when the topic names a valid one,
+        else under :data:`~mailslot_broker.protocol.devices.REJECT_ADDRESS`."""
+        tokens = raw.subject.split(".")
+        address, priority = dp.REJECT_ADDRESS, p.Priority.NORMAL
+        with contextlib.suppress(ValueError, IndexError):
+            address = p.validate_address(dp.from_mqtt_level(tokens[4]))
+        with contextlib.suppress(ValueError, IndexError):
+            priority = p.parse_priority(tokens[3])
+        headers = dl.dead_letter_headers({}, mail_seq=seq, reason=reason, deliveries=1)
+        headers[p.Header.TO] = address
+        headers[dp.DEAD_DETAIL_HEADER] = detail[:500]
+        headers[dp.DEAD_SUBJECT_HEADER] = raw.subject[:500]
+        if not keep_body:
+            headers[p.Header.DEAD_BODY_LOST] = "true"
+        await dl.publish_dead_letter(
+            self._js,
+            headers,
+            raw.data if keep_body else b"",
+            mail_seq=seq,
+            address=address,
+            priority=priority,
+            reason=reason,
+            deliveries=1,
+            body_lost=not keep_body,
+        )
+        self.stats.rejected.append((reason, raw.subject))
+        log.warning("device mail dead-lettered (%s): %s", reason, detail)
+
+
+__all__ = ["BridgeStats", "DeviceBridge"]
