@@ -1,0 +1,100 @@
+"""The browser page (examples/browser/inbox.html) in a real headless Chromium, driven by
+selenium with the system chromedriver: mail an agent is sent appears on the page within a
+second. A machine without Chromium fails this test with the packages to install."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import mailslot
+import pytest
+from mailslot_broker import NatsServer
+from testsupport import ROOT, unique
+
+PAGE = ROOT / "examples" / "browser" / "inbox.html"
+CHROMIUM = ("chromium", "chromium-browser")
+CHROMEDRIVER = "/usr/bin/chromedriver"
+INSTALL = "apt-get install chromium chromium-driver"
+
+
+def _browser() -> tuple[str, str]:
+    binary = next((b for b in map(shutil.which, CHROMIUM) if b), None)
+    driver = CHROMEDRIVER if Path(CHROMEDRIVER).exists() else shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.fail(
+            f"the browser test needs Chromium and its driver (Debian packages chromium and "
+            f"chromium-driver): {INSTALL}",
+            pytrace=False,
+        )
+    return binary, driver
+
+
+@pytest.fixture
+def chrome(monkeypatch: pytest.MonkeyPatch):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = _browser()
+    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager must never download anything
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=900,700",
+    ):
+        opts.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(executable_path=driver), options=opts)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def _wait(browser, script: str, timeout: float) -> float:
+    """Seconds until ``script`` (a JS expression) is truthy on the page."""
+    start = time.monotonic()
+    while not browser.execute_script(f"return !!({script})"):
+        if time.monotonic() - start > timeout:
+            status = browser.execute_script("return document.getElementById('status').textContent")
+            raise AssertionError(f"page never showed {script!r} within {timeout} s (status: {status!r})")
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+async def test_page_shows_mail_sent_to_an_agent_within_a_second(
+    reach_server: NatsServer, reach_ms: mailslot.Mailslot, chrome, tmp_path: Path
+) -> None:
+    address = unique("web-agent")
+    mb = await reach_ms.open(address)
+    try:
+        await reach_ms.send(address, "already waiting", priority="low", sender="earlier")
+        c = reach_server.credentials
+        query = urlencode(
+            {"ws": reach_server.websocket_url, "user": c.user, "pass": c.password, "address": address}
+        )
+        chrome.get(f"{PAGE.as_uri()}?{query}")
+        _wait(chrome, "document.getElementById('status').textContent === 'live'", 10)
+        assert "already waiting" in chrome.find_element("id", "inbox").text  # the peek at start
+        receipt = await reach_ms.send(address, "PROD IS DOWN", priority="critical", sender="pager")
+        sent = time.monotonic()
+        _wait(chrome, f"document.querySelector('li.mail[data-id=\"{receipt.id}\"]')", 5)
+        elapsed = time.monotonic() - sent
+        shot = tmp_path / "inbox.png"
+        chrome.save_screenshot(str(shot))
+        print(f"\nbrowser inbox screenshot: {shot} (mail shown {elapsed * 1000:.0f} ms after send)")
+        item = chrome.find_element("css selector", f'li.mail[data-id="{receipt.id}"]').text
+        assert "PROD IS DOWN" in item and "from pager" in item and "critical" in item
+        assert elapsed < 1.0, f"the page showed the mail {elapsed:.2f} s after it was sent"
+        assert shot.stat().st_size > 0
+        # a peek: the mail is still there for the agent
+        msg = await mb.receive(timeout=5)
+        assert msg.text == "PROD IS DOWN"
+        await msg.ack()
+    finally:
+        await mb.destroy()
