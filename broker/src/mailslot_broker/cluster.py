@@ -61,6 +61,9 @@ class NodeRecord(BaseModel):
     config_path: str
     #: Stopped on purpose (``mailslot node stop``): the supervisor waits for a ``node start``.
     stopped: bool = False
+    #: The node's MQTT and WebSocket listener ports (``up --cluster N --mqtt --websocket``).
+    mqtt_port: int | None = None
+    websocket_port: int | None = None
 
     @property
     def alive(self) -> bool:
@@ -98,7 +101,7 @@ class ClusterState(BaseModel):
         raise LauncherError(f"no node {name!r} in the local cluster (nodes: {known})")
 
     def cluster(self) -> NatsCluster:
-        return NatsCluster(
+        nodes = NatsCluster(
             self.workdir,
             size=len(self.nodes),
             name=self.name,
@@ -107,6 +110,9 @@ class ClusterState(BaseModel):
             ports=[(n.port, n.route_port) for n in self.nodes],
             system_password=self.system_password,
         )
+        for node, rec in zip(nodes.nodes, self.nodes, strict=True):
+            node.config.mqtt_port, node.config.websocket_port = rec.mqtt_port, rec.websocket_port
+        return nodes
 
 
 @contextlib.contextmanager
@@ -141,7 +147,9 @@ def _write_cluster_state(home: Path, state: ClusterState) -> None:
     tmp.replace(home / CLUSTER_STATE_FILE)
 
 
-def start_local_cluster(home: Path, size: int, *, timeout: float = 60.0) -> tuple[NatsCluster, ClusterState]:
+def start_local_cluster(
+    home: Path, size: int, *, timeout: float = 60.0, mqtt: bool = False, websocket: bool = False
+) -> tuple[NatsCluster, ClusterState]:
     """Start the cluster of ``mailslot up --cluster`` as children of this process (its
     supervisor) and record it in cluster.json."""
     with _cluster_locked(home):
@@ -151,7 +159,7 @@ def start_local_cluster(home: Path, size: int, *, timeout: float = 60.0) -> tupl
                 f"a local cluster is already running (supervised by pid {current.supervisor_pid}); "
                 "stop it first"
             )
-        nodes = NatsCluster(home / CLUSTER_DIR, size=size)
+        nodes = NatsCluster(home / CLUSTER_DIR, size=size, mqtt=mqtt, websocket=websocket)
         nodes.start(timeout=timeout)
         try:
             creds = nodes.credentials.write(home / CLUSTER_CREDENTIALS_FILE)
@@ -171,6 +179,8 @@ def start_local_cluster(home: Path, size: int, *, timeout: float = 60.0) -> tupl
                         port=client,
                         route_port=route,
                         config_path=str(n.config_path),
+                        mqtt_port=n.config.mqtt_port,
+                        websocket_port=n.config.websocket_port,
                     )
                     for n, (client, route) in zip(nodes.nodes, nodes.ports, strict=True)
                 ],

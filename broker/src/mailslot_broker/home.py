@@ -57,6 +57,9 @@ class BrokerState(BaseModel):
     health_url: str | None = None
     #: ``detached`` (outlives its starter) or ``foreground`` (a ``mailslot up`` in a terminal).
     mode: Literal["detached", "foreground"] = "detached"
+    #: MQTT / WebSocket listener ports (``up --mqtt`` / ``--websocket``), None when off.
+    mqtt_port: int | None = None
+    websocket_port: int | None = None
 
     @property
     def port(self) -> int:

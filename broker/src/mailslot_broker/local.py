@@ -155,18 +155,26 @@ def _start_sidecar(home: Path, state: BrokerState, timeout: float) -> BrokerStat
 
 
 def ensure_local_broker(
-    home: Path | None = None, *, port: int = 0, timeout: float = 30.0, with_sidecar: bool = True
+    home: Path | None = None,
+    *,
+    port: int = 0,
+    timeout: float = 30.0,
+    with_sidecar: bool = True,
+    mqtt_port: int | None = None,
+    websocket_port: int | None = None,
 ) -> BrokerState:
     """Find the running local broker (detached or foreground) or start one, detached (with its
     sidecar unless ``with_sidecar=False``; a dead sidecar of a live broker is restarted).
 
     ``port=0`` means the kept port (or, on the very first start, one the server picks);
-    another port moves the broker there and is kept from then on.
+    another port moves the broker there and is kept from then on. ``mqtt_port`` /
+    ``websocket_port`` (0 = the server's pick) turn on those listeners for this start.
     """
     home = home or mailslot_home()
     with home_locked(home):
         state = _live_or_cleared(home, timeout)
         if state is not None:
+            _check_listeners(state, mqtt_port, websocket_port)
             if port and port != state.port:
                 raise LauncherError(
                     f"the local broker already runs at {state.url} (pid {state.pid}); "
@@ -176,7 +184,14 @@ def ensure_local_broker(
                 state = _start_sidecar(home, state, timeout)
                 write_state(home, state)
             return state
-        _, state = _launch(home, port=port, detached=True, timeout=timeout)
+        _, state = _launch(
+            home,
+            port=port,
+            detached=True,
+            timeout=timeout,
+            mqtt_port=mqtt_port,
+            websocket_port=websocket_port,
+        )
         if with_sidecar:
             state = _start_sidecar(home, state, timeout)
             write_state(home, state)
@@ -185,7 +200,13 @@ def ensure_local_broker(
 
 
 def start_foreground_broker(
-    home: Path | None = None, *, port: int = 0, timeout: float = 30.0, with_sidecar: bool = True
+    home: Path | None = None,
+    *,
+    port: int = 0,
+    timeout: float = 30.0,
+    with_sidecar: bool = True,
+    mqtt_port: int | None = None,
+    websocket_port: int | None = None,
 ) -> tuple[NatsServer, BrokerState]:
     """Start the local broker as a child of this process (``mailslot up`` in a terminal),
     recorded in the same state file as a detached one so that ``status`` sees it and
@@ -199,7 +220,14 @@ def start_foreground_broker(
                 f"a {state.mode} local broker is already running at {state.url} (pid {state.pid}); "
                 "use `mailslot down` first"
             )
-        server, state = _launch(home, port=port, detached=False, timeout=timeout)
+        server, state = _launch(
+            home,
+            port=port,
+            detached=False,
+            timeout=timeout,
+            mqtt_port=mqtt_port,
+            websocket_port=websocket_port,
+        )
         try:
             if with_sidecar:
                 state = _start_sidecar(home, state, timeout)
@@ -259,7 +287,26 @@ def _live_or_cleared(home: Path, timeout: float) -> BrokerState | None:
     return None
 
 
-def _launch(home: Path, *, port: int, detached: bool, timeout: float) -> tuple[NatsServer, BrokerState]:
+def _check_listeners(state: BrokerState, mqtt_port: int | None, websocket_port: int | None) -> None:
+    """A running broker without a listener that was asked for cannot grow one here."""
+    asked = (("MQTT", mqtt_port, state.mqtt_port), ("WebSocket", websocket_port, state.websocket_port))
+    for what, wanted, has in asked:
+        if wanted is not None and (has is None or (wanted and wanted != has)):
+            raise LauncherError(
+                f"the local broker already runs at {state.url} without that {what} listener; "
+                "`mailslot down` first"
+            )
+
+
+def _launch(
+    home: Path,
+    *,
+    port: int,
+    detached: bool,
+    timeout: float,
+    mqtt_port: int | None = None,
+    websocket_port: int | None = None,
+) -> tuple[NatsServer, BrokerState]:
     """Start nats-server on the kept port (or ``port``, or the server's pick the first time)
     and record it. Tenants (default first, with the credentials handed out before), their
     limits and the system password persist in tenants.json, so every start generates the
@@ -270,7 +317,9 @@ def _launch(home: Path, *, port: int, detached: bool, timeout: float) -> tuple[N
     if chosen and _port_taken(LOCAL_HOST, chosen):
         raise _port_in_use_error(home, chosen, is_kept)
     workdir = home / BROKER_DIR
-    server = local_server(workdir, port=chosen, tenants=load_or_init(home))
+    server = local_server(
+        workdir, port=chosen, tenants=load_or_init(home), mqtt_port=mqtt_port, websocket_port=websocket_port
+    )
     try:
         server.start(detached=detached, timeout=timeout)
     except ServerStartError as exc:
@@ -290,6 +339,8 @@ def _launch(home: Path, *, port: int, detached: bool, timeout: float) -> tuple[N
         version=server.version,
         started_at=datetime.now(timezone.utc),
         mode="detached" if detached else "foreground",
+        mqtt_port=server.config.mqtt_port,
+        websocket_port=server.config.websocket_port,
     )
     write_state(home, state)
     return server, state

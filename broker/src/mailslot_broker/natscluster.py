@@ -53,6 +53,8 @@ class NatsCluster:
         binary: Path | str | None = None,
         ports: list[tuple[int, int]] | None = None,
         system_password: str | None = None,
+        mqtt: bool = False,
+        websocket: bool = False,
     ) -> None:
         if size < 1:
             raise ValueError("a cluster needs at least one node")
@@ -74,6 +76,8 @@ class NatsCluster:
                 binary=binary,
                 server_name=f"{name}-n{i + 1}",
                 system_password=system_password or (self.nodes[0].config.system_password if i else None),
+                mqtt_port=0 if mqtt else None,  # each node its own listener, same accounts
+                websocket_port=0 if websocket else None,
             )
             self.nodes.append(node)
         self._fixed_ports = ports is not None

@@ -130,7 +130,14 @@ def load_or_init(home: Path) -> TenantsFile:
     return tf
 
 
-def local_server(workdir: Path, *, port: int, tenants: TenantsFile) -> NatsServer:
+def local_server(
+    workdir: Path,
+    *,
+    port: int,
+    tenants: TenantsFile,
+    mqtt_port: int | None = None,
+    websocket_port: int | None = None,
+) -> NatsServer:
     """The local broker's :class:`NatsServer` as configured by ``tenants``."""
     return NatsServer(
         workdir,
@@ -138,6 +145,8 @@ def local_server(workdir: Path, *, port: int, tenants: TenantsFile) -> NatsServe
         server_name=LOCAL_SERVER_NAME,
         tenants=tenants.specs(),
         system_password=tenants.system_password,
+        mqtt_port=mqtt_port,
+        websocket_port=websocket_port,
     )
 
 
@@ -147,7 +156,13 @@ def _apply(home: Path, tf: TenantsFile) -> int | None:
     if state is None:
         return None
     port = int(state.url.rsplit(":", 1)[1])
-    srv = local_server(Path(state.workdir), port=port, tenants=tf)
+    srv = local_server(
+        Path(state.workdir),
+        port=port,
+        tenants=tf,
+        mqtt_port=state.mqtt_port,  # a reload keeps the listeners
+        websocket_port=state.websocket_port,
+    )
     if str(srv.config_path) != state.config_path:
         raise TenantError(f"local broker config at {state.config_path} is not where expected")
     srv.pid, srv.port = state.pid, port

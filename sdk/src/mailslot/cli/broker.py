@@ -45,18 +45,26 @@ def up(
     cluster: int = typer.Option(
         0, "--cluster", help="run an N-node JetStream cluster in the foreground (e.g. 3)"
     ),
+    mqtt: bool = typer.Option(False, "--mqtt", help="also listen for MQTT 3.1.1 devices (same users)"),
+    mqtt_port: int = typer.Option(0, "--mqtt-port", help="MQTT port (0 = a free one, shown at start)"),
+    websocket: bool = typer.Option(False, "--websocket", help="also listen for NATS over WebSocket (ws://)"),
+    websocket_port: int = typer.Option(0, "--websocket-port", help="WebSocket port (0 = a free one)"),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Start the local broker (nats-server with JetStream on 127.0.0.1)."""
+    listeners: dict[str, Any] = {
+        "mqtt_port": mqtt_port if mqtt else None,
+        "websocket_port": websocket_port if websocket else None,
+    }
     if cluster:
         if detach:
             console.print("--cluster runs in the foreground; drop --detach")
             raise typer.Exit(2)
-        _up_cluster(cluster, json_out)
+        _up_cluster(cluster, json_out, mqtt=mqtt, websocket=websocket)
         return
     if detach:
         try:
-            state = ensure_local_broker(port=port)
+            state = ensure_local_broker(port=port, **listeners)
         except LauncherError as exc:
             err_console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
@@ -65,11 +73,12 @@ def up(
             print_json(state.model_dump())
         else:
             console.print(f"local broker running at [bold]{state.url}[/bold] (pid {state.pid})")
+            _print_listeners(state)
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before the start: never orphan the server
     try:
-        server, state = start_foreground_broker(port=port)
+        server, state = start_foreground_broker(port=port, **listeners)
     except LauncherError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -82,6 +91,7 @@ def up(
                 f"local broker at [bold]{state.url}[/bold] (pid {state.pid}); "
                 f"credentials in {state.credentials_path}; Ctrl-C stops"
             )
+            _print_listeners(state)
         while not stop.is_set() and server.running:
             time.sleep(0.2)
     except KeyboardInterrupt:
@@ -90,7 +100,15 @@ def up(
         stop_foreground_broker(server, state)
 
 
-def _up_cluster(size: int, json_out: bool) -> None:
+def _print_listeners(state: Any) -> None:
+    host = state.url.split("://", 1)[1].rsplit(":", 1)[0]
+    if state.mqtt_port:
+        console.print(f"MQTT devices: mqtt://{host}:{state.mqtt_port} (docs/deploy.md: MQTT devices)")
+    if state.websocket_port:
+        console.print(f"WebSocket: ws://{host}:{state.websocket_port}")
+
+
+def _up_cluster(size: int, json_out: bool, *, mqtt: bool = False, websocket: bool = False) -> None:
     """A loopback JetStream cluster until Ctrl-C/SIGTERM; clients connect with every seed URL
     (``MAILSLOT_URL`` may list them comma-separated) and ``StreamSettings(replicas=3)``. This
     process supervises it: ``mailslot node stop|start`` restart single nodes meanwhile, and
@@ -99,7 +117,7 @@ def _up_cluster(size: int, json_out: bool) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before the start: never orphan nodes
     try:
-        nodes, state = start_local_cluster(home, size)
+        nodes, state = start_local_cluster(home, size, mqtt=mqtt, websocket=websocket)
     except LauncherError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -112,6 +130,8 @@ def _up_cluster(size: int, json_out: bool) -> None:
                     "credentials": state.credentials_path,
                     "pids": [n.pid for n in state.nodes],
                     "nodes": [n.name for n in state.nodes],
+                    "mqtt_ports": [n.mqtt_port for n in state.nodes if n.mqtt_port],
+                    "websocket_ports": [n.websocket_port for n in state.nodes if n.websocket_port],
                 }
             )
         else:
@@ -119,6 +139,9 @@ def _up_cluster(size: int, json_out: bool) -> None:
                 f"{size}-node cluster; MAILSLOT_URL={urls} MAILSLOT_CREDENTIALS={state.credentials_path}; "
                 "Ctrl-C stops"
             )
+            for n in state.nodes:
+                if n.mqtt_port or n.websocket_port:
+                    console.print(f"{n.name}: MQTT port {n.mqtt_port}, WebSocket port {n.websocket_port}")
         while not stop.is_set() and supervising(home, nodes):
             time.sleep(0.2)
     except KeyboardInterrupt:
