@@ -53,16 +53,24 @@ async def test_device_sends_mail_to_an_agent(
         await mb.destroy()
 
 
+async def _subscribe_then_leave(port: int, name: str, bridge: DeviceBridge) -> None:
+    """A device's first session: subscribe to its downlink (QoS 1, persistent), go offline."""
+    dev = await device(port, name, clean=False)
+    await asyncio.to_thread(dev.subscribe, dp.downlink_topic_filter(name), 1)
+    await wait_for(lambda: bridge.online(name), timeout=10)
+    await asyncio.to_thread(dev.close)
+    await wait_for(lambda: not bridge.online(name), timeout=10)
+
+
 async def test_agent_mail_reaches_a_device_that_was_offline(
     reach_server: NatsServer, reach_ms: mailslot.Mailslot, bridge: DeviceBridge
 ) -> None:
     await bridge.add_device("sensor.garage")
-    dev = await device(reach_server.mqtt_port, "sensor.garage", clean=False)
-    await asyncio.to_thread(dev.subscribe, dp.downlink_topic_filter("sensor.garage"), 1)
-    await asyncio.to_thread(dev.close)  # offline, its persistent session stays
+    await _subscribe_then_leave(reach_server.mqtt_port, "sensor.garage", bridge)
     agent = await reach_ms.open(unique("controller"))
     receipt = await agent.send("sensor.garage", "open the door", priority="critical")
-    await wait_for(lambda: bridge.stats.downlinked >= 1, timeout=10)
+    await asyncio.sleep(0.5)
+    assert bridge.stats.downlinked == 0  # the device is away: its mail waits in its mailbox
     dev = await device(reach_server.mqtt_port, "sensor.garage", clean=False)
     try:
         assert dev.session_present
@@ -71,32 +79,30 @@ async def test_agent_mail_reaches_a_device_that_was_offline(
         assert payload == b"open the door"
         assert qos == 1
         assert topic == f"devmail/sensor.garage/0/{agent.address}/{receipt.id}"
+        # online now: the next one goes straight through
+        await agent.send("sensor.garage", "close it")
+        got = await wait_for(lambda: len(dev.received()) == 2 and dev.received(), timeout=5)
+        assert got[1][2] == b"close it"
     finally:
         await asyncio.to_thread(dev.close)
         await agent.destroy()
 
 
-async def test_offline_device_gets_waiting_mail_in_priority_order(
-    reach_server: NatsServer, reach_ms: mailslot.Mailslot
+async def test_offline_device_gets_its_mail_in_priority_order(
+    reach_server: NatsServer, reach_ms: mailslot.Mailslot, bridge: DeviceBridge
 ) -> None:
-    """Mail waiting in the device's mailbox is forwarded highest priority first."""
-    async with DeviceBridge(reach_ms, ["valve-1"]):
-        pass  # the device's mailbox exists; nobody forwards now
-    dev = await device(reach_server.mqtt_port, "valve-1", clean=False)
-    await asyncio.to_thread(dev.subscribe, dp.downlink_topic_filter("valve-1"), 1)
-    await asyncio.to_thread(dev.close)
-    for prio in ("low", "normal", "critical", "urgent"):
+    await bridge.add_device("valve-1")
+    await _subscribe_then_leave(reach_server.mqtt_port, "valve-1", bridge)
+    for prio in ("low", "normal", "critical", "urgent", "low", "critical"):
         await reach_ms.send("valve-1", prio, priority=prio)
-    async with DeviceBridge(reach_ms, ["valve-1"]) as bridge:
-        await wait_for(lambda: bridge.stats.downlinked == 4, timeout=10)
-        dev = await device(reach_server.mqtt_port, "valve-1", clean=False)
-        try:
-            got = await wait_for(lambda: len(dev.received()) == 4 and dev.received(), timeout=10)
-            assert [m[2].decode() for m in got] == ["critical", "urgent", "normal", "low"]
-            assert [m[0].split("/")[2] for m in got] == ["0", "1", "2", "3"]
-            assert {m[0].split("/")[3] for m in got} == {"tester"}
-        finally:
-            await asyncio.to_thread(dev.close)
+    dev = await device(reach_server.mqtt_port, "valve-1", clean=False)
+    try:
+        got = await wait_for(lambda: len(dev.received()) == 6 and dev.received(), timeout=10)
+        assert [m[2].decode() for m in got] == ["critical", "critical", "urgent", "normal", "low", "low"]
+        assert [m[0].split("/")[2] for m in got] == ["0", "0", "1", "2", "3", "3"]
+        assert {m[0].split("/")[3] for m in got} == {"tester"}
+    finally:
+        await asyncio.to_thread(dev.close)
 
 
 async def test_device_receives_broadcast(reach_server: NatsServer, reach_ms: mailslot.Mailslot) -> None:

@@ -4,9 +4,12 @@ A device speaks MQTT 3.1.1 to nats-server's MQTT listener and nothing else: it c
 lease, create consumers or set headers. The bridge does that on its behalf, in one client:
 
 - **downlink**: for each device it opens the device's mailbox (an ordinary address whose card
-  metadata says ``transport: mqtt``), receives its mail highest priority first and republishes each
-  message into the server's MQTT session stream, where the device's persistent session picks
-  it up now or when it reconnects; only then is the mail acked.
+  metadata says ``transport: mqtt``). While the device is connected (one of its MQTT session
+  consumers is push-bound) it receives the device's mail highest priority first and
+  republishes each message into the server's MQTT session stream, then acks it. While the
+  device is away its mail waits in its mailbox like any agent's (retention, dead letters), so
+  a device that reconnects gets what waited in priority order; a message forwarded just as
+  the device dropped waits in its persistent session instead.
 - **uplink**: one durable consumer on ``mbox.dev.>`` (stored by the mail stream, so device
   mail waits there while the bridge is down) turns each device publish into ordinary mail
   from the device, or into a dead letter with the reason, then acks it.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +45,9 @@ log = logging.getLogger(__name__)
 
 #: How long one uplink pull waits before checking for shutdown.
 _PULL_WAIT = 1.0
+#: How often the bridge looks which devices are connected (one request for all of them):
+#: the delay before a reconnected device gets what waited.
+_PRESENCE_EVERY = 0.2
 
 
 @dataclass
@@ -66,6 +73,7 @@ class DeviceBridge:
         self._card = card
         self._initial = [p.validate_address(d) for d in devices]
         self._mailboxes: dict[str, Mailbox] = {}
+        self._online: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.stats = BridgeStats()
@@ -88,6 +96,7 @@ class DeviceBridge:
             config=api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=30),
         )
         self._spawn(self._uplink(sub))
+        self._spawn(self._presence())
         for device in self._initial:
             await self.add_device(device)
         return self
@@ -99,6 +108,7 @@ class DeviceBridge:
             return
         mb = await self._ms.open(address, card=self._card)
         self._mailboxes[address] = mb
+        self._online.setdefault(address, asyncio.Event())
         self._spawn(self._downlink(address, mb))
 
     async def close(self) -> None:
@@ -120,11 +130,53 @@ class DeviceBridge:
 
     # -- downlink ------------------------------------------------------------------------------
 
-    async def _downlink(self, device: str, mb: Mailbox) -> None:
+    def online(self, device: str) -> bool:
+        """Whether ``device`` is connected with a session that follows its downlink."""
+        ev = self._online.get(device)
+        return ev is not None and ev.is_set()
+
+    async def _presence(self) -> None:
         while not self._closed:
             try:
-                msg = await mb.receive(timeout=_PULL_WAIT * 5)
+                online = await self._connected_devices()
+            except Exception as exc:  # keep the last view; the next round tries again
+                log.debug("device presence unknown: %r", exc)
+            else:
+                for device, ev in self._online.items():
+                    if device in online:
+                        ev.set()
+                    else:
+                        ev.clear()
+            await asyncio.sleep(_PRESENCE_EVERY)
+
+    async def _connected_devices(self) -> set[str]:
+        nc, out, offset = self._ms._link.nc, set(), 0
+        while True:
+            reply = await nc.request(
+                dp.session_consumers_api(), json.dumps({"offset": offset}).encode(), timeout=5
+            )
+            page = json.loads(reply.data)
+            if "error" in page:  # no MQTT session yet: the stream does not exist
+                return out
+            consumers = page.get("consumers") or []
+            for c in consumers:
+                device = dp.device_of_session_filter(c.get("config", {}).get("filter_subject", ""))
+                if device and c.get("push_bound"):
+                    out.add(device)
+            offset += len(consumers)
+            if not consumers or offset >= int(page.get("total", 0)):
+                return out
+
+    async def _downlink(self, device: str, mb: Mailbox) -> None:
+        online = self._online[device]
+        while not self._closed:
+            await online.wait()
+            try:
+                msg = await mb.receive(timeout=_PULL_WAIT)
             except Timeout:
+                continue
+            if not online.is_set():  # it went away while we waited: back in its mailbox
+                await msg.nak()
                 continue
             subject = dp.downlink_subject(device, msg.priority, msg.sender, msg.id)
             await self._js.publish(

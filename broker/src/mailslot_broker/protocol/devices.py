@@ -14,7 +14,9 @@ in headers (sender, message id) rides in topic levels.
 - **downlink** (device receives mail): MQTT ``devmail/<device>/<p>/<from>/<id>``, published
   by the bridge into the server's MQTT session stream (``$MQTT.msgs.<subject>`` with
   ``Nmqtt-Pub: 1``), the only way a persistent session that is offline gets it later.
-  ``<from>`` is ``~`` when the mail names no sender.
+  ``<from>`` is ``~`` when the mail names no sender. The bridge forwards only while a
+  session consumer of the device is push-bound (the device is connected), so mail waits in
+  the device's mailbox, and reaches the device in priority order when it reconnects.
 - **broadcast**: ``topic/<name levels>`` (``topic.a.b`` is ``topic/a/b``), live, QoS 0.
 """
 
@@ -30,7 +32,9 @@ from .values import Priority, parse_priority, validate_address
 #: Second token of an uplink subject; never a digit, so no mailbox consumer ever sees it.
 UPLINK_TOKEN = "dev"
 DOWNLINK_PREFIX = "devmail"
-#: Prefix of the server's MQTT session stream ``$MQTT_msgs`` (interest retention).
+#: The server's stream of QoS 1 messages for MQTT sessions (interest retention: one consumer
+#: per session subscription, push-bound while the client is connected) and its subjects.
+MQTT_SESSION_STREAM = "$MQTT_msgs"
 MQTT_SESSION_PREFIX = "$MQTT.msgs"
 #: Header nats-server sets on MQTT publishes (the QoS) and needs on ``$MQTT.msgs`` ones.
 MQTT_PUB_HEADER = "Nmqtt-Pub"
@@ -128,6 +132,23 @@ def mqtt_session_subject(subject: str) -> str:
     return f"{MQTT_SESSION_PREFIX}.{subject}"
 
 
+def session_consumers_api() -> str:
+    """JetStream API subject listing the MQTT session consumers (``offset`` pages them)."""
+    return f"$JS.API.CONSUMER.LIST.{MQTT_SESSION_STREAM}"
+
+
+def device_of_session_filter(filter_subject: str) -> str | None:
+    """The device whose downlink an MQTT session consumer follows (its ``filter_subject``,
+    e.g. ``$MQTT.msgs.devmail.sensor//kitchen.>``), or None for any other subscription."""
+    prefix = f"{MQTT_SESSION_PREFIX}.{DOWNLINK_PREFIX}."
+    if not filter_subject.startswith(prefix):
+        return None
+    token = filter_subject[len(prefix) :].split(".", 1)[0]
+    if token in ("", "*", ">"):
+        return None
+    return from_mqtt_level(token)
+
+
 def device_publish_allow(device: str | None = None) -> list[str]:
     """Publish permissions of a device user: uplink (as ``device`` only, so the server
     vouches for the sender level) and broadcast. Anything else is a publish violation the
@@ -150,6 +171,7 @@ __all__ = [
     "DOWNLINK_PREFIX",
     "MQTT_PUB_HEADER",
     "MQTT_SESSION_PREFIX",
+    "MQTT_SESSION_STREAM",
     "NO_SENDER",
     "REASON_MALFORMED_TOPIC",
     "REASON_NO_MAILBOX",
@@ -160,6 +182,7 @@ __all__ = [
     "UPLINK_CONSUMER",
     "UPLINK_TOKEN",
     "DeviceTopicError",
+    "device_of_session_filter",
     "device_publish_allow",
     "device_subscribe_allow",
     "downlink_subject",
@@ -167,6 +190,7 @@ __all__ = [
     "from_mqtt_level",
     "mqtt_session_subject",
     "parse_uplink",
+    "session_consumers_api",
     "to_mqtt_level",
     "uplink_msg_id",
     "uplink_subject",
