@@ -150,7 +150,8 @@ class DeviceBridge:
             await asyncio.sleep(_PRESENCE_EVERY)
 
     async def _connected_devices(self) -> set[str]:
-        nc, out, offset = self._ms._link.nc, set(), 0
+        nc, offset = self._ms._link.nc, 0
+        out: set[str] = set()
         while True:
             reply = await nc.request(
                 dp.session_consumers_api(), json.dumps({"offset": offset}).encode(), timeout=5
