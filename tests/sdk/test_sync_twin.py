@@ -1,3 +1,4 @@
+import asyncio
 import inspect
 import threading
 
@@ -88,6 +89,26 @@ def test_sync_twin_refuses_its_own_loop_thread(shared_server):
     done.wait(5)
     assert errors and "event-loop thread" in str(errors[0])
     ms.close()
+
+
+def test_sync_twin_refuses_to_block_a_running_event_loop(shared_server):
+    """Called from a coroutine, a sync method raises BlockingCall at once (it used to stop the
+    caller's loop until it returned, silently); nothing was sent. From a worker thread of the
+    same loop it works."""
+    c = shared_server.credentials
+    to = unique("blocked")
+    ms = sync.connect(shared_server.url, user=c.user, password=c.password)
+    try:
+
+        async def inside() -> None:
+            with pytest.raises(mailslot.BlockingCall, match=r"send.*asyncio.to_thread"):
+                ms.send(to, "y")
+            await asyncio.to_thread(ms.send, to, "sent from a worker thread")
+
+        asyncio.run(inside())
+        assert [m.text for m in ms.inspect(to).peek(limit=10)] == ["sent from a worker thread"]
+    finally:
+        ms.close()
 
 
 def test_sync_request_ask_and_reply_for_hand_out_sync_replies(shared_server):

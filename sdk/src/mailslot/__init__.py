@@ -16,6 +16,7 @@ from .devices import BridgeStats, DeviceBridge
 from .errors import (
     AlreadyAcknowledged,
     AuthenticationFailed,
+    BlockingCall,
     BrokerFailure,
     BrokerUnreachable,
     ClaimConflict,
@@ -66,6 +67,7 @@ __all__ = [
     "AgentWatch",
     "AlreadyAcknowledged",
     "AuthenticationFailed",
+    "BlockingCall",
     "Bounce",
     "BridgeStats",
     "Broadcast",

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import sys
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from .errors import MailslotError
+from .errors import BlockingCall, MailslotError
 
 T = TypeVar("T")
 
@@ -48,6 +49,13 @@ class LoopThread:
                 "a sync Mailslot method was called from Mailslot's own event-loop thread; "
                 "use the async API there"
             )
+        if _blocks_a_running_loop():
+            coro.close()
+            raise BlockingCall(
+                f"{coro.__qualname__}: a sync Mailslot method was called on a thread whose "
+                "event loop is running, which it would block; await the async API there, or call "
+                "the sync one from a worker thread (asyncio.to_thread)"
+            )
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
     def stop(self) -> None:
@@ -58,6 +66,17 @@ class LoopThread:
                 self._loop.close()
             self._loop = None
             self._thread = None
+
+
+def _blocks_a_running_loop() -> bool:
+    """True on a thread with a running event loop, except a Jupyter kernel's main thread: a
+    cell's sync code blocks the kernel's loop whatever it calls, and sync calls in a notebook
+    are what the twin is for."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return not ("ipykernel" in sys.modules and threading.current_thread() is threading.main_thread())
 
 
 PORTAL = LoopThread()

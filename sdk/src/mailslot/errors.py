@@ -181,6 +181,13 @@ class StateConflict(MailslotError):
         self.expected = expected
 
 
+class BlockingCall(MailslotError, RuntimeError):
+    """A sync-twin method was called on a thread whose event loop is running: it would have
+    stopped that loop (every task, timer and connection on it) until the call returned. Use
+    the async API there (``await``), or call the twin from a worker thread
+    (``asyncio.to_thread``)."""
+
+
 class MessageError(MailslotError):
     """A problem with one received message."""
 
@@ -199,6 +206,7 @@ class AlreadyAcknowledged(MessageError):
 __all__ = [
     "AlreadyAcknowledged",
     "AuthenticationFailed",
+    "BlockingCall",
     "BrokerFailure",
     "BrokerUnreachable",
     "ClaimConflict",
