@@ -89,9 +89,11 @@ async def main() -> None:
         worker = CrewWorker(researcher, researcher_crew)
         serving = asyncio.ensure_future(worker.run(limit=1))
 
-        client = sync.connect(name="planner")
+        # The sync twin (what CrewAI's tools use) never blocks a running loop: from here it is
+        # called through a worker thread.
+        client = await asyncio.to_thread(sync.connect, name="planner")
         try:  # the sync client has a connection of its own: closed on every path
-            inbox = client.open("planner", ttl=60)
+            inbox = await asyncio.to_thread(client.open, "planner", ttl=60)
             crew = planner_crew(client, inbox)
             with CrewProgress(client, supervisor="lead", crew=crew) as progress:
                 result = await crew.akickoff()
@@ -115,13 +117,13 @@ async def main() -> None:
                 await m.ack()
             await news.close()
             await progress_feed.close()
-            inbox.close()
+            await asyncio.to_thread(inbox.close)
         finally:
             if not serving.done():  # a failure above: stop the worker, do not leave it pending
                 serving.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await serving
-            client.close()
+            await asyncio.to_thread(client.close)
 
 
 if __name__ == "__main__":

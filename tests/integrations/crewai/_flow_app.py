@@ -7,6 +7,7 @@ client comes from MAILSLOT_URL / MAILSLOT_CREDENTIALS, connected on first use.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from typing import Any
@@ -40,13 +41,14 @@ class ReleaseFlow(Flow):
     @listen(draft)
     async def announce(self, result: Any) -> dict[str, Any]:
         note = f"{self.state['draft']}: {result.feedback}"
+        box = await asyncio.to_thread(client)  # the sync twin does not block a running loop
         if self.state.get("plain"):  # no crew (a Crew writes CrewAI's task-output database)
-            client().send("announcements", note)
+            await asyncio.to_thread(box.send, "announcements", note)
             return {"draft": self.state["draft"], "feedback": result.feedback}
         llm = script(
             self.state["mode"], [("send_message", {"to": "announcements", "message": note})], "announced"
         )
-        out = await kickoff(one_task_crew(llm, [SendMessageTool(mailbox=client())]))
+        out = await kickoff(one_task_crew(llm, [SendMessageTool(mailbox=box)]))
         return {"draft": self.state["draft"], "feedback": result.feedback, "crew": out.raw}
 
 

@@ -54,7 +54,7 @@ async def resume(count: int) -> None:
         finally:
             resumer.close()
             await box.close()
-    client().close()
+    await asyncio.to_thread(client().close)
     report({"resumed": done, "pending": pending})
 
 

@@ -36,7 +36,7 @@ from crewai.flow.persistence.base import FlowPersistence
 from mailslot import sync
 from mailslot.sync import SyncMailbox, SyncMailslot, SyncMessage
 
-from .persistence import MailslotFlowPersistence
+from .persistence import MailslotFlowPersistence, off_loop
 from .tools import message_text
 
 
@@ -114,7 +114,19 @@ class MailboxFeedback:
             "output": PendingFeedbackContext._make_json_safe(context.method_output),
             "emit": context.emit,
         }
-        receipt = self.client.send(
+        receipt = off_loop(lambda: self._ask(context, payload))
+        raise HumanFeedbackPending(
+            context=context,
+            callback_info={
+                "mailslot_to": self.to,
+                "reply_to": self.reply_to,
+                "correlation_id": context.flow_id,
+                "message_id": receipt.id,
+            },
+        )
+
+    def _ask(self, context: PendingFeedbackContext, payload: dict[str, Any]) -> mailslot.Receipt:
+        return self.client.send(
             self.to,
             payload,
             priority=self.priority,
@@ -125,15 +137,6 @@ class MailboxFeedback:
             # A retried kickoff does not ask twice; a later pause at the same method does.
             idempotency_key=f"flow-feedback:{context.flow_id}:{context.method_name}:"
             f"{context.requested_at.isoformat()}",
-        )
-        raise HumanFeedbackPending(
-            context=context,
-            callback_info={
-                "mailslot_to": self.to,
-                "reply_to": self.reply_to,
-                "correlation_id": context.flow_id,
-                "message_id": receipt.id,
-            },
         )
 
 

@@ -18,18 +18,21 @@ payload less the key and headers; about 1 MiB by default). A larger one raises
 leaving a flow nobody could resume (the question was mailed before CrewAI saves; its answer then
 finds no paused flow). Keep large artefacts out of the state (store a reference).
 
-CrewAI calls persistence synchronously, also from inside ``kickoff_async``; this class uses the
-sync twin (``mailslot.sync``), whose calls run on the SDK's own loop thread, so it works from
-either.
+CrewAI calls persistence synchronously, also from inside ``kickoff_async`` on the caller's
+event loop (as ``SQLiteFlowPersistence`` blocks it, so does this). The sync twin refuses to
+block a running loop, so there each call runs on a worker thread (:func:`off_loop`) and the
+loop's thread waits for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from crewai.flow.persistence.base import FlowPersistence
 from mailslot import sync
@@ -45,6 +48,20 @@ DEFAULT_FLOW_STORE = "crewai"
 _FORMAT = 1
 
 SyncClientLike = SyncMailslot | SyncMailbox | Callable[[], SyncMailslot | SyncMailbox] | None
+
+T = TypeVar("T")
+_WORKERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mailslot-crewai")
+
+
+def off_loop(fn: Callable[[], T]) -> T:
+    """Run a sync-twin call where it may block: here, or, on a thread whose event loop is
+    running (CrewAI calls providers and persistence synchronously inside ``kickoff_async``),
+    on a worker thread while this one waits, as it would for SQLite."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    return _WORKERS.submit(fn).result()
 
 
 def _json_default(obj: Any) -> Any:
@@ -119,17 +136,17 @@ class MailslotFlowPersistence(FlowPersistence):
         with self._lock:
             owned, self._owned, self._store = self._owned, None, None
         if owned is not None:
-            owned.close()
+            off_loop(owned.close)
 
     def init_db(self) -> None:
         """Nothing to create: the state store's bucket is made on first use."""
 
     def save_state(self, flow_uuid: str, method_name: str, state_data: dict[str, Any] | BaseModel) -> None:
-        doc = {"method": method_name, "state": _state_dict(state_data)}
-        self.store.put(("flow", flow_uuid), _encode(doc))
+        data = _encode({"method": method_name, "state": _state_dict(state_data)})
+        off_loop(lambda: self.store.put(("flow", flow_uuid), data))
 
     def load_state(self, flow_uuid: str) -> dict[str, Any] | None:
-        entry = self.store.get(("flow", flow_uuid))
+        entry = off_loop(lambda: self.store.get(("flow", flow_uuid)))
         if entry is None:
             return None
         state = json.loads(entry.value).get("state")
@@ -139,30 +156,39 @@ class MailslotFlowPersistence(FlowPersistence):
         self, flow_uuid: str, context: PendingFeedbackContext, state_data: dict[str, Any] | BaseModel
     ) -> None:
         state = _state_dict(state_data)
-        # The pending record first: if it is too large nothing at all is written.
-        self.store.put(("pending", flow_uuid), _encode({"context": context.to_dict(), "state": state}))
-        self.store.put(("flow", flow_uuid), _encode({"method": context.method_name, "state": state}))
+        pending = _encode({"context": context.to_dict(), "state": state})
+        latest = _encode({"method": context.method_name, "state": state})
+
+        def write() -> None:  # the pending record first: if it is too large nothing is written
+            self.store.put(("pending", flow_uuid), pending)
+            self.store.put(("flow", flow_uuid), latest)
+
+        off_loop(write)
 
     def load_pending_feedback(self, flow_uuid: str) -> tuple[dict[str, Any], PendingFeedbackContext] | None:
         from crewai.flow.async_feedback.types import PendingFeedbackContext
 
-        entry = self.store.get(("pending", flow_uuid))
+        entry = off_loop(lambda: self.store.get(("pending", flow_uuid)))
         if entry is None:
             return None
         doc = json.loads(entry.value)
         return doc["state"], PendingFeedbackContext.from_dict(doc["context"])
 
     def clear_pending_feedback(self, flow_uuid: str) -> None:
-        self.store.delete(("pending", flow_uuid))
+        off_loop(lambda: self.store.delete(("pending", flow_uuid)))
 
     def pending(self) -> list[str]:
         """Ids of the flows paused for feedback (a view SQLite has only through SQL)."""
-        return [key[1] for key in self.store.keys(("pending",))]
+        return [key[1] for key in off_loop(lambda: self.store.keys(("pending",)))]
 
     def delete(self, flow_uuid: str) -> None:
         """Forget one flow: its state and any pending feedback."""
-        self.store.delete(("pending", flow_uuid))
-        self.store.delete(("flow", flow_uuid))
+
+        def drop() -> None:
+            self.store.delete(("pending", flow_uuid))
+            self.store.delete(("flow", flow_uuid))
+
+        off_loop(drop)
 
 
-__all__ = ["DEFAULT_FLOW_STORE", "MailslotFlowPersistence"]
+__all__ = ["DEFAULT_FLOW_STORE", "MailslotFlowPersistence", "off_loop"]
