@@ -1,0 +1,3 @@
+"""The Synadia Agent Protocol over Mailslot."""
+
+__all__: list[str] = []
