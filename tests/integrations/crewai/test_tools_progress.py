@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -39,13 +40,13 @@ def _answer_one(sms: sync.SyncMailslot, address: str, answer: str, seen: list[An
 async def test_mail_tools_in_a_crew(mode: str, sms: sync.SyncMailslot, ms: mailslot.Mailslot) -> None:
     """One agent uses all four tools: check inbox, send, broadcast, ask; what it was told by
     the inbox and by the asked agent reaches the model."""
-    me = sms.open("planner", ttl=30)
+    me = await asyncio.to_thread(sms.open, "planner", ttl=30)  # the sync twin: off the loop
     reviewer = await ms.open("reviewer", ttl=30)
     news = await ms.subscribe("team.news")
     await ms.send("planner", "low-priority chatter", priority="low", sender="bob")
     await ms.send("planner", "fix the build first", priority="urgent", sender="alice")
     asked: list[Any] = []
-    oracle = _answer_one(sms, "oracle", "the answer is 42", asked)
+    oracle = await asyncio.to_thread(_answer_one, sms, "oracle", "the answer is 42", asked)
 
     llm = script(
         mode,
@@ -86,7 +87,7 @@ async def test_mail_tools_in_a_crew(mode: str, sms: sync.SyncMailslot, ms: mails
     assert asked == [{"text": "what is the answer?", "reply_to": asked[0]["reply_to"], "sender": "planner"}]
     assert asked[0]["reply_to"].startswith("planner")
     await news.close()
-    me.close()
+    await asyncio.to_thread(me.close)
 
 
 def test_tool_reports_errors_as_text(sms: sync.SyncMailslot) -> None:
@@ -112,7 +113,7 @@ async def test_progress_broadcast_and_supervisor_mail(
 ) -> None:
     boss = await ms.open("boss", ttl=30)
     sub = await ms.subscribe("crew.progress.>")
-    me = sms.open("worker-1", ttl=30)
+    me = await asyncio.to_thread(sms.open, "worker-1", ttl=30)  # the sync twin: off the loop
     llm = script(mode, [("send_message", {"to": "boss", "message": "working on it"})], "all done")
     crew = one_task_crew(llm, [SendMessageTool(mailbox=me)], name="report")
     progress = CrewProgress(sms, supervisor="boss", crew=crew)
@@ -144,15 +145,15 @@ async def test_progress_broadcast_and_supervisor_mail(
     assert by_kind["crew_completed"].thread_id == str(crew.id)
     assert by_kind["task_completed"].json()["output"] == "all done"
     await sub.close()
-    me.close()
+    await asyncio.to_thread(me.close)
 
 
 async def test_progress_never_breaks_the_crew(server: NatsServer, ms: mailslot.Mailslot) -> None:
     """With its client gone, progress records the failures; the crew finishes anyway, and
     a closed listener hears nothing more."""
     c = server.credentials
-    dead = sync.connect(server.url, user=c.user, password=c.password, name="crew")
-    dead.close()
+    dead = await asyncio.to_thread(sync.connect, server.url, user=c.user, password=c.password, name="crew")
+    await asyncio.to_thread(dead.close)
     llm = script("native", [], "fine")
     crew = one_task_crew(llm, [])
     progress = CrewProgress(dead, supervisor="boss", crew=crew)
