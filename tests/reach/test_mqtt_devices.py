@@ -57,7 +57,7 @@ async def _subscribe_then_leave(port: int, name: str, bridge: DeviceBridge) -> N
     """A device's first session: subscribe to its downlink (QoS 1, persistent), go offline."""
     dev = await device(port, name, clean=False)
     await asyncio.to_thread(dev.subscribe, dp.downlink_topic_filter(name), 1)
-    await wait_for(lambda: bridge.online(name), timeout=10)
+    await bridge.wait_online(name, timeout=10)
     await asyncio.to_thread(dev.close)
     await wait_for(lambda: not bridge.online(name), timeout=10)
 

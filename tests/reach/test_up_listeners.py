@@ -40,8 +40,13 @@ async def test_up_detached_with_mqtt_and_websocket() -> None:
         creds = Credentials.read(state["credentials_path"])
         host = state["url"].split("://")[1].rsplit(":", 1)[0]
         await _logins(state["mqtt_port"], f"ws://{host}:{state['websocket_port']}", creds)
+        # a config reload (a new tenant) keeps both listeners
+        await asyncio.to_thread(mailslot_cli, "tenant", "add", "second")
+        await _logins(state["mqtt_port"], f"ws://{host}:{state['websocket_port']}", creds)
         # asking an already running broker for a listener it lacks is an error, not a no-op
-        again = await asyncio.to_thread(mailslot_cli, "up", "--detach", "--mqtt", "--mqtt-port", "1", check=False)
+        again = await asyncio.to_thread(
+            mailslot_cli, "up", "--detach", "--mqtt", "--mqtt-port", "1", check=False
+        )
         assert again.returncode != 0 and "MQTT listener" in again.stdout + again.stderr
     finally:
         await asyncio.to_thread(mailslot_cli, "down")

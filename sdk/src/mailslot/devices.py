@@ -35,7 +35,7 @@ from nats.js import api
 from nats.js import errors as jserr
 
 from ._mailbox_undo import kv_entry
-from .errors import MailslotError, PayloadTooLarge, Timeout
+from .errors import InvalidInput, MailslotError, PayloadTooLarge, Timeout
 
 if TYPE_CHECKING:
     from .client import Mailslot
@@ -134,6 +134,17 @@ class DeviceBridge:
         """Whether ``device`` is connected with a session that follows its downlink."""
         ev = self._online.get(device)
         return ev is not None and ev.is_set()
+
+    async def wait_online(self, device: str, *, timeout: float | None = None) -> None:
+        """Until ``device`` (served by this bridge) is connected; :class:`Timeout` after
+        ``timeout`` seconds."""
+        ev = self._online.get(device)
+        if ev is None:
+            raise InvalidInput(f"{device!r} is not a device of this bridge")
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise Timeout(f"device {device} did not connect within {timeout:g} s") from None
 
     async def _presence(self) -> None:
         while not self._closed:
