@@ -29,6 +29,7 @@ $(CURDIR)/.tools/bin/uv:
 sync: $(UV)
 	@test -n "$(PYTHON)" || { echo "Python 3.10+ is required" >&2; exit 1; }
 	$(UV) sync --frozen --all-packages --python $(PYTHON) --quiet
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/.venv-mcp2 $(UV) sync --frozen --package mailslot-mcp --extra mcp2 --python $(PYTHON) --quiet
 
 demo: sync
 	$(RUN) python examples/demo.py
