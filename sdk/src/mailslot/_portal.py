@@ -52,7 +52,7 @@ class LoopThread:
         if _blocks_a_running_loop():
             coro.close()
             raise BlockingCall(
-                f"{coro.__qualname__}: a sync Mailslot method was called on a thread whose "
+                f"{getattr(coro, '__qualname__', 'call')}: a sync Mailslot method was called on a thread whose "
                 "event loop is running, which it would block; await the async API there, or call "
                 "the sync one from a worker thread (asyncio.to_thread)"
             )
