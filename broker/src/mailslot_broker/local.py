@@ -17,6 +17,7 @@ import json
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -48,6 +49,7 @@ __all__ = [
     "STATE_FILE",
     "BrokerState",
     "Endpoint",
+    "Listeners",
     "ensure_local_broker",
     "mailslot_home",
     "read_endpoint",
@@ -61,6 +63,17 @@ __all__ = [
 ENDPOINT_FILE = "endpoint.json"
 BROKER_DIR = "broker"
 LOCAL_HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """The MQTT and WebSocket listeners of one start: None = off, 0 = a port the server picks."""
+
+    mqtt_port: int | None = None
+    websocket_port: int | None = None
+
+
+NO_LISTENERS = Listeners()
 
 
 class Endpoint(BaseModel):
@@ -160,21 +173,20 @@ def ensure_local_broker(
     port: int = 0,
     timeout: float = 30.0,
     with_sidecar: bool = True,
-    mqtt_port: int | None = None,
-    websocket_port: int | None = None,
+    listeners: Listeners = NO_LISTENERS,
 ) -> BrokerState:
     """Find the running local broker (detached or foreground) or start one, detached (with its
     sidecar unless ``with_sidecar=False``; a dead sidecar of a live broker is restarted).
 
     ``port=0`` means the kept port (or, on the very first start, one the server picks);
-    another port moves the broker there and is kept from then on. ``mqtt_port`` /
-    ``websocket_port`` (0 = the server's pick) turn on those listeners for this start.
+    another port moves the broker there and is kept from then on. ``listeners`` turns on the
+    MQTT / WebSocket listeners for this start.
     """
     home = home or mailslot_home()
     with home_locked(home):
         state = _live_or_cleared(home, timeout)
         if state is not None:
-            _check_listeners(state, mqtt_port, websocket_port)
+            _check_listeners(state, listeners)
             if port and port != state.port:
                 raise LauncherError(
                     f"the local broker already runs at {state.url} (pid {state.pid}); "
@@ -184,14 +196,7 @@ def ensure_local_broker(
                 state = _start_sidecar(home, state, timeout)
                 write_state(home, state)
             return state
-        _, state = _launch(
-            home,
-            port=port,
-            detached=True,
-            timeout=timeout,
-            mqtt_port=mqtt_port,
-            websocket_port=websocket_port,
-        )
+        _, state = _launch(home, port=port, detached=True, timeout=timeout, listeners=listeners)
         if with_sidecar:
             state = _start_sidecar(home, state, timeout)
             write_state(home, state)
@@ -203,10 +208,9 @@ def start_foreground_broker(
     home: Path | None = None,
     *,
     port: int = 0,
+    listeners: Listeners = NO_LISTENERS,
     timeout: float = 30.0,
     with_sidecar: bool = True,
-    mqtt_port: int | None = None,
-    websocket_port: int | None = None,
 ) -> tuple[NatsServer, BrokerState]:
     """Start the local broker as a child of this process (``mailslot up`` in a terminal),
     recorded in the same state file as a detached one so that ``status`` sees it and
@@ -220,14 +224,7 @@ def start_foreground_broker(
                 f"a {state.mode} local broker is already running at {state.url} (pid {state.pid}); "
                 "use `mailslot down` first"
             )
-        server, state = _launch(
-            home,
-            port=port,
-            detached=False,
-            timeout=timeout,
-            mqtt_port=mqtt_port,
-            websocket_port=websocket_port,
-        )
+        server, state = _launch(home, port=port, detached=False, timeout=timeout, listeners=listeners)
         try:
             if with_sidecar:
                 state = _start_sidecar(home, state, timeout)
@@ -287,9 +284,12 @@ def _live_or_cleared(home: Path, timeout: float) -> BrokerState | None:
     return None
 
 
-def _check_listeners(state: BrokerState, mqtt_port: int | None, websocket_port: int | None) -> None:
+def _check_listeners(state: BrokerState, listeners: Listeners) -> None:
     """A running broker without a listener that was asked for cannot grow one here."""
-    asked = (("MQTT", mqtt_port, state.mqtt_port), ("WebSocket", websocket_port, state.websocket_port))
+    asked = (
+        ("MQTT", listeners.mqtt_port, state.mqtt_port),
+        ("WebSocket", listeners.websocket_port, state.websocket_port),
+    )
     for what, wanted, has in asked:
         if wanted is not None and (has is None or (wanted and wanted != has)):
             raise LauncherError(
@@ -304,8 +304,7 @@ def _launch(
     port: int,
     detached: bool,
     timeout: float,
-    mqtt_port: int | None = None,
-    websocket_port: int | None = None,
+    listeners: Listeners = NO_LISTENERS,
 ) -> tuple[NatsServer, BrokerState]:
     """Start nats-server on the kept port (or ``port``, or the server's pick the first time)
     and record it. Tenants (default first, with the credentials handed out before), their
@@ -318,7 +317,11 @@ def _launch(
         raise _port_in_use_error(home, chosen, is_kept)
     workdir = home / BROKER_DIR
     server = local_server(
-        workdir, port=chosen, tenants=load_or_init(home), mqtt_port=mqtt_port, websocket_port=websocket_port
+        workdir,
+        port=chosen,
+        tenants=load_or_init(home),
+        mqtt_port=listeners.mqtt_port,
+        websocket_port=listeners.websocket_port,
     )
     try:
         server.start(detached=detached, timeout=timeout)

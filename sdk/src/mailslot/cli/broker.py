@@ -24,6 +24,7 @@ from mailslot_broker.errors import LauncherError
 from mailslot_broker.local import (
     CREDENTIALS_FILE,
     STATE_FILE,
+    Listeners,
     ensure_local_broker,
     read_endpoint,
     start_foreground_broker,
@@ -52,10 +53,9 @@ def up(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Start the local broker (nats-server with JetStream on 127.0.0.1)."""
-    listeners: dict[str, Any] = {
-        "mqtt_port": mqtt_port if mqtt else None,
-        "websocket_port": websocket_port if websocket else None,
-    }
+    listeners = Listeners(
+        mqtt_port=mqtt_port if mqtt else None, websocket_port=websocket_port if websocket else None
+    )
     if cluster:
         if detach:
             console.print("--cluster runs in the foreground; drop --detach")
@@ -64,7 +64,7 @@ def up(
         return
     if detach:
         try:
-            state = ensure_local_broker(port=port, **listeners)
+            state = ensure_local_broker(port=port, listeners=listeners)
         except LauncherError as exc:
             err_console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
@@ -78,7 +78,7 @@ def up(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before the start: never orphan the server
     try:
-        server, state = start_foreground_broker(port=port, **listeners)
+        server, state = start_foreground_broker(port=port, listeners=listeners)
     except LauncherError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
