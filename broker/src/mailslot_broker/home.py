@@ -30,11 +30,13 @@ LOCK_FILE = "broker.lock"
 M = TypeVar("M", bound=BaseModel)
 
 
-def mailslot_home() -> Path:
-    """``$MAILSLOT_HOME`` or the per-user data dir."""
+def mailslot_home(*, create: bool = True) -> Path:
+    """``$MAILSLOT_HOME`` or the per-user data dir; ``create=False`` for a reader that must
+    leave no trace (``mailslot status``): the path may then not exist."""
     env = os.environ.get("MAILSLOT_HOME")
     path = Path(env) if env else Path(platformdirs.user_data_dir("mailslot", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

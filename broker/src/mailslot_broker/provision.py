@@ -34,6 +34,12 @@ _UPGRADABLE = (
     "max_consumers",
     "description",
 )
+#: What :func:`provision` creates at connect: the streams, then the buckets (each bucket is a
+#: stream too). The claims and state buckets are made on first use, one stream each more.
+STREAM_CONFIGS = (p.mail_stream_config, p.topics_stream_config, p.dlq_stream_config)
+BUCKET_CONFIGS = (p.agents_bucket_config, p.mailboxes_bucket_config, p.sidecar_bucket_config)
+#: Streams an account needs before any client can connect (a tenant's max_streams floor).
+PROVISIONED_STREAMS = len(STREAM_CONFIGS) + len(BUCKET_CONFIGS)
 #: Replicas a stream or bucket is created with when the settings leave it to the deployment:
 #: the most the cluster accepts, tried from min(3, its size) down (see :func:`cluster_size`).
 _REPLICA_CHOICES = (3, 2, 1)
@@ -153,6 +159,17 @@ def _check_replicas(name: str, have: int, requested: int | None, report: Provisi
     return True
 
 
+def _refused(what: str, exc: jserr.APIError) -> str:
+    """Why the server would not create ``what``, naming the quota when that is the cause."""
+    if p.jsapi.err_code(exc) == p.jsapi.MAX_STREAMS_REACHED:
+        return (
+            f"{what} could not be created: the account's stream quota (max_streams) is used up. "
+            f"Mailslot needs {PROVISIONED_STREAMS} streams at connect, one more each for the claims "
+            f"and state buckets (made on first use); raise the tenant's max_streams. ({exc})"
+        )
+    return f"{what} could not be created: {exc}"
+
+
 async def ensure_stream(
     js: JetStreamContext,
     want: StreamConfig,
@@ -176,7 +193,7 @@ async def ensure_stream(
             except jserr.BadRequestError as exc:
                 if await _exists(js, want.name):
                     continue  # another process created it first: compare with theirs
-                raise ProvisioningError(f"stream {want.name} could not be created: {exc}") from exc
+                raise ProvisioningError(_refused(f"stream {want.name}", exc)) from exc
         have = info.config
         conflicts, changes = _diff(want, have)
         if conflicts:
@@ -233,7 +250,7 @@ async def ensure_bucket(
             except jserr.BadRequestError as exc:
                 if await _exists(js, name):
                     continue  # a concurrent provisioner created it first: check theirs
-                raise ProvisioningError(f"bucket {want.bucket} could not be created: {exc}") from exc
+                raise ProvisioningError(_refused(f"bucket {want.bucket}", exc)) from exc
         have = info.config
         if have.max_msgs_per_subject != want.history:
             raise ProvisioningConflict(
@@ -256,13 +273,12 @@ async def provision(
     """
     s = settings or p.StreamSettings()
     report = ProvisionReport()
-    for cfg in (p.mail_stream_config(s), p.topics_stream_config(s), p.dlq_stream_config(s)):
-        await ensure_stream(js, cfg, report, requested_replicas=s.replicas, raise_replicas=raise_replicas)
+    for make in STREAM_CONFIGS:
+        await ensure_stream(js, make(s), report, requested_replicas=s.replicas, raise_replicas=raise_replicas)
     # The claims bucket is not here: it is created on first use (provision_claims), so an
     # account that never claims spends no stream on it (tenants often have max_streams).
-    buckets = (p.agents_bucket_config(s), p.mailboxes_bucket_config(s), p.sidecar_bucket_config(s))
-    for kv in buckets:
-        await ensure_bucket(js, kv, report, requested_replicas=s.replicas)
+    for make_kv in BUCKET_CONFIGS:
+        await ensure_bucket(js, make_kv(s), report, requested_replicas=s.replicas)
     return report
 
 

@@ -29,6 +29,7 @@ from .config import (
 from .errors import LauncherError
 from .home import default_credentials_path, home_locked, mailslot_home, running_state
 from .launcher import NatsServer
+from .provision import PROVISIONED_STREAMS
 
 TENANTS_FILE = "tenants.json"
 TENANTS_DIR = "tenants"
@@ -170,6 +171,16 @@ def _apply(home: Path, tf: TenantsFile) -> int | None:
     return state.pid
 
 
+def _check_limits(limits: TenantLimits | None) -> None:
+    """Refuse quotas no Mailslot client could work within, before anything is written."""
+    n = -1 if limits is None else limits.max_streams
+    if 0 <= n < PROVISIONED_STREAMS:
+        raise TenantError(
+            f"max_streams {n} cannot work: Mailslot provisions {PROVISIONED_STREAMS} streams at "
+            "connect (the claims and state buckets take one more each, on first use)"
+        )
+
+
 def add_tenant(
     name: str,
     *,
@@ -180,6 +191,7 @@ def add_tenant(
     """Add a tenant to the local broker (reloading it if it runs); returns the spec and the
     path of its 0600 credentials file."""
     validate_tenant_name(name)
+    _check_limits(limits)
     home = home or mailslot_home()
     with home_locked(home):
         tf = load_or_init(home)

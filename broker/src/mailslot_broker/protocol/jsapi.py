@@ -17,6 +17,8 @@ INSUFFICIENT_RESOURCES = 10023
 #: ``no suitable peers for placement`` (400), e.g. more replicas than the cluster has nodes;
 #: the description may go on (", insufficient storage").
 CLUSTER_NO_PEERS = 10005
+#: ``maximum number of streams reached`` (400): the account's ``max_streams`` quota.
+MAX_STREAMS_REACHED = 10027
 #: ``no message found`` (404): a get of a sequence or subject that holds no message.
 NO_MESSAGE_FOUND = 10037
 #: ``jetstream not enabled for account`` (503).

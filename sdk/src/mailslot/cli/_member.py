@@ -8,7 +8,7 @@ import importlib
 
 import typer
 
-from .app import app, err_console
+from .app import app, fail
 
 
 def run_member(ctx: typer.Context, *, package: str, module: str, roots: tuple[str, ...], prog: str) -> None:
@@ -19,11 +19,7 @@ def run_member(ctx: typer.Context, *, package: str, module: str, roots: tuple[st
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in roots:
             raise
-        err_console.print(
-            f"[red]error:[/red] `{prog}` needs the package {package} "
-            f"(missing module {exc.name!r}): pip install {package}"
-        )
-        raise typer.Exit(1) from None
+        fail(f"`{prog}` needs the package {package} (missing module {exc.name!r}): pip install {package}")
     member.main(list(ctx.args), prog=prog)
 
 

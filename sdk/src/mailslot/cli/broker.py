@@ -34,7 +34,19 @@ from rich.table import Table
 
 from ..connection import connect
 from ..errors import MailslotError
-from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, console, err_console, print_json, run
+from .app import (
+    CREDS_OPTION,
+    JSON_OPTION,
+    NO_BROKER,
+    URL_OPTION,
+    USAGE,
+    app,
+    console,
+    fail,
+    print_json,
+    run,
+    warn,
+)
 
 
 @app.command()
@@ -58,16 +70,14 @@ def up(
     )
     if cluster:
         if detach:
-            console.print("--cluster runs in the foreground; drop --detach")
-            raise typer.Exit(2)
+            fail("--cluster runs in the foreground; drop --detach", USAGE)
         _up_cluster(cluster, json_out, mqtt=mqtt, websocket=websocket)
         return
     if detach:
         try:
             state = ensure_local_broker(port=port, listeners=listeners)
         except LauncherError as exc:
-            err_console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
+            fail(str(exc))
         run(_provision())  # so `status` shows the streams right away
         if json_out:
             print_json(state.model_dump())
@@ -80,8 +90,7 @@ def up(
     try:
         server, state = start_foreground_broker(port=port, listeners=listeners)
     except LauncherError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     try:
         run(_provision())
         if json_out:
@@ -119,8 +128,7 @@ def _up_cluster(size: int, json_out: bool, *, mqtt: bool = False, websocket: boo
     try:
         nodes, state = start_local_cluster(home, size, mqtt=mqtt, websocket=websocket)
     except LauncherError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     try:
         urls = ",".join(state.urls)
         if json_out:
@@ -152,6 +160,7 @@ def _up_cluster(size: int, json_out: bool, *, mqtt: bool = False, websocket: boo
 
 node_app = typer.Typer(
     help="Nodes of the local cluster (`mailslot up --cluster N`): restart one, same ports and store.",
+    rich_markup_mode="markdown",
     no_args_is_help=True,
 )
 app.add_typer(node_app, name="node")
@@ -162,8 +171,7 @@ def _node_action(action: Any, name: str, json_out: bool, said: Any) -> None:
     try:
         rec = action(mailslot_home(), name)
     except LauncherError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     if json_out:
         print_json(rec.model_dump())
     else:
@@ -213,7 +221,7 @@ async def _provision() -> None:
 
 
 async def _status(url: str | None, credentials: Path | None) -> dict[str, Any]:
-    home = mailslot_home()
+    home = mailslot_home(create=False)  # looking creates nothing
     info = await _local_status(home, url, credentials)
     cluster = running_cluster(home)
     if cluster is not None:
@@ -343,16 +351,20 @@ def status(
     credentials: Path | None = CREDS_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Where the broker is, its version and uptime, and the streams with message counts."""
+    """Where the broker is, its version and uptime, and the streams with message counts.
+    Exits 3 when no broker runs (with --json too), 0 otherwise."""
     info = run(_status(url, credentials))
+    cluster = info.get("cluster")
+    down = not info["running"] and cluster is None
     if json_out:
         print_json(info)
+        if down:
+            raise typer.Exit(NO_BROKER)
         return
-    cluster = info.get("cluster")
     if not info["running"]:
         if cluster is None:
             console.print(f"no local broker running (home {info['home']}); start one with `mailslot up`")
-            raise typer.Exit(3)
+            raise typer.Exit(NO_BROKER)
         console.print(f"no local broker running (home {info['home']})")
     else:
         console.print(f"[bold]{info['url']}[/bold]  nats-server {info['server_version']}")
@@ -396,6 +408,6 @@ def _print_cluster(cluster: dict[str, Any]) -> None:
         streams.add_row(name, str(s["replicas"]), s["leader"] or "-", peers or "-", str(s["messages"]))
     console.print(streams)
     if cluster.get("error"):
-        err_console.print(f"[red]error:[/red] {cluster['error']}")
+        warn(f"error: {cluster['error']}")
     for w in cluster["warnings"]:
-        err_console.print(f"[yellow]warning:[/yellow] {w}")
+        warn(w)

@@ -6,25 +6,29 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from mailslot_broker import protocol as p
+from mailslot_broker.protocol import Header
 from rich.table import Table
 
 from ..connection import connect
 from ..deadletters import DeadLetter
-from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, console, print_json, run
+from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, client, console, print_json, run
+from .mail import payload_out, print_fields
 
-dlq_app = typer.Typer(help="Dead letters: messages that ran out of deliveries or were terminated.")
+dlq_app = typer.Typer(
+    help="Dead letters: messages that ran out of deliveries or were terminated.",
+    rich_markup_mode="markdown",
+)
 app.add_typer(dlq_app, name="dlq")
 
 
 def _detail(d: DeadLetter) -> dict[str, Any]:
+    """The dead letter as JSON-able values: the payload parsed as its content type says
+    (``payload``), or base64 (``payload_b64``) for bytes that are not text."""
     out = d.as_dict()
-    try:
-        out["payload"] = d.json()
-    except Exception:
-        try:
-            out["payload"] = d.text
-        except Exception:
-            out["payload"] = None
+    # No content type kept: read it as text (base64 if it is not UTF-8).
+    out["content_type"] = ctype = d.headers.get(Header.CONTENT_TYPE, p.ContentType.TEXT)
+    out.update(payload_out(ctype, d.data))
     out["headers"] = d.headers
     return out
 
@@ -40,7 +44,7 @@ def list_(
     """Dead letters, oldest first."""
 
     async def _do() -> list[DeadLetter]:
-        async with connect(url, credentials=credentials) as ms:
+        async with await client(url, credentials, start=False) as ms:
             return await ms.dead_letters.list(address, limit=limit)
 
     items = run(_do())
@@ -71,15 +75,14 @@ def show(
     """One dead letter with its headers and payload."""
 
     async def _do() -> DeadLetter:
-        async with connect(url, credentials=credentials) as ms:
+        async with await client(url, credentials, start=False) as ms:
             return await ms.dead_letters.get(ref)
 
     d = _detail(run(_do()))
     if json_out:
         print_json(d)
         return
-    for k, v in d.items():
-        console.print(f"[bold]{k}[/bold]: {v}")
+    print_fields(d)
 
 
 @dlq_app.command()

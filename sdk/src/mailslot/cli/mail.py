@@ -1,4 +1,4 @@
-"""``mailslot send``, ``inbox``, ``tail``, ``agents``: mail, broadcast and the registry from a shell.
+"""``mailslot inbox``, ``tail``, ``agents``: mail, broadcast and the registry from a shell.
 
 Human output uses rich; ``--json`` prints JSON for scripts (``tail --json`` prints one JSON
 object per line, as events arrive).
@@ -19,14 +19,26 @@ import typer
 from mailslot_broker import protocol as p
 from mailslot_broker.reclaim import LEAVE_MARKER_TTL, kv_subject
 from rich.table import Table
+from rich.text import Text
 
 from ..client import Mailslot
-from ..connection import connect
 from ..errors import InvalidInput, Timeout
-from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, console, err_console, print_json, run
+from .app import (
+    CREDS_OPTION,
+    JSON_OPTION,
+    URL_OPTION,
+    USAGE,
+    app,
+    client,
+    console,
+    err_console,
+    fail,
+    print_json,
+    run,
+)
 
 
-def _payload_out(content_type: str, data: bytes) -> dict[str, Any]:
+def payload_out(content_type: str, data: bytes) -> dict[str, Any]:
     """The payload in a JSON-friendly form: parsed JSON, text, or base64 for raw bytes."""
     if content_type.startswith(p.ContentType.JSON):
         with contextlib.suppress(ValueError):
@@ -39,7 +51,7 @@ def _payload_out(content_type: str, data: bytes) -> dict[str, Any]:
     return {"payload_b64": base64.b64encode(data).decode()}
 
 
-def _preview(row: dict[str, Any], width: int = 60) -> str:
+def preview(row: dict[str, Any], width: int = 60) -> str:
     if "payload" in row:
         v = row["payload"]
         s = v if isinstance(v, str) else json.dumps(v)
@@ -48,7 +60,7 @@ def _preview(row: dict[str, Any], width: int = 60) -> str:
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
-def _message_row(m: Any) -> dict[str, Any]:
+def message_row(m: Any) -> dict[str, Any]:
     sent = m.sent_at
     return {
         "id": m.id,
@@ -62,90 +74,32 @@ def _message_row(m: Any) -> dict[str, Any]:
         "thread_id": m.thread_id,
         "content_type": m.content_type,
         "headers": m.user_headers,
-        **_payload_out(m.content_type, m.data),
+        **payload_out(m.content_type, m.data),
     }
-
-
-async def _connect(url: str | None, credentials: Path | None, name: str | None = None) -> Mailslot:
-    return await connect(url, credentials=credentials, name=name)
-
-
-# -- send -------------------------------------------------------------------------------------------
-
-
-async def _send(
-    url: str | None,
-    credentials: Path | None,
-    to: str,
-    payload: Any,
-    *,
-    priority: str,
-    ttl: float | None,
-    delay: float | None,
-    sender: str | None,
-    reply_to: str | None,
-) -> dict[str, Any]:
-    async with await _connect(url, credentials) as ms:
-        r = await ms.send(
-            to, payload, priority=priority, ttl=ttl, delay=delay, sender=sender, reply_to=reply_to
-        )
-    return {
-        "id": r.id,
-        "to": r.to,
-        "priority": r.priority.label,
-        "seq": r.seq,
-        "duplicate": r.duplicate,
-        "scheduled": r.scheduled,
-    }
-
-
-@app.command()
-def send(
-    to: str = typer.Argument(..., help="recipient address"),
-    payload: str = typer.Argument(..., help="message text; '-' reads stdin"),
-    priority: str = typer.Option("normal", "--priority", "-p", help="critical|urgent|normal|low"),
-    ttl: float | None = typer.Option(None, "--ttl", help="seconds the message may wait"),
-    delay: float | None = typer.Option(None, "--delay", help="deliver after this many seconds"),
-    as_json: bool = typer.Option(False, "--payload-json", help="parse PAYLOAD as JSON"),
-    sender: str | None = typer.Option(None, "--from", help="sender address"),
-    reply_to: str | None = typer.Option(None, "--reply-to", help="where replies should go"),
-    url: str | None = URL_OPTION,
-    credentials: Path | None = CREDS_OPTION,
-    json_out: bool = JSON_OPTION,
-) -> None:
-    """Put a message in a mailbox; it waits there until received or expired."""
-    text = sys.stdin.read() if payload == "-" else payload
-    body: Any = text
-    if as_json:
-        try:
-            body = json.loads(text)
-        except ValueError as exc:
-            console.print(f"[red]error:[/red] payload is not JSON: {exc}")
-            raise typer.Exit(2) from None
-    receipt = run(
-        _send(
-            url,
-            credentials,
-            to,
-            body,
-            priority=priority,
-            ttl=ttl,
-            delay=delay,
-            sender=sender,
-            reply_to=reply_to,
-        )
-    )
-    if json_out:
-        print_json(receipt)
-    else:
-        note = " (duplicate)" if receipt["duplicate"] else " (scheduled)" if receipt["scheduled"] else ""
-        console.print(
-            f"sent [bold]{receipt['id']}[/bold] to {receipt['to']} "
-            f"priority {receipt['priority']} seq {receipt['seq']}{note}"
-        )
 
 
 # -- inbox ------------------------------------------------------------------------------------------
+
+
+def _human(value: Any) -> str:
+    """A field for people: JSON for structures (never a Python repr), '-' for nothing."""
+    if value is None:
+        return "-"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def print_fields(row: dict[str, Any]) -> None:
+    """One ``name: value`` line per field of a message or dead letter, the headers one per
+    line under ``headers:``; values as JSON or text, never Python reprs."""
+    row = dict(row)
+    headers = row.pop("headers", None) or {}
+    for key, value in row.items():
+        console.print(Text.assemble((key, "bold"), ": ", _human(value)), soft_wrap=True)
+    console.print(Text("headers:", style="bold"))
+    for key, value in sorted(headers.items()):
+        console.print(Text(f"  {key}: {value}"), soft_wrap=True)
 
 
 async def _leave_no_trace(ms: Mailslot, address: str) -> None:
@@ -173,9 +127,9 @@ async def _inbox(
     limit: int,
     timeout: float,
 ) -> list[dict[str, Any]]:
-    async with await _connect(url, credentials) as ms:
+    async with await client(url, credentials, start=False) as ms:
         if not receive:
-            return [_message_row(m) for m in await ms.inspect(address).peek(limit)]
+            return [message_row(m) for m in await ms.inspect(address).peek(limit)]
         mb = await ms.open(address, ttl=max(timeout * 3, 10.0), card={"status": "cli"})
         rows: list[dict[str, Any]] = []
         taken: list[Any] = []
@@ -190,7 +144,7 @@ async def _inbox(
                     break
                 wait = 0.0
                 for m in batch:
-                    row = _message_row(m)
+                    row = message_row(m)
                     row["deliveries"] = m.delivery_count
                     row["acked"] = ack
                     if ack:
@@ -221,13 +175,11 @@ def inbox(
     credentials: Path | None = CREDS_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Show the mail waiting in a mailbox (peek). ``--receive --ack`` takes it out."""
+    """Show the mail waiting in a mailbox (peek). `--receive --ack` takes it out."""
     if ack and not receive:
-        err_console.print("[red]error:[/red] --ack needs --receive")
-        raise typer.Exit(2)
+        fail("--ack needs --receive", USAGE)
     if limit < 1:
-        err_console.print("[red]error:[/red] --limit must be at least 1")
-        raise typer.Exit(2)
+        fail("--limit must be at least 1", USAGE)
     rows = run(_inbox(url, credentials, address, receive=receive, ack=ack, limit=limit, timeout=timeout))
     if json_out:
         print_json(rows)
@@ -237,7 +189,7 @@ def inbox(
         return
     table = Table("seq", "priority", "from", "sent", "payload", title=f"mail for {address}")
     for r in rows:
-        table.add_row(str(r["seq"]), r["priority"], r["from"] or "-", (r["sent_at"] or "-")[:19], _preview(r))
+        table.add_row(str(r["seq"]), r["priority"], r["from"] or "-", (r["sent_at"] or "-")[:19], preview(r))
     console.print(table)
     if receive:
         console.print("acked (removed)" if ack else "given back (not acked)")
@@ -268,7 +220,8 @@ async def _tail(
 ) -> int:
     rp = _parse_replay(replay)
     seen = 0
-    async with await _connect(url, credentials) as ms, ms.subscribe(pattern, queue=queue, replay=rp) as sub:
+    ms = await client(url, credentials, start=False)
+    async with ms, ms.subscribe(pattern, queue=queue, replay=rp) as sub:
         err_console.print(f"listening on {pattern}", highlight=False)
         # The clock starts once listening, so a slow connect does not eat the window.
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -290,14 +243,14 @@ async def _tail(
                 "from": ev.sender,
                 "sent_at": ev.sent_at.isoformat() if ev.sent_at else None,
                 "headers": ev.user_headers,
-                **_payload_out(ev.content_type, ev.data),
+                **payload_out(ev.content_type, ev.data),
             }
             if json_out:
                 sys.stdout.write(json.dumps(row, default=str) + "\n")
                 sys.stdout.flush()
             else:
                 mark = "[dim]history[/dim] " if ev.replayed else ""
-                console.print(f"{mark}[bold]{ev.topic}[/bold] {_preview(row, 200)}")
+                console.print(f"{mark}[bold]{ev.topic}[/bold] {preview(row, 200)}")
     return seen
 
 
@@ -336,7 +289,7 @@ def tail(
 async def _agents(
     url: str | None, credentials: Path | None, capability: str | None, tag: str | None
 ) -> list[dict[str, Any]]:
-    async with await _connect(url, credentials) as ms:
+    async with await client(url, credentials, start=False) as ms:
         return [c.model_dump() for c in await ms.agents(capability=capability, tag=tag)]
 
 

@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from mailslot_broker.local import running_state
+from mailslot_broker.home import mailslot_home, running_state
 from mailslot_broker.sidecar import snapshot
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from ..connection import connect
-from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, console, print_json, run
+from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, client, console, print_json, run
 
 #: Sidecar metrics shown by ``stats`` (Prometheus name -> column label).
 SIDECAR_COUNTERS = {
@@ -109,13 +108,15 @@ def stats(
     once: bool = typer.Option(False, "--once", help="print once and exit"),
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Live table of mailbox depths, traffic, dead letters, leases and sidecar counters."""
+    """Live table of mailbox depths, traffic, dead letters, leases and sidecar counters.
+    Prints once when stdout is not a terminal (a pipe or a file)."""
     if metrics_url is None and url is None:
-        state = running_state()
+        state = running_state(mailslot_home(create=False))
         metrics_url = state.metrics_url if state else None
+    once = once or not console.is_terminal
 
     async def _do() -> None:
-        async with connect(url, credentials=credentials, provision_streams=False) as ms:
+        async with await client(url, credentials, start=False) as ms:
             data = await collect(ms, top=top, metrics_url=metrics_url)
             if json_out:
                 print_json(data)

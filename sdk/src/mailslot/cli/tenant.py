@@ -12,10 +12,11 @@ from typing import Any
 import typer
 from mailslot_broker.config import TenantLimits
 from mailslot_broker.errors import LauncherError
+from mailslot_broker.provision import PROVISIONED_STREAMS
 from mailslot_broker.tenants import add_tenant, credentials_path, list_tenants, remove_tenant
 from rich.table import Table
 
-from .app import JSON_OPTION, app, console, err_console, print_json
+from .app import JSON_OPTION, app, console, fail, print_json
 
 tenant_app = typer.Typer(help="Tenants of the local broker (one NATS account each).", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
@@ -39,7 +40,12 @@ def add(
     name: str = typer.Argument(..., help="tenant (account) name"),
     max_file: str | None = typer.Option(None, "--max-file", help="file storage quota, e.g. 2G"),
     max_memory: str | None = typer.Option(None, "--max-memory", help="memory storage quota"),
-    max_streams: int = typer.Option(-1, "--max-streams", help="streams (Mailslot needs 6)"),
+    max_streams: int = typer.Option(
+        -1,
+        "--max-streams",
+        help=f"streams: at least {PROVISIONED_STREAMS} (what connect provisions), plus one each for "
+        "the claims and state buckets, made on first use",
+    ),
     max_consumers: int = typer.Option(-1, "--max-consumers", help="consumers per stream"),
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -53,8 +59,7 @@ def add(
     try:
         spec, path = add_tenant(name, limits=limits)
     except LauncherError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     if json_out:
         print_json({"tenant": spec.name, "user": spec.credentials.user, "credentials": str(path)})
     else:
@@ -96,6 +101,5 @@ def remove(name: str = typer.Argument(..., help="tenant (account) name")) -> Non
     try:
         remove_tenant(name)
     except LauncherError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     console.print(f"tenant [bold]{name}[/bold] removed")
