@@ -58,6 +58,8 @@ class BridgeStats:
     downlinked: int = 0
     #: ``(reason, subject)`` of every device publish that became a dead letter.
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    #: Forwarding attempts that failed and are retried (an outage, a refused publish).
+    errors: int = 0
 
 
 class DeviceBridge:
@@ -89,16 +91,22 @@ class DeviceBridge:
         await self.close()
 
     async def start(self) -> DeviceBridge:
-        sub = await self._js.pull_subscribe(
-            dp.uplink_subject_all(),
-            durable=dp.UPLINK_CONSUMER,
-            stream=p.MAIL_STREAM,
-            config=api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=30),
-        )
-        self._spawn(self._uplink(sub))
+        """Open the devices' mailboxes, then forward: device mail that waited while no bridge
+        ran is judged against the full list of devices, never against half of it."""
         self._spawn(self._presence())
-        for device in self._initial:
-            await self.add_device(device)
+        try:
+            for device in self._initial:
+                await self.add_device(device)
+            sub = await self._js.pull_subscribe(
+                dp.uplink_subject_all(),
+                durable=dp.UPLINK_CONSUMER,
+                stream=p.MAIL_STREAM,
+                config=api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=30),
+            )
+        except BaseException:
+            await self.close()
+            raise
+        self._spawn(self._uplink(sub))
         return self
 
     async def add_device(self, address: str) -> None:
@@ -184,18 +192,26 @@ class DeviceBridge:
         while not self._closed:
             await online.wait()
             try:
-                msg = await mb.receive(timeout=_PULL_WAIT)
-            except Timeout:
-                continue
-            if not online.is_set():  # it went away while we waited: back in its mailbox
-                await msg.nak()
-                continue
-            subject = dp.downlink_subject(device, msg.priority, msg.sender, msg.id)
-            await self._js.publish(
-                dp.mqtt_session_subject(subject), msg.data, headers={dp.MQTT_PUB_HEADER: "1"}, timeout=5.0
-            )
-            await msg.ack()
-            self.stats.downlinked += 1
+                await self._downlink_one(device, mb, online)
+            except Exception:  # an outage, a refused publish: the mail stays unacked, is redelivered
+                log.exception("mail for device %s not forwarded; it is retried", device)
+                self.stats.errors += 1
+                await asyncio.sleep(_PULL_WAIT)
+
+    async def _downlink_one(self, device: str, mb: Mailbox, online: asyncio.Event) -> None:
+        try:
+            msg = await mb.receive(timeout=_PULL_WAIT)
+        except Timeout:
+            return
+        if not online.is_set():  # it went away while we waited: back in its mailbox
+            await msg.nak()
+            return
+        subject = dp.downlink_subject(device, msg.priority, msg.sender, msg.id)
+        await self._js.publish(
+            dp.mqtt_session_subject(subject), msg.data, headers={dp.MQTT_PUB_HEADER: "1"}, timeout=5.0
+        )
+        await msg.ack()
+        self.stats.downlinked += 1
 
     # -- uplink --------------------------------------------------------------------------------
 
@@ -206,8 +222,16 @@ class DeviceBridge:
                     batch = await sub.fetch(64, timeout=_PULL_WAIT)
                 except (asyncio.TimeoutError, jserr.FetchTimeoutError):
                     continue
+                except Exception:  # reconnecting: nats-py resubscribes, try again
+                    log.debug("device uplink pull failed", exc_info=True)
+                    await asyncio.sleep(_PULL_WAIT)
+                    continue
                 for raw in batch:
-                    await self._forward(raw)
+                    try:
+                        await self._forward(raw)
+                    except Exception:  # unacked: redelivered after the ack wait
+                        log.exception("device mail %s not forwarded; it is retried", raw.subject)
+                        self.stats.errors += 1
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -232,6 +256,7 @@ class DeviceBridge:
             await self._reject(raw, seq, dp.REASON_OVERSIZE, str(exc), keep_body=False)
         except MailslotError:
             log.exception("device mail at seq %d not forwarded; it is retried", seq)
+            self.stats.errors += 1
             await raw.nak(delay=1.0)
             return
         await raw.ack_sync()
