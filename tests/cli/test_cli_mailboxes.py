@@ -97,3 +97,16 @@ async def test_purge_asks_unless_yes(ms: mailslot.Mailslot, cli: Cli) -> None:
     await ms.send(box, "again")
     asked = await cli("purge", box, stdin="y\n")
     assert "purged 1 message(s)" in asked.stdout
+
+
+async def test_looking_at_a_server_nobody_used_yet(cli: Cli) -> None:
+    # No client connected before: the commands that look find nothing rather than failing
+    # (stats, which provisions nothing, says in one line what is missing).
+    boxes, inbox, dlq, stats = await asyncio.gather(
+        cli("mailboxes", "--json"),
+        cli("inbox", "nobody", "--json"),
+        cli("dlq", "list", "--json"),
+        cli("stats", code=None),
+    )
+    assert json.loads(boxes.stdout) == [] and json.loads(inbox.stdout) == [] and json.loads(dlq.stdout) == []
+    assert stats.returncode in (0, 1) and "Traceback" not in stats.stderr

@@ -22,6 +22,7 @@ from .names import (
     AGENTS_BUCKET,
     BELL_PREFIX,
     CLAIMS_BUCKET,
+    DEAD_BELL_PREFIX,
     DLQ_PREFIX,
     DLQ_STREAM,
     DURABLE_TOPIC_PREFIX,
@@ -117,6 +118,7 @@ def dlq_stream_config(s: StreamSettings) -> StreamConfig:
         subjects=[f"{DLQ_PREFIX}.>"],
         retention=RetentionPolicy.LIMITS,
         max_age=s.dlq_max_age,
+        republish=RePublish(src=f"{DLQ_PREFIX}.>", dest=f"{DEAD_BELL_PREFIX}.>", headers_only=True),
     )
 
 

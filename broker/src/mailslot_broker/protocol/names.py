@@ -25,6 +25,9 @@ SCHEDULE_PREFIX = "msched"
 TOPIC_PREFIX = "topic"
 DURABLE_TOPIC_PREFIX = "ptopic"
 DLQ_PREFIX = "dlq"
+#: Headers-only republish of every dead letter (``dlqbell.<p>.<address>``), which the audit
+#: stream records; like the mail stream's bell, nobody needs to listen.
+DEAD_BELL_PREFIX = "dlqbell"
 SYSTEM_TOPIC_PREFIX = "mailslot"
 #: ``Mailslot-From`` of notices the sidecar writes itself (bounces).
 SYSTEM_SENDER = "mailslot"

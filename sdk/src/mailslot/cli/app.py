@@ -80,11 +80,17 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def client(
-    url: str | None, credentials: Path | None, *, start: bool = True, name: str | None = None
+    url: str | None,
+    credentials: Path | None,
+    *,
+    start: bool = True,
+    provision: bool = True,
+    name: str | None = None,
 ) -> Mailslot:
     """A connected client. Without a URL it uses the local broker, started if need be when
     ``start`` (commands that send or change something); a read-only command (``start=False``)
-    raises :class:`NoBroker` instead and does not provision streams, so looking creates nothing."""
+    raises :class:`NoBroker` instead, so looking creates nothing on this machine. Streams are
+    provisioned as by any client unless ``provision=False`` (``stats`` only reads)."""
     if url is None and not start:
         from mailslot_broker.home import mailslot_home, running_state
 
@@ -92,7 +98,7 @@ async def client(
         if state is None:
             raise NoBroker("no local broker running; start one with `mailslot up` or give --url")
         url, credentials = state.url, credentials or Path(state.credentials_path)
-    return await connect(url, credentials=credentials, name=name, provision_streams=start)
+    return await connect(url, credentials=credentials, name=name, provision_streams=provision)
 
 
 def print_json(data: Any) -> None:

@@ -186,7 +186,8 @@ def ask(
     credentials: Path | None = CREDS_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Send a request and wait for its reply (`msg.reply(...)` on the other side); prints it."""
+    """Send a request and wait for its reply (`msg.reply(...)` on the other side); prints it.
+    A reply later than --timeout is not collected, unless --from names a mailbox it can wait in."""
     body, headers = body_of(payload, content_type), headers_of(header)
 
     async def _do() -> dict[str, Any]:

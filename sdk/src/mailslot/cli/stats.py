@@ -21,6 +21,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
+from .._boundary import boundary
 from .app import CREDS_OPTION, JSON_OPTION, URL_OPTION, app, client, console, print_json, run
 
 #: Sidecar metrics shown by ``stats`` (Prometheus name -> column label).
@@ -116,8 +117,9 @@ def stats(
     once = once or not console.is_terminal
 
     async def _do() -> None:
-        async with await client(url, credentials, start=False) as ms:
-            data = await collect(ms, top=top, metrics_url=metrics_url)
+        async with await client(url, credentials, start=False, provision=False) as ms:
+            with boundary():  # streams nobody provisioned yet: one error line, no traceback
+                data = await collect(ms, top=top, metrics_url=metrics_url)
             if json_out:
                 print_json(data)
                 return
