@@ -64,8 +64,10 @@ def _norm(name: str, value: object) -> object:
     if name == "subjects":
         return sorted(value or [])  # type: ignore[call-overload]
     if name == "republish" and value is not None:
+        # headers_only is the deployment's: an audit that keeps bodies turns it off on the
+        # mail stream's bell, and a client connecting must not turn it back on.
         r = value
-        return (r.src, r.dest, bool(r.headers_only))  # type: ignore[attr-defined]
+        return (r.src, r.dest)  # type: ignore[attr-defined]
     if name in ("max_age", "duplicate_window"):
         return round(float(value or 0), 3)  # type: ignore[arg-type]
     if name in ("allow_msg_ttl", "allow_msg_schedules", "allow_direct"):

@@ -7,6 +7,7 @@
 
 from mailslot_broker.protocol import Priority
 
+from .audit import Audit, AuditRecord, AuditStatus
 from .broadcast import Broadcast, Published, TopicSubscription
 from .claims import Claim, Claims
 from .client import Mailslot
@@ -15,6 +16,7 @@ from .deadletters import DeadLetter, DeadLetters
 from .devices import BridgeStats, DeviceBridge
 from .errors import (
     AlreadyAcknowledged,
+    AuditDisabled,
     AuthenticationFailed,
     BlockingCall,
     BrokerFailure,
@@ -66,6 +68,10 @@ __all__ = [
     "AgentEvent",
     "AgentWatch",
     "AlreadyAcknowledged",
+    "Audit",
+    "AuditDisabled",
+    "AuditRecord",
+    "AuditStatus",
     "AuthenticationFailed",
     "BlockingCall",
     "Bounce",

@@ -16,6 +16,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from ._boundary import address as check_address
+from .audit import Audit
 from .broadcast import Published, Replay, TopicSubscription
 from .broadcast import publish as _publish_topic
 from .claims import Claims
@@ -376,6 +377,11 @@ class Mailslot:
         from .deadletters import DeadLetters
 
         return DeadLetters(self._link)
+
+    @functools.cached_property
+    def audit(self) -> Audit:
+        """This tenant's audit trail: ``enable``, ``disable``, ``status``, ``query``."""
+        return Audit(self._link)
 
     @functools.cached_property
     def claims(self) -> Claims:

@@ -123,6 +123,10 @@ class MailboxDestroyed(MailboxClosed):
     """The mailbox was destroyed: its mail and lease are gone."""
 
 
+class AuditDisabled(MailslotError):
+    """The tenant's audit trail is off (``ms.audit.enable()`` / ``mailslot audit enable``)."""
+
+
 class Timeout(MailslotError, TimeoutError):
     """Nothing arrived in time."""
 
@@ -205,6 +209,7 @@ class AlreadyAcknowledged(MessageError):
 
 __all__ = [
     "AlreadyAcknowledged",
+    "AuditDisabled",
     "AuthenticationFailed",
     "BlockingCall",
     "BrokerFailure",

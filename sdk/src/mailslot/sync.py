@@ -19,6 +19,7 @@ from typing import Any
 from mailslot_broker import protocol as p
 
 from ._portal import PORTAL
+from ._sync_audit import SyncAudit
 from ._sync_claims import SyncClaims
 from ._sync_mail import SyncDeadLetters, SyncMailbox, SyncMailboxView, SyncMessage, SyncReply, _SyncSends
 from ._sync_mailwatch import SyncMailWatch
@@ -142,6 +143,10 @@ class SyncMailslot(_SyncSends):
         return SyncDeadLetters(self._c.dead_letters)
 
     @property
+    def audit(self) -> SyncAudit:
+        return SyncAudit(self._c.audit)
+
+    @property
     def claims(self) -> SyncClaims:
         return SyncClaims(self._c.claims)
 
@@ -211,6 +216,7 @@ def event_loop() -> asyncio.AbstractEventLoop:
 
 __all__ = [
     "SyncAgentWatch",
+    "SyncAudit",
     "SyncClaims",
     "SyncDeadLetters",
     "SyncMailWatch",

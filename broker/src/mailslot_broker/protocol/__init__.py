@@ -9,7 +9,7 @@ It is a package only to keep its parts small; import it as one module,
 ``from mailslot_broker import protocol as p``.
 """
 
-from . import devices, jsapi
+from . import audit, devices, jsapi
 from .claims import (
     MAX_CLAIM_KEY_BYTES,
     MAX_CLAIM_KEYS,
@@ -74,6 +74,7 @@ from .names import (
     AGENTS_BUCKET,
     BELL_PREFIX,
     CLAIMS_BUCKET,
+    DEAD_BELL_PREFIX,
     DLQ_PREFIX,
     DLQ_STREAM,
     DURABLE_TOPIC_PREFIX,
@@ -174,6 +175,7 @@ __all__ = [
     "CONSUMER_ADDRESS_METADATA",
     "CONSUMER_IDLE_FLOOR",
     "DAY",
+    "DEAD_BELL_PREFIX",
     "DEAD_LETTER_SLACK",
     "DEFAULT_ACK_WAIT",
     "DEFAULT_IDENTITY_KEEP",
@@ -248,6 +250,7 @@ __all__ = [
     "ack_subject_consumer",
     "aged_msg_id",
     "agents_bucket_config",
+    "audit",
     "bell_subject_all_priorities",
     "bounce_msg_id",
     "claim_key_of",
