@@ -1,0 +1,100 @@
+"""The bridge: one Mailslot client and one plain NATS connection (the Synadia SDKs' own
+transport), carrying mail and protocol prompts both ways."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import mailslot
+from nats.aio.client import Client as NatsClient
+from synadia_ai.agent_service import SenderGate
+
+from . import naming as n
+from .courier import Courier
+from .exposer import Exposer
+from .front import Front
+
+
+class Bridge:
+    """Mailslot agents become protocol agents (``expose``) and protocol agents become
+    reachable by mail (``reach``, see :mod:`mailslot_synadia.reach`).
+
+    ``owner``/``agent`` are the protocol tokens of mailboxes whose card names none; the bridge
+    mailbox (``address``) carries prompts as mail and their answers back. ``wait_online`` is how
+    long a caller is kept (with keep-alive acks every ``keepalive`` s) waiting for a Mailslot
+    agent that is offline or busy before it gets ``504``; the mail keeps waiting regardless.
+    """
+
+    def __init__(
+        self,
+        ms: mailslot.Mailslot,
+        nc: NatsClient,
+        *,
+        owner: str = n.DEFAULT_OWNER,
+        agent: str = n.DEFAULT_AGENT,
+        address: str | None = None,
+        wait_online: float = 300.0,
+        keepalive: float = 15.0,
+        heartbeat_interval: int = 30,
+        min_sender_trust: Literal["any", "signed"] = "any",
+        expose: bool = True,
+        reach: bool = True,
+    ) -> None:
+        self.ms = ms
+        self.nc = nc
+        self.owner = owner
+        self.agent = agent
+        self.address = address or f"synadia.bridge.{agent}.{owner}"
+        self.wait_online = wait_online
+        self.keepalive = keepalive
+        self.heartbeat_interval = heartbeat_interval
+        self.min_sender_trust = min_sender_trust
+        self._expose = expose
+        self._reach_enabled = reach
+        self.mailbox: mailslot.Mailbox | None = None
+        self.courier: Courier | None = None
+        self.exposer: Exposer | None = None
+        self.front: Front | None = None
+        self.reach: object | None = None
+
+    async def start(self) -> Bridge:
+        card = {"description": "Synadia Agent Protocol bridge", "metadata": {n.CARD_KEY: {"expose": False}}}
+        self.mailbox = await self.ms.open(self.address, card=card, max_deliver=-1)
+        if self._expose:
+            self.courier = Courier(self.mailbox, wait_online=self.wait_online)
+            self.courier.start()
+            self.exposer = Exposer(
+                self.ms,
+                self.nc,
+                self.courier,
+                agent=self.agent,
+                owner=self.owner,
+                heartbeat_interval=self.heartbeat_interval,
+                keepalive=self.keepalive,
+                service_options=lambda: {"min_sender_trust": self.min_sender_trust},
+            )
+            await self.exposer.start()
+            self.front = Front(
+                self.nc,
+                self.courier,
+                agent=self.agent,
+                owner=self.owner,
+                resolve=self.exposer.resolve,
+                keepalive=self.keepalive,
+                gate=SenderGate(min_sender_trust=self.min_sender_trust),
+            )
+            await self.front.start()
+        return self
+
+    async def close(self) -> None:
+        for part in (self.front, self.exposer, self.courier):
+            if part is not None:
+                await part.close()
+        if self.mailbox is not None:
+            await self.mailbox.close()
+
+    async def __aenter__(self) -> Bridge:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
