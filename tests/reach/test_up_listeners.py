@@ -10,6 +10,7 @@ from pathlib import Path
 import mailslot
 from mailslot_broker.cluster import start_local_cluster, stop_local_cluster
 from mailslot_broker.config import Credentials
+from mailslot_broker.ports import free_port
 from reach_support import Device
 from testsupport import mailslot_cli
 
@@ -33,10 +34,13 @@ async def _logins(mqtt_port: int, ws_url: str, creds: Credentials) -> None:
 
 
 async def test_up_detached_with_mqtt_and_websocket() -> None:
-    r = await asyncio.to_thread(mailslot_cli, "up", "--detach", "--mqtt", "--websocket", "--json")
+    port = free_port()  # a port implies its listener: --mqtt-port N is --mqtt --mqtt-port N
+    r = await asyncio.to_thread(
+        mailslot_cli, "up", "--detach", "--mqtt-port", str(port), "--websocket", "--json"
+    )
     try:
         state = json.loads(r.stdout)
-        assert state["mqtt_port"] and state["websocket_port"]
+        assert state["mqtt_port"] == port and state["websocket_port"]
         creds = Credentials.read(state["credentials_path"])
         host = state["url"].split("://")[1].rsplit(":", 1)[0]
         await _logins(state["mqtt_port"], f"ws://{host}:{state['websocket_port']}", creds)

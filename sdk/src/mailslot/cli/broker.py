@@ -59,12 +59,13 @@ def up(
         0, "--cluster", help="run an N-node JetStream cluster in the foreground (e.g. 3)"
     ),
     mqtt: bool = typer.Option(False, "--mqtt", help="also listen for MQTT 3.1.1 devices (same users)"),
-    mqtt_port: int = typer.Option(0, "--mqtt-port", help="MQTT port (0 = a free one, shown at start)"),
+    mqtt_port: int = typer.Option(0, "--mqtt-port", help="MQTT port, implies --mqtt (0 = any)"),
     websocket: bool = typer.Option(False, "--websocket", help="also listen for NATS over WebSocket (ws://)"),
-    websocket_port: int = typer.Option(0, "--websocket-port", help="WebSocket port (0 = a free one)"),
+    websocket_port: int = typer.Option(0, "--websocket-port", help="port, implies --websocket (0 = any)"),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Start the local broker (nats-server with JetStream on 127.0.0.1)."""
+    mqtt, websocket = mqtt or bool(mqtt_port), websocket or bool(websocket_port)  # a port implies it
     listeners = Listeners(
         mqtt_port=mqtt_port if mqtt else None, websocket_port=websocket_port if websocket else None
     )
