@@ -210,3 +210,13 @@ async def test_ws_client_sees_device_mail(reach_server: NatsServer, bridge: Devi
     finally:
         await asyncio.to_thread(dev.close)
         await ws.close()
+
+
+async def test_bridge_refuses_a_device_that_is_no_address(reach_ms: mailslot.Mailslot) -> None:
+    with pytest.raises(mailslot.InvalidAddress):
+        DeviceBridge(reach_ms, ["no spaces"])
+    async with DeviceBridge(reach_ms) as bridge:
+        with pytest.raises(mailslot.InvalidAddress):
+            await bridge.add_device("a..b")
+        with pytest.raises(mailslot.InvalidInput):
+            await bridge.wait_online("never-added", timeout=0.1)

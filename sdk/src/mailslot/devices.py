@@ -34,6 +34,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 from nats.js import errors as jserr
 
+from ._boundary import address as check_address
 from ._mailbox_undo import kv_entry
 from .errors import InvalidInput, MailslotError, PayloadTooLarge, Timeout
 
@@ -73,7 +74,7 @@ class DeviceBridge:
         card = dict(card or {})
         card["metadata"] = {**card.get("metadata", {}), "transport": dp.TRANSPORT_MQTT}
         self._card = card
-        self._initial = [p.validate_address(d) for d in devices]
+        self._initial = [check_address(d) for d in devices]
         self._mailboxes: dict[str, Mailbox] = {}
         self._online: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -111,7 +112,7 @@ class DeviceBridge:
 
     async def add_device(self, address: str) -> None:
         """Serve ``address`` as a device: open its mailbox and forward its mail to MQTT."""
-        address = p.validate_address(address)
+        address = check_address(address)
         if address in self._mailboxes:
             return
         mb = await self._ms.open(address, card=self._card)
