@@ -296,8 +296,10 @@ class Audit:
                 if have is None:
                     await self._link.js.add_stream(want)
                 else:
+                    owned = ("subjects", "max_age", "duplicate_window", "metadata", "allow_msg_ttl")
                     merged = dataclasses.replace(
-                        have.config, max_age=want.max_age, metadata=want.metadata, subjects=want.subjects
+                        have.config,
+                        **{f: getattr(want, f) for f in (*owned, "allow_msg_schedules", "description")},
                     )
                     await self._link.js.update_stream(merged)
             if not bodies:

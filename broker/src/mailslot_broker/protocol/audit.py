@@ -8,7 +8,9 @@ max-deliveries advisories, and the headers-only republish of every dead letter
 
 - ``MAILSLOT_AUDIT_IN`` listens on those subjects (``no_ack``: nobody waits for it). It allows
   per-message TTLs, because a bell carries the mail's ``Nats-TTL`` and a stream without them
-  would refuse it; such a record lives there only as long as the mail would.
+  would refuse it; such a record lives there only as long as the mail would. It allows message
+  schedules too: the bell of a delayed message that fired carries ``Nats-Scheduler`` and
+  ``Nats-Schedule-Next``, which a stream without them refuses (err 10188).
 - ``MAILSLOT_AUDIT`` sources ``MAILSLOT_AUDIT_IN``. A sourced message's ``Nats-TTL`` is ignored,
   so here every record lives for the audit's retention (``max_age``). The source resumes where
   it stopped after an outage.
@@ -20,6 +22,7 @@ the mail before its mailbox sees it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -61,12 +64,13 @@ def audit_capture_stream_config(s: StreamSettings) -> StreamConfig:
         retention=RetentionPolicy.LIMITS,
         max_age=AUDIT_CAPTURE_MAX_AGE,
         allow_msg_ttl=True,
+        allow_msg_schedules=True,
         no_ack=True,
     )
 
 
 def audit_stream_config(s: StreamSettings, *, retention: float, bodies: bool) -> StreamConfig:
-    return _stream(
+    cfg = _stream(
         s,
         name=AUDIT_STREAM,
         description="Mailslot audit trail: who wrote to whom, and what became of each message",
@@ -75,6 +79,8 @@ def audit_stream_config(s: StreamSettings, *, retention: float, bodies: bool) ->
         max_age=retention,
         metadata={AUDIT_BODIES_METADATA: "true" if bodies else "false"},
     )
+    # The server wants a dedupe window no longer than max_age (a short retention).
+    return dataclasses.replace(cfg, duplicate_window=min(s.dedupe_window, retention))
 
 
 def audit_bodies(config: StreamConfig) -> bool:
