@@ -13,6 +13,7 @@ from . import naming as n
 from .courier import Courier
 from .exposer import Exposer
 from .front import Front
+from .reach import Reach
 
 
 class Bridge:
@@ -23,6 +24,8 @@ class Bridge:
     mailbox (``address``) carries prompts as mail and their answers back. ``wait_online`` is how
     long a caller is kept (with keep-alive acks every ``keepalive`` s) waiting for a Mailslot
     agent that is offline or busy before it gets ``504``; the mail keeps waiting regardless.
+    ``prompt_timeout`` is the inactivity timeout of the prompts the bridge sends to protocol
+    agents (and how long it waits for a Mailslot sender to answer their mid-stream questions).
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class Bridge:
         min_sender_trust: Literal["any", "signed"] = "any",
         expose: bool = True,
         reach: bool = True,
+        prompt_timeout: float = 60.0,
     ) -> None:
         self.ms = ms
         self.nc = nc
@@ -55,7 +59,8 @@ class Bridge:
         self.courier: Courier | None = None
         self.exposer: Exposer | None = None
         self.front: Front | None = None
-        self.reach: object | None = None
+        self.prompt_timeout = prompt_timeout
+        self.reach: Reach | None = None
 
     async def start(self) -> Bridge:
         card = {"description": "Synadia Agent Protocol bridge", "metadata": {n.CARD_KEY: {"expose": False}}}
@@ -84,10 +89,15 @@ class Bridge:
                 gate=SenderGate(min_sender_trust=self.min_sender_trust),
             )
             await self.front.start()
+        if self._reach_enabled:
+            self.reach = Reach(
+                self.ms, self.nc, prompt_timeout=self.prompt_timeout, skip={(self.agent, self.owner)}
+            )
+            await self.reach.start()
         return self
 
     async def close(self) -> None:
-        for part in (self.front, self.exposer, self.courier):
+        for part in (self.reach, self.front, self.exposer, self.courier):
             if part is not None:
                 await part.close()
         if self.mailbox is not None:
