@@ -21,6 +21,7 @@ from mailslot_broker import protocol as p
 from ._portal import PORTAL
 from ._sync_audit import SyncAudit
 from ._sync_claims import SyncClaims
+from ._sync_devices import SyncDeviceBridge
 from ._sync_mail import SyncDeadLetters, SyncMailbox, SyncMailboxView, SyncMessage, SyncReply, _SyncSends
 from ._sync_mailwatch import SyncMailWatch
 from ._sync_state import SyncStateStore, SyncStateWatch
@@ -219,6 +220,7 @@ __all__ = [
     "SyncAudit",
     "SyncClaims",
     "SyncDeadLetters",
+    "SyncDeviceBridge",
     "SyncMailWatch",
     "SyncMailbox",
     "SyncMailboxView",
