@@ -32,7 +32,7 @@ async def test_a_leaderless_cluster_raises_jetstream_unavailable(tmp_path: Path)
         started = time.monotonic()
         # First unanswered, later refused (503, as a server without JetStream answers).
         with pytest.raises(mailslot.JetStreamUnavailable) as info:
-            await mailslot.connect(srv.url, user=cr.user, password=cr.password, timeout=1)
+            await mailslot.connect(srv.url, user=cr.user, password=cr.password, timeout=1, failover_timeout=6)
         assert time.monotonic() - started >= 5  # it asked again, not just once
         assert not isinstance(info.value, TimeoutError)
 

@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 
 from ._boundary import boundary
 from ._mailbox_undo import Before, Written, remove_created
+from ._ride_out import ride_out
 from .lease import Lease
 
 if TYPE_CHECKING:
@@ -34,23 +35,36 @@ log = logging.getLogger("mailslot.mailbox")
 
 
 async def add_consumers(
-    js: JetStreamContext, address: str, *, policy: p.RetryPolicy, inactive_threshold: float
+    js: JetStreamContext,
+    address: str,
+    *,
+    policy: p.RetryPolicy,
+    inactive_threshold: float,
+    patience: float = 0.0,
 ) -> None:
     """Create (or keep: same config) the four priority consumers. Every creation is waited
-    for, also when one fails, so none lands after an undo; then the first error is raised."""
-    results = await asyncio.gather(
-        *(
-            js.add_consumer(
-                p.MAIL_STREAM,
-                p.mail_consumer_config(address, prio, policy=policy, inactive_threshold=inactive_threshold),
-            )
-            for prio in p.PRIORITIES
-        ),
-        return_exceptions=True,
-    )
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+    for, also when one fails, so none lands after an undo; then the first error is raised.
+    Creating one with the config it has changes nothing, so unanswered creations (a leader
+    election) are asked again for up to ``patience`` seconds."""
+
+    async def once() -> None:
+        results = await asyncio.gather(
+            *(
+                js.add_consumer(
+                    p.MAIL_STREAM,
+                    p.mail_consumer_config(
+                        address, prio, policy=policy, inactive_threshold=inactive_threshold
+                    ),
+                )
+                for prio in p.PRIORITIES
+            ),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    await ride_out(once, patience=patience)
 
 
 @dataclass
@@ -77,7 +91,9 @@ async def open_mailbox(mb: Mailbox) -> None:
 
 async def _steps(mb: Mailbox, progress: _Progress) -> None:
     nc, js = mb._link.nc, mb._link.js
-    looking = asyncio.ensure_future(Before.read(js, mb.address))
+    looking = asyncio.ensure_future(
+        ride_out(lambda: Before.read(js, mb.address), patience=mb.failover_timeout)
+    )
     try:
         pulls = mb._receiver.pulls
         pulls.inbox = nc.new_inbox()
@@ -96,7 +112,13 @@ async def _steps(mb: Mailbox, progress: _Progress) -> None:
     # entries still at these revisions, never a concurrent opener's.
     written = asyncio.ensure_future(Written.read(js, mb.address))
     try:
-        await add_consumers(js, mb.address, policy=mb.policy, inactive_threshold=mb._inactive_threshold)
+        await add_consumers(
+            js,
+            mb.address,
+            policy=mb.policy,
+            inactive_threshold=mb._inactive_threshold,
+            patience=mb.failover_timeout,
+        )
     finally:
         progress.written = await written
     mb._lease.start(on_recreated=mb._ensure_consumers)

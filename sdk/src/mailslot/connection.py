@@ -27,6 +27,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from ._boundary import PermissionGuard, boundary
 from ._boundary import address as check_address
+from ._ride_out import UNANSWERED, ride_out
 from .client import Mailslot
 from .errors import (
     AuthenticationFailed,
@@ -241,11 +242,10 @@ async def open_client(options: ConnectOptions) -> Mailslot:
                 "(per-message TTL, message schedules)"
             )
         js = nc.jetstream()
-        await _check_jetstream(js, timeout)
+        await _check_jetstream(js, timeout, patience=options.failover_timeout)
         report = None
         if options.provision_streams:
-            with boundary():
-                report = await provision(js, options.settings)
+            report = await _provision_through_elections(js, options)
     except BaseException:
         await nc.close()
         raise
@@ -255,18 +255,40 @@ async def open_client(options: ConnectOptions) -> Mailslot:
     return client
 
 
-#: How long connect keeps asking JetStream for the account while it does not answer.
-_JETSTREAM_PATIENCE = 10.0
+async def _provision_through_elections(js: Any, options: ConnectOptions) -> Any:
+    """Provision (idempotent), asked again while a stream does not answer: a stream whose
+    leader was just lost answers nothing until the cluster elected another, and a client
+    connecting meanwhile rides that out as a connected one does, for up to
+    ``failover_timeout``, rather than failing on the first unanswered request."""
+
+    async def once() -> Any:
+        try:
+            return await provision(js, options.settings)
+        except UNANSWERED:
+            raise
+        except Exception:
+            with boundary():
+                raise
+
+    try:
+        return await ride_out(once, patience=options.failover_timeout)
+    except UNANSWERED as exc:
+        raise JetStreamUnavailable(
+            f"Mailslot's streams did not answer for {options.failover_timeout:g} s while connecting "
+            "(a stream without a leader: a cluster that lost nodes, or is still electing); try "
+            "again, or raise failover_timeout"
+        ) from exc
 
 
-async def _check_jetstream(js: Any, timeout: float) -> None:
+async def _check_jetstream(js: Any, timeout: float, *, patience: float) -> None:
     """JetStream is on for this account. A cluster whose routes are still settling (or that
     is electing its meta leader) may leave the request unanswered for a moment: asked again
-    for a while (each request bounded by ``timeout``), then JetStreamUnavailable."""
+    for up to ``patience`` (the client's ``failover_timeout``; each request bounded by
+    ``timeout``), then JetStreamUnavailable."""
     try:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type((nerr.TimeoutError, asyncio.TimeoutError)),
-            stop=stop_after_delay(max(_JETSTREAM_PATIENCE, 2 * timeout)),
+            stop=stop_after_delay(max(patience, 2 * timeout)),
             wait=wait_exponential_jitter(multiplier=0.1, max=1.0),
             reraise=True,
         ):

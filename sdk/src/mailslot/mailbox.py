@@ -112,7 +112,11 @@ class Mailbox(MailboxView):
         and a pull refused for want of a consumer (the receive loop). Never on a plain renewal:
         that would cost four API requests per ``ttl / 3`` for nothing."""
         await add_consumers(
-            self._link.js, self.address, policy=self.policy, inactive_threshold=self._inactive_threshold
+            self._link.js,
+            self.address,
+            policy=self.policy,
+            inactive_threshold=self._inactive_threshold,
+            patience=self.failover_timeout,
         )
 
     def _check_usable(self) -> None:

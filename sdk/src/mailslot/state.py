@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from mailslot_broker import errors as berr
 from mailslot_broker import kvscan, natscompat
@@ -30,8 +31,11 @@ from nats.js import errors as jserr
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from ._boundary import boundary, checking, plain_seconds, translate
+from ._ride_out import ride_out
 from .errors import InvalidPayload, InvalidStateKey, StateConflict, StateTooLarge, Timeout
 from .link import Link
+
+T = TypeVar("T")
 
 #: A key: one segment, or a tuple of 1..8 (a prefix may also be ``()``).
 Key: TypeAlias = str | tuple[str, ...]
@@ -151,10 +155,17 @@ class StateStore:
                     self._kv = await js.key_value(p.STATE_BUCKET)
         return self._kv
 
+    async def _ride_out(self, read: Callable[[], Awaitable[T]]) -> T:
+        """A read, asked again through a leader election (:mod:`mailslot._ride_out`); writes
+        are not repeated: a write whose answer was lost may have landed."""
+        return await ride_out(read, patience=self._link.options.failover_timeout)
+
     async def _read(self, kv_key: str, *, deleted: bool = False) -> KvItem | None:
         await self._bucket()
         with boundary():
-            found = await kvscan.read_keys(self._link.js, p.STATE_BUCKET, [kv_key], deleted=deleted)
+            found = await self._ride_out(
+                lambda: kvscan.read_keys(self._link.js, p.STATE_BUCKET, [kv_key], deleted=deleted)
+            )
         return found.get(kv_key)
 
     # -- the API ----------------------------------------------------------------------------
@@ -247,7 +258,9 @@ class StateStore:
         out: dict[str, StateEntry] = {}
         with boundary():
             for pattern in filters:
-                items = await kvscan.read_bucket(self._link.js, p.STATE_BUCKET, pattern)
+                items = await self._ride_out(
+                    functools.partial(kvscan.read_bucket, self._link.js, p.STATE_BUCKET, pattern)
+                )
                 for kv_key, item in items.items():
                     key = p.state_key_of(self.namespace, kv_key)
                     if key is not None:
