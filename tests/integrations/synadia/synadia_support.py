@@ -12,14 +12,14 @@ from testsupport import wait_for
 
 
 async def raw_prompt(
-    nc: NatsClient, subject: str, data: bytes, *, timeout: float = 10.0
+    nc: NatsClient, subject: str, data: bytes, *, timeout: float = 10.0, headers: dict[str, str] | None = None
 ) -> list[tuple[dict[str, str], bytes]]:
     """Every frame of one prompt stream on the wire, up to and with its terminator."""
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
     frames: list[tuple[dict[str, str], bytes]] = []
     try:
-        await nc.publish(subject, data, reply=inbox)
+        await nc.publish(subject, data, reply=inbox, headers=headers)
         while True:
             msg = await sub.next_msg(timeout=timeout)
             frames.append((dict(msg.headers or {}), msg.data))

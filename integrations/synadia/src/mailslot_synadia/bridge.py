@@ -8,6 +8,7 @@ from typing import Literal
 import mailslot
 from nats.aio.client import Client as NatsClient
 from synadia_ai.agent_service import SenderGate
+from synadia_ai.agents import Identity
 
 from . import naming as n
 from .courier import Courier
@@ -26,6 +27,9 @@ class Bridge:
     agent that is offline or busy before it gets ``504``; the mail keeps waiting regardless.
     ``prompt_timeout`` is the inactivity timeout of the prompts the bridge sends to protocol
     agents (and how long it waits for a Mailslot sender to answer their mid-stream questions).
+    ``min_sender_trust="signed"`` refuses (401) prompts without a verified ``Agent-Sender``;
+    ``identity`` (the Synadia SDK's, with a signer for the bridge's NATS user) signs the prompts
+    the bridge sends to protocol agents.
     """
 
     def __init__(
@@ -43,6 +47,7 @@ class Bridge:
         expose: bool = True,
         reach: bool = True,
         prompt_timeout: float = 60.0,
+        identity: Identity | None = None,
     ) -> None:
         self.ms = ms
         self.nc = nc
@@ -60,6 +65,7 @@ class Bridge:
         self.exposer: Exposer | None = None
         self.front: Front | None = None
         self.prompt_timeout = prompt_timeout
+        self.identity = identity
         self.reach: Reach | None = None
 
     async def start(self) -> Bridge:
@@ -91,7 +97,11 @@ class Bridge:
             await self.front.start()
         if self._reach_enabled:
             self.reach = Reach(
-                self.ms, self.nc, prompt_timeout=self.prompt_timeout, skip={(self.agent, self.owner)}
+                self.ms,
+                self.nc,
+                prompt_timeout=self.prompt_timeout,
+                skip={(self.agent, self.owner)},
+                identity=self.identity,
             )
             await self.reach.start()
         return self

@@ -46,13 +46,13 @@ def sender_headers(sender: SenderInfo | None) -> dict[str, str]:
     """The Mailslot headers that say who sent a prompt and how far that is proven."""
     if isinstance(sender, VerifiedSender):
         out = {n.H_TRUST: "verified", n.H_USER: sender.id.user, n.H_ACCOUNT: sender.id.account}
-        if sender.name:
-            out[n.H_CLAIM] = sender.name
-        return out
-    if isinstance(sender, ClaimedSender):
-        claim = sender.claim
-        return {n.H_TRUST: "claimed", n.H_CLAIM: f"{claim.user}@{claim.account}"}
-    return {n.H_TRUST: "anonymous"}
+    elif isinstance(sender, ClaimedSender):
+        out = {n.H_TRUST: "claimed", n.H_CLAIM: f"{sender.claim.account}.{sender.claim.user}"}
+    else:
+        return {n.H_TRUST: "anonymous"}
+    if sender.name:
+        out[n.H_NAME] = sender.name
+    return out
 
 
 async def sender_address(sender: SenderInfo | None) -> tuple[str | None, str | None]:

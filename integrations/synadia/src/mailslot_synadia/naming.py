@@ -30,6 +30,7 @@ H_TRUST = "Synadia-Sender-Trust"  # verified | claimed | anonymous
 H_USER = "Synadia-Sender-User"  # the signing user NKEY (verified only)
 H_ACCOUNT = "Synadia-Sender-Account"  # its account, as signed (verified only)
 H_CLAIM = "Synadia-Sender-Claim"  # an unsigned claim, display-grade only
+H_NAME = "Synadia-Sender-Name"  # the display name in the header (metadata only, never proof)
 H_AGENT = "Synadia-Sender-Agent"  # the ``sap.*`` address of the agent a verified sender is
 #: On a Mailslot agent's final reply: how many chunks it streamed before it (``PromptMail``).
 H_CHUNKS = "Synadia-Chunks"

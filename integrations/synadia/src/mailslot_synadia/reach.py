@@ -28,6 +28,7 @@ from synadia_ai.agents import (
     AgentSubject,
     DiscoverFilter,
     Envelope,
+    Identity,
     ProtocolError,
     Query,
     ResponseChunk,
@@ -172,11 +173,17 @@ class Reach:
     """Follows protocol heartbeats; keeps a :class:`_Worker` per online protocol agent."""
 
     def __init__(
-        self, ms: mailslot.Mailslot, nc: NatsClient, *, prompt_timeout: float, skip: set[tuple[str, str]]
+        self,
+        ms: mailslot.Mailslot,
+        nc: NatsClient,
+        *,
+        prompt_timeout: float,
+        skip: set[tuple[str, str]],
+        identity: Identity | None = None,
     ) -> None:
         self.ms = ms
         self.nc = nc
-        self.agents = Agents(nc=nc)
+        self.agents = Agents(nc=nc, identity=identity)
         self.prompt_timeout = prompt_timeout
         self._skip = skip
         self.workers: dict[str, _Worker] = {}
