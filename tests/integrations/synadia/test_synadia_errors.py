@@ -60,3 +60,9 @@ async def test_unknown_priority_is_400(
     await (await coder.open("coder", ttl=2)).close()
     err = error_of(await raw_prompt(await nats_conn(), SUBJECT, b'{"prompt": "hi", "priority": "asap"}'))
     assert err is not None and err[0] == 400 and err[1].startswith("bad_priority")
+
+
+async def test_status_of_unknown_mailbox_is_404(make_bridge: BridgeFactory, nats_conn: NatsFactory) -> None:
+    await make_bridge()
+    reply = await (await nats_conn()).request("agents.status.mailslot.team.nobody", b"", timeout=5)
+    assert (reply.headers or {}).get("Nats-Service-Error-Code") == "404"

@@ -48,6 +48,8 @@ async def test_offline_agent_comes_up_and_caller_gets_whole_stream(
     assert agent.metadata["protocol_version"] == "0.3"
     assert agent.metadata["mailslot_address"] == "coder"
     assert "coder" not in bridge.exposer.served  # type: ignore[union-attr]
+    status = await agent.status()  # answered from presence, by the bridge, while it is away
+    assert status.extras["mailslot"] == {"address": "coder", "presence": "offline"}
 
     answering = asyncio.create_task(_answer_streamed(coder, "coder", after=2.0))
     texts, acks = [], 0
@@ -97,6 +99,8 @@ async def test_query_round_trip(
     task = asyncio.create_task(agent_side())
     agents = Agents(nc=await nats_conn())
     agent = await discover(agents, "coder")
+    status = await agent.status()
+    assert status.extras["mailslot"] == {"address": "coder", "presence": "online"}
     texts, questions = [], []
     async for m in agent.prompt("clean up", timeout=10):
         if isinstance(m, Query):

@@ -91,7 +91,9 @@ class Bridge:
                 agent=self.agent,
                 owner=self.owner,
                 resolve=self.exposer.resolve,
+                presence=self.exposer.presence,
                 keepalive=self.keepalive,
+                heartbeat_interval=self.heartbeat_interval,
                 gate=SenderGate(min_sender_trust=self.min_sender_trust),
             )
             await self.front.start()

@@ -79,6 +79,9 @@ class Exposer:
                 self._learn(card)
         return self._tokens.get(token)
 
+    def presence(self, address: str) -> str:
+        return "online" if address in self.served else "offline"
+
     def _learn(self, card: mailslot.AgentCard) -> AgentSubject | None:
         meta = card.metadata.get(n.CARD_KEY)
         if not card.address or not n.exposed(meta):

@@ -22,8 +22,11 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from synadia_ai.agent_service import SenderGate
+from synadia_ai.agent_service.heartbeat import build_heartbeat_payload
 from synadia_ai.agents import (
     PROMPT_QUEUE_GROUP,
+    STATUS_QUEUE_GROUP,
+    AgentSubject,
     Envelope,
     ProtocolError,
     QueryChunk,
@@ -44,6 +47,10 @@ ERROR_DESC = "Nats-Service-Error"
 
 #: token -> mailbox address for the prompt subject's last token; None if no such mailbox.
 Resolve = Callable[[str], Awaitable[str | None]]
+#: address -> "online" (its lease lives) or "offline".
+Presence = Callable[[str], str]
+#: The ``instance_id`` of status replies the front gives (no ``AgentService`` instance behind).
+FRONT_INSTANCE = "mailslot-bridge-front"
 
 
 class _RawStream:
@@ -89,27 +96,53 @@ class Front:
         agent: str,
         owner: str,
         resolve: Resolve,
+        presence: Presence,
         keepalive: float,
+        heartbeat_interval: int,
         gate: SenderGate,
     ) -> None:
         self._nc = nc
         self._courier = courier
+        self.agent, self.owner = agent, owner
         self.subject = f"agents.prompt.{agent}.{owner}.*"
+        self.status_subject = f"agents.status.{agent}.{owner}.*"
+        self._presence = presence
+        self._interval = heartbeat_interval
         self._resolve = resolve
         self._keepalive = keepalive
         self._gate = gate
-        self._sub: Subscription | None = None
+        self._subs: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._sub = await self._nc.subscribe(self.subject, queue=PROMPT_QUEUE_GROUP, cb=self._on_msg)
+        self._subs = [
+            await self._nc.subscribe(self.subject, queue=PROMPT_QUEUE_GROUP, cb=self._on_msg),
+            await self._nc.subscribe(self.status_subject, queue=STATUS_QUEUE_GROUP, cb=self._on_status),
+        ]
         await self._nc.flush()
 
     async def close(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-            self._sub = None
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs = []
         await stop_tasks(self._tasks)
+
+    async def _on_status(self, msg: Msg) -> None:
+        """``status`` from presence: heartbeat-shaped, with ``mailslot.presence`` saying
+        whether the agent's lease lives (a kept mailbox whose agent is away still answers)."""
+        if not msg.reply:
+            return
+        token = msg.subject.rsplit(".", 1)[-1]
+        address = await self._resolve(token)
+        if address is None:
+            await self._nc.publish(
+                msg.reply, b"", headers={ERROR_CODE: "404", ERROR_DESC: f"unknown_agent: {msg.subject}"}
+            )
+            return
+        subject = AgentSubject(agent=self.agent, owner=self.owner, session_name=token)
+        extras = {"mailslot": {"address": address, "presence": self._presence(address)}}
+        payload = build_heartbeat_payload(subject, self._interval, FRONT_INSTANCE, extras)
+        await self._nc.publish(msg.reply, payload.model_dump_json().encode())
 
     async def _on_msg(self, msg: Msg) -> None:
         if not msg.reply:
