@@ -4,6 +4,7 @@ import os
 import subprocess
 
 import pytest
+from mailslot_broker import running_state
 from testsupport import PYTHON, ROOT, run_notebook
 
 
@@ -22,5 +23,8 @@ def test_demo_runs_on_the_embedded_broker(_isolated_home):
 
 
 @pytest.mark.parametrize("name", ["01_quickstart.ipynb"])
-def test_notebook(name, tmp_path):
+def test_notebook(name, tmp_path, _isolated_home):
+    """The quickstart connects as the README does (the local broker, started on first use)
+    and stops the broker it started."""
     run_notebook(ROOT / "notebooks" / name, tmp_path)
+    assert running_state(_isolated_home) is None
