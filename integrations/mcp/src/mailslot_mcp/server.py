@@ -6,10 +6,9 @@ import os
 from typing import Any
 
 import anyio
-from mcp.server.auth.settings import AuthSettings
-from mcp.server.fastmcp import FastMCP
 
 from . import resources, tools
+from ._compat import App, make_app, run_http, run_stdio
 from .hub import Hub
 from .identity import Identity, TokenStore
 
@@ -33,20 +32,12 @@ def build(
     host: str = "127.0.0.1",
     port: int = 8000,
     max_wait: float = DEFAULT_MAX_WAIT,
-) -> FastMCP[Any]:
-    """A FastMCP server for ``agent`` (stdio) or for the agents of ``tokens`` (HTTP)."""
+) -> App:
+    """The server for ``agent`` (stdio) or for the agents of ``tokens`` (HTTP): FastMCP on
+    mcp 1.x, MCPServer (both protocol eras) on mcp 2.x."""
     if (agent is None) == (tokens is None):
         raise ValueError("give either agent (stdio) or tokens (HTTP)")
-    auth: dict[str, Any] = {}
-    if tokens is not None:
-        base = f"http://{host}:{port}"
-        auth = {
-            "token_verifier": tokens,
-            "auth": AuthSettings(issuer_url=base, resource_server_url=None),  # type: ignore[arg-type]
-        }
-    app: FastMCP[Any] = FastMCP(
-        "mailslot", instructions=INSTRUCTIONS, host=host, port=port, log_level="WARNING", **auth
-    )
+    app = make_app(name="mailslot", instructions=INSTRUCTIONS, host=host, port=port, token_verifier=tokens)
     identity = Identity(agent=agent)
     tools.register(app, hub, identity, max_wait=max_wait)
     resources.register(app, hub, identity)
@@ -71,7 +62,7 @@ async def serve_stdio(hub: Hub, agent: str, *, max_wait: float = DEFAULT_MAX_WAI
     app = build(hub, agent=agent, max_wait=max_wait)
     try:
         await hub.agent(agent)
-        await app.run_stdio_async()
+        await run_stdio(app)
     finally:
         await hub.stop()
 
@@ -92,7 +83,7 @@ async def serve_http(
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(hub.release_idle, idle)
-            await app.run_streamable_http_async()
+            await run_http(app, host=host, port=port)
             tg.cancel_scope.cancel()
     finally:
         await hub.stop()

@@ -10,9 +10,8 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import mailslot
-from mcp.server.fastmcp import Context, FastMCP
-from mcp.server.fastmcp.exceptions import ToolError
 
+from ._compat import App, Ctx, ToolError, request_of
 from .hub import AgentState, Held, Hub
 from .identity import Identity
 from .views import broadcast_view, card_view, message_view, receipt_view
@@ -41,7 +40,7 @@ def typed_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]
 
 
 async def bounded(
-    ctx: Context[Any, Any, Any], timeout: float, what: str, attempt: Callable[[float], Awaitable[T | None]]
+    ctx: Ctx, timeout: float, what: str, attempt: Callable[[float], Awaitable[T | None]]
 ) -> T | None:
     """Call ``attempt(slice)`` until it returns something or ``timeout`` passes, reporting
     progress between slices. Hosts time tool calls out (about 60 s), so the bound is the
@@ -61,7 +60,7 @@ async def bounded(
         await ctx.report_progress(round(elapsed, 1), timeout, f"waiting for {what}")
 
 
-async def requester_gone(ctx: Context[Any, Any, Any]) -> bool:
+async def requester_gone(ctx: Ctx) -> bool:
     """True when the HTTP request this call answers has disconnected. Over stdio there is no
     request object: a closed stdin cancels the call instead (see wait_for_mail)."""
     try:
@@ -97,7 +96,7 @@ def compact_schema(schema: Any) -> Any:
     return out
 
 
-def compact(app: FastMCP[Any]) -> None:
+def compact(app: App) -> None:
     """Shorten every registered tool's advertised argument schema (see compact_schema)."""
     for tool in app._tool_manager.list_tools():
         tool.parameters = compact_schema(tool.parameters)
@@ -105,18 +104,14 @@ def compact(app: FastMCP[Any]) -> None:
             tool.output_schema = {"type": "object"}
 
 
-def caller(app: FastMCP[Any], identity: Identity) -> str:
+def caller(app: App, identity: Identity) -> str:
     """The agent behind the request being handled (see identity.py)."""
     if identity.fixed is not None:
         return identity.fixed
-    try:
-        request = app.get_context().request_context.request
-    except (LookupError, ValueError):
-        request = None
-    return identity.current(request)
+    return identity.current(request_of(app))
 
 
-def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float) -> None:
+def register(app: App, hub: Hub, identity: Identity, *, max_wait: float) -> None:
     async def me() -> AgentState:
         return await hub.agent(caller(app, identity))
 
@@ -157,7 +152,7 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float
     )
     @typed_errors
     async def wait_for_mail(
-        ctx: Context[Any, Any, Any],
+        ctx: Ctx,
         timeout: float = 45,
         min_priority: Prio = "low",
         thread: str | None = None,
@@ -257,7 +252,7 @@ def register(app: FastMCP[Any], hub: Hub, identity: Identity, *, max_wait: float
     )
     @typed_errors
     async def ask(
-        ctx: Context[Any, Any, Any],
+        ctx: Ctx,
         to: str | None = None,
         body: Any = None,
         correlation_id: str | None = None,
