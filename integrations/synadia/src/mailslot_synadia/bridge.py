@@ -21,6 +21,9 @@ class Bridge:
     """Mailslot agents become protocol agents (``expose``) and protocol agents become
     reachable by mail (``reach``, see :mod:`mailslot_synadia.reach`).
 
+    ``nc`` is the NATS connection for the protocol side (default: the Mailslot client's own);
+    the bridge never closes it, nor ``ms``.
+
     ``owner``/``agent`` are the protocol tokens of mailboxes whose card names none; the bridge
     mailbox (``address``) carries prompts as mail and their answers back. ``wait_online`` is how
     long a caller is kept (with keep-alive acks every ``keepalive`` s) waiting for a Mailslot
@@ -35,7 +38,7 @@ class Bridge:
     def __init__(
         self,
         ms: mailslot.Mailslot,
-        nc: NatsClient,
+        nc: NatsClient | None = None,
         *,
         owner: str = n.DEFAULT_OWNER,
         agent: str = n.DEFAULT_AGENT,
@@ -50,7 +53,7 @@ class Bridge:
         identity: Identity | None = None,
     ) -> None:
         self.ms = ms
-        self.nc = nc
+        self.nc = ms.nc if nc is None else nc
         self.owner = owner
         self.agent = agent
         self.address = address or f"synadia.bridge.{agent}.{owner}"
