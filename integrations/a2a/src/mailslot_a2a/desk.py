@@ -5,9 +5,11 @@ with the one thing that needs the agent, ``message/send``, replaced by "write th
 SUBMITTED, then put the request in the agent's mailbox". So it answers at once whether the
 agent is online or not, and everything else (``tasks/get``, ``tasks/list``, ``tasks/cancel``
 of a task that is queued or running elsewhere) is the SDK's code reading and writing the shared
-store. Streams (``message/stream``, ``tasks/resubscribe``) read the task's reply mailbox, where
-every event of the task waits until read, so a subscriber that was away gets what it missed,
-each event once.
+store. Streams (``message/stream``, ``tasks/resubscribe``) replay the task's event log from the
+reader's own cursor (:mod:`mailslot_a2a.feed`), so a subscriber that was away gets what it
+missed, each event once, and no reader takes events from another (the front's webhook
+delivery, an HTTP subscriber and a Mailslot client can all follow one task). The events are
+also mailed to the task's reply mailbox, for readers that speak Mailslot and not A2A.
 
 Both the client transport (:mod:`mailslot_a2a.transport`) and the HTTP front
 (:mod:`mailslot_a2a.front`) are a ``TaskDesk`` behind a different door.
@@ -52,13 +54,18 @@ from a2a.utils.errors import (
 from a2a.utils.task import apply_history_length
 
 from .cards import BINDING
-from .codec import event_of, request_payload, stream_of
-from .events import MailslotEventStream, is_final
+from .codec import request_payload
+from .events import MailslotEventStream
+from .feed import TaskFeed
 from .store import NAMESPACE, TERMINAL, Route, VersionedMailslotTaskStore
 
 #: ``ServerCallContext.state`` key naming the agent a request is for (the HTTP front sets it
 #: from the URL); without it the desk's ``agent``.
 AGENT_STATE_KEY = "mailslot_agent"
+#: ``ServerCallContext.state`` key naming the reader of a stream, whose cursor it moves: the
+#: client transport sets its requester, the HTTP front the ``X-Mailslot-Subscriber`` header.
+#: Without one a stream replays the task's whole log.
+SUBSCRIBER_STATE_KEY = "mailslot_subscriber"
 #: Bytes of a mail's size kept for Mailslot's headers when checking a request's size.
 HEADER_ALLOWANCE = 4096
 
@@ -118,6 +125,7 @@ class TaskDesk(DefaultRequestHandler):
         self.agent = agent
         self.store = VersionedMailslotTaskStore(ms, namespace=namespace)
         self.events = MailslotEventStream(ms, namespace=namespace, sender=requester)
+        self.feed = TaskFeed(ms, namespace=namespace)
         self.receive_timeout = receive_timeout
         super().__init__(
             _NotHere(),
@@ -132,6 +140,10 @@ class TaskDesk(DefaultRequestHandler):
         if not agent:
             raise InvalidParamsError(message="no agent named for this request")
         return str(agent)
+
+    def reader_for(self, context: ServerCallContext) -> str | None:
+        reader = context.state.get(SUBSCRIBER_STATE_KEY)
+        return str(reader) if reader else None
 
     # -- send ---------------------------------------------------------------------------------
 
@@ -225,7 +237,7 @@ class TaskDesk(DefaultRequestHandler):
         if params.configuration.return_immediately:
             return apply_history_length(task, params.configuration)
         last: Event = task
-        async for event in self.follow(task.id, context):
+        async for event in self.follow(task.id, reader=self.reader_for(context)):
             last = event
         if isinstance(last, Message):
             return last
@@ -239,10 +251,10 @@ class TaskDesk(DefaultRequestHandler):
         if params.configuration.return_immediately:  # the stream is the task, as queued
             yield apply_history_length(task, params.configuration)
             return
-        async for event in self.follow(task.id, context):
+        async for event in self.follow(task.id, reader=self.reader_for(context)):
             yield event
 
-    # -- streams from the reply mailbox ---------------------------------------------------------
+    # -- streams from the task's event log ---------------------------------------------------------
 
     async def on_subscribe_to_task(
         self, params: SubscribeToTaskRequest, context: ServerCallContext
@@ -253,46 +265,26 @@ class TaskDesk(DefaultRequestHandler):
         route = await self.store.records.route(params.id)
         if route is None:
             raise TaskNotFoundError(message=f"Task {params.id} was not sent through Mailslot")
-        if stored.task.status.state in TERMINAL:
-            pending = (await self.ms.inspect(route.reply_to).stats()).total
-            if not pending:
-                state = TaskState.Name(stored.task.status.state)
-                raise UnsupportedOperationError(message=f"Task {params.id} is in terminal state: {state}")
-        async for event in self.follow(params.id, context):
+        reader = self.reader_for(context)
+        if stored.task.status.state in TERMINAL and (
+            reader is None or not await self.feed.pending(params.id, reader)
+        ):
+            state = TaskState.Name(stored.task.status.state)
+            raise UnsupportedOperationError(message=f"Task {params.id} is in terminal state: {state}")
+        async for event in self.follow(params.id, reader=reader):
             yield event
 
     async def follow(
-        self, task_id: str, context: ServerCallContext, *, ack_first: bool = True
+        self, task_id: str, *, reader: str | None, ack_first: bool = True
     ) -> AsyncGenerator[Event, None]:
-        """Every event of the task from its reply mailbox, oldest first, until the task ends
-        or waits for input. Each is acked as it is handed over (``ack_first``), or only when
-        the consumer asks for the next one (a consumer that dies with an event in hand gets
-        it again)."""
-        route = await self.store.records.route(task_id)
-        if route is None:
+        """Every event of the task after ``reader``'s cursor, oldest first, until the task
+        ends or waits for input (:meth:`TaskFeed.read`)."""
+        if await self.store.records.route(task_id) is None:
             raise TaskNotFoundError
-        mailbox = await self.ms.open(route.reply_to)
-        finished = False
-        try:
-            while True:
-                msg = await mailbox.receive(timeout=self.receive_timeout)
-                response = stream_of(msg.json())
-                if ack_first or response is None:
-                    await msg.ack()
-                if response is None or msg.correlation_id not in (None, task_id):
-                    continue
-                event = event_of(response)
-                yield event
-                if not ack_first:
-                    await msg.ack()
-                if is_final(event):
-                    finished = isinstance(event, Message) or event.status.state in TERMINAL
-                    return
-        finally:
-            if finished and not (await self.ms.inspect(route.reply_to).stats()).total:
-                await mailbox.destroy()
-            else:
-                await mailbox.close()
+        async for event in self.feed.read(
+            task_id, reader=reader, ack_first=ack_first, timeout=self.receive_timeout
+        ):
+            yield event
 
     # -- cancel ---------------------------------------------------------------------------------
 
@@ -303,4 +295,4 @@ class TaskDesk(DefaultRequestHandler):
         return await super().on_cancel_task(params, context)
 
 
-__all__ = ["AGENT_STATE_KEY", "TaskDesk", "reply_address"]
+__all__ = ["AGENT_STATE_KEY", "SUBSCRIBER_STATE_KEY", "TaskDesk", "reply_address"]

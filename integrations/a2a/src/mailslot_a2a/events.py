@@ -7,9 +7,10 @@ task). Each event goes two ways:
 * durably to the task's reply mailbox (its :class:`~mailslot_a2a.store.Route`), once per
   version (the version is the idempotency key), so the requester gets every event even if it
   was away when it happened;
-* to the state store under ``("event", task_id, version)``, which :meth:`subscribe` follows
-  with a watch, so a replica that does not run the task can tail it (the SDK's own remote
-  resubscribe path).
+* to the state store under ``("event", task_id, version)``: the task's log, which every A2A
+  reader replays from a cursor of its own (:mod:`mailslot_a2a.feed`), and which
+  :meth:`subscribe` follows with a watch, so a replica that does not run the task can tail it
+  (the SDK's own remote resubscribe path).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from .store import INTERRUPTED, NAMESPACE, TERMINAL, TaskRecords
 
 log = logging.getLogger("mailslot_a2a.events")
 
-#: How long a task's event log is kept in the state store (the mailbox copy is the durable
-#: one; this one serves live tails).
-EVENT_TTL = 24 * 3600.0
+#: How long a task's event log (and a reader's cursor in it) is kept in the state store after
+#: its last write: what subscribers and webhook delivery replay from.
+EVENT_TTL = 7 * 24 * 3600.0
 
 
 def _key(version: TaskVersion) -> str:

@@ -7,8 +7,10 @@ SUBMITTED task at once, whether the agent is online or not; ``tasks/get``, ``tas
 registry at ``/agents/<address>/.well-known/agent-card.json`` (so ``create_client(
 "http://HOST:PORT/agents/<address>")`` finds it), listing the HTTP binding first and the
 Mailslot one after it. Push-notification configs are kept in the state store and honoured by
-the front (:mod:`mailslot_a2a.webhooks`), also after it restarts; the updates wait in the
-front's reply mailboxes until delivered.
+the front (:mod:`mailslot_a2a.webhooks`), also after it restarts: delivery replays the task's
+event log from a cursor of its own, so it takes nothing from a client streaming the same task
+(``SubscribeToTask`` with ``X-Mailslot-Subscriber: <name>`` goes on from that name's cursor;
+without the header a stream replays the task's whole log).
 
 The JSON-RPC layer is a2a-sdk's own (``create_jsonrpc_routes``): parse errors, unknown methods
 and bad params get the SDK's error codes; an unknown agent is ``-32602`` (invalid params) and
@@ -34,12 +36,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .cards import PROTOCOL_VERSION, card_to_json, mailslot_interface, to_a2a
-from .desk import AGENT_STATE_KEY, TaskDesk, reply_address
+from .desk import AGENT_STATE_KEY, SUBSCRIBER_STATE_KEY, TaskDesk, reply_address
 from .store import NAMESPACE, TERMINAL, MailslotPushConfigStore
 from .webhooks import Webhooks
 
 #: The requester name of the front: its reply mailboxes are ``<name>.t-<task id>``.
 DEFAULT_NAME = "a2a-front"
+#: The header naming a streaming HTTP client, so that its ``SubscribeToTask`` goes on from
+#: where its last stream stopped (without it a stream replays the task's whole log).
+SUBSCRIBER_HEADER = "X-Mailslot-Subscriber"
 #: How long a registry listing answers "is this agent known" before it is read again.
 REGISTRY_CACHE = 2.0
 
@@ -50,6 +55,9 @@ class _AgentContext(DefaultServerCallContextBuilder):
     def build(self, request: Request) -> ServerCallContext:
         context = super().build(request)
         context.state[AGENT_STATE_KEY] = request.path_params["agent"]
+        subscriber = request.headers.get(SUBSCRIBER_HEADER)
+        if subscriber:
+            context.state[SUBSCRIBER_STATE_KEY] = subscriber
         return context
 
 
@@ -62,7 +70,9 @@ class FrontDesk(TaskDesk):
     ):
         self.push_configs = MailslotPushConfigStore(ms, namespace=namespace)
         super().__init__(ms, requester=name, namespace=namespace, push_config_store=self.push_configs)
-        self.webhooks = Webhooks(self.push_configs, self.follow, client=webhook_client)
+        self.webhooks = Webhooks(
+            self.push_configs, self.follow, reader=f"webhooks@{name}", client=webhook_client
+        )
         self._known: dict[str, mailslot.AgentCard] = {}
         self._read_at = 0.0
         self._lock = asyncio.Lock()
@@ -93,8 +103,10 @@ class FrontDesk(TaskDesk):
             if route is None or route.reply_to != reply_address(self.requester, task_id):
                 continue  # another front's task
             found = await self.store.records.read(task_id)
-            pending = (await self.ms.inspect(route.reply_to).stats()).total
-            if found is not None and (found[0].status.state not in TERMINAL or pending):
+            if found is not None and (
+                found[0].status.state not in TERMINAL
+                or await self.feed.pending(task_id, self.webhooks.reader)
+            ):
                 self.webhooks.watch(task_id, ServerCallContext())
                 resumed += 1
         return resumed
@@ -177,4 +189,4 @@ async def serve_http(
         await front.close()
 
 
-__all__ = ["DEFAULT_NAME", "Front", "FrontDesk", "serve_http"]
+__all__ = ["DEFAULT_NAME", "SUBSCRIBER_HEADER", "Front", "FrontDesk", "serve_http"]

@@ -9,7 +9,8 @@ can be used by any a2a-sdk ``Client`` from a factory that knows this binding::
 
 Requests go to the agent's mailbox and the reads go to the shared task store, so nothing
 waits for the agent to be online; the agent's events wait in the requester's reply mailboxes
-(``<requester>.t-<task id>``), where ``subscribe`` finds them, also from a restarted client.
+(``<requester>.t-<task id>``) and in the task's log, which ``subscribe`` replays from the
+requester's cursor, also from a restarted client.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from a2a.utils.errors import UnsupportedOperationError
 from a2a.utils.proto_utils import to_stream_response
 
 from .cards import BINDING, address_of
-from .desk import TaskDesk
+from .desk import SUBSCRIBER_STATE_KEY, TaskDesk
 from .store import NAMESPACE
 
 
@@ -61,7 +62,9 @@ class MailslotTransport(ClientTransport):
     ) -> None:
         self.card = card
         self.desk = TaskDesk(ms, requester=requester, agent=agent, namespace=namespace)
-        self._ctx = ServerCallContext()
+        # Streams move the requester's own cursor in a task's log: a restarted client goes on
+        # where it stopped, and other readers of the task are not affected.
+        self._ctx = ServerCallContext(state={SUBSCRIBER_STATE_KEY: requester})
 
     async def send_message(
         self, request: SendMessageRequest, *, context: ClientCallContext | None = None

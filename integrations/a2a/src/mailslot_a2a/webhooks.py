@@ -1,11 +1,13 @@
-"""Push-notification webhooks, delivered by the HTTP front from the task's reply mailbox.
+"""Push-notification webhooks, delivered by the HTTP front from the task's event log.
 
 An agent behind Mailslot needs no public URL and does not have to be online when a webhook is
-down: every task event waits in the front's reply mailbox for that task, and a pump takes them
-in order and POSTs each (the SDK's push payload: the ``StreamResponse`` as JSON, with
-``X-A2A-Notification-Token`` / ``Authorization`` from the config) to every webhook configured
-for the task, retried with exponential backoff (tenacity). A mail is acked once every webhook
-has it (or gave up), so a front that restarts resumes where delivery stopped.
+down: every task event is kept in the task's log (:mod:`mailslot_a2a.feed`), and a pump reads
+it in order from the front's own cursor (``webhooks@<front name>``) and POSTs each event (the
+SDK's push payload: the ``StreamResponse`` as JSON, with ``X-A2A-Notification-Token`` /
+``Authorization`` from the config) to every webhook configured for the task, retried with
+exponential backoff (tenacity). The cursor moves past an event once every webhook has it (or
+gave up), so a front that restarts resumes where delivery stopped, and a client streaming the
+same task reads from a cursor of its own: nobody takes events from anybody else.
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ log = logging.getLogger("mailslot_a2a.webhooks")
 
 
 class Webhooks:
-    """One delivery pump per task that has webhooks; ``follow`` is the desk's event reader."""
+    """One delivery pump per task that has webhooks; ``follow`` is the desk's event reader,
+    read as ``reader``."""
 
     def __init__(
         self,
         configs: PushNotificationConfigStore,
         follow: Callable[..., AsyncIterator[Event]],
         *,
+        reader: str,
         client: httpx.AsyncClient | None = None,
         attempts: int = 6,
         backoff: float = 0.2,
@@ -42,6 +46,7 @@ class Webhooks:
     ) -> None:
         self.configs = configs
         self._follow = follow
+        self.reader = reader
         self._client = client or httpx.AsyncClient(timeout=10.0)
         self._own_client = client is None
         self.attempts = attempts
@@ -61,7 +66,7 @@ class Webhooks:
 
     async def _pump(self, task_id: str, context: ServerCallContext) -> None:
         try:
-            async for event in self._follow(task_id, context, ack_first=False):
+            async for event in self._follow(task_id, reader=self.reader, ack_first=False):
                 for config in await self.configs.get_info(task_id, context):
                     await self._post(config, event)
         except asyncio.CancelledError:
