@@ -240,6 +240,18 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
             "sdk_wake_p50_ms",
             "wake_mcp_vs_sdk_ratio",
         )
+    if s := r.get("audit"):  # "raw" here is the audit off: what recording costs
+        for path, label in (("send", "send, one at a time"), ("receive", "receive_batch(100)+ack_many")):
+            for mode, what in (("on", "audit on"), ("bodies", "audit on, bodies kept")):
+                compare(
+                    "audit",
+                    s,
+                    f"{label}: {what} (vs audit off)",
+                    "msg/s",
+                    f"{path}_audit_{mode}_msgs_per_s",
+                    f"{path}_audit_off_msgs_per_s",
+                    f"{path}_{mode}_vs_off_ratio",
+                )
     return out
 
 

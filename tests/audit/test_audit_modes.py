@@ -70,10 +70,14 @@ async def test_bodies_only_when_asked(server: NatsServer, ms: mailslot.Mailslot)
         await _settle(box, 1)
 
         async def stored() -> dict[str, bytes | None]:
-            got = {r.message_id: r.body for r in await ms.audit.query(kinds=["stored"])}
+            rs = await ms.audit.query(kinds=["stored"])
+            got = {r.message_id: r.body for r in rs}
+            sizes.update({r.message_id: r.size for r in rs})
             return got if len(got) == 4 else {}
 
+        sizes: dict[str | None, int | None] = {}
         bodies = await wait_for(stored)
+        assert sizes == {plain.id: 6, kept.id: 9, again.id: 8, after.id: 8}
         assert bodies == {plain.id: None, kept.id: b"kept body", again.id: b"kept too", after.id: None}
         mail = await ms.js.stream_info("MAILSLOT_MAIL")
         assert mail.config.republish is not None and mail.config.republish.headers_only is True

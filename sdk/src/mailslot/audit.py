@@ -69,6 +69,9 @@ class AuditRecord:
     consumer: str | None = None
     deliveries: int | None = None
     reason: str | None = None
+    #: On ``stored``: the priority label priority aging moved it from, how often it was requeued.
+    aged_from: str | None = None
+    requeued: int | None = None
     body: bytes | None = None
     audit_seq: int = 0
 
@@ -150,7 +153,10 @@ def _record(
                 "stored",
                 _time(h.get("Nats-Time-Stamp")) or at,
                 seq,
-                size=_int(h.get("Nats-Msg-Size")),
+                # Nats-Msg-Size is on headers-only bells; a bell with the body is the body.
+                size=_int(h.get("Nats-Msg-Size")) if not data else len(data),
+                aged_from=h.get(Header.AGED_FROM),
+                requeued=_int(h.get(Header.REQUEUED)),
                 by=h.get(Header.FROM),
                 body=data if data else None,
                 **common,
