@@ -15,6 +15,7 @@ from . import (
     mcp,  # noqa: F401  (registers mcp, the MCP server of mailslot-mcp)
     outgoing,  # noqa: F401  (registers send/publish/ask)
     stats,  # noqa: F401  (registers stats, sidecar)
+    synadia,  # noqa: F401  (registers synadia, the bridge of mailslot-synadia)
     tenant,  # noqa: F401  (registers tenant add/list/remove)
 )
 from .app import app, main
