@@ -4,9 +4,12 @@ or a delay is recorded like any other."""
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import timedelta
 
 import mailslot
 import pytest
+from mailslot import sync
 from mailslot_broker import NatsServer
 from mailslot_broker.protocol import audit as pa
 from testsupport import wait_for
@@ -112,3 +115,26 @@ async def test_ttl_and_delayed_mail_recorded(ms: mailslot.Mailslot) -> None:
     rs = {r.message_id: r for r in await wait_for(both)}
     assert rs[short.id].sender == "alice" and rs[short.id].recipient == "bob"
     assert rs[later.id].thread_id == "th"
+
+
+def test_sync_twin(server: NatsServer) -> None:
+    c = server.credentials
+    with sync.connect(server.url, user=c.user, password=c.password, name="tester") as ms:
+        assert ms.audit.status().enabled is False
+        with pytest.raises(mailslot.AuditDisabled):
+            ms.audit.query()
+        assert ms.audit.enable(retention=timedelta(days=2)).retention == 2 * 86400
+        box = ms.open("bob")
+        r = ms.send("bob", "hi", sender="alice", thread_id="t")
+        box.receive(timeout=5).ack()
+        box.close()
+
+        def history() -> list[str]:
+            return [x.kind for x in ms.audit.query(message_id=r.id)]
+
+        deadline = time.monotonic() + 10
+        while history() != ["stored", "acked"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert history() == ["stored", "acked"]
+        assert [x.thread_id for x in ms.audit.query(sender="alice", recipient="bob")] == ["t", "t"]
+        assert ms.audit.disable() is True

@@ -175,6 +175,8 @@ def _record(
             **common,
         )
     ack = pa.parse_ack_subject(subject)
+    if ack is not None and not pa.is_mailbox_consumer(ack.consumer):
+        return None  # e.g. the device bridge's uplink consumer: plumbing, not a mailbox
     if ack is not None:
         kind = pa.ack_kind(data)
         if kind is None:
@@ -194,7 +196,7 @@ def _record(
         body = pa.parse_advisory(data)
         seq = _int(body.get("stream_seq"))
         consumer = str(body.get("consumer") or "")
-        if seq is None:
+        if seq is None or not pa.is_mailbox_consumer(consumer):
             return None
         return AuditRecord(
             "exhausted" if advisory == "exhausted" else "termed",

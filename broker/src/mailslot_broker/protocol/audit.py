@@ -108,6 +108,12 @@ def parse_ack_subject(subject: str) -> AckSubject | None:
     return AckSubject(tokens[3], int(tokens[4]), int(tokens[5]))
 
 
+def is_mailbox_consumer(name: str) -> bool:
+    """``mbx-<p>-<32 hex>`` (:func:`consumer_name`): a mailbox's consumer, not other plumbing."""
+    parts = name.split("-")
+    return len(parts) == 3 and parts[0] == "mbx" and parts[1] in ("0", "1", "2", "3") and len(parts[2]) == 32
+
+
 def ack_kind(body: bytes) -> str | None:
     """``acked``, ``termed`` (with ``+TERM <reason>``) or ``nacked``; None for ``+WPI``/``+NXT``."""
     if body in (b"", b"+ACK"):
@@ -155,6 +161,7 @@ __all__ = [
     "audit_stream_config",
     "audit_subjects",
     "is_advisory",
+    "is_mailbox_consumer",
     "parse_ack_subject",
     "parse_advisory",
     "term_reason",
