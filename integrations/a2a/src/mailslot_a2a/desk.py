@@ -17,6 +17,7 @@ Both the client transport (:mod:`mailslot_a2a.transport`) and the HTTP front
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -66,6 +67,9 @@ AGENT_STATE_KEY = "mailslot_agent"
 #: client transport sets its requester, the HTTP front the ``X-Mailslot-Subscriber`` header.
 #: Without one a stream replays the task's whole log.
 SUBSCRIBER_STATE_KEY = "mailslot_subscriber"
+#: How long a cancel of a running task waits for the replica running it to cancel it, before
+#: it records CANCELED itself (the replica may have died without saying so).
+CANCEL_WAIT = 5.0
 #: Bytes of a mail's size kept for Mailslot's headers when checking a request's size.
 HEADER_ALLOWANCE = 4096
 
@@ -119,6 +123,7 @@ class TaskDesk(DefaultRequestHandler):
         namespace: str = NAMESPACE,
         push_config_store: PushNotificationConfigStore | None = None,
         receive_timeout: float | None = None,
+        cancel_wait: float = CANCEL_WAIT,
     ) -> None:
         self.ms = ms
         self.requester = requester
@@ -127,6 +132,7 @@ class TaskDesk(DefaultRequestHandler):
         self.events = MailslotEventStream(ms, namespace=namespace, sender=requester)
         self.feed = TaskFeed(ms, namespace=namespace)
         self.receive_timeout = receive_timeout
+        self.cancel_wait = cancel_wait
         super().__init__(
             _NotHere(),
             self.store,
@@ -289,10 +295,39 @@ class TaskDesk(DefaultRequestHandler):
     # -- cancel ---------------------------------------------------------------------------------
 
     async def on_cancel_task(self, params: CancelTaskRequest, context: ServerCallContext) -> Task | None:
-        # The SDK's remote cancel: CANCELED is recorded in the shared store (a queued task
-        # never runs; a running one stops at its next save) and published through the event
-        # stream, which mails it to the requester.
+        """Cancel a task wherever it is. One that runs at a replica is asked of that replica
+        (it calls the executor's ``cancel()`` and stops ``execute``, a2a's own local cancel)
+        and waited for up to ``cancel_wait``; one that is queued, or whose replica does not
+        answer in time, gets the SDK's remote cancel: CANCELED recorded in the shared store (a
+        queued task never runs; a running one stops at its next save)."""
+        stored = await self.store.get(params.id, context)
+        if (
+            stored is not None
+            and stored.task.status.state not in TERMINAL
+            and await self.store.records.is_running(params.id)
+        ):
+            await self.store.records.ask_cancel(params.id)
+            ended = await self._ended(params.id)
+            if ended is not None and ended.status.state == TaskState.TASK_STATE_CANCELED:
+                return ended
         return await super().on_cancel_task(params, context)
+
+    async def _ended(self, task_id: str) -> Task | None:
+        """The task once it is in a terminal state, or None after ``cancel_wait``."""
+        try:
+            return await asyncio.wait_for(self._until_terminal(task_id), self.cancel_wait)
+        except asyncio.TimeoutError:
+            return None
+
+    async def _until_terminal(self, task_id: str) -> Task:
+        async with self.store.records.state.watch(("task", task_id), include_existing=True) as changes:
+            async for change in changes:
+                if change.value is not None and change.key == ("task", task_id):
+                    task = Task()
+                    task.ParseFromString(change.value)
+                    if task.status.state in TERMINAL:
+                        return task
+        raise asyncio.TimeoutError  # the watch closed
 
 
 __all__ = ["AGENT_STATE_KEY", "SUBSCRIBER_STATE_KEY", "TaskDesk", "reply_address"]

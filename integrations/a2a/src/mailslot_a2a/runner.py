@@ -7,6 +7,12 @@ finished, failed, or waits for input). While it runs, the mail is kept ``in_prog
 process dies, the mail comes back after the ack wait to another replica (or this one,
 restarted), which finds the task in the shared store and runs it. Every event the handler
 applies goes, with its version, to the requester's reply mailbox (:mod:`mailslot_a2a.events`).
+
+A cancel of a task that runs here, asked by any process (the client transport, the HTTP
+front), reaches the runner at once: the task is marked running in the store while it runs, the
+canceller asks under ``("cancel", task_id)``, and the runner, which watches those keys, cancels
+it through its own handler: a2a's local cancel, which calls the executor's ``cancel()`` and
+cancels the ``execute`` task.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import mailslot
 from a2a.server.agent_execution import AgentExecutor
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import DefaultRequestHandler
-from a2a.types.a2a_pb2 import AgentCard
+from a2a.types.a2a_pb2 import AgentCard, CancelTaskRequest
 from a2a.utils.errors import A2AError
 
 from .cards import from_a2a, mailslot_interface, with_interfaces
@@ -70,6 +77,8 @@ class A2ARunner:
         self._mailbox: mailslot.Mailbox | None = None
         self._loop: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._here: set[str] = set()  # ids of the tasks running here
+        self._cancels: mailslot.StateWatch | None = None
         self._slots = asyncio.Semaphore(concurrency)
 
     async def start(self) -> A2ARunner:
@@ -82,6 +91,8 @@ class A2ARunner:
                 ttl=self.lease_ttl,
                 prefetch=self.concurrency,
             )
+            self._cancels = await self.store.records.state.watch(prefix=("cancel",)).start()
+            self._spawn(self._watch_cancels())
             self._loop = asyncio.create_task(self._take(), name=f"mailslot-a2a:{self.address}")
         return self
 
@@ -99,24 +110,48 @@ class A2ARunner:
             except BaseException:
                 self._slots.release()
                 raise
-            job = asyncio.create_task(self._handle(msg))
-            self._running.add(job)
-            job.add_done_callback(self._running.discard)
+            self._spawn(self._handle(msg))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        job = asyncio.create_task(work)
+        self._running.add(job)
+        job.add_done_callback(self._running.discard)
+
+    async def _watch_cancels(self) -> None:
+        assert self._cancels is not None
+        async for change in self._cancels:
+            if change.value is not None and change.key[-1] in self._here:
+                self._spawn(self._cancel(change.key[-1]))
+
+    async def _cancel(self, task_id: str) -> None:
+        try:
+            await self.handler.on_cancel_task(CancelTaskRequest(id=task_id), ServerCallContext())
+        except A2AError as exc:  # e.g. it finished meanwhile
+            log.info("cancel of task %s: %s", task_id, exc)
+        except Exception:
+            log.exception("cancel of task %s failed", task_id)
 
     async def _handle(self, msg: mailslot.Message) -> None:
-        keepalive = asyncio.create_task(self._keep(msg))
         try:
+            request = request_of(msg.json())
+        except (A2AError, ValueError) as exc:
             try:
-                request = request_of(msg.json())
-            except (A2AError, ValueError) as exc:
                 await msg.term(reason=f"not an A2A request: {exc}")
-                return
-            request.configuration.return_immediately = False  # the mail is done when the task is
+            finally:
+                self._slots.release()
+            return
+        request.configuration.return_immediately = False  # the mail is done when the task is
+        task_id = request.message.task_id
+        keepalive = asyncio.create_task(self._keep(msg, task_id))
+        try:
+            if task_id:
+                self._here.add(task_id)
+                await self._mark_running(task_id)
             try:
                 await self.handler.on_message_send(request, ServerCallContext())
             except A2AError as exc:
                 # e.g. the task was canceled while it waited in the mailbox: nothing to run.
-                log.info("request for task %s not run: %s", request.message.task_id, exc)
+                log.info("request for task %s not run: %s", task_id, exc)
             await msg.ack()
             self.handled += 1
         except asyncio.CancelledError:
@@ -127,13 +162,23 @@ class A2ARunner:
             keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keepalive
+            if task_id:
+                self._here.discard(task_id)
+                with contextlib.suppress(mailslot.MailslotError):
+                    await self.store.records.clear_running(task_id)
             self._slots.release()
 
-    async def _keep(self, msg: mailslot.Message) -> None:
+    async def _mark_running(self, task_id: str) -> None:
+        # As long as the mail's ack wait: a replica that dies stops saying so about then.
+        await self.store.records.set_running(task_id, ttl=self.ack_wait)
+
+    async def _keep(self, msg: mailslot.Message, task_id: str) -> None:
         while True:
             await asyncio.sleep(self.ack_wait / 3)
             with contextlib.suppress(mailslot.MailslotError):
                 await msg.in_progress()
+                if task_id:
+                    await self._mark_running(task_id)
 
     async def close(self) -> None:
         """Stop taking requests. Tasks still running are cancelled; their mail was not acked,
@@ -145,6 +190,9 @@ class A2ARunner:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await job
         self._loop = None
+        if self._cancels is not None:
+            await self._cancels.close()
+            self._cancels = None
         if self._mailbox is not None:
             await self._mailbox.close()
             self._mailbox = None

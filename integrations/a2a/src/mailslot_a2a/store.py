@@ -40,6 +40,10 @@ TERMINAL = frozenset(
 INTERRUPTED = frozenset({TaskState.TASK_STATE_INPUT_REQUIRED, TaskState.TASK_STATE_AUTH_REQUIRED})
 
 
+#: How long a cancel request for a running task is kept (the replica acts on it at once).
+CANCEL_REQUEST_TTL = 60.0
+
+
 @dataclass(frozen=True)
 class Route:
     """Where a task's requests go (the agent's address) and its events (the reply mailbox)."""
@@ -91,6 +95,22 @@ class TaskRecords:
     async def route(self, task_id: str) -> Route | None:
         entry = await self.state.get(("route", task_id))
         return None if entry is None else Route.decode(entry.value)
+
+    # A replica running a task says so under ("running", task_id), a lease it renews while it
+    # runs; a cancel for such a task is asked of it under ("cancel", task_id), which the
+    # replica watches, so its executor's cancel() runs at once (see the runner).
+
+    async def set_running(self, task_id: str, *, ttl: float) -> None:
+        await self.state.put(("running", task_id), b"1", ttl=ttl)
+
+    async def clear_running(self, task_id: str) -> None:
+        await self.state.delete(("running", task_id))
+
+    async def is_running(self, task_id: str) -> bool:
+        return await self.state.get(("running", task_id)) is not None
+
+    async def ask_cancel(self, task_id: str) -> None:
+        await self.state.put(("cancel", task_id), b"1", ttl=CANCEL_REQUEST_TTL)
 
     async def listing(self, params: ListTasksRequest, context: ServerCallContext) -> ListTasksResponse:
         # The SDK's own filtering, ordering and page tokens, over a snapshot of the namespace.
