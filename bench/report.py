@@ -252,6 +252,15 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
                     f"{path}_audit_off_msgs_per_s",
                     f"{path}_{mode}_vs_off_ratio",
                 )
+                compare(
+                    "audit",
+                    s,
+                    f"{label}: server CPU per msg, {what} (vs audit off)",
+                    "µs",
+                    f"{path}_server_cpu_us_{mode}",
+                    f"{path}_server_cpu_us_off",
+                    f"{path}_cpu_{mode}_vs_off_ratio",
+                )
     return out
 
 
