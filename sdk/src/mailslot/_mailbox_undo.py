@@ -19,14 +19,6 @@ from nats.js import JetStreamContext
 from nats.js import errors as jserr
 
 
-def _kv_stream(bucket: str) -> str:
-    return f"KV_{bucket}"
-
-
-def _kv_key(bucket: str, key: str) -> str:
-    return f"$KV.{bucket}.{key}"
-
-
 @dataclass(frozen=True)
 class KVEntry:
     seq: int
@@ -38,7 +30,7 @@ class KVEntry:
 async def kv_entry(js: JetStreamContext, bucket: str, key: str) -> KVEntry | None:
     """The latest entry of a key by direct get (no bucket lookup, markers included)."""
     try:
-        raw = await js.get_msg(_kv_stream(bucket), subject=_kv_key(bucket, key), direct=True)
+        raw = await js.get_msg(p.kv_stream(bucket), subject=p.kv_subject(bucket, key), direct=True)
     except jserr.NotFoundError:
         return None
     op = (raw.headers or {}).get("KV-Operation")
@@ -60,7 +52,7 @@ async def kv_write(
     hdrs = dict(headers or {})
     hdrs[p.Header.NATS_EXPECTED_LAST_SUBJECT_SEQ] = str(last)
     try:
-        await js.publish(_kv_key(bucket, key), data, headers=hdrs, msg_ttl=ttl, timeout=5.0)
+        await js.publish(p.kv_subject(bucket, key), data, headers=hdrs, msg_ttl=ttl, timeout=5.0)
     except jserr.APIError as exc:
         if p.jsapi.is_wrong_last_sequence(exc):  # somebody wrote it since
             return False
@@ -161,5 +153,7 @@ async def remove_created(js: JetStreamContext, address: str, before: Before, wri
     else:
         # Up to and including our write only: a later one (someone else's) stays.
         await js.purge_stream(
-            _kv_stream(p.MAILBOXES_BUCKET), subject=_kv_key(p.MAILBOXES_BUCKET, address), seq=now.seq + 1
+            p.kv_stream(p.MAILBOXES_BUCKET),
+            subject=p.kv_subject(p.MAILBOXES_BUCKET, address),
+            seq=now.seq + 1,
         )
