@@ -116,10 +116,6 @@ async def scenario(a: Agent, b: Agent, mode: str) -> dict[str, Any]:
 
             tg.start_soon(drain)
         for n in range(ROUNDS):
-            b.updated, heard = anyio.Event(), anyio.Event()
-            b.updates.clear()
-            listened.clear()
-            seen, updated = (b.updates, b.updated) if mode == "legacy" else (listened, heard)
             started, done = anyio.Event(), anyio.Event()
             progress: list[float] = []
             got: dict[str, Any] = {}
@@ -134,7 +130,11 @@ async def scenario(a: Agent, b: Agent, mode: str) -> dict[str, Any]:
             tg.start_soon(waiter)
             with anyio.fail_after(10):
                 await started.wait()
-            await anyio.sleep(0.2)
+            await anyio.sleep(0.2)  # also lets the previous ack's update arrive before the reset
+            b.updated, heard = anyio.Event(), anyio.Event()
+            b.updates.clear()
+            listened.clear()
+            seen, updated = (b.updates, b.updated) if mode == "legacy" else (listened, heard)
             t0 = time.perf_counter()
             receipt = await a.call("send", to=b.name, body={"task": n}, priority="urgent")
             timings["send_ms"].append((time.perf_counter() - t0) * 1000)
@@ -158,11 +158,29 @@ async def scenario(a: Agent, b: Agent, mode: str) -> dict[str, Any]:
     out.update({k: median(v) for k, v in timings.items()})
     out["samples"] = timings
     out["inbox_after_ack"] = len((await b.call("inbox"))["mail"])
+    progress = []
+    t0 = time.perf_counter()
+    empty = await b.wait_for_mail(anyio.Event(), progress, timeout=1.5)  # the server's bound
+    out["bound"] = [empty.get("note", ""), time.perf_counter() - t0, len(progress)]
     read = await b.client.read_resource(inbox)
     out["resource_read"] = json.loads(read.contents[0].text)  # type: ignore[union-attr]
     out["a_cannot_watch_b"] = await _refused_watch(a, inbox, mode)
+    caps = b.client.server_capabilities
+    out["subscribe_capability"] = caps.resources.subscribe if caps and caps.resources else None
+    out["claims"] = await _claims(a, b)
     out.update(await _cancel_gives_back(a, b))
     return out
+
+
+async def _claims(a: Agent, b: Agent) -> list[str]:
+    """A claims a path; B's claim of it fails naming A; A releases it and B gets it."""
+    path = f"src/{unique('app')}.py"
+    await a.call("claims", action="claim", paths=[path], ttl=60, reason="fix")
+    conflict = await b.error("claims", action="claim", paths=[path], ttl=60)
+    await a.call("claims", action="release", paths=[path])
+    (mine,) = (await b.call("claims", action="claim", paths=[path], ttl=60))["claims"]
+    await b.call("claims", action="release", paths=[path])
+    return [conflict, mine["holder"]]
 
 
 async def _refused_watch(a: Agent, uri: str, mode: str) -> str:
