@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import mailslot
 import pytest
-from mailslot_broker import NatsServer, TenantSpec
+from mailslot_broker import NatsServer
+from tenancy.conftest import tenants_server  # noqa: F401  (the ALPHA and BETA server)
 from testsupport import wait_for
 
 
@@ -44,21 +44,11 @@ async def test_records_survive_a_restart_and_recording_resumes(
     assert set(history) == set(before) | set(after)
 
 
-@pytest.fixture
-def two_tenants(tmp_path: Path) -> Iterator[NatsServer]:
-    srv = NatsServer(tmp_path / "nats", tenants=[TenantSpec.generate("ALPHA"), TenantSpec.generate("BETA")])
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-async def test_per_tenant(two_tenants: NatsServer, tmp_path: Path) -> None:
+async def test_per_tenant(tenants_server: NatsServer, tmp_path: Path) -> None:  # noqa: F811
     clients = {}
     for t in ("ALPHA", "BETA"):
-        path = two_tenants.credentials_for(t).write(tmp_path / f"{t}.json")
-        clients[t] = await mailslot.connect(two_tenants.url, credentials=path)
+        path = tenants_server.credentials_for(t).write(tmp_path / f"{t}.json")
+        clients[t] = await mailslot.connect(tenants_server.url, credentials=path)
     a, b = clients["ALPHA"], clients["BETA"]
     try:
         await a.audit.enable()

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from mailslot_broker import protocol as p
+from mailslot_broker.kvscan import _parse_time  # RFC 3339 with nanoseconds, as KV scans read it
 from mailslot_broker.protocol import Header, Priority
 from mailslot_broker.protocol import audit as pa
 from nats.js import errors as jserr
@@ -98,23 +99,6 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _time(value: str | None) -> datetime | None:
-    """RFC 3339 with nanoseconds (``Nats-Time-Stamp``) or ISO 8601, as an aware datetime."""
-    if not value:
-        return None
-    v = value.strip().replace("Z", "+00:00")
-    if "." in v:
-        head, frac = v.split(".", 1)
-        digits = "".join(c for c in frac if c.isdigit())
-        rest = frac[len(digits) :]
-        v = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
-    try:
-        t = datetime.fromisoformat(v)
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
 def _priority_of_consumer(consumer: str) -> Priority | None:
     parts = consumer.split("-")
     if len(parts) == 3 and parts[0] == "mbx" and parts[1].isdigit() and int(parts[1]) < 4:
@@ -151,7 +135,7 @@ def _record(
                 return None
             return AuditRecord(
                 "stored",
-                _time(h.get("Nats-Time-Stamp")) or at,
+                _parse_time(h.get("Nats-Time-Stamp")) or at,
                 seq,
                 # Nats-Msg-Size is on headers-only bells; a bell with the body is the body.
                 size=_int(h.get("Nats-Msg-Size")) if not data else len(data),
@@ -167,7 +151,7 @@ def _record(
         reason = h.get(Header.DEAD_REASON)
         return AuditRecord(
             "dead",
-            _time(h.get(Header.DEAD_AT)) or at,
+            _parse_time(h.get(Header.DEAD_AT)) or at,
             seq,
             by=p.SYSTEM_SENDER if reason in _SYSTEM_REASONS else f"mailbox {address}",
             deliveries=_int(h.get(Header.DEAD_DELIVERIES)),
@@ -200,7 +184,7 @@ def _record(
             return None
         return AuditRecord(
             "exhausted" if advisory == "exhausted" else "termed",
-            _time(body.get("timestamp")) or at,
+            _parse_time(body.get("timestamp")) or at,
             seq,
             priority=_priority_of_consumer(consumer),
             consumer=consumer or None,

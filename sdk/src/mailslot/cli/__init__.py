@@ -7,6 +7,7 @@ from . import (
     a2a,  # noqa: F401  (registers a2a, the A2A HTTP front of mailslot-a2a)
     audit,  # noqa: F401  (registers audit, audit enable/disable/status)
     broker,  # noqa: F401  (registers up/down/status)
+    console,  # noqa: F401  (registers console, the web console)
     devices,  # noqa: F401  (registers devices, the MQTT device bridge)
     dlq,  # noqa: F401  (registers dlq list/show/requeue/purge)
     logs,  # noqa: F401  (registers logs)
