@@ -11,6 +11,11 @@ SDK's own client, on the bench's server:
   call to B's wait returning. vs the SDK: a task blocked in ``mailbox.receive()``, ``ms.send``
   -> ``receive`` returns. Each woken message is acked (outside the timing).
 
+With ``.venv-mcp2`` present (``make sync``), the same two measurements run against the server on
+mcp 2.x too (``.venv-mcp2/bin/python -m mailslot_mcp``), from the same mcp 1.30 client, so in
+the handshake era (the 2026-07-28 era needs a 2.x client: its figures are in the member's
+README, from ``tests/integrations/mcp/test_mcp2.py``).
+
 Rounds alternate MCP and SDK; ratios (``mcp / sdk``, lower is better) are the median of the
 round-by-round ratios of the per-round medians. Also reported: the number of tools and the
 size of their definitions (``tools/list`` as JSON, as the member's tests measure it).
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -39,15 +45,20 @@ from ._common import Bench, median, paired_ratio, pct, unique
 SAMPLES = {"full": 60, "quick": 30, "smoke": 3}
 #: The message body: 256 characters, like the other sections' payload.
 BODY = "x" * 256
+#: The server on mcp 2.x, when ``make sync`` built its environment.
+MCP2_PYTHON = Path(__file__).resolve().parents[1] / ".venv-mcp2" / "bin" / "python"
 #: After a wait reported that it is in place, before the send (the wait's pull is parked).
 SETTLE = 0.05
 
 
 @contextlib.asynccontextmanager
-async def _agent(env: dict[str, str], agent: str) -> AsyncIterator[ClientSession]:
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "mailslot_mcp"], env={**env, "MAILSLOT_AGENT": agent}
-    )
+async def _agent(
+    env: dict[str, str], agent: str, *, python: str = sys.executable
+) -> AsyncIterator[ClientSession]:
+    env = {**env, "MAILSLOT_AGENT": agent}
+    if python != sys.executable:
+        env.pop("VIRTUAL_ENV", None)
+    params = StdioServerParameters(command=python, args=["-m", "mailslot_mcp"], env=env)
     async with stdio_client(params) as (r, w), ClientSession(r, w) as session:
         await session.initialize()
         yield session
@@ -129,59 +140,71 @@ def _env(b: Bench, tmp: Path) -> dict[str, str]:
 
 async def run(b: Bench) -> dict[str, Any]:
     n = SAMPLES.get(b.scale.name, SAMPLES["quick"])
-    alice, bob = unique("bench-mcp-a"), unique("bench-mcp-b")
+    lines = {"mcp": sys.executable}
+    if MCP2_PYTHON.exists():
+        lines["mcp2"] = str(MCP2_PYTHON)
     sdk_box = await b.ms.open(unique("bench-mcp-sdk"))
     send_to = unique("bench-mcp-sink")  # nobody reads it: purged after each send round
-    rounds: dict[str, list[float]] = {k: [] for k in ("mcp_send", "sdk_send", "mcp_wake", "sdk_wake")}
+    names = ["sdk_send", "sdk_wake", *(f"{line}_{what}" for line in lines for what in ("send", "wake"))]
+    rounds: dict[str, list[float]] = {k: [] for k in names}
     samples: dict[str, list[float]] = {k: [] for k in rounds}
     with tempfile.TemporaryDirectory(prefix="mailslot-bench-mcp-") as tmp:
         env = _env(b, Path(tmp))
-        async with _agent(env, alice) as a, _agent(env, bob) as bs:
-            tools = (await a.list_tools()).tools
+        async with contextlib.AsyncExitStack() as stack:
+            pairs: dict[str, tuple[ClientSession, ClientSession, str]] = {}
+            for line, python in lines.items():
+                alice, bob = unique(f"bench-{line}-a"), unique(f"bench-{line}-b")
+                a = await stack.enter_async_context(_agent(env, alice, python=python))
+                bs = await stack.enter_async_context(_agent(env, bob, python=python))
+                pairs[line] = (a, bs, bob)
+            tools = (await pairs["mcp"][0].list_tools()).tools
             size = len(
                 json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools])
             )
             # Warm-up: first calls open connections and subscriptions on every side.
-            await _mcp_sends(a, send_to, 3)
+            for a, bs, bob in pairs.values():
+                await _mcp_sends(a, send_to, 3)
+                await _mcp_wake(a, bs, bob)
             await _sdk_sends(b, send_to, 3)
-            await _mcp_wake(a, bs, bob)
             await _sdk_wake(b, sdk_box)
             await b.purge(send_to)
             for _ in range(b.scale.repeat):
-                for name, measure in (
-                    ("mcp_send", lambda: _mcp_sends(a, send_to, n)),
-                    ("sdk_send", lambda: _sdk_sends(b, send_to, n)),
-                    ("mcp_wake", lambda: _gather(n, lambda: _mcp_wake(a, bs, bob))),
-                    ("sdk_wake", lambda: _gather(n, lambda: _sdk_wake(b, sdk_box))),
-                ):
+                measures: list[tuple[str, Any]] = []
+                for line, (a, bs, bob) in pairs.items():
+                    measures.append((f"{line}_send", functools.partial(_mcp_sends, a, send_to, n)))
+                    measures.append((f"{line}_wake", functools.partial(_gather, n, _mcp_wake, a, bs, bob)))
+                measures.append(("sdk_send", functools.partial(_sdk_sends, b, send_to, n)))
+                measures.append(("sdk_wake", functools.partial(_gather, n, _sdk_wake, b, sdk_box)))
+                for name, measure in measures:
                     xs = await measure()
                     samples[name] += xs
                     rounds[name].append(median(xs))
                 await b.purge(send_to)
-            await _drain_mcp(bs)
+            for _, bs, _ in pairs.values():
+                await _drain_mcp(bs)
     await sdk_box.destroy()
-    out = {
+    out: dict[str, Any] = {
         "samples_per_round": n,
         "tools": len(tools),
         "tool_definitions_chars": size,
         "rounds": rounds,
-        "mcp_send_p50_ms": median(samples["mcp_send"]),
         "sdk_send_p50_ms": median(samples["sdk_send"]),
-        "mcp_send_p99_ms": pct(samples["mcp_send"], 99),
         "sdk_send_p99_ms": pct(samples["sdk_send"], 99),
-        "send_mcp_vs_sdk_ratio": paired_ratio(rounds["mcp_send"], rounds["sdk_send"]),
-        "mcp_wake_p50_ms": median(samples["mcp_wake"]),
         "sdk_wake_p50_ms": median(samples["sdk_wake"]),
-        "mcp_wake_p99_ms": pct(samples["mcp_wake"], 99),
         "sdk_wake_p99_ms": pct(samples["sdk_wake"], 99),
-        "wake_mcp_vs_sdk_ratio": paired_ratio(rounds["mcp_wake"], rounds["sdk_wake"]),
     }
+    for line in lines:  # "mcp": the server on mcp 1.x, "mcp2": on mcp 2.x
+        for what in ("send", "wake"):
+            xs = samples[f"{line}_{what}"]
+            out[f"{line}_{what}_p50_ms"] = median(xs)
+            out[f"{line}_{what}_p99_ms"] = pct(xs, 99)
+            out[f"{what}_{line}_vs_sdk_ratio"] = paired_ratio(rounds[f"{line}_{what}"], rounds[f"sdk_{what}"])
     _show(out)
     return out
 
 
-async def _gather(n: int, one: Any) -> list[float]:
-    return [await one() for _ in range(n)]
+async def _gather(n: int, one: Any, *args: Any) -> list[float]:
+    return [await one(*args) for _ in range(n)]
 
 
 def _show(r: dict[str, Any]) -> None:
@@ -196,3 +219,9 @@ def _show(r: dict[str, Any]) -> None:
         f"{r['sdk_wake_p99_ms']:.1f}), ratio {r['wake_mcp_vs_sdk_ratio']:.3g}\n"
         f"{r['tools']} tools, definitions {r['tool_definitions_chars']} characters"
     )
+    if "mcp2_send_p50_ms" in r:
+        console.print(
+            f"server on mcp 2.x (handshake era): send via MCP {r['mcp2_send_p50_ms']:.2f} ms p50, ratio "
+            f"{r['send_mcp2_vs_sdk_ratio']:.3g}; wake {r['mcp2_wake_p50_ms']:.2f} ms p50 (p99 "
+            f"{r['mcp2_wake_p99_ms']:.1f}), ratio {r['wake_mcp2_vs_sdk_ratio']:.3g}"
+        )

@@ -240,6 +240,25 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
             "sdk_wake_p50_ms",
             "wake_mcp_vs_sdk_ratio",
         )
+        if "mcp2_send_p50_ms" in s:  # the server on mcp 2.x, handshake era (the 1.30 client)
+            compare(
+                "mcp",
+                s,
+                "send via MCP, server on mcp 2.x (vs SDK send)",
+                "ms p50",
+                "mcp2_send_p50_ms",
+                "sdk_send_p50_ms",
+                "send_mcp2_vs_sdk_ratio",
+            )
+            compare(
+                "mcp",
+                s,
+                "wait-for-mail wake latency via MCP, server on mcp 2.x (vs SDK receive)",
+                "ms p50",
+                "mcp2_wake_p50_ms",
+                "sdk_wake_p50_ms",
+                "wake_mcp2_vs_sdk_ratio",
+            )
     if s := r.get("audit"):  # "raw" here is the audit off: what recording costs
         for path, label in (("send", "send, one at a time"), ("receive", "receive_batch(100)+ack_many")):
             for mode, what in (("on", "audit on"), ("bodies", "audit on, bodies kept")):
