@@ -138,3 +138,32 @@ def test_sync_twin(server: NatsServer) -> None:
         assert history() == ["stored", "acked"]
         assert [x.thread_id for x in ms.audit.query(sender="alice", recipient="bob")] == ["t", "t"]
         assert ms.audit.disable() is True
+
+
+async def test_requeue_and_reclaim_histories(ms: mailslot.Mailslot) -> None:
+    """A requeued message is stored again under its id (``requeued`` 1); mail in a destroyed
+    mailbox dies as ``mailbox reclaimed``, written by the system."""
+    await ms.audit.enable()
+    box = await ms.open("bob")
+    back = await ms.send("bob", "try again", sender="alice")
+    await (await box.receive(timeout=5)).term(reason="later")
+    dead = await ms.dead_letters.get(back.id)
+    await ms.dead_letters.requeue(dead)
+    await (await box.receive(timeout=5)).ack()
+    left = await ms.send("bob", "never read", sender="carol")
+    await box.destroy()
+
+    async def histories() -> dict[str, list[mailslot.AuditRecord]]:
+        rs: dict[str, list[mailslot.AuditRecord]] = {}
+        for r in await ms.audit.query():
+            rs.setdefault(r.message_id or "", []).append(r)
+        return rs if len(rs.get(back.id, [])) == 5 and len(rs.get(left.id, [])) == 2 else {}
+
+    h = await wait_for(histories)
+    assert [r.kind for r in h[back.id]] == ["stored", "dead", "termed", "stored", "acked"]
+    assert [r.requeued for r in h[back.id] if r.kind == "stored"] == [None, 1]
+    assert h[back.id][3].seq != h[back.id][0].seq and h[back.id][4].seq == h[back.id][3].seq
+    assert [(r.kind, r.reason, r.by) for r in h[left.id]] == [
+        ("stored", None, "carol"),
+        ("dead", "mailbox reclaimed", "mailslot"),
+    ]
