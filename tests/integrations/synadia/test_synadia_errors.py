@@ -6,7 +6,7 @@ from __future__ import annotations
 import mailslot
 from conftest import BridgeFactory, ClientFactory, NatsFactory
 from synadia_ai.agents import Agents
-from synadia_support import discover, error_of, raw_prompt
+from synadia_support import discover, error_of, gone, raw_prompt
 
 SUBJECT = "agents.prompt.mailslot.team.coder"
 
@@ -66,3 +66,19 @@ async def test_status_of_unknown_mailbox_is_404(make_bridge: BridgeFactory, nats
     await make_bridge()
     reply = await (await nats_conn()).request("agents.status.mailslot.team.nobody", b"", timeout=5)
     assert (reply.headers or {}).get("Nats-Service-Error-Code") == "404"
+
+
+async def test_reclaimed_mailbox_is_404(
+    make_bridge: BridgeFactory, client: ClientFactory, nats_conn: NatsFactory
+) -> None:
+    bridge = await make_bridge()
+    coder = await client("coder")
+    mb = await coder.open("coder", ttl=2)
+    agents = Agents(nc=await nats_conn())
+    await discover(agents, "coder")
+    assert await bridge.exposer.resolve("coder") == "coder"  # type: ignore[union-attr]
+    await mb.destroy()  # reclaimed: mailbox and mail gone
+    await gone(agents, "coder", timeout=20)
+    err = error_of(await raw_prompt(await nats_conn(), SUBJECT, b"anyone?"))
+    assert err is not None and err[0] == 404, err
+    await agents.close()

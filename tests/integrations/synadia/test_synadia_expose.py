@@ -147,3 +147,36 @@ async def test_heartbeats_stop_when_the_lease_lapses(
     await asyncio.sleep(3.5)  # more than three heartbeat intervals
     assert len(beats) == last
     await agents.close()
+
+
+async def test_card_names_the_protocol_tokens(
+    make_bridge: BridgeFactory, client: ClientFactory, nats_conn: NatsFactory
+) -> None:
+    await make_bridge()
+    ms = await client("team.reviewer")
+    card = {"metadata": {"synadia": {"owner": "ops", "name": "reviewer"}}}
+    hidden = {"metadata": {"synadia": {"expose": False}}}
+    mb = await ms.open("team.reviewer", card=card)
+    await ms.open("team.private", card=hidden)
+    agents = Agents(nc=await nats_conn())
+    agent = await discover(agents, "reviewer")
+    assert (agent.agent, agent.owner, agent.prompt_subject) == (
+        "mailslot",
+        "ops",
+        "agents.prompt.mailslot.ops.reviewer",
+    )
+    assert agent.metadata["mailslot_address"] == "team.reviewer"
+    assert not [
+        a for a in await agents.discover(max_wait=0.5) if a.metadata.get("mailslot_address") == "team.private"
+    ]
+
+    async def answer() -> None:
+        msg = await mb.receive(timeout=20)
+        await msg.reply({"text": f"reviewed {msg.json()['prompt']}"})
+        await msg.ack()
+
+    task = asyncio.create_task(answer())
+    texts = [m.text async for m in agent.prompt("PR 9", timeout=10) if isinstance(m, ResponseChunk)]
+    await task
+    assert texts == ["reviewed PR 9"]
+    await agents.close()

@@ -73,10 +73,16 @@ class Exposer:
                 await self._stop(address)
 
     async def resolve(self, token: str) -> str | None:
-        """The mailbox (live or offline, still kept) behind a prompt subject's name token."""
-        if token not in self._tokens:
-            for card in await self._ms.agents(include_offline=True):
-                self._learn(card)
+        """The mailbox (live or offline, still kept) behind a prompt subject's name token.
+
+        A live one is known from the registry watch; for any other the registry is read again
+        (with offline agents), so a mailbox reclaimed since is no longer found."""
+        address = self._tokens.get(token)
+        if address is not None and address in self.served:
+            return address
+        self._tokens = {}
+        for card in await self._ms.agents(include_offline=True):
+            self._learn(card)
         return self._tokens.get(token)
 
     def presence(self, address: str) -> str:
