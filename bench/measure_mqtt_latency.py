@@ -98,6 +98,7 @@ async def run(n: int) -> None:
                 finally:
                     dev.disconnect()
                     dev.loop_stop()
+                    dev._reset_sockets()  # paho keeps its wake-up socket pair open otherwise
             await agent.destroy()
         finally:
             await ms.close()

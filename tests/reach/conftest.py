@@ -3,6 +3,7 @@ device users in the tenant's account, and clients over ``nats://`` and ``ws://``
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Iterator
 
 import mailslot
@@ -37,3 +38,11 @@ async def reach_ms(reach_server: NatsServer) -> AsyncIterator[mailslot.Mailslot]
         yield ms
     finally:
         await ms.close()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """A transport or socket left open is reported by the test that left it (as an error,
+    warnings being errors), not by whichever later test the garbage collector runs in."""
+    yield
+    gc.collect()

@@ -96,6 +96,9 @@ class Device:
     def close(self) -> None:
         self.c.disconnect()
         self.c.loop_stop()
+        # paho keeps its loop's wake-up socket pair (and a dropped connection's socket) until
+        # garbage collection, which then warns; close them now.
+        self.c._reset_sockets()
 
 
 async def device(port: int, name: str | None, password: str | None = None, **kw: Any) -> Device:

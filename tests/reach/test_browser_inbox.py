@@ -62,7 +62,12 @@ def _wait(browser, script: str, timeout: float) -> float:
     while not browser.execute_script(f"return !!({script})"):
         if time.monotonic() - start > timeout:
             status = browser.execute_script("return document.getElementById('status').textContent")
-            raise AssertionError(f"page never showed {script!r} within {timeout} s (status: {status!r})")
+            events = browser.execute_script("return window.mailslotEvents")
+            console = browser.get_log("browser") if hasattr(browser, "get_log") else []
+            raise AssertionError(
+                f"page never showed {script!r} within {timeout} s (status: {status!r}, "
+                f"events: {events!r}, console: {console!r})"
+            )
         time.sleep(0.01)
     return time.monotonic() - start
 

@@ -155,8 +155,10 @@ def parse_ack_reply(reply: str) -> AckReply:
 def patch_websocket_transport() -> None:
     """Make nats-py's ``ws://``/``wss://`` transport quiet and leak-free on aiohttp 3.11+:
     it passes a float ``timeout`` to ``ws_connect`` (a DeprecationWarning, an error under
-    warnings-as-errors) and leaves its ``ClientSession`` open when the handshake fails.
-    Idempotent; a no-op without aiohttp."""
+    warnings-as-errors), leaves its ``ClientSession`` open when the handshake fails, and on
+    close leaves a TLS socket to aiohttp's SSL shutdown, which can outlive the event loop (an
+    unclosed-socket ResourceWarning): once the WebSocket close handshake is done the socket
+    is aborted. Idempotent; a no-op without aiohttp."""
     try:
         import aiohttp
         from nats.aio import transport
@@ -178,6 +180,18 @@ def patch_websocket_transport() -> None:
         except BaseException:
             await self._client.close()
             raise
+        conn = getattr(self._ws, "_conn", None)  # aiohttp's Connection: its transport
+        self._mailslot_transport = getattr(conn, "transport", None)
+
+    wait_closed_before = cls.wait_closed
+
+    async def wait_closed(self: Any) -> None:
+        await wait_closed_before(self)
+        tr = getattr(self, "_mailslot_transport", None)
+        if tr is not None:
+            tr.abort()
+            self._mailslot_transport = None
+            await asyncio.sleep(0)  # abort closes the socket on the next loop iteration
 
     async def connect(self: Any, uri: Any, buffer_size: int, connect_timeout: float) -> None:
         await _dial(self, uri.geturl(), connect_timeout)
@@ -193,6 +207,7 @@ def patch_websocket_transport() -> None:
         await _dial(self, uri if isinstance(uri, str) else uri.geturl(), connect_timeout, ssl=ssl_context)
         self._using_tls = True
 
+    cls.wait_closed = wait_closed  # type: ignore[method-assign]
     cls.connect = connect  # type: ignore[method-assign]
     cls.connect_tls = connect_tls  # type: ignore[method-assign]
     cls._mailslot_patched = True  # type: ignore[attr-defined]
