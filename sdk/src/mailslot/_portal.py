@@ -50,11 +50,12 @@ class LoopThread:
                 "use the async API there"
             )
         if _blocks_a_running_loop():
+            what = getattr(coro, "__qualname__", "call")
             coro.close()
             raise BlockingCall(
-                f"{getattr(coro, '__qualname__', 'call')}: a sync Mailslot method was called on a thread whose "
-                "event loop is running, which it would block; await the async API there, or call "
-                "the sync one from a worker thread (asyncio.to_thread)"
+                f"{what}: a sync Mailslot method was called on a thread whose event loop is "
+                "running, which it would block; await the async API there, or call the sync one "
+                "from a worker thread (asyncio.to_thread)"
             )
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
