@@ -70,12 +70,11 @@ def console(server: NatsServer) -> Iterator[Console]:
 
 @pytest.fixture
 def sms(server: NatsServer) -> Iterator[sync.SyncMailslot]:
-    c = server.credentials
-    client = sync.connect(server.url, user=c.user, password=c.password, name="tester")
-    try:
-        yield client
-    finally:
-        client.close()
+    """A sync-twin client (selenium is blocking, so the tests are plain functions)."""
+    with sync.connect(
+        server.url, user=server.credentials.user, password=server.credentials.password, name="planner"
+    ) as c:
+        yield c
 
 
 @pytest.fixture

@@ -61,10 +61,18 @@ def test_the_page_shows_mail_within_a_second_of_its_send(console: Console, brows
         )
         _wait(browser, 5).until(lambda d: marker in d.find_element(By.ID, "thread").text)
         assert browser.find_element(By.ID, "thread-id").text == "issue-7"
-        if SCREENSHOT:
+        if SCREENSHOT:  # more of everything, for the picture in docs/
             sms.send("reviewer", {"review": "PR 12"}, priority="normal", thread_id="issue-7")
             sms.send("coder", "low-priority chore", priority="low")
+            with sms.open("flaky") as flaky:
+                sms.send("flaky", {"job": "parse", "input": "%%%"}, thread_id="issue-7")
+                flaky.receive(timeout=5).term(reason="unparseable input")
+            _wait(browser, 5).until(lambda d: "unparseable" in d.find_element(By.ID, "dead").text)
             _wait(browser, 5).until(lambda d: _depth(d, "coder", "low") == "1")
+            _wait(browser, 5).until(
+                lambda d: d.find_element(By.CSS_SELECTOR, '#tail a[data-thread="issue-7"]').click() or True
+            )
+            _wait(browser, 5).until(lambda d: "PR 12" in d.find_element(By.ID, "thread").text)
             time.sleep(0.5)
             Path(SCREENSHOT).write_bytes(browser.get_screenshot_as_png())
 
