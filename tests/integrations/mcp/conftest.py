@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +23,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 from mcp.shared.session import RequestResponder
+from mcp_http_proc import http_server_process
 from testsupport import PYTHON, client_env, unique
 
 #: The console script, installed beside the interpreter.
@@ -148,12 +148,6 @@ async def http_peer(url: str, token: str | None, *, terminate_on_close: bool = T
         yield peer
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 #: The test server's --idle and --lease-ttl: an agent quiet that long is let go, and shows
 #: offline once its lease lapsed.
 HTTP_IDLE = 2.0
@@ -174,29 +168,7 @@ def http_server(mcp_env: dict[str, str], tmp_path: Path) -> Iterator[HttpServer]
     tokens = {unique("alice"): secrets.token_urlsafe(24), unique("bob"): secrets.token_urlsafe(24)}
     path = tmp_path / "tokens.json"
     path.write_text(json.dumps(tokens))
-    port = free_port()
-    log = tmp_path / "mcp-http.log"
     quick = ["--idle", str(HTTP_IDLE), "--lease-ttl", str(HTTP_LEASE)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [PYTHON, "-m", "mailslot_mcp", "--http", f"127.0.0.1:{port}", "--tokens", str(path), *quick],
-            env=mcp_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"mailslot-mcp --http did not start: {log.read_text()}")
-            time.sleep(0.05)
-        yield HttpServer(f"http://127.0.0.1:{port}/mcp", tokens, proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    log = tmp_path / "mcp-http.log"
+    with http_server_process(PYTHON, path, log, env=mcp_env, options=quick) as (url, proc):
+        yield HttpServer(url, tokens, proc)

@@ -20,8 +20,6 @@ import contextlib
 import json
 import os
 import secrets
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +34,7 @@ import httpx2
 import mcp_types as types
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+from mcp_http_proc import http_server_process
 
 warnings.simplefilter("ignore", DeprecationWarning)  # subscribe_resource() at 2026 is deprecated
 PYTHON = sys.executable
@@ -237,42 +236,6 @@ async def stdio_agent(name: str, mode: str) -> AsyncIterator[Agent]:
         yield agent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def http_server(tokens: dict[str, str], workdir: Path) -> Any:
-    port = free_port()
-    path = workdir / "tokens.json"
-    path.write_text(json.dumps(tokens))
-    log = (workdir / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "mailslot_mcp", "--http", f"127.0.0.1:{port}", "--tokens", str(path)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the HTTP server did not start: {(workdir / 'server.log').read_text()}")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
 @contextlib.asynccontextmanager
 async def http_agent(url: str, name: str, token: str, mode: str) -> AsyncIterator[Agent]:
     agent = Agent(name)
@@ -303,15 +266,23 @@ async def main() -> None:
             results[f"stdio/{mode}"] = await scenario(a, b, mode)
     a_name, b_name = unique("alice"), unique("bob")
     tokens = {a_name: secrets.token_urlsafe(24), b_name: secrets.token_urlsafe(24)}
-    with tempfile.TemporaryDirectory() as tmp, http_server(tokens, Path(tmp)) as url:
-        results["http/401"] = await unauthorized(url)
-        for mode in ERAS:
-            async with (
-                http_agent(url, a_name, tokens[a_name], mode) as a,
-                http_agent(url, b_name, tokens[b_name], mode) as b,
-            ):
-                results[f"http/{mode}"] = await scenario(a, b, mode)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tokens.json"
+        path.write_text(json.dumps(tokens))
+        with http_server_process(PYTHON, path, Path(tmp) / "server.log") as (url, _):
+            results.update(await http_cases(url, tokens, a_name, b_name))
     print(json.dumps(results))
+
+
+async def http_cases(url: str, tokens: dict[str, str], a_name: str, b_name: str) -> dict[str, Any]:
+    results: dict[str, Any] = {"http/401": await unauthorized(url)}
+    for mode in ERAS:
+        async with (
+            http_agent(url, a_name, tokens[a_name], mode) as a,
+            http_agent(url, b_name, tokens[b_name], mode) as b,
+        ):
+            results[f"http/{mode}"] = await scenario(a, b, mode)
+    return results
 
 
 if __name__ == "__main__":
