@@ -8,7 +8,7 @@ from typing import Literal
 import mailslot
 from nats.aio.client import Client as NatsClient
 from synadia_ai.agent_service import SenderGate
-from synadia_ai.agents import Identity
+from synadia_ai.agents import Identity, SenderResolver
 
 from . import naming as n
 from .courier import Courier
@@ -97,7 +97,10 @@ class Bridge:
                 presence=self.exposer.presence,
                 keepalive=self.keepalive,
                 heartbeat_interval=self.heartbeat_interval,
-                gate=SenderGate(min_sender_trust=self.min_sender_trust),
+                # The resolver is what lets a verified sender name its registered agent.
+                gate=SenderGate(
+                    min_sender_trust=self.min_sender_trust, resolver=SenderResolver(self.nc).resolve
+                ),
             )
             await self.front.start()
         if self._reach_enabled:
