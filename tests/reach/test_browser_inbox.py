@@ -4,6 +4,7 @@ second. A machine without Chromium fails this test with the packages to install.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from pathlib import Path
@@ -56,7 +57,7 @@ def chrome(monkeypatch: pytest.MonkeyPatch):
         browser.quit()
 
 
-def _wait(browser, script: str, timeout: float) -> float:
+async def _wait(browser, script: str, timeout: float) -> float:
     """Seconds until ``script`` (a JS expression) is truthy on the page."""
     start = time.monotonic()
     while not browser.execute_script(f"return !!({script})"):
@@ -68,7 +69,7 @@ def _wait(browser, script: str, timeout: float) -> float:
                 f"page never showed {script!r} within {timeout} s (status: {status!r}, "
                 f"events: {events!r}, console: {console!r})"
             )
-        time.sleep(0.01)
+        await asyncio.sleep(0.01)  # the event loop (the test's client) keeps running
     return time.monotonic() - start
 
 
@@ -84,11 +85,11 @@ async def test_page_shows_mail_sent_to_an_agent_within_a_second(
             {"ws": reach_server.websocket_url, "user": c.user, "pass": c.password, "address": address}
         )
         chrome.get(f"{PAGE.as_uri()}?{query}")
-        _wait(chrome, "document.getElementById('status').textContent === 'live'", 10)
+        await _wait(chrome, "document.getElementById('status').textContent === 'live'", 10)
         assert "already waiting" in chrome.find_element("id", "inbox").text  # the peek at start
         receipt = await reach_ms.send(address, "PROD IS DOWN", priority="critical", sender="pager")
         sent = time.monotonic()
-        _wait(chrome, f"document.querySelector('li.mail[data-id=\"{receipt.id}\"]')", 5)
+        await _wait(chrome, f"document.querySelector('li.mail[data-id=\"{receipt.id}\"]')", 5)
         elapsed = time.monotonic() - sent
         shot = tmp_path / "inbox.png"
         chrome.save_screenshot(str(shot))
