@@ -43,10 +43,9 @@ def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
     return box[0]
 
 
-@pytest.fixture
-def console(server: NatsServer) -> Iterator[Console]:
+def _console(server: NatsServer, *args: str) -> Iterator[Console]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mailslot", "console", "--port", "0"],
+        [sys.executable, "-m", "mailslot", "console", "--port", "0", *args],
         env=client_env(server),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -66,6 +65,18 @@ def console(server: NatsServer) -> Iterator[Console]:
             proc.communicate()
             raise
     assert proc.returncode == 0, f"console exited {proc.returncode}: {err}"
+
+
+@pytest.fixture
+def console(server: NatsServer) -> Iterator[Console]:
+    """``mailslot console`` on the test's server; stopped by SIGTERM, which must exit 0."""
+    yield from _console(server)
+
+
+@pytest.fixture
+def tenant_console(server: NatsServer) -> Iterator[Console]:
+    """The same with ``--tenant-login``: HTTP Basic with the tenant's credential works too."""
+    yield from _console(server, "--tenant-login")
 
 
 @pytest.fixture

@@ -110,3 +110,13 @@ def test_requests_without_the_token_get_401(console: Console) -> None:
         assert http.get("/", params={"token": console.token}).status_code == 200
         # a change needs the console's own header as well (another site's page cannot add it)
         assert http.post("/api/dead-letters/purge", headers=bearer).status_code == 403
+
+
+def test_tenant_login_lets_in_the_tenants_credential_only(tenant_console: Console, server: Any) -> None:
+    c = server.credentials
+    with httpx.Client(base_url=tenant_console.base, timeout=10) as http:
+        refused = http.get("/api/state")
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
+        assert http.get("/api/state", auth=(c.user, c.password + "x")).status_code == 401
+        assert http.get("/api/state", auth=(c.user, c.password)).status_code == 200
+        assert http.get("/api/state", params={"token": tenant_console.token}).status_code == 200

@@ -34,12 +34,32 @@ def _stopped_by_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _tenant_login(credentials: Path | None, url: str | None) -> tuple[str, str]:
+    """The user and password of the Mailslot credentials file the console connected with."""
+    from mailslot_broker.config import Credentials
+    from mailslot_broker.home import mailslot_home, running_state
+
+    if credentials is None and url is None:
+        state = running_state(mailslot_home(create=False))
+        credentials = Path(state.credentials_path) if state is not None else None
+    if credentials is None or credentials.suffix == ".creds":
+        fail("--tenant-login needs a Mailslot credentials file (JSON with user and password)")
+    try:
+        creds = Credentials.read(credentials)
+    except (OSError, ValueError) as exc:
+        fail(f"--tenant-login cannot read {credentials}: {exc}")
+    return creds.user, creds.password
+
+
 @app.command()
 def console(
     port: int = typer.Option(8470, "--port", help="port to listen on (0: any free port)"),
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (keep it local)"),
     token: str | None = typer.Option(
         None, "--token", envvar="MAILSLOT_CONSOLE_TOKEN", help="the page's secret; default: a new one"
+    ),
+    tenant_login: bool = typer.Option(
+        False, "--tenant-login", help="also let in HTTP Basic with the tenant's user and password"
     ),
     url: str | None = URL_OPTION,
     credentials: Path | None = CREDS_OPTION,
@@ -60,8 +80,9 @@ def console(
         sys.stdout.flush()
 
     async def _do() -> None:
-        async with await client(url, credentials, name="console") as ms:
-            await serve(ms, host=host, port=port, secrets=[secret], ready=ready)
+        async with await client(url, credentials, start=False, name="console") as ms:
+            login = _tenant_login(credentials, url) if tenant_login else None
+            await serve(ms, host=host, port=port, secrets=[secret], login=login, ready=ready)
 
     with _stopped_by_signals():
         run(_do())

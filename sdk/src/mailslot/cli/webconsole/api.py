@@ -2,13 +2,17 @@
 
 Every request needs the console's secret: ``?token=`` on the URL the console prints (which
 also sets a same-site, HTTP-only cookie, so the page's own requests and its event stream carry
-it), or ``Authorization: Bearer <secret>``. Anything else gets 401. Requests that change
+it), or ``Authorization: Bearer <secret>``; with ``login=(user, password)`` (the tenant's
+credential) HTTP Basic with those works too, and the browser asks for them. Anything else
+gets 401. Requests that change
 something (requeue, purge) are POSTs that must also carry ``X-Mailslot-Console: 1``, a header
 another site's page cannot add without the browser asking this server first, which it refuses.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hmac
 import json
@@ -44,10 +48,22 @@ def _asset(name: str) -> bytes:
 class TokenGate:
     """ASGI middleware: 401 unless the request carries one of the accepted secrets."""
 
-    def __init__(self, app: ASGIApp, *, secrets: list[str], cookie: str) -> None:
+    def __init__(
+        self, app: ASGIApp, *, secrets: list[str], cookie: str, login: tuple[str, str] | None = None
+    ) -> None:
         self.app = app
         self.secrets = [s.encode() for s in secrets if s]
         self.cookie = cookie
+        self.login = None if login is None else f"{login[0]}:{login[1]}".encode()
+
+    def _basic_ok(self, auth: str) -> bool:
+        if self.login is None or not auth.lower().startswith("basic "):
+            return False
+        try:
+            given = base64.b64decode(auth[6:].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return hmac.compare_digest(given, self.login)
 
     def _ok(self, value: str | None) -> bool:
         if not value:
@@ -63,10 +79,11 @@ class TokenGate:
         auth = request.headers.get("authorization", "")
         bearer = auth[7:] if auth.lower().startswith("bearer ") else None
         query = request.query_params.get("token")
-        if not (self._ok(query) or self._ok(bearer) or self._ok(request.cookies.get(self.cookie))):
-            await PlainTextResponse("401: this console needs its token (?token=...)", 401)(
-                scope, receive, send
-            )
+        known = self._ok(query) or self._ok(bearer) or self._ok(request.cookies.get(self.cookie))
+        if not known and not self._basic_ok(auth):
+            ask = {"www-authenticate": 'Basic realm="mailslot console"'} if self.login else None
+            refused = PlainTextResponse("401: this console needs its token (?token=...)", 401, headers=ask)
+            await refused(scope, receive, send)
             return
         if self._ok(query):  # the printed URL: remember it for the page's own requests
 
@@ -95,7 +112,9 @@ def _changing(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Re
     return wrapped
 
 
-def build_app(hub: Hub, *, secrets: list[str], cookie: str = "mailslot_console") -> ASGIApp:
+def build_app(
+    hub: Hub, *, secrets: list[str], cookie: str = "mailslot_console", login: tuple[str, str] | None = None
+) -> ASGIApp:
     """The console's ASGI app over a started :class:`Hub` (the caller starts and closes it)."""
     ms = hub.ms
 
@@ -168,7 +187,7 @@ def build_app(hub: Hub, *, secrets: list[str], cookie: str = "mailslot_console")
         await hub.close()  # ends the event streams, so the server can stop without waiting
 
     inner = Starlette(routes=routes, exception_handlers={MailslotError: on_error}, lifespan=lifespan)
-    return TokenGate(inner, secrets=secrets, cookie=cookie)
+    return TokenGate(inner, secrets=secrets, cookie=cookie, login=login)
 
 
 async def serve(
@@ -177,6 +196,7 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     secrets: list[str],
+    login: tuple[str, str] | None = None,
     ready: Callable[[str, int], None] | None = None,
 ) -> None:
     """Run the console on ``host:port`` (0 = any free port) until cancelled or signalled;
@@ -193,7 +213,7 @@ async def serve(
         sock.bind((host, port))
         sock.listen(128)  # connections wait in the backlog until uvicorn accepts them
         bound = sock.getsockname()[1]
-        app = build_app(hub, secrets=secrets, cookie=f"mailslot_console_{bound}")
+        app = build_app(hub, secrets=secrets, cookie=f"mailslot_console_{bound}", login=login)
         config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
         if ready is not None:
