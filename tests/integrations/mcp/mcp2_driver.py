@@ -167,8 +167,19 @@ async def scenario(a: Agent, b: Agent, mode: str) -> dict[str, Any]:
     caps = b.client.server_capabilities
     out["subscribe_capability"] = caps.resources.subscribe if caps and caps.resources else None
     out["claims"] = await _claims(a, b)
+    out["typed_error"] = await a.error("send", to=b.name, body="x", ttl=-1)
+    out["ask_reply"] = await _ask_reply(a, b)
     out.update(await _cancel_gives_back(a, b))
     return out
+
+
+async def _ask_reply(a: Agent, b: Agent) -> list[Any]:
+    """A asks B and gives up waiting; B answers; A's second ask gets the durable reply."""
+    pending = await a.call("ask", to=b.name, body="status?", timeout=0.3)
+    (question,) = (await b.call("wait_for_mail", timeout=5))["mail"]
+    await b.call("reply", id=question["id"], body="green")
+    answer = await a.call("ask", correlation_id=pending["correlation_id"], timeout=5)
+    return [pending["pending"], answer["reply"]["body"], answer["reply"]["from"] == b.name]
 
 
 async def _claims(a: Agent, b: Agent) -> list[str]:

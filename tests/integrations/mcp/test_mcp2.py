@@ -79,6 +79,8 @@ def test_both_eras_on_mcp2(mcp2_results: dict[str, Any], transport: str, mode: s
         assert r["subscribe_capability"] is True
     conflict, holder = r["claims"]
     assert "ClaimConflict" in conflict and "alice-" in conflict and holder.startswith("bob-")
+    assert "InvalidTTL" in r["typed_error"] and "Traceback" not in r["typed_error"]
+    assert r["ask_reply"] == [True, "green", True]
     # The client gave up on a wait: the server's wait was cancelled and gave its mail back.
     assert r["cancel_redelivered"] == 2
 
