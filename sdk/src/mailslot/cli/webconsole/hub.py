@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 #: How many waiting messages an arrival's details are looked for among.
 _LOOKUP = 50
+#: With more changes than this queued for one mailbox, arrivals go out without details.
+_BEHIND = 20
 
 
 def _now() -> str:
@@ -185,7 +187,9 @@ class Hub:
     async def _on_change(self, change: MailChange) -> None:
         at = change.at.isoformat()
         entry: dict[str, Any] | None = None
-        if change.kind == "arrived":
+        watch = self._watches.get(change.address)
+        behind = watch is not None and watch.pending() > _BEHIND
+        if change.kind == "arrived" and not behind:  # a burst: report it bare, keep up
             with contextlib.suppress(MailslotError):
                 for m in await self.ms.inspect(change.address).peek(_LOOKUP):
                     if m.seq == change.seq:
