@@ -19,16 +19,6 @@ ClientFactory = Callable[[str], Awaitable[mailslot.Mailslot]]
 BridgeFactory = Callable[..., Awaitable[Bridge]]
 
 _HERE = Path(__file__).parent
-#: tenacity 9.2 deprecates ``wait_exponential_jitter(initial=...)``, which the SDK's connect
-#: still passes (sdk/src/mailslot/connection.py, not this member's file); with warnings as
-#: errors every connect would fail here.
-_TENACITY = "ignore:The 'initial' parameter is deprecated:DeprecationWarning"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if _HERE in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.filterwarnings(_TENACITY))
 
 
 class _Opened:
