@@ -4,7 +4,6 @@ Synadia SDKs' transport), more Mailslot clients, and a bridge on the test's own 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import mailslot
@@ -17,8 +16,6 @@ from nats.aio.client import Client as NatsClient
 NatsFactory = Callable[[], Awaitable[NatsClient]]
 ClientFactory = Callable[[str], Awaitable[mailslot.Mailslot]]
 BridgeFactory = Callable[..., Awaitable[Bridge]]
-
-_HERE = Path(__file__).parent
 
 
 class _Opened:
