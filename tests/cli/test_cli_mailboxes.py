@@ -48,7 +48,8 @@ async def test_mailboxes_lists_depth_presence_last_seen_and_retention(
 
         human = (await cli("mailboxes")).stdout
         line = next(x for x in human.splitlines() if away in x)
-        assert "offline" in line and re.search(r"\b(49\.9|50\.0)m\b", line)
+        left = re.search(r"\b(\d+\.\d)m\b", line)  # minutes; each CLI run takes seconds under load
+        assert "offline" in line and left and 48.3 <= float(left.group(1)) <= 50.0, line
     finally:
         await mb.close()
 

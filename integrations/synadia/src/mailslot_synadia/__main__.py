@@ -15,7 +15,7 @@ from .bridge import Bridge
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__)
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.replace("``", "") if __doc__ else None)
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("bridge", help="expose Mailslot agents as protocol agents and the reverse")
     run.add_argument("--url", default=None, help="broker URL (default $MAILSLOT_URL, else the local broker)")
