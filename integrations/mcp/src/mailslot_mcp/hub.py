@@ -82,17 +82,18 @@ class AgentState:
         for i in ids:
             self.held.pop(i, None)
 
-    async def give_back(self, ids: list[str]) -> None:
-        """Nak (no delay) the held messages with these ids: nobody will settle them through
-        this server, so they are redelivered now rather than after the ack wait. Shielded
-        and bounded, because it runs while the caller is being cancelled."""
+    async def give_back(self, ids: list[str], *, delay: float | None = None) -> None:
+        """Nak the held messages with these ids (after ``delay`` s, default none): nobody
+        will settle them through this server, so they are redelivered now rather than after
+        the ack wait. Shielded and bounded, because it runs while the caller is being
+        cancelled."""
         back = [self.held.pop(i).message for i in ids if i in self.held]
         if not back:
             return
         with anyio.move_on_after(GIVE_BACK_TIMEOUT, shield=True):
             for m in back:
                 try:
-                    await m.nak()
+                    await m.nak(delay=delay)
                 except mailslot.MailslotError as exc:  # e.g. already redelivered elsewhere
                     log.debug("giving back %s: %r", m.id, exc)
 

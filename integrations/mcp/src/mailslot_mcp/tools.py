@@ -24,6 +24,8 @@ Prio = Literal["critical", "urgent", "normal", "low"]
 HOLD_LIMIT = 200
 #: Broadcast history read: stop when nothing more arrives for this long.
 READ_IDLE = 0.3
+#: A cancelled wait's mail is redelivered after this long, not at once (see wait_for_mail).
+CANCELLED_GIVE_BACK_DELAY = 1.0
 
 
 def typed_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -195,8 +197,14 @@ def register(app: App, hub: Hub, identity: Identity, *, max_wait: float) -> None
                 found = await bounded(ctx, cap(timeout), "mail", attempt)
         except BaseException:
             # Cancelled: mcp 1.x cancels a request whose transport closed (stdio EOF, an HTTP
-            # session ended). What this call took and showed nobody goes back now.
-            await state.give_back([i for i in taken if i in state.held and not state.held[i].shown])
+            # session ended). What this call took and showed nobody goes back, redelivered a
+            # moment later: at once, this still-open mailbox's own waiting pull would take it
+            # again and the server's stop that follows a closed stdin would give it back once
+            # more (each a delivery counted toward max_deliver).
+            await state.give_back(
+                [i for i in taken if i in state.held and not state.held[i].shown],
+                delay=CANCELLED_GIVE_BACK_DELAY,
+            )
             raise
         if found and await requester_gone(ctx):
             # The HTTP request that asked is gone (the client dropped it without a cancel, as
