@@ -272,11 +272,13 @@ class TaskDesk(DefaultRequestHandler):
         if route is None:
             raise TaskNotFoundError(message=f"Task {params.id} was not sent through Mailslot")
         reader = self.reader_for(context)
-        if stored.task.status.state in TERMINAL and (
-            reader is None or not await self.feed.pending(params.id, reader)
-        ):
-            state = TaskState.Name(stored.task.status.state)
-            raise UnsupportedOperationError(message=f"Task {params.id} is in terminal state: {state}")
+        if stored.task.status.state in TERMINAL:
+            if reader is None or not await self.feed.pending(params.id, reader):
+                state = TaskState.Name(stored.task.status.state)
+                raise UnsupportedOperationError(message=f"Task {params.id} is in terminal state: {state}")
+            async for event in self.feed.replay(params.id, reader=reader):
+                yield event
+            return
         async for event in self.follow(params.id, reader=reader):
             yield event
 

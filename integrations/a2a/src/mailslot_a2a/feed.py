@@ -48,6 +48,20 @@ class TaskFeed:
         after = await self.cursor(task_id, reader)
         return any(version_of(k) > after for k in await self.state.keys(prefix=("event", task_id)))
 
+    async def replay(self, task_id: str, *, reader: str | None) -> AsyncGenerator[Event, None]:
+        """The events stored after ``reader``'s cursor, oldest first, then the end: for a task
+        that has ended, whose log grows no more (and may lack a last event that was saved but
+        never published, e.g. a failure a2a recorded itself)."""
+        after = await self.cursor(task_id, reader)
+        for entry in await self.state.items(prefix=("event", task_id)):
+            version = version_of(entry.key)
+            if version <= after:
+                continue
+            response = StreamResponse()
+            response.ParseFromString(entry.value)
+            await self.advance(task_id, reader, version)
+            yield event_of(response)
+
     async def read(
         self,
         task_id: str,

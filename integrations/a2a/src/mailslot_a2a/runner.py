@@ -13,6 +13,10 @@ front), reaches the runner at once: the task is marked running in the store whil
 canceller asks under ``("cancel", task_id)``, and the runner, which watches those keys, cancels
 it through its own handler: a2a's local cancel, which calls the executor's ``cancel()`` and
 cancels the ``execute`` task.
+
+A request that fails with something other than an A2A error ends as a FAILED task with the
+reason, at once if the executor raised, after ``max_attempts`` deliveries if the runner
+itself failed (:mod:`mailslot_a2a.failures`).
 """
 
 from __future__ import annotations
@@ -33,9 +37,13 @@ from a2a.utils.errors import A2AError
 from .cards import from_a2a, mailslot_interface, with_interfaces
 from .codec import request_of
 from .events import MailslotEventStream
+from .failures import GuardedExecutor, fail_task, reason_of
 from .store import NAMESPACE, VersionedMailslotTaskStore
 
 log = logging.getLogger("mailslot_a2a.runner")
+
+#: How long close() waits for the SDK to wind down the tasks that ran here.
+CLOSE_WAIT = 5.0
 
 
 class A2ARunner:
@@ -46,7 +54,10 @@ class A2ARunner:
 
     The agent registers with ``card`` (its A2A card, the Mailslot binding added first), so the
     HTTP front and ``ms.agents()`` find it. ``concurrency`` tasks run at once. Several runners
-    on one address share its mail and the task store (replicas).
+    on one address share its mail and the task store (replicas). A request the runner fails
+    on (not the executor: that ends the task FAILED at once) is tried again after
+    ``retry_delay`` s times the attempt, and after ``max_attempts`` deliveries its task is
+    FAILED with the reason and the mail termed with it.
     """
 
     def __init__(
@@ -60,19 +71,28 @@ class A2ARunner:
         concurrency: int = 1,
         ack_wait: float = 30.0,
         lease_ttl: float = 60.0,
+        max_attempts: int = 3,
+        retry_delay: float = 1.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
         self.ms = ms
         self.address = address
         others = [i for i in card.supported_interfaces if i.url != mailslot_interface(address).url]
         self.card = with_interfaces(card, [mailslot_interface(address), *others])
         self.store = VersionedMailslotTaskStore(ms, namespace=namespace)
         self.events = MailslotEventStream(ms, namespace=namespace, sender=address)
-        self.handler = DefaultRequestHandler(executor, self.store, self.card, event_stream=self.events)
+        self.handler = DefaultRequestHandler(
+            GuardedExecutor(executor), self.store, self.card, event_stream=self.events
+        )
         self.concurrency = concurrency
         self.ack_wait = ack_wait
         self.lease_ttl = lease_ttl
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self.failed = 0
         self.handled = 0
         self._mailbox: mailslot.Mailbox | None = None
         self._loop: asyncio.Task[None] | None = None
@@ -156,8 +176,8 @@ class A2ARunner:
             self.handled += 1
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("request %s failed; it comes back after the ack wait", msg.id)
+        except Exception as exc:
+            await self._failed(msg, task_id, exc)
         finally:
             keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -167,6 +187,31 @@ class A2ARunner:
                 with contextlib.suppress(mailslot.MailslotError):
                     await self.store.records.clear_running(task_id)
             self._slots.release()
+
+    async def _failed(self, msg: mailslot.Message, task_id: str, exc: Exception) -> None:
+        attempt = msg.delivery_count
+        if attempt < self.max_attempts:
+            log.warning(
+                "request %s failed (attempt %d of %d), tried again: %s",
+                msg.id,
+                attempt,
+                self.max_attempts,
+                reason_of(exc),
+            )
+            with contextlib.suppress(mailslot.MailslotError):
+                await msg.nak(delay=self.retry_delay * attempt)
+            return
+        reason = f"runner failed {attempt} times: {reason_of(exc)}"
+        log.error("request %s for task %s given up: %s", msg.id, task_id, reason)
+        self.failed += 1
+        try:
+            if task_id:
+                await fail_task(self.store, self.events, task_id, reason)
+        except Exception:
+            log.exception("task %s could not be marked FAILED", task_id)
+        finally:
+            with contextlib.suppress(mailslot.MailslotError):
+                await msg.term(reason=reason)
 
     async def _mark_running(self, task_id: str) -> None:
         # As long as the mail's ack wait: a replica that dies stops saying so about then.
@@ -190,6 +235,10 @@ class A2ARunner:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await job
         self._loop = None
+        # The SDK's producer/consumer tasks of what ran here; bounded, as a task the SDK left
+        # stuck must not keep the runner from closing.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.handler.aclose(), CLOSE_WAIT)
         if self._cancels is not None:
             await self._cancels.close()
             self._cancels = None
