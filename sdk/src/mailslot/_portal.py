@@ -77,7 +77,15 @@ def _blocks_a_running_loop() -> bool:
         asyncio.get_running_loop()
     except RuntimeError:
         return False
-    return not ("ipykernel" in sys.modules and threading.current_thread() is threading.main_thread())
+    return not (_in_an_ipython_shell() and threading.current_thread() is threading.main_thread())
+
+
+def _in_an_ipython_shell() -> bool:
+    """A running IPython shell (a Jupyter kernel, ``ipython``), not merely the module loaded:
+    a test process that ran a notebook has ``ipykernel`` imported without being one."""
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    return callable(get) and get() is not None
 
 
 PORTAL = LoopThread()
