@@ -26,6 +26,10 @@ from a2a.types.a2a_pb2 import (
 )
 from google.protobuf.json_format import MessageToDict
 from mailslot_a2a import A2ARunner, mailslot_interface
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 #: The header a raw JSON-RPC client sends to speak A2A 1.0.
 V1 = {"A2A-Version": "1.0"}
@@ -119,6 +123,16 @@ def send_params(text: str, **configuration: Any) -> dict[str, Any]:
     params = MessageToDict(user_request(text))
     params["configuration"].update(configuration)
     return params
+
+
+def hook_app(received: list[dict[str, Any]]) -> Starlette:
+    """A webhook at ``/hook`` that records the JSON body of every POST."""
+
+    async def hook(request: Request) -> JSONResponse:
+        received.append(await request.json())
+        return JSONResponse({})
+
+    return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
 
 
 def free_port() -> int:

@@ -14,6 +14,7 @@ from a2a.types.a2a_pb2 import GetTaskRequest, TaskState
 from a2a_support import (
     V1,
     EchoExecutor,
+    hook_app,
     kinds,
     register_offline,
     reply_text,
@@ -164,12 +165,7 @@ async def test_webhooks_survive_a_front_restart(connect, runner) -> None:
     agent, name = unique("restart-echo"), unique("front")
     await register_offline(runner, agent)
     received: list[dict[str, Any]] = []
-
-    async def hook(request: Request) -> JSONResponse:
-        received.append(await request.json())
-        return JSONResponse({})
-
-    async with serving(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as hook_url:
+    async with serving(hook_app(received)) as hook_url:
         first = Front(await connect("front-1"), base_url="http://127.0.0.1", name=name)
         async with serving(first.app) as base, httpx.AsyncClient(base_url=base, headers=V1) as http:
             params = send_params("later", taskPushNotificationConfig={"url": f"{hook_url}/hook"})

@@ -10,13 +10,9 @@ from typing import Any
 import httpx
 from a2a.client import ClientConfig, create_client
 from a2a.types.a2a_pb2 import StreamResponse, SubscribeToTaskRequest
-from a2a_support import V1, EchoExecutor, kinds, register_offline, rpc, send_params, serving
+from a2a_support import V1, EchoExecutor, hook_app, kinds, register_offline, rpc, send_params, serving
 from google.protobuf.json_format import ParseDict
 from mailslot_a2a.front import SUBSCRIBER_HEADER
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 from testsupport import unique, wait_for
 
 EXPECTED = [
@@ -33,12 +29,7 @@ async def test_webhook_sse_and_mailslot_subscriber_each_get_every_event(front, r
     agent = unique("fanout")
     await register_offline(runner, agent)
     received: list[dict[str, Any]] = []
-
-    async def hook(request: Request) -> JSONResponse:
-        received.append(await request.json())
-        return JSONResponse({})
-
-    async with serving(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as hook_url:
+    async with serving(hook_app(received)) as hook_url:
         async with httpx.AsyncClient(base_url=base, headers=V1) as http:
             params = send_params("fan out", taskPushNotificationConfig={"url": f"{hook_url}/hook"})
             task_id = (await http.post(f"/agents/{agent}", json=rpc("SendMessage", params))).json()["result"][
