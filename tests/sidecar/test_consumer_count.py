@@ -14,7 +14,6 @@ stream, the reaper's one watcher on the agents bucket, nothing else.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 
@@ -22,6 +21,7 @@ import mailslot
 import pytest
 from mailslot_broker import protocol as p
 from mailslot_broker.sidecar import SidecarConfig
+from mailslot_broker.tasks import cancel_and_wait
 from nats.js import JetStreamContext
 from testsupport import unique
 
@@ -62,10 +62,10 @@ async def _idle_agent(
 
 
 async def _stop(box: mailslot.Mailbox, task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    await box.close()
+    """Cancelled again until it ends: a receive loop caught at the moment its wait completes
+    can swallow one cancel on Python 3.11 (asyncio.wait_for), and awaiting it once hung."""
+    await cancel_and_wait([task])
+    await asyncio.wait_for(box.close(), 30)
 
 
 async def _watch_once(ms: mailslot.Mailslot) -> None:
