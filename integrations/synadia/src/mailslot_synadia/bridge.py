@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 import mailslot
-from nats.aio.client import Client as NatsClient
+from mailslot.natsio import NatsClient
 from synadia_ai.agent_service import SenderGate
 from synadia_ai.agents import Identity, SenderResolver
 

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 
 import mailslot
-from nats.aio.client import Client as NatsClient
+from mailslot.natsio import NatsClient
 from synadia_ai.agent_service import AgentService, PromptStream, RequestRejectedError
 from synadia_ai.agents import AgentSubject, Envelope
 

@@ -18,9 +18,9 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
+from mailslot.natsio import NatsClient
+from mailslot.natsio import NatsMsg as Msg
+from mailslot.natsio import NatsSubscription as Subscription
 from synadia_ai.agent_service import SenderGate
 from synadia_ai.agent_service.heartbeat import build_heartbeat_payload
 from synadia_ai.agents import (

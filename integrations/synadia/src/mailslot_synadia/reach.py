@@ -18,10 +18,9 @@ import logging
 from typing import Any
 
 import mailslot
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.errors import NoRespondersError
+from mailslot.natsio import NatsClient, NoRespondersError
+from mailslot.natsio import NatsMsg as Msg
+from mailslot.natsio import NatsSubscription as Subscription
 from synadia_ai.agents import (
     Agent,
     Agents,
