@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any, TypeVar
 
 import mailslot
@@ -35,15 +35,13 @@ from langgraph.checkpoint.base import (
     get_checkpoint_id,
     get_checkpoint_metadata,
 )
-from langgraph.checkpoint.serde.types import INTERRUPT
 
 from . import _layout as L
 from ._bridge import LoopBridge
+from ._interrupts import watch_interrupts
 from .errors import CheckpointTooLarge
 
 T = TypeVar("T")
-
-_INTERRUPT_IDX = L.seg(WRITES_IDX_MAP[INTERRUPT])
 
 
 def _loop_of(client: Any) -> tuple[mailslot.Mailslot, asyncio.AbstractEventLoop | None]:
@@ -344,58 +342,12 @@ class MailslotCheckpointer(BaseCheckpointSaver[str]):
 
     # -- watching ---------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def watch_interrupts(self) -> AsyncIterator[AsyncIterator[str]]:
+    def watch_interrupts(self) -> AbstractAsyncContextManager[AsyncIterator[str]]:
         """Thread ids as their interrupts are stored (a graph pausing), pushed by the store's
-        watch, from now on: what lets a :class:`~mailslot_langgraph.Resumer` follow threads
-        that pause after it started. Use on the store's loop.
-
-        A thread is reported once its state shows the interrupt: LangGraph may store a
-        step's writes before (or while) it stores the step's checkpoint, so an interrupt
-        written against a checkpoint the head does not reach yet is held until the head
-        key's own change says it does."""
-        async with (
-            self.store.watch(prefix=(L.WRITE,)) as writes,
-            self.store.watch(prefix=(L.HEAD,)) as heads,
-        ):
-            queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-            async def pump(kind: str, changes: AsyncIterator[Any]) -> None:
-                try:
-                    async for ch in changes:
-                        queue.put_nowait((kind, ch))
-                except Exception as exc:  # the watch broke: the reader raises it
-                    queue.put_nowait(("error", exc))
-
-            pumps = [asyncio.ensure_future(pump(L.WRITE, writes)), asyncio.ensure_future(pump(L.HEAD, heads))]
-            try:
-                yield self._paused_threads(queue)
-            finally:
-                for t in pumps:
-                    t.cancel()
-                await asyncio.gather(*pumps, return_exceptions=True)
-
-    async def _paused_threads(self, queue: asyncio.Queue[tuple[str, Any]]) -> AsyncIterator[str]:
-        held: dict[tuple[str, str], str] = {}  # (thread, ns) -> interrupted checkpoint id
-        while True:
-            kind, ch = await queue.get()
-            if kind == "error":
-                raise ch
-            if ch.value is None:
-                continue
-            thread, ns = L.unseg(ch.key[1]), L.unseg(ch.key[2])
-            if kind == L.WRITE:
-                if len(ch.key) != 6 or ch.key[5] != _INTERRUPT_IDX:
-                    continue
-                cid = L.unseg(ch.key[3])
-                head = await self.store.get(L.head_key(thread, ns))
-                if head is not None and head.value.decode() >= cid:
-                    yield thread
-                else:
-                    held[(thread, ns)] = max(cid, held.get((thread, ns), ""))
-            elif (wanted := held.get((thread, ns))) is not None and ch.value.decode() >= wanted:
-                del held[(thread, ns)]
-                yield thread
+        watch, from now on (:func:`mailslot_langgraph._interrupts.watch_interrupts`): what
+        lets a :class:`~mailslot_langgraph.Resumer` follow threads that pause after it
+        started. Use on the store's loop."""
+        return watch_interrupts(self.store)
 
     # -- the BaseCheckpointSaver API ---------------------------------------------------------
 
