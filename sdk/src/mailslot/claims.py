@@ -29,6 +29,7 @@ from nats.js import errors as jserr
 from nats.js.kv import KeyValue
 
 from ._boundary import boundary, checking
+from ._kv_marker import write_marker
 from .errors import ClaimConflict, ClaimNotHeld, InvalidInput
 from .link import Link
 
@@ -136,16 +137,7 @@ class Claims:
     async def _drop(self, key: str, revision: int) -> bool:
         """Release ``key`` if ``revision`` is still its latest; False if it changed since."""
         subject = p.kv_subject(p.CLAIMS_BUCKET, p.claim_kv_key(key))
-        with boundary():
-            try:
-                await self._link.js.publish(
-                    subject, b"", headers=p.release_headers(revision), msg_ttl=RELEASE_MARKER_TTL
-                )
-            except jserr.APIError as exc:
-                if p.jsapi.is_wrong_last_sequence(exc):
-                    return False
-                raise
-        return True
+        return await write_marker(self._link, subject, p.release_headers(revision), ttl=RELEASE_MARKER_TTL)
 
     async def _take(self, kv: KeyValue, record: p.ClaimRecord, ttl: float) -> tuple[int, bool]:
         """Write ``record`` if its key is free (or already ours); (revision, created by this

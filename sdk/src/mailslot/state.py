@@ -31,6 +31,7 @@ from nats.js import errors as jserr
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from ._boundary import boundary, checking, plain_seconds, translate
+from ._kv_marker import write_marker
 from ._ride_out import ride_out
 from .errors import InvalidPayload, InvalidStateKey, StateConflict, StateTooLarge, Timeout
 from .link import Link
@@ -241,16 +242,7 @@ class StateStore:
     async def _drop(self, kv_key: str, last: int | None) -> bool:
         """Purge ``kv_key`` (only while at ``last``, if given); False if it was not."""
         subject = p.kv_subject(p.STATE_BUCKET, kv_key)
-        with boundary():
-            try:
-                await self._link.js.publish(
-                    subject, b"", headers=p.delete_headers(last), msg_ttl=DELETE_MARKER_TTL
-                )
-            except jserr.APIError as exc:
-                if p.jsapi.is_wrong_last_sequence(exc):
-                    return False
-                raise
-        return True
+        return await write_marker(self._link, subject, p.delete_headers(last), ttl=DELETE_MARKER_TTL)
 
     async def _scan(self, prefix: Key) -> dict[str, StateEntry]:
         filters = self._filters(prefix)
