@@ -145,16 +145,20 @@ class StateStore:
         """The state bucket, created on first use: connect() does not provision it, so an
         account that keeps no state spends no stream on it."""
         if self._kv is None:
-            js = self._link.js
             with boundary():
-                try:
-                    self._kv = await js.key_value(p.STATE_BUCKET)
-                except jserr.BucketNotFoundError:
-                    s = self._link.options.settings or p.StreamSettings()
-                    report = ProvisionReport()
-                    await ensure_bucket(js, p.state_bucket_config(s), report, requested_replicas=s.replicas)
-                    self._kv = await js.key_value(p.STATE_BUCKET)
+                # A lookup, or an idempotent create: both are asked again through an election.
+                self._kv = await self._ride_out(self._find_or_create_bucket)
         return self._kv
+
+    async def _find_or_create_bucket(self) -> KeyValue:
+        js = self._link.js
+        try:
+            return await js.key_value(p.STATE_BUCKET)
+        except jserr.BucketNotFoundError:
+            s = self._link.options.settings or p.StreamSettings()
+            config = p.state_bucket_config(s)
+            await ensure_bucket(js, config, ProvisionReport(), requested_replicas=s.replicas)
+            return await js.key_value(p.STATE_BUCKET)
 
     async def _ride_out(self, read: Callable[[], Awaitable[T]]) -> T:
         """A read, asked again through a leader election (:mod:`mailslot._ride_out`); writes
