@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import mailslot
 import pytest
 from mailslot_broker import NatsServer
+from mailslot_broker import protocol as p
 from testsupport import ROOT, unique
 
 PAGE = ROOT / "examples" / "browser" / "inbox.html"
@@ -57,8 +60,9 @@ def chrome(monkeypatch: pytest.MonkeyPatch):
         browser.quit()
 
 
-async def _wait(browser, script: str, timeout: float) -> float:
-    """Seconds until ``script`` (a JS expression) is truthy on the page."""
+async def _wait(browser, script: str, timeout: float, *, also: Callable[[], str] = str) -> float:
+    """Seconds until ``script`` (a JS expression) is truthy on the page; on failure the page's
+    state and ``also()`` (what the test saw meanwhile) are in the message."""
     start = time.monotonic()
     while not browser.execute_script(f"return !!({script})"):
         if time.monotonic() - start > timeout:
@@ -67,7 +71,7 @@ async def _wait(browser, script: str, timeout: float) -> float:
             console = browser.get_log("browser") if hasattr(browser, "get_log") else []
             raise AssertionError(
                 f"page never showed {script!r} within {timeout} s (status: {status!r}, "
-                f"events: {events!r}, console: {console!r})"
+                f"events: {events!r}, console: {console!r}) {also()}"
             )
         await asyncio.sleep(0.01)  # the event loop (the test's client) keeps running
     return time.monotonic() - start
@@ -87,9 +91,18 @@ async def test_page_shows_mail_sent_to_an_agent_within_a_second(
         chrome.get(f"{PAGE.as_uri()}?{query}")
         await _wait(chrome, "document.getElementById('status').textContent === 'live'", 10)
         assert "already waiting" in chrome.find_element("id", "inbox").text  # the peek at start
+        bells: list[str] = []  # the same bells, seen by the test's own connection (a diagnostic)
+
+        async def heard(msg: Any) -> None:
+            bells.append(msg.subject)
+
+        sub = await reach_ms.nc.subscribe(p.bell_subject_all_priorities(address), cb=heard)
+        await reach_ms.nc.flush()
         receipt = await reach_ms.send(address, "PROD IS DOWN", priority="critical", sender="pager")
         sent = time.monotonic()
-        await _wait(chrome, f"document.querySelector('li.mail[data-id=\"{receipt.id}\"]')", 5)
+        shown = f"document.querySelector('li.mail[data-id=\"{receipt.id}\"]')"
+        await _wait(chrome, shown, 5, also=lambda: f"(bells the test's connection saw: {bells})")
+        await sub.unsubscribe()
         elapsed = time.monotonic() - sent
         shot = tmp_path / "inbox.png"
         chrome.save_screenshot(str(shot))
