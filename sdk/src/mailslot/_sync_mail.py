@@ -4,7 +4,7 @@ dead letters. Part of :mod:`mailslot.sync` (import them from there)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailslot_broker import protocol as p
@@ -95,6 +95,20 @@ class SyncMailboxView:
     def stats(self) -> MailboxStats:
         return PORTAL.call(self._v.stats())
 
+    def query(
+        self,
+        *,
+        tags: Iterable[str] | None = None,
+        key: str | None = None,
+        since: datetime | float | None = None,
+        limit: int = 100,
+    ) -> list[SyncMessage]:
+        found = PORTAL.call(self._v.query(tags=tags, key=key, since=since, limit=limit))
+        return [SyncMessage(m) for m in found]
+
+    def delete(self, message: int | str | SyncMessage | Message) -> None:
+        PORTAL.call(self._v.delete(message.aio if isinstance(message, SyncMessage) else message))
+
 
 class _SyncSends:
     """``send`` for the twins that have one (the client and a mailbox), spelled out once: the
@@ -118,6 +132,8 @@ class _SyncSends:
         thread_id: str | None = None,
         sender: str | None = None,
         notify_undelivered: bool = False,
+        tags: Iterable[str] | None = None,
+        replace_key: str | None = None,
     ) -> Receipt:
         return PORTAL.call(
             self._sends_with().send(
@@ -133,6 +149,8 @@ class _SyncSends:
                 thread_id=thread_id,
                 sender=sender,
                 notify_undelivered=notify_undelivered,
+                tags=tags,
+                replace_key=replace_key,
             )
         )
 

@@ -20,12 +20,14 @@ from .audit import Audit
 from .broadcast import Published, Replay, TopicSubscription
 from .broadcast import publish as _publish_topic
 from .claims import Claims
+from .discovery import discover as _discover
 from .link import Link
 from .mailbox import AgentCard, Mailbox
 from .mailwatch import MailWatch
 from .message import Receipt
 from .options import ConnectOptions
 from .outgoing import prepare
+from .query import keep_latest
 from .registry import AgentWatch, list_agents
 from .sending import publish, publish_many
 from .state import StateStore
@@ -203,6 +205,8 @@ class Mailslot:
         thread_id: str | None = None,
         sender: str | None = None,
         notify_undelivered: bool = False,
+        tags: Iterable[str] | None = None,
+        replace_key: str | None = None,
     ) -> Receipt:
         """Put a message in ``to``'s mailbox; it waits there until received or expired.
 
@@ -210,7 +214,9 @@ class Mailslot:
         within the dedupe window (the receipt says ``duplicate=True``). With
         ``notify_undelivered=True`` the sender (``sender=`` or the sending mailbox) gets a
         bounce notice in its own mailbox if the message is reclaimed unread
-        (:attr:`Message.bounce`).
+        (:attr:`Message.bounce`). ``tags`` ride with the message (:attr:`Message.tags`,
+        ``inspect(to).query(tags=...)``); ``replace_key`` keeps only the latest: older unread
+        mail to ``to`` with the same key is removed once this one is stored.
         """
         self._link.check_open()
         out = prepare(
@@ -227,8 +233,12 @@ class Mailslot:
             correlation_id=correlation_id,
             thread_id=thread_id,
             notify_undelivered=notify_undelivered,
+            tags=tags,
+            replace_key=replace_key,
         )
-        return await publish(self._link, out)
+        rec = await publish(self._link, out)
+        await keep_latest(self._link, [(out.replace_key, rec)])
+        return rec
 
     async def send_many(
         self,
@@ -242,7 +252,14 @@ class Mailslot:
         Each item is a mapping of :meth:`send`'s arguments: ``{"to": ..., "payload": ...,
         "priority": ...}``.
         """
-        return await publish_many(self._link, messages, window=window)
+        plain = isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable)
+        items = messages if plain else list(messages)  # read twice: sent, then keep_latest
+        receipts = await publish_many(self._link, items, window=window)
+        if isinstance(items, list):
+            await keep_latest(
+                self._link, [(m.get("replace_key"), r) for m, r in zip(items, receipts, strict=True)]
+            )
+        return receipts
 
     # -- mailboxes --------------------------------------------------------------------------
 
@@ -353,6 +370,15 @@ class Mailslot:
         ``include_offline=True`` agents that are offline but whose mailbox is still kept are
         listed too, with ``status == "offline"`` (mail sent to them waits)."""
         return await list_agents(self._link, capability=capability, tag=tag, include_offline=include_offline)
+
+    async def discover(
+        self, text: str | None = None, *, limit: int = 20, page: int = 1, include_offline: bool = False
+    ) -> list[AgentCard]:
+        """Agents whose card (name, description, capabilities, skills, tags, metadata) holds
+        every word of ``text``, best match first, one page of ``limit``; all agents when
+        ``text`` is None. A keyword match, not a semantic one (see ``discovery.py``)."""
+        self._link.check_open()
+        return await _discover(self._link, text, limit=limit, page=page, include_offline=include_offline)
 
     def watch_agents(self, *, initial: bool = False) -> AgentWatch:
         """Async iterator of join/update/leave events (``initial=True`` reports the agents

@@ -207,6 +207,11 @@ class AlreadyAcknowledged(MessageError):
     """ack/nak/term was already called on this message."""
 
 
+class MessageNotFound(MessageError, LookupError):
+    """No waiting message with that id or sequence in that mailbox (taken, expired, deleted,
+    or it belongs to another mailbox)."""
+
+
 __all__ = [
     "AlreadyAcknowledged",
     "AuditDisabled",
@@ -234,6 +239,7 @@ __all__ = [
     "MailboxDestroyed",
     "MailslotError",
     "MessageError",
+    "MessageNotFound",
     "NotConnected",
     "PayloadTooLarge",
     "PermissionDenied",

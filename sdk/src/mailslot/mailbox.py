@@ -175,6 +175,8 @@ class Mailbox(MailboxView):
         thread_id: str | None = None,
         sender: str | None = None,
         notify_undelivered: bool = False,
+        tags: Iterable[str] | None = None,
+        replace_key: str | None = None,
     ) -> Receipt:
         """:meth:`Mailslot.send` with this mailbox as the sender (unless ``sender`` says
         otherwise)."""
@@ -192,6 +194,8 @@ class Mailbox(MailboxView):
             thread_id=thread_id,
             sender=self.address if sender is None else sender,
             notify_undelivered=notify_undelivered,
+            tags=tags,
+            replace_key=replace_key,
         )
 
     # -- request/reply (requests.py) -------------------------------------------------------------

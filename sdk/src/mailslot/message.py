@@ -14,10 +14,12 @@ from mailslot_broker import natscompat
 from mailslot_broker.protocol import (
     Header,
     Priority,
+    decode_tags,
     parse_mail_subject,
 )
 from nats.aio.msg import Msg
 
+from . import tracing
 from ._acking import ACK_BOUND, until_confirmed
 from ._boundary import boundary, plain_seconds
 from .envelope import Envelope
@@ -80,13 +82,14 @@ class Message(Envelope):
     :class:`DecodeError` when the bytes are not what was asked for.
     """
 
-    __slots__ = ("_mailbox", "_msg", "_seq", "_settled", "headers", "priority", "to")
+    __slots__ = ("_mailbox", "_msg", "_seq", "_settled", "_trace", "headers", "priority", "to")
 
     def __init__(self, msg: Msg, mailbox: Mailbox | None) -> None:
         self._msg = msg
         self._mailbox = mailbox
         self._settled = False
         self._seq: int | None = None
+        self._trace: Any = None  # its delivery span's context (mailslot.tracing)
         self.headers: Mapping[str, str] = dict(msg.headers or {})
         try:
             self.priority, self.to = parse_mail_subject(msg.subject)
@@ -129,6 +132,16 @@ class Message(Envelope):
             with contextlib.suppress(Exception):
                 sent = self._msg.metadata.timestamp  # stored time, for mail from foreign clients
         return sent
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The tags it was sent with (``send(..., tags=[...])``), in the sender's order."""
+        return decode_tags(self.headers.get(Header.TAGS))
+
+    @property
+    def replace_key(self) -> str | None:
+        """Its keep-latest key (``send(..., replace_key=...)``), if any."""
+        return self.headers.get(Header.REPLACE_KEY)
 
     @property
     def ttl(self) -> float | None:
@@ -192,7 +205,7 @@ class Message(Envelope):
         the message again."""
         self._settle()
         try:
-            with boundary():
+            with boundary(), tracing.settling(self, "ack"):
                 await until_confirmed(
                     self._ack_once,
                     started=time.monotonic(),
@@ -245,7 +258,7 @@ class Message(Envelope):
         """Give the message back for redelivery, after ``delay`` seconds if given."""
         d = plain_seconds(delay, what="delay")
         self._settle()
-        with boundary():
+        with boundary(), tracing.settling(self, "nak"):
             await self._msg.nak(delay=d)
         if self._mailbox is not None:
             self._mailbox._settled(self, redeliver_in=d or 0.0)
@@ -259,7 +272,7 @@ class Message(Envelope):
             except BaseException:
                 self._settled = False  # nothing was termed; the caller may retry
                 raise
-        with boundary():
+        with boundary(), tracing.settling(self, "term", reason=reason):
             body = b"+TERM" + (b" " + reason.encode() if reason else b"")
             await natscompat.msg_client(self._msg).publish(self._msg.reply, body)
         if self._mailbox is not None:
@@ -287,15 +300,16 @@ class Message(Envelope):
             raise InvalidInput("this message was not received through a mailbox")
         if not self.reply_to:
             raise InvalidInput(f"message {self.id} has no reply-to address")
-        return await self._mailbox.send(
-            self.reply_to,
-            payload,
-            priority=self.priority if priority is None else priority,
-            headers=headers,
-            ttl=ttl,
-            correlation_id=self.correlation_id or self.id,
-            thread_id=self.thread_id,
-        )
+        with tracing.handling(self):  # the reply's send span is a child of this delivery
+            return await self._mailbox.send(
+                self.reply_to,
+                payload,
+                priority=self.priority if priority is None else priority,
+                headers=headers,
+                ttl=ttl,
+                correlation_id=self.correlation_id or self.id,
+                thread_id=self.thread_id,
+            )
 
     def __repr__(self) -> str:
         return (

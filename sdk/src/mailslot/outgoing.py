@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -39,6 +39,8 @@ class Outgoing:
     headers: dict[str, str]
     id: str
     scheduled: bool = False
+    #: Set for ``send(..., replace_key=...)``: older mail with this key is removed once stored.
+    replace_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,6 +91,16 @@ def _optional_value(value: Any, *, what: str) -> str | None:
     if value is None or value == "":
         return None
     return header_value(value, what=what)
+
+
+def _tags_and_key(tags: Iterable[str] | None, replace_key: str | None) -> tuple[tuple[str, ...], str | None]:
+    try:
+        return (
+            p.validate_tags(tags) if tags is not None else (),
+            p.validate_replace_key(replace_key) if replace_key is not None else None,
+        )
+    except ProtocolViolation as exc:
+        raise InvalidInput(str(exc)) from exc
 
 
 def _encode(payload: Any) -> tuple[bytes, str]:
@@ -158,6 +170,8 @@ def prepare(
     thread_id: str | None = None,
     traceparent: str | None = None,
     notify_undelivered: bool = False,
+    tags: Iterable[str] | None = None,
+    replace_key: str | None = None,
 ) -> Outgoing:
     """Validate everything and build the wire form. Raises before any I/O."""
     to = _address(to)
@@ -176,6 +190,7 @@ def prepare(
         msg_id = uuid.uuid5(_IDEMPOTENCY_NS, f"{to}\n{idempotency_key}").hex
     else:
         msg_id = new_message_id()
+    tag_list, replace_key = _tags_and_key(tags, replace_key)
     now = datetime.now(timezone.utc)
     data, hdrs = stamp(payload, headers=headers, msg_id=msg_id, sender=sender, now=now)
     hdrs[Header.NATS_MSG_ID] = msg_id
@@ -189,6 +204,10 @@ def prepare(
         hdrs[Header.THREAD_ID] = thread_id
     if traceparent:
         hdrs[Header.TRACEPARENT] = traceparent
+    if tag_list:
+        hdrs[Header.TAGS] = p.encode_tags(tag_list)
+    if replace_key:
+        hdrs[Header.REPLACE_KEY] = replace_key
     if notify_undelivered:
         # The bounce goes to the sender's own mailbox: without one nobody could be told.
         if not isinstance(notify_undelivered, bool):
@@ -225,4 +244,5 @@ def prepare(
         headers=hdrs,
         id=msg_id,
         scheduled=scheduled,
+        replace_key=replace_key,
     )

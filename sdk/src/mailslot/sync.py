@@ -125,6 +125,11 @@ class SyncMailslot(_SyncSends):
     ) -> list[AgentCard]:
         return PORTAL.call(self._c.agents(capability=capability, tag=tag, include_offline=include_offline))
 
+    def discover(
+        self, text: str | None = None, *, limit: int = 20, page: int = 1, include_offline: bool = False
+    ) -> list[AgentCard]:
+        return PORTAL.call(self._c.discover(text, limit=limit, page=page, include_offline=include_offline))
+
     def watch_agents(self, *, initial: bool = False) -> SyncAgentWatch:
         async def _start() -> Any:
             return await self._c.watch_agents(initial=initial)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -11,6 +12,8 @@ from ._boundary import boundary
 from ._stored import as_msg, next_stored
 from .link import Link
 from .message import Message
+from .query import delete as _delete
+from .query import query as _query
 
 
 @dataclass
@@ -66,3 +69,20 @@ class MailboxView:
                 first = await self._first(prio, 1) if n else None
                 stats.oldest[prio.label] = first.sent_at if first else None
         return stats
+
+    async def query(
+        self,
+        *,
+        tags: Iterable[str] | None = None,
+        key: str | None = None,
+        since: datetime | float | None = None,
+        limit: int = 100,
+    ) -> list[Message]:
+        """Waiting messages with every tag in ``tags``, the keep-latest ``key`` and sent at
+        or after ``since`` (a datetime or unix seconds), in delivery order, none taken."""
+        return await _query(self._link, self.address, tags=tags, key=key, since=since, limit=limit)
+
+    async def delete(self, message: int | str | Message) -> None:
+        """Remove one waiting message, named by its ``seq``, its ``id`` or itself; raises
+        :class:`MessageNotFound` when this mailbox has no such message."""
+        await _delete(self._link, self.address, message)

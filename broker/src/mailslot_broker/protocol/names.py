@@ -68,6 +68,11 @@ class Header:
     #: On a bounce notice: the ``Mailslot-Id`` of the message it is about, and why it bounced.
     BOUNCE_FOR = "Mailslot-Bounce-For"
     BOUNCE_REASON = "Mailslot-Bounce-Reason"
+    #: Comma-separated tags (``send(..., tags=[...])``), matched by a mailbox query.
+    TAGS = "Mailslot-Tags"
+    #: Keep-latest key: a newer message with the same key replaces an unread older one in the
+    #: same mailbox (unlike the idempotency key, which keeps the first).
+    REPLACE_KEY = "Mailslot-Replace-Key"
     TRACEPARENT = "traceparent"
     # NATS-defined headers Mailslot relies on.
     NATS_MSG_ID = "Nats-Msg-Id"

@@ -1,0 +1,167 @@
+"""Looking for mail by tags, keep-latest key and time without taking it; deleting one
+waiting message; and the keep-latest replacement that ``send(..., replace_key=...)`` does.
+
+Everything here reads the mail stream with direct gets (no consumer, nothing delivered), one
+priority at a time, so results come in delivery order: most urgent first, then oldest first.
+A query costs one round trip per stored message it looks at, so it suits mailboxes of
+hundreds or thousands of waiting messages, not millions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+from mailslot_broker import protocol as p
+from mailslot_broker.errors import ProtocolViolation
+from nats.js import errors as jserr
+
+from ._boundary import boundary
+from ._boundary import count as check_count
+from ._stored import as_msg, next_stored
+from .errors import InvalidInput, MessageNotFound
+from .link import Link
+from .message import Message, Receipt
+
+#: Most messages one query returns.
+MAX_QUERY_LIMIT = 10_000
+
+
+def _since(value: datetime | float | int | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (datetime, int, float)):
+        raise InvalidInput(f"since must be a datetime or unix seconds, not {type(value).__name__}")
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        return datetime.fromtimestamp(value, timezone.utc)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise InvalidInput(f"since {value!r} is not a time") from exc
+
+
+def _checked(tags: Iterable[str] | None, key: str | None) -> tuple[tuple[str, ...], str | None]:
+    try:
+        return (
+            p.validate_tags(tags) if tags is not None else (),
+            p.validate_replace_key(key) if key is not None else None,
+        )
+    except ProtocolViolation as exc:
+        raise InvalidInput(str(exc).replace("replace_key", "key")) from exc
+
+
+async def _stored(link: Link, address: str, prio: p.Priority, after: int) -> Message | None:
+    subject = p.mail_subject(prio, address)
+    raw = await next_stored(link.js, subject, after + 1)
+    return None if raw is None else Message(as_msg(link.nc, raw, subject=subject), None)
+
+
+async def query(
+    link: Link,
+    address: str,
+    *,
+    tags: Iterable[str] | None = None,
+    key: str | None = None,
+    since: datetime | float | None = None,
+    after: int = 0,
+    limit: int = 100,
+) -> list[Message]:
+    """Waiting messages of ``address`` that carry every tag in ``tags``, the keep-latest
+    ``key``, were sent at or after ``since`` and have a stream sequence above ``after``."""
+    want_tags, want_key = _checked(tags, key)
+    since_at = _since(since)
+    limit = check_count(limit, what="limit", minimum=1, maximum=MAX_QUERY_LIMIT)
+    after = check_count(after, what="after", minimum=0, maximum=2**63 - 1)
+    out: list[Message] = []
+    with boundary():
+        for prio in p.PRIORITIES:
+            seq = after
+            while len(out) < limit:
+                m = await _stored(link, address, prio, seq)
+                if m is None:
+                    break
+                seq = m.seq
+                if want_key is not None and m.replace_key != want_key:
+                    continue
+                if want_tags and not set(want_tags) <= set(m.tags):
+                    continue
+                if since_at is not None and (m.sent_at is None or m.sent_at < since_at):
+                    continue
+                out.append(m)
+            if len(out) >= limit:
+                break
+    return out
+
+
+async def delete(link: Link, address: str, ref: int | str | Message) -> None:
+    """Remove one waiting message of ``address``: by stream sequence (``msg.seq``), by
+    Mailslot id (``msg.id``) or the message itself. The stored subject is checked first, so a
+    sequence that belongs to another mailbox is :class:`MessageNotFound` and stays."""
+    if isinstance(ref, Message):
+        ref = ref.seq
+    if isinstance(ref, bool) or not isinstance(ref, (int, str)):
+        raise InvalidInput(f"a message is named by its seq (int) or id (str), not {type(ref).__name__}")
+    with boundary():
+        seq = await _find_seq(link, address, ref)
+        try:
+            await link.js.delete_msg(p.MAIL_STREAM, seq)
+        except jserr.NotFoundError as exc:
+            raise MessageNotFound(f"message {ref} not found in mailbox {address}") from exc
+        except jserr.APIError as exc:
+            if p.jsapi.is_already_gone(exc):
+                raise MessageNotFound(f"message {ref} not found in mailbox {address}") from exc
+            raise
+
+
+async def _find_seq(link: Link, address: str, ref: int | str) -> int:
+    missing = MessageNotFound(f"message {ref} not found in mailbox {address}")
+    if isinstance(ref, int):
+        if ref < 1:
+            raise missing
+        try:
+            raw = await link.js.get_msg(p.MAIL_STREAM, seq=ref, direct=True)
+        except jserr.NotFoundError:
+            raise missing from None
+        if raw.subject not in {p.mail_subject(prio, address) for prio in p.PRIORITIES}:
+            raise missing
+        return ref
+    for prio in p.PRIORITIES:
+        seq = 0
+        while (m := await _stored(link, address, prio, seq)) is not None:
+            if m.id == ref:
+                return m.seq
+            seq = m.seq
+    raise missing
+
+
+async def supersede(link: Link, address: str, key: str, *, newer: int) -> int:
+    """Delete the messages of ``address`` with keep-latest ``key`` stored before sequence
+    ``newer``; returns how many went. Not atomic with the publish: a receiver may take the
+    older one in between, which is then simply delivered first."""
+    gone = 0
+    with boundary():
+        for prio in p.PRIORITIES:
+            seq = 0
+            while (m := await _stored(link, address, prio, seq)) is not None and m.seq < newer:
+                seq = m.seq
+                if m.replace_key != key:
+                    continue
+                with contextlib.suppress(jserr.NotFoundError):
+                    try:
+                        await link.js.delete_msg(p.MAIL_STREAM, m.seq)
+                        gone += 1
+                    except jserr.APIError as exc:
+                        if not p.jsapi.is_already_gone(exc):
+                            raise
+    return gone
+
+
+async def keep_latest(link: Link, sent: Iterable[tuple[str | None, Receipt]]) -> None:
+    """After a send: for each message stored with a keep-latest key, remove the older ones."""
+    for key, rec in sent:
+        if key and not rec.duplicate:
+            await supersede(link, rec.to, key, newer=rec.seq)
+
+
+__all__ = ["MAX_QUERY_LIMIT", "delete", "keep_latest", "query", "supersede"]
