@@ -1,0 +1,304 @@
+"""OpenTelemetry spans for mail, linked across agents by the ``traceparent`` header.
+
+A send is a PRODUCER span whose W3C trace context rides in the message's ``traceparent``
+header; the receiver's delivery is a CONSUMER span whose parent is that context, so one trace
+follows a task from agent to agent and process to process. Settling (ack, nak, term) is a
+child of the delivery, a reply is sent from within it, and ``ask`` wraps its request and the
+reply it waits for. Names and attributes follow OpenTelemetry's messaging conventions
+(``messaging.system`` is ``mailslot``).
+
+Tracing costs next to nothing when it cannot produce anything: without the ``mailslot[otel]``
+extra every hook returns at once, and with the API but no SDK ``TracerProvider`` configured
+(OpenTelemetry's default proxy, or its no-op provider) Mailslot starts no span and adds no
+header. A foreign client's malformed ``traceparent`` is ignored (the delivery starts from the
+receiver's current context instead), never an error.
+
+For your own spans around handling a message: ``with mailslot.tracing.handling(msg): ...``
+makes its delivery span current (sends in there join the trace), and ``context_of(msg)``
+gives the OpenTelemetry context to pass as ``context=`` to your tracer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from mailslot_broker.protocol import Header
+
+from .outgoing import check_size
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span, SpanKind, Tracer, TracerProvider
+
+    from .message import Message, Receipt
+    from .outgoing import Outgoing
+
+try:
+    from opentelemetry import trace as _otel
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+except ImportError:  # the mailslot[otel] extra is not installed: every hook is a no-op
+    _otel = None  # type: ignore[assignment]
+    _enabled = False
+else:
+    _enabled = True
+    _W3C = TraceContextTextMapPropagator()
+
+SYSTEM = "mailslot"
+_SCOPE = "mailslot"
+#: The provider set with :func:`set_tracer_provider` (None: OpenTelemetry's global one).
+_provider: TracerProvider | None = None
+#: The tracer of the provider last asked, so a send does not build one each time.
+_cached: tuple[Any, Tracer] | None = None
+_NULL = contextlib.nullcontext()
+
+
+def set_enabled(on: bool) -> None:
+    """Turn Mailslot's spans and ``traceparent`` headers on (the default) or off, even with a
+    provider configured. Without the ``mailslot[otel]`` extra they stay off."""
+    global _enabled
+    _enabled = bool(on) and _otel is not None
+
+
+def set_tracer_provider(provider: TracerProvider | None) -> None:
+    """Trace Mailslot with ``provider`` rather than OpenTelemetry's global one (None: back
+    to the global one). For tests and benchmarks that cannot set the global provider twice."""
+    global _provider
+    _provider = provider
+
+
+def _tracer() -> Tracer | None:
+    """The tracer to use, or None when nothing would record: off, no extra, or no SDK
+    provider (the API's proxy and no-op providers make spans nobody sees)."""
+    global _cached
+    if not _enabled:
+        return None
+    provider = _provider if _provider is not None else _otel.get_tracer_provider()
+    cached = _cached
+    if cached is not None and cached[0] is provider:
+        return cached[1]
+    if isinstance(provider, (_otel.ProxyTracerProvider, _otel.NoOpTracerProvider)):
+        return None
+    from . import __version__
+
+    tracer = provider.get_tracer(_SCOPE, __version__)
+    _cached = (provider, tracer)
+    return tracer
+
+
+def _remote(traceparent: str | None) -> Context | None:
+    """The context a ``traceparent`` value names, or None if it is missing or malformed."""
+    if not traceparent:
+        return None
+    ctx = _W3C.extract({"traceparent": traceparent})
+    return ctx if _otel.get_current_span(ctx).get_span_context().is_valid else None
+
+
+def _traceparent(span: Span) -> str:
+    sc = span.get_span_context()
+    return f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{int(sc.trace_flags):02x}"
+
+
+def _attributes(op: str, destination: str, msg_id: str, **extra: Any) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "messaging.system": SYSTEM,
+        "messaging.operation.type": op,
+        "messaging.destination.name": destination,
+        "messaging.message.id": msg_id,
+    }
+    attrs.update((k, v) for k, v in extra.items() if v is not None)
+    return attrs
+
+
+def _kind(name: str) -> SpanKind:
+    return getattr(_otel.SpanKind, name)
+
+
+# -- hooks of the SDK ------------------------------------------------------------------------------
+
+
+def start_send(out: Outgoing, *, max_payload: int) -> Span | None:
+    """A PRODUCER span for one prepared message, its context written into the message's
+    ``traceparent`` (a child of the one the sender passed, if valid, else of the current
+    span). None, and the headers untouched, when tracing is off."""
+    tracer = _tracer()
+    if tracer is None:
+        return None
+    h = out.headers
+    span = tracer.start_span(
+        f"send {out.to}",
+        context=_remote(h.get(Header.TRACEPARENT)),
+        kind=_kind("PRODUCER"),
+        attributes=_attributes(
+            "send",
+            out.to,
+            out.id,
+            **{
+                "messaging.operation.name": "send",
+                "messaging.message.conversation_id": h.get(Header.CORRELATION_ID),
+                "messaging.message.body.size": len(out.data),
+                "mailslot.priority": out.priority.label,
+                "mailslot.thread_id": h.get(Header.THREAD_ID),
+                "mailslot.sender": h.get(Header.FROM),
+                "mailslot.scheduled": out.scheduled or None,
+            },
+        ),
+    )
+    h[Header.TRACEPARENT] = _traceparent(span)
+    try:
+        check_size(out.subject, out.data, h, max_payload=max_payload, what=f"message to {out.to}")
+    except BaseException as exc:
+        end(span, exc)
+        raise
+    return span
+
+
+def sent(span: Span, receipt: Receipt) -> None:
+    """What the server confirmed, on the send's span, which ends."""
+    span.set_attribute("mailslot.seq", receipt.seq)
+    if receipt.duplicate:
+        span.set_attribute("mailslot.duplicate", True)
+    span.end()
+
+
+def end(span: Span | None, exc: BaseException | None = None) -> None:
+    """End ``span``, marked failed if ``exc`` is an error (a cancellation is not)."""
+    if span is None:
+        return
+    if isinstance(exc, Exception):
+        span.record_exception(exc)
+        span.set_status(_otel.Status(_otel.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    span.end()
+
+
+def delivered(msg: Message) -> None:
+    """A CONSUMER span for a message handed out, child of its ``traceparent`` (or of the
+    current span when it has none or a malformed one). It ends at once; the message keeps
+    its context for settling, replying and :func:`handling`."""
+    tracer = _tracer()
+    if tracer is None:
+        return
+    h = msg.headers
+    span = tracer.start_span(
+        f"receive {msg.to}",
+        context=_remote(h.get(Header.TRACEPARENT)),
+        kind=_kind("CONSUMER"),
+        attributes=_attributes(
+            "receive",
+            msg.to,
+            msg.id,
+            **{
+                "messaging.operation.name": "receive",
+                "messaging.message.conversation_id": msg.correlation_id,
+                "messaging.message.body.size": len(msg.data),
+                "mailslot.priority": msg.priority.label,
+                "mailslot.thread_id": msg.thread_id,
+                "mailslot.sender": msg.sender,
+                "mailslot.seq": msg.seq,
+                "mailslot.delivery_count": msg.delivery_count,
+            },
+        ),
+    )
+    span.end()
+    msg._trace = _otel.set_span_in_context(span)
+
+
+def settling(msg: Message, op: str, *, reason: str | None = None) -> contextlib.AbstractContextManager[Any]:
+    """A span for ``ack``/``nak``/``term`` of ``msg``, child of its delivery; nothing if the
+    delivery was not traced."""
+    ctx = msg._trace
+    if ctx is None:
+        return _NULL
+    tracer = _tracer()
+    if tracer is None:
+        return _NULL
+    span = tracer.start_span(
+        f"{op} {msg.to}",
+        context=ctx,
+        kind=_kind("CLIENT"),
+        attributes=_attributes(
+            "settle",
+            msg.to,
+            msg.id,
+            **{"messaging.operation.name": op, "mailslot.reason": reason},
+        ),
+    )
+    return _otel.use_span(span, end_on_exit=True)
+
+
+def asking(out: Outgoing) -> contextlib.AbstractContextManager[Any]:
+    """A CLIENT span around an ``ask``: its request is sent, and its reply received, within."""
+    tracer = _tracer()
+    if tracer is None:
+        return _NULL
+    span = tracer.start_span(
+        f"ask {out.to}",
+        kind=_kind("CLIENT"),
+        attributes=_attributes(
+            "send",
+            out.to,
+            out.id,
+            **{"messaging.operation.name": "ask", "messaging.message.conversation_id": out.id},
+        ),
+    )
+    return _otel.use_span(span, end_on_exit=True)
+
+
+# -- for applications and integrations ------------------------------------------------------------
+
+
+def context_of(msg: Message) -> Context | None:
+    """The OpenTelemetry context of ``msg``'s delivery span (None if it was not traced):
+    pass it as ``context=`` to start your own spans under it."""
+    return msg._trace
+
+
+@contextlib.contextmanager
+def handling(msg: Message) -> Iterator[None]:
+    """Make ``msg``'s delivery span the current one: spans started and mail sent within
+    (a reply, a task for another agent) join its trace. A no-op if it was not traced."""
+    ctx = msg._trace
+    if ctx is None:
+        yield
+        return
+    from opentelemetry import context as otel_context
+
+    token = otel_context.attach(ctx)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def span(
+    name: str,
+    *,
+    parent: Message | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> contextlib.AbstractContextManager[Span | None]:
+    """An INTERNAL span made current for the block (an integration's node or tool), child of
+    ``parent``'s delivery if given and traced, else of the current span. Yields the span, or
+    None when tracing is off."""
+    tracer = _tracer()
+    if tracer is None:
+        return _NULL
+    ctx = parent._trace if parent is not None else None
+    s = tracer.start_span(name, context=ctx, attributes=dict(attributes or {}))
+    return _otel.use_span(s, end_on_exit=True)
+
+
+__all__ = [
+    "SYSTEM",
+    "asking",
+    "context_of",
+    "delivered",
+    "end",
+    "handling",
+    "sent",
+    "set_enabled",
+    "set_tracer_provider",
+    "settling",
+    "span",
+    "start_send",
+]
