@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .protocol import devices as _devices
+from .protocol import principals as _principals
 
 SYSTEM_ACCOUNT = "SYS"
 DEFAULT_TENANT = "MAILSLOT"
@@ -27,6 +28,10 @@ class Credentials(BaseModel):
     tenant: str
     user: str
     password: str
+    #: Set for an agent credential (:mod:`.agents`): the one mailbox it may use, and the
+    #: nkey seed it signs its mail with (its public key is in the tenant's key bucket).
+    address: str | None = None
+    seed: str | None = None
 
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +53,9 @@ class NatsLogin:
 
     options: dict[str, Any]
     tenant: str | None = None
+    #: An agent credential's address and signing seed (None for a tenant credential).
+    agent: str | None = None
+    seed: str | None = None
 
 
 def nats_login(
@@ -61,7 +69,7 @@ def nats_login(
     user/password/token; a JSON file's user and password win. Raises OSError or ValueError
     when a JSON file cannot be read."""
     opts: dict[str, Any] = {}
-    tenant = None
+    tenant = agent = seed = None
     if credentials is not None:
         path = Path(credentials)
         if path.suffix == ".creds":
@@ -69,11 +77,14 @@ def nats_login(
         else:
             creds = Credentials.read(path)
             user, password, tenant = creds.user, creds.password, creds.tenant
+            agent, seed = creds.address, creds.seed
     if user is not None:
         opts["user"], opts["password"] = user, password
     if token is not None:
         opts["token"] = token
-    return NatsLogin(opts, tenant)
+    if agent is not None:  # the only inboxes an agent credential may subscribe to
+        opts["inbox_prefix"] = _principals.inbox_prefix(agent)
+    return NatsLogin(opts, tenant, agent, seed)
 
 
 @dataclass
@@ -127,6 +138,8 @@ class TenantSpec:
     #: MQTT devices' users in this account, each allowed only the device topics
     #: (:func:`device_permissions`).
     device_users: list[Credentials] = field(default_factory=list)
+    #: Agents' users in this account, each allowed one mailbox (:func:`agent_permissions`).
+    agent_users: list[AgentUser] = field(default_factory=list)
 
     @classmethod
     def generate(
@@ -156,6 +169,28 @@ def device_permissions(device: str | None = None) -> Permissions:
     return Permissions(
         publish_allow=_devices.device_publish_allow(device),
         subscribe_allow=_devices.device_subscribe_allow(device),
+    )
+
+
+@dataclass
+class AgentUser:
+    """An agent credential as the server sees it: the login and the agent's policy."""
+
+    credentials: Credentials
+    can_send: list[str] = field(default_factory=lambda: [_principals.ANY])
+    topics: list[str] = field(default_factory=lambda: [_principals.ANY])
+
+
+def agent_permissions(agent: AgentUser) -> Permissions:
+    """An agent user's permissions: its own mailbox, sends and topics its policy allows
+    (see :mod:`.protocol.principals`)."""
+    address = agent.credentials.address
+    if address is None:
+        raise ValueError("an agent credential names its address")
+    return Permissions(
+        publish_allow=_principals.agent_publish_allow(address, can_send=agent.can_send, topics=agent.topics),
+        publish_deny=_principals.agent_publish_deny(),
+        subscribe_allow=_principals.agent_subscribe_allow(address, topics=agent.topics),
     )
 
 
@@ -242,6 +277,7 @@ class ServerConfig:
                 )
             users = [_user(t.credentials, t.permissions)]
             users += [_user(d, device_permissions(d.user)) for d in t.device_users]
+            users += [_user(a.credentials, agent_permissions(a)) for a in t.agent_users]
             lines.append(f"  {t.name}: {{ jetstream: {js}, users: [ {', '.join(users)} ] }}")
         lines.append("}")
         lines.append(f"system_account: {SYSTEM_ACCOUNT}")

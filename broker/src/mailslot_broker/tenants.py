@@ -18,6 +18,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from . import agents as _agents
+from .agents import AgentRecord
 from .config import (
     DEFAULT_TENANT,
     SYSTEM_ACCOUNT,
@@ -58,6 +60,8 @@ class TenantRecord(BaseModel):
     credentials: Credentials
     limits: dict[str, int] = Field(default_factory=dict)
     permissions: dict[str, list[str]] = Field(default_factory=dict)
+    #: Agent credentials issued in this tenant (:mod:`.agents`).
+    agents: list[AgentRecord] = Field(default_factory=list)
 
     @classmethod
     def from_spec(cls, spec: TenantSpec) -> TenantRecord:
@@ -74,6 +78,7 @@ class TenantRecord(BaseModel):
             credentials=self.credentials,
             limits=TenantLimits(**self.limits),
             permissions=Permissions(**self.permissions) if self.permissions else Permissions(),
+            agent_users=[a.user() for a in self.agents],
         )
 
 
@@ -231,3 +236,83 @@ def list_tenants(*, home: Path | None = None) -> list[TenantRecord]:
     home = home or mailslot_home()
     tf = TenantsFile.load(home)
     return list(tf.tenants) if tf else []
+
+
+# --- agent credentials -------------------------------------------------------------------------
+
+
+def agent_credentials_path(home: Path, tenant: str, address: str) -> Path:
+    """Next to the tenant's credentials file: ``credentials.agents/<address>.json`` for the
+    default tenant, ``tenants/<name>.agents/<address>.json`` for the others."""
+    base = credentials_path(home, tenant)
+    return base.with_name(base.stem + ".agents") / f"{address}.json"
+
+
+def _tenant(tf: TenantsFile, name: str) -> TenantRecord:
+    rec = tf.get(name)
+    if rec is None:
+        raise TenantError(f"no tenant {name!r}")
+    return rec
+
+
+def _publish_in_thread(home: Path, tenant: TenantRecord, record: AgentRecord | None, address: str) -> None:
+    """Publish (or withdraw) an agent's public key with the tenant's credential, if the local
+    broker runs (else the next :func:`issue_agent` or ``mailslot agent issue`` does it)."""
+    state = running_state(home)
+    if state is None:
+        return
+    _agents.run_on_tenant(state.url, tenant.credentials, record, address)
+
+
+def issue_agent(
+    address: str,
+    *,
+    tenant: str = DEFAULT_TENANT,
+    can_send: list[str] | None = None,
+    topics: list[str] | None = None,
+    home: Path | None = None,
+) -> tuple[AgentRecord, Path]:
+    """Issue an agent credential on the local broker (started if it does not run): the user
+    is added by a reload, the public key published; returns the record and the path of the
+    0600 credentials file to hand to the agent. Issuing again for the same address replaces
+    the credential (the old one is refused from the reload on)."""
+    from .local import ensure_local_broker  # local imports this module
+
+    home = home or mailslot_home()
+    try:
+        record = _agents.issue_record(tenant, address, can_send=can_send, topics=topics)
+    except ValueError as exc:
+        raise TenantError(str(exc)) from None
+    ensure_local_broker(home=home)
+    with home_locked(home):
+        tf = load_or_init(home)
+        rec = _tenant(tf, tenant)
+        rec.agents = [a for a in rec.agents if a.address != record.address] + [record]
+        path = record.credentials.write(agent_credentials_path(home, tenant, record.address))
+        tf.save(home)
+        _apply(home, tf)
+        _publish_in_thread(home, rec, record, record.address)
+    return record, path
+
+
+def revoke_agent(address: str, *, tenant: str = DEFAULT_TENANT, home: Path | None = None) -> AgentRecord:
+    """Revoke an agent credential: the reload disconnects its connections and refuses it
+    from then on (other users keep theirs); its public key is withdrawn."""
+    home = home or mailslot_home()
+    with home_locked(home):
+        tf = load_or_init(home)
+        rec = _tenant(tf, tenant)
+        found = next((a for a in rec.agents if a.address == address), None)
+        if found is None:
+            raise TenantError(f"no agent credential for {address!r} in tenant {tenant!r}")
+        rec.agents = [a for a in rec.agents if a.address != address]
+        tf.save(home)
+        _apply(home, tf)
+        _publish_in_thread(home, rec, None, address)
+        agent_credentials_path(home, tenant, address).unlink(missing_ok=True)
+    return found
+
+
+def list_agents(*, tenant: str | None = None, home: Path | None = None) -> list[AgentRecord]:
+    """Issued agent credentials (of one tenant, or all)."""
+    return [a for r in list_tenants(home=home) if tenant in (None, r.name) for a in r.agents]

@@ -148,6 +148,9 @@ async def open_client(options: ConnectOptions) -> Mailslot:
         raise AuthenticationFailed(f"cannot read credentials file {credentials}: {exc}") from exc
     opts.update(login.options)
     tenant = tenant or login.tenant
+    if login.agent is not None:  # an agent credential: its own address, nothing to provision
+        name = name or login.agent
+        options = dataclasses.replace(options, provision_streams=False)
     if options.tls_ca is not None:
         ctx = ssl.create_default_context(cafile=str(options.tls_ca))
         opts["tls"] = ctx

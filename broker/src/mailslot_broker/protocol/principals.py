@@ -1,0 +1,146 @@
+"""Agents as principals inside a tenant: the subjects an agent credential may use, and the
+signed-sender format.
+
+A tenant's own credential may do anything inside its account. An agent credential is a user
+of the same account whose NATS permissions allow only what the protocol needs for **one**
+mailbox (the address and its reply sub-address), sending to the addresses its policy allows
+and the topics its policy allows. Every list below is derived from the subject builders of
+this package, so the permissions follow the wire layout.
+
+What the server can check is the subject. JetStream requests that name what they act on in
+the subject (``CONSUMER.CREATE.<stream>.<name>.<filter>``, ``CONSUMER.MSG.NEXT.<stream>.<name>``,
+``$JS.ACK.<stream>.<name>.>``, the last-by-subject direct get
+``DIRECT.GET.<stream>.<subject>``) can be scoped to one mailbox. Requests that carry their
+target in the body (``DIRECT.GET.<stream>`` with ``next_by_subj``, ``STREAM.MSG.GET``,
+``STREAM.PURGE`` with a filter, ``STREAM.INFO`` with ``subjects_filter``) cannot: an agent
+gets none of them on the mail stream, so it cannot read another mailbox by sequence, and
+neither can it peek its own mailbox or look up replies by sequence.
+
+The sender (``Mailslot-From``) is a header, which no subject permission covers: an agent
+signs it instead (:func:`signed_text`), with the ed25519 nkey whose public key is published
+at ``$KV.MAILSLOT_KEYS.<address>`` by the issuer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from .names import (
+    AGENTS_BUCKET,
+    BELL_PREFIX,
+    DLQ_PREFIX,
+    DURABLE_TOPIC_PREFIX,
+    MAIL_PREFIX,
+    MAIL_STREAM,
+    MAILBOXES_BUCKET,
+    SCHEDULE_PREFIX,
+    TOPIC_PREFIX,
+    TOPICS_STREAM,
+)
+from .subjects import consumer_name, kv_stream, kv_subject, reply_address
+from .values import Priority
+
+#: Public signing keys of agents: key = address, value = JSON ``{"public_key": "U...", ...}``.
+KEYS_BUCKET = "MAILSLOT_KEYS"
+#: ``Mailslot-Signature``: ``<public key>.<base64url signature>`` over :func:`signed_text`.
+SIGNATURE_HEADER = "Mailslot-Signature"
+SIGNATURE_VERSION = "mailslot-sig-1"
+#: Any address / any topic.
+ANY = ">"
+
+
+def inbox_prefix(address: str) -> str:
+    """The inbox prefix of an agent's connection: replies to its requests (JetStream API
+    answers, pulled mail) go to ``_INBOX.<hash>.>``, which only it may subscribe to."""
+    return f"_INBOX.{hashlib.sha256(address.encode()).hexdigest()[:24]}"
+
+
+def _mailbox_consumers(address: str) -> list[tuple[str, str]]:
+    return [(consumer_name(address, p), f"{MAIL_PREFIX}.{int(p)}.{address}") for p in Priority]
+
+
+def _direct_last(bucket: str, key: str) -> str:
+    return f"$JS.API.DIRECT.GET.{kv_stream(bucket)}.{kv_subject(bucket, key)}"
+
+
+def _send_subjects(pattern: str) -> list[str]:
+    """Mail to the addresses ``pattern`` matches: now (``mbox.<p>.<to>``) or delayed
+    (``msched.<to>.<id>``)."""
+    sched = f"{SCHEDULE_PREFIX}.{pattern}" if pattern.endswith(">") else f"{SCHEDULE_PREFIX}.{pattern}.*"
+    return [f"{MAIL_PREFIX}.*.{pattern}", sched]
+
+
+def agent_publish_allow(
+    address: str, *, can_send: Iterable[str] = (ANY,), topics: Iterable[str] = (ANY,)
+) -> list[str]:
+    """Publish permissions of an agent credential for ``address``."""
+    out = ["$JS.API.INFO"]
+    for pattern in can_send:
+        out += _send_subjects(pattern)
+    for name, filt in _mailbox_consumers(address):
+        out += [
+            f"$JS.API.CONSUMER.CREATE.{MAIL_STREAM}.{name}.{filt}",
+            f"$JS.API.CONSUMER.INFO.{MAIL_STREAM}.{name}",
+            f"$JS.API.CONSUMER.DELETE.{MAIL_STREAM}.{name}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{MAIL_STREAM}.{name}",
+            f"$JS.ACK.{MAIL_STREAM}.{name}.>",
+        ]
+    for addr in (address, reply_address(address)):  # term keeps the body in dead letters
+        out.append(f"{DLQ_PREFIX}.*.{addr}")
+    for bucket in (AGENTS_BUCKET, MAILBOXES_BUCKET):  # the lease and the mailbox record
+        # STREAM.INFO: the KV client looks the bucket up first. Its body may ask for subject
+        # counts, so an agent can learn which addresses hold a lease or record, not more.
+        out += [
+            kv_subject(bucket, address),
+            _direct_last(bucket, address),
+            f"$JS.API.STREAM.INFO.{kv_stream(bucket)}",
+        ]
+    # Every agent's public key: they are public.
+    out += [_direct_last(KEYS_BUCKET, ANY), f"$JS.API.STREAM.INFO.{kv_stream(KEYS_BUCKET)}"]
+    for pattern in topics:
+        out += [
+            f"{TOPIC_PREFIX}.{pattern}",
+            f"{DURABLE_TOPIC_PREFIX}.{pattern}",
+            f"$JS.API.CONSUMER.CREATE.{TOPICS_STREAM}.*.{DURABLE_TOPIC_PREFIX}.{pattern}",
+        ]
+    if topics:
+        out += [f"$JS.API.CONSUMER.MSG.NEXT.{TOPICS_STREAM}.*", f"$JS.API.CONSUMER.DELETE.{TOPICS_STREAM}.*"]
+    return out
+
+
+def agent_publish_deny() -> list[str]:
+    """Never, whatever the allow list says: system subjects and device uplinks (which name
+    their sender in the subject, vouched for by the server)."""
+    return ["$SYS.>", f"{MAIL_PREFIX}.dev.>"]
+
+
+def agent_subscribe_allow(address: str, *, topics: Iterable[str] = (ANY,)) -> list[str]:
+    """Subscribe permissions: its own inboxes, its own bells (mailbox and replies) and the
+    topics its policy allows."""
+    out = [f"{inbox_prefix(address)}.>"]
+    for addr in (address, reply_address(address)):
+        out.append(f"{BELL_PREFIX}.*.{addr}")
+    out += [f"{TOPIC_PREFIX}.{pattern}" for pattern in topics]
+    return out
+
+
+def signed_text(*, msg_id: str, sender: str, to: str, sent_at: str, body: bytes) -> bytes:
+    """What an agent signs: the version, id, sender, recipient, send time and the SHA-256 of
+    the body, one per line. A receiver rebuilds it from what it got (the recipient from the
+    subject), so changing any of them, or the body, breaks the signature."""
+    digest = hashlib.sha256(body).hexdigest()
+    return "\n".join([SIGNATURE_VERSION, msg_id, sender, to, sent_at, digest]).encode()
+
+
+__all__ = [
+    "ANY",
+    "KEYS_BUCKET",
+    "SIGNATURE_HEADER",
+    "SIGNATURE_VERSION",
+    "agent_publish_allow",
+    "agent_publish_deny",
+    "agent_subscribe_allow",
+    "inbox_prefix",
+    "signed_text",
+]
