@@ -40,7 +40,7 @@ async def main() -> None:
             print(f"  {type(m).__name__:<24} {m.to_text()[:90]}")
         bob = await ms.open("ex-bob")
         note = await bob.receive(timeout=10)
-        print(f"bob got [{note.priority.label}] {note.text!r} from {note.sender}")
+        print(f"bob got [{note.priority.label}] {note.text()!r} from {note.sender}")
         await note.ack()
 
         # 2. a served reviewer, reached by a proxy inside a team

@@ -105,9 +105,9 @@ async def main() -> None:
             print("researcher worker:", [(o.ok, o.output) for o in worker.outcomes])
 
             note = await editor.receive(timeout=10)
-            print(f"editor got [{note.priority.label}] from {note.sender}: {note.text}")
+            print(f"editor got [{note.priority.label}] from {note.sender}: {note.text()}")
             await note.ack()
-            print("team.news:", (await news.next(timeout=10)).text)
+            print("team.news:", (await news.next(timeout=10)).text())
             kinds: list[str] = []
             while not kinds or kinds[-1] != "crew_completed":
                 kinds.append((await progress_feed.next(timeout=10)).json()["kind"])

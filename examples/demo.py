@@ -97,7 +97,7 @@ async def worker_returns() -> None:
         inbox = await ms.open("worker", ttl=2)
         console.print(f"[green]worker[/green] back in a new process; waiting: {(await inbox.stats()).total}")
         async for msg in until_quiet(inbox, timeout=1.0):
-            console.print(f"  received {msg.text!r} (sent {msg.sent_at:%H:%M:%S} UTC, while it was offline)")
+            console.print(f"  received {msg.text()!r} (sent {msg.sent_at:%H:%M:%S} UTC, while offline)")
             await msg.ack()
         await inbox.destroy()  # the demo leaves nothing behind
 

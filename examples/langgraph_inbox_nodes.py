@@ -62,10 +62,10 @@ async def main() -> None:
         oncall = await ms.open("oncall")
         backlog = await ms.open("backlog")
         page = await oncall.receive(timeout=10)
-        print("oncall:", page.text, page.priority.label)
+        print("oncall:", page.text(), page.priority.label)
         later = [await backlog.receive(timeout=10) for _ in range(2)]
-        print("backlog:", [m.text for m in later])
-        assert page.text == "disk 95% full (from monitor)" and len(later) == 2
+        print("backlog:", [m.text() for m in later])
+        assert page.text() == "disk 95% full (from monitor)" and len(later) == 2
         for m in [page, *later]:
             await m.ack()
     print("example: OK")

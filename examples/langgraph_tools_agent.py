@@ -23,7 +23,7 @@ async def reviewer(mb: mailslot.Mailbox) -> None:
     """A colleague that answers questions (and keeps other mail)."""
     async for m in mb:
         if m.reply_to:
-            await m.reply(f"LGTM, but {m.text.lower().rstrip('?')} needs a test")
+            await m.reply(f"LGTM, but {m.text().lower().rstrip('?')} needs a test")
         await m.ack()
 
 
@@ -56,11 +56,11 @@ async def main() -> None:
             print("agent:", out["messages"][-1].content)
 
             task = await coder.receive(timeout=10)
-            print("coder got:", task.text, f"({task.priority.label}, from {task.sender})")
+            print("coder got:", task.text(), f"({task.priority.label}, from {task.sender})")
             await task.ack()
             ev = await news.next(timeout=10)
-            print("broadcast seen:", ev.topic, ev.text)
-            assert task.text == "fix the login bug first" and ev.topic == "release.hold"
+            print("broadcast seen:", ev.topic, ev.text())
+            assert task.text() == "fix the login bug first" and ev.topic == "release.hold"
 
             await news.close()
         finally:  # the reviewer task and the subscription end on every path

@@ -27,7 +27,7 @@ async def receive(address: str, n: int) -> None:
         got = []
         for _ in range(n):
             m = await mb.receive(timeout=20)
-            got.append(m.text)
+            got.append(m.text())
             await m.ack()
         await mb.close()
     print(json.dumps(got), flush=True)
@@ -38,7 +38,7 @@ async def hold(address: str) -> None:
     async with mailslot.connect() as ms:
         mb = await ms.open(address, ttl=30, ack_wait=2)
         m = await mb.receive(timeout=20)
-        print(json.dumps({"held": m.text}), flush=True)
+        print(json.dumps({"held": m.text()}), flush=True)
         await asyncio.sleep(3600)
 
 
@@ -58,7 +58,7 @@ async def exhaust(address: str) -> None:
         m = await mb.receive(timeout=20)
         await m.nak()
         m = await mb.receive(timeout=20)
-        print(json.dumps({"held": m.text, "deliveries": m.delivery_count}), flush=True)
+        print(json.dumps({"held": m.text(), "deliveries": m.delivery_count}), flush=True)
         await asyncio.sleep(3600)
 
 

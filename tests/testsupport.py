@@ -144,6 +144,6 @@ async def assert_round_trip(ms: Any, address: str, text: str, *, timeout: float 
     mb = await ms.open(address, ttl=30)
     await ms.send(address, text)
     m = await mb.receive(timeout=timeout)
-    assert m.text == text
+    assert m.text() == text
     await m.ack()
     await mb.close()

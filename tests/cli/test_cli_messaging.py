@@ -72,7 +72,7 @@ async def test_publish_reaches_subscribers_and_durable_history(ms: mailslot.Mail
         ev = await sub.next(timeout=10)
     out = json.loads(live.stdout)
     assert out["topic"] == topic and out["durable"] is False and out["seq"] is None
-    assert ev.text == "green" and ev.user_headers == {"x-k": "v"}
+    assert ev.text() == "green" and ev.user_headers == {"x-k": "v"}
 
     stored = json.loads(
         (await cli("publish", topic, '{"ok": true}', "-t", "json", "--durable", "--json")).stdout
@@ -91,7 +91,7 @@ async def test_ask_waits_for_the_reply(ms: mailslot.Mailslot, cli: Cli) -> None:
 
     async def answer() -> None:
         m = await mb.receive(timeout=30)
-        await m.reply({"answer": m.text.upper()})
+        await m.reply({"answer": m.text().upper()})
         await m.ack()
 
     try:

@@ -91,7 +91,7 @@ async def test_up_cluster_serves_replicated_mail(cli_cluster: dict[str, Any]) ->
         mb = await ms.open("c", ttl=30)
         await ms.send("c", "replicated")
         m = await mb.receive(timeout=10)
-        assert m.text == "replicated"
+        assert m.text() == "replicated"
         await m.ack()
         await mb.close()
 
@@ -99,7 +99,7 @@ async def test_up_cluster_serves_replicated_mail(cli_cluster: dict[str, Any]) ->
 async def roundtrip(ms: mailslot.Mailslot, mb: Any, text: str) -> None:
     await ms.send("c", text)
     m = await mb.receive(timeout=20)
-    assert m.text == text
+    assert m.text() == text
     await m.ack()
 
 

@@ -61,7 +61,7 @@ async def test_urgent_mail_waits_out_its_leader_election_before_any_low(cluster,
             order: list[str] = []
             for _ in range(2 * EACH - 1):
                 m = await mb.receive(timeout=45)  # failover_timeout is 30 s: it never raises
-                order.append(m.text[0])
+                order.append(m.text()[0])
                 if len(order) == 1:
                     waits.append(time.monotonic() - killed)
                 await m.ack()
@@ -123,7 +123,7 @@ async def test_a_level_that_never_comes_back_raises_unavailable(cluster, tmp_pat
             except mailslot.Unavailable:
                 assert time.monotonic() < deadline, "the urgent consumer never came back"
         second = await mb.receive(timeout=30)
-        assert (first.text, second.text) == ("urgent", "low")
+        assert (first.text(), second.text()) == ("urgent", "low")
         await first.ack()
         await second.ack()
         await mb.close()

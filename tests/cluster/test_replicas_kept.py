@@ -58,7 +58,7 @@ async def test_default_clients_create_r3_and_never_lower_it(cluster, tmp_path) -
     async with mailslot.connect(cluster.urls, credentials=creds, settings=p.StreamSettings(replicas=1)) as ms:
         assert set((await _replicas(ms)).values()) == {3}
         assert ms.provisioned.warnings == []
-        assert (await (await ms.open("x")).receive(timeout=10)).text == "hello"
+        assert (await (await ms.open("x")).receive(timeout=10)).text() == "hello"
 
 
 async def test_raising_replicas_is_an_operator_action(cluster, tmp_path) -> None:

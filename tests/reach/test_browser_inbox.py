@@ -113,7 +113,7 @@ async def test_page_shows_mail_sent_to_an_agent_within_a_second(
         assert shot.stat().st_size > 0
         # a peek: the mail is still there for the agent
         msg = await mb.receive(timeout=5)
-        assert msg.text == "PROD IS DOWN"
+        assert msg.text() == "PROD IS DOWN"
         await msg.ack()
     finally:
         await mb.destroy()

@@ -44,7 +44,7 @@ async def test_device_sends_mail_to_an_agent(
         # the priority level may be a name too; the card says how the device is reached
         assert await asyncio.to_thread(dev.publish, f"mbox/dev/sensor.kitchen/low/{agent}", b"low one")
         msg = await mb.receive(timeout=10)
-        assert (msg.text, msg.priority) == ("low one", mailslot.Priority.LOW)
+        assert (msg.text(), msg.priority) == ("low one", mailslot.Priority.LOW)
         await msg.ack()
         cards = {a.address: a for a in await reach_ms.agents()}
         assert cards["sensor.kitchen"].metadata["transport"] == "mqtt"

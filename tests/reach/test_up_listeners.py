@@ -26,7 +26,7 @@ async def _logins(mqtt_port: int, ws_url: str, creds: Credentials) -> None:
         mb = await ms.open("listener-check")
         await ms.send("listener-check", "over ws")
         msg = await mb.receive(timeout=5)
-        assert msg.text == "over ws"
+        assert msg.text() == "over ws"
         await msg.ack()
         await mb.destroy()
     finally:

@@ -52,7 +52,7 @@ async def test_receive_by_priority(reach_server: NatsServer, transport: str) -> 
         got = []
         for _ in range(4):
             msg = await mb.receive(timeout=5)
-            got.append(msg.text)
+            got.append(msg.text())
             await msg.ack()
         assert got == ["critical", "urgent", "normal", "low"]
         await mb.destroy()
@@ -69,10 +69,10 @@ async def test_unacked_is_redelivered_over_ws(reach_server: NatsServer) -> None:
         mb = await ws.open(address, ack_wait=1)
         await tcp.send(address, "once")
         first = await mb.receive(timeout=5)
-        assert first.text == "once"
+        assert first.text() == "once"
         await first.nak()
         second = await mb.receive(timeout=5)
-        assert second.text == "once" and second.delivery_count == 2
+        assert second.text() == "once" and second.delivery_count == 2
         await second.ack()
         await mb.destroy()
     finally:

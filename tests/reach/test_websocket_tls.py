@@ -43,7 +43,7 @@ async def test_sdk_over_wss(wss_server: tuple[NatsServer, Path]) -> None:
         mb = await ms.open(address)
         await ms.send(address, "over wss", priority="urgent")
         msg = await mb.receive(timeout=5)
-        assert (msg.text, msg.priority) == ("over wss", mailslot.Priority.URGENT)
+        assert (msg.text(), msg.priority) == ("over wss", mailslot.Priority.URGENT)
         await msg.ack()
         await mb.destroy()
     finally:

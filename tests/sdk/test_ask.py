@@ -21,8 +21,8 @@ async def answer(ms: mailslot.Mailslot, address: str, *, n: int = 1, delay: floa
     async with await ms.open(address) as inbox:
         for _ in range(n):
             m = await inbox.receive(timeout=20)
-            seen.append(m.text)
-            await m.reply(f"echo:{m.text}")
+            seen.append(m.text())
+            await m.reply(f"echo:{m.text()}")
             await m.ack()
     return seen
 
@@ -35,7 +35,7 @@ async def test_ask_gets_the_matching_reply(shared_ms: mailslot.Mailslot) -> None
     r1, r2 = await asyncio.gather(
         asker.ask(responder_addr, "one", timeout=20), asker.ask(responder_addr, "two", timeout=20)
     )
-    assert {r1.text, r2.text} == {"echo:one", "echo:two"}
+    assert {r1.text(), r2.text()} == {"echo:one", "echo:two"}
     assert r1.sender == responder_addr and r1.correlation_id != r2.correlation_id
     assert sorted(await responder) == ["one", "two"]
     await r1.ack()  # a no-op: the reply left the mailbox when it was handed out
@@ -57,7 +57,7 @@ async def test_ask_timeout_then_reply_for(shared_ms: mailslot.Mailslot) -> None:
         await asker.reply_for(receipt.correlation_id, timeout=0.3)
     await answer(shared_ms, slow_addr)
     reply = await asker.reply_for(receipt.correlation_id, timeout=10)
-    assert reply.text == "echo:late question" and reply.correlation_id == receipt.id
+    assert reply.text() == "echo:late question" and reply.correlation_id == receipt.id
 
 
 async def test_responder_offline_at_first(shared_ms: mailslot.Mailslot) -> None:
@@ -66,7 +66,7 @@ async def test_responder_offline_at_first(shared_ms: mailslot.Mailslot) -> None:
     asker = await shared_ms.open(asker_addr)
     responder = asyncio.create_task(answer(shared_ms, sleeper_addr, delay=1.0))
     reply = await asker.ask(sleeper_addr, "wake up", timeout=20, priority="urgent")
-    assert reply.text == "echo:wake up" and reply.priority is mailslot.Priority.URGENT
+    assert reply.text() == "echo:wake up" and reply.priority is mailslot.Priority.URGENT
     await responder
 
 
@@ -88,13 +88,13 @@ async def test_ask_does_not_steal_mail_and_receive_gets_no_replies(shared_ms: ma
     task = asyncio.create_task(responder())
     reply = await asker.ask(responder_addr, "question", timeout=20)
     await task
-    assert reply.text == "the answer"
+    assert reply.text() == "the answer"
     mail = await asker.receive(timeout=5)
-    assert mail.text == "plain mail while the ask waits" and mail.reply_to is None
+    assert mail.text() == "plain mail while the ask waits" and mail.reply_to is None
     await mail.ack()
     with pytest.raises(mailslot.Timeout):
         await asker.receive(timeout=0.5)
-    assert [m.text for m in await asker.peek()] == []
+    assert [m.text() for m in await asker.peek()] == []
 
 
 async def test_receive_never_sees_a_reply_nobody_collected(shared_ms: mailslot.Mailslot) -> None:
@@ -130,7 +130,7 @@ async def test_reply_to_a_foreign_reply_to_goes_to_that_mailbox(shared_ms: mails
     )
     await answer(shared_ms, responder_addr)
     [waiting] = await shared_ms.inspect(elsewhere_addr).peek()
-    assert waiting.text == "echo:from a foreign client" and waiting.correlation_id == "c-1"
+    assert waiting.text() == "echo:from a foreign client" and waiting.correlation_id == "c-1"
 
 
 async def test_destroy_reclaims_replies_and_reply_address_cannot_be_opened(
@@ -169,7 +169,7 @@ _COLLECT = textwrap.dedent(
             inbox = await ms.open(sys.argv[1], ttl=60)
             assert inbox.resumed
             reply = await inbox.reply_for(sys.argv[2], timeout=20)
-            print(reply.text, flush=True)
+            print(reply.text(), flush=True)
     asyncio.run(main())
     """
 )
@@ -242,7 +242,7 @@ async def test_two_replicas_waiting_for_one_reply_hand_it_out_once(
         got = [r for r in results if isinstance(r, mailslot.Message)]
         missed = [r for r in results if isinstance(r, mailslot.Timeout)]
         assert len(got) == 1 and len(missed) == 1, results
-        assert got[0].text == "echo:q"
+        assert got[0].text() == "echo:q"
 
 
 async def test_reply_for_keep_until_ack(shared_ms: mailslot.Mailslot) -> None:

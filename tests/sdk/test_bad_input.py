@@ -91,7 +91,7 @@ async def test_nothing_was_lost_by_a_rejected_send(shared_ms):
         await shared_ms.send(keep_addr, "second", ttl=0.1)
     mb = await shared_ms.open(keep_addr)
     m = await mb.receive(timeout=5)
-    assert m.text == "first"
+    assert m.text() == "first"
     await m.ack()
 
 
@@ -117,7 +117,7 @@ async def test_malformed_foreign_message(shared_ms):
     with pytest.raises(mailslot.DecodeError):
         m.json()
     with pytest.raises(mailslot.DecodeError):
-        _ = m.text
+        _ = m.text()
     with pytest.raises(mailslot.DecodeError):
         m.model(dict)
     await m.ack()
@@ -384,7 +384,7 @@ async def test_failed_open_of_an_offline_mailbox_keeps_its_record_and_mail(share
     assert not any(a.address == away_addr for a in await shared_ms.agents())
     await shared_ms.js.delete_consumer(p.MAIL_STREAM, f"squat-{away_addr}")
     mb = await shared_ms.open(away_addr)
-    assert (await mb.receive(timeout=5)).text == "while you were away"
+    assert (await mb.receive(timeout=5)).text() == "while you were away"
 
 
 async def _open_cancelled_after(ms, address, delay, **options):
@@ -433,5 +433,5 @@ async def test_cancelled_open_leaves_a_live_replica_alone(shared_ms):
     for prio in p.PRIORITIES:
         await shared_ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name(pair_addr, prio))
     await shared_ms.send(pair_addr, "still served")
-    assert (await replica.receive(timeout=5)).text == "still served"
+    assert (await replica.receive(timeout=5)).text() == "still served"
     await replica.destroy()

@@ -78,12 +78,12 @@ async def test_durable_reaches_live_and_is_replayable_ephemeral_is_not(shared_ms
         p2 = await shared_ms.publish(f"{t}.news.a", "gone")
         assert p1.durable and p1.seq and not p2.durable and p2.seq is None
         e1, e2 = await live.next(timeout=5), await live.next(timeout=5)
-        assert (e1.text, e1.durable, e1.seq) == ("kept", True, p1.seq)
-        assert (e2.text, e2.durable) == ("gone", False)
+        assert (e1.text(), e1.durable, e1.seq) == ("kept", True, p1.seq)
+        assert (e2.text(), e2.durable) == ("gone", False)
     await shared_ms.publish(f"{t}.news.a", "nobody listens")  # dropped: no subscriber, not stored
     async with shared_ms.subscribe(f"{t}.news.>", replay="all") as late:
         got = await take(late, 1)
-    assert [(e.text, e.replayed) for e in got] == [("kept", True)]
+    assert [(e.text(), e.replayed) for e in got] == [("kept", True)]
 
 
 async def test_replay_last_and_since(shared_ms: mailslot.Mailslot) -> None:
@@ -104,7 +104,7 @@ async def test_replay_last_and_since(shared_ms: mailslot.Mailslot) -> None:
         assert [e.json() for e in await take(everything, 3)] == [10, 11, 12]
     async with shared_ms.subscribe(f"{t}.nothing.here", replay="all") as empty:
         await shared_ms.publish(f"{t}.nothing.here", "live", durable=True)
-        assert [e.text for e in await take(empty, 1)] == ["live"]
+        assert [e.text() for e in await take(empty, 1)] == ["live"]
 
 
 async def test_history_to_live_switch_has_no_gap_and_no_duplicate(ms: mailslot.Mailslot) -> None:
@@ -185,8 +185,8 @@ def test_sync_twin_publish_subscribe(shared_server) -> None:  # type: ignore[no-
         with ms.subscribe(f"{t}.sync.>", replay="all") as sub:
             ms.publish(f"{t}.sync.t", "new")
             first, second = sub.next(timeout=5), next(iter(sub))
-            assert (first.text, first.replayed) == ("old", True)
-            assert (second.text, second.durable) == ("new", False)
+            assert (first.text(), first.replayed) == ("old", True)
+            assert (second.text(), second.durable) == ("new", False)
             with pytest.raises(mailslot.Timeout):
                 sub.next(timeout=0.3)
         assert list(sub) == []  # closed: iteration ends

@@ -69,7 +69,7 @@ async def test_send_and_inbox(ms: mailslot.Mailslot, cli) -> None:  # type: igno
     # --receive without --ack gives the mail back
     got = json.loads((await cli("inbox", "coder", "--receive", "--limit", "1", "--json")).stdout)
     assert [m["payload"] for m in got] == ["fix it"] and got[0]["acked"] is False
-    assert "fix it" in [m.text for m in await ms.inspect("coder").peek()]
+    assert "fix it" in [m.text() for m in await ms.inspect("coder").peek()]
     # the CLI's transient reader left no lease behind: the mailbox is not an agent
     assert await ms.agents() == []
 

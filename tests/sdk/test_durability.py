@@ -63,11 +63,11 @@ async def test_client_rides_through_broker_restart(server):
         server.kill()
         server.start()
         m = await mb.receive(timeout=20)
-        assert m.text == "before"
+        assert m.text() == "before"
         await m.ack()
         await ms.send("steady", "after")
         m = await mb.receive(timeout=20)
-        assert m.text == "after"
+        assert m.text() == "after"
         await m.ack()
 
 
@@ -85,7 +85,7 @@ async def test_receiver_killed_before_ack_is_redelivered_to_another(server):
             proc.communicate(timeout=10)
         mb = await ms.open("worker", ack_wait=2, heartbeat=1)
         m = await mb.receive(timeout=15)
-        assert m.text == "the job" and m.delivery_count == 2
+        assert m.text() == "the job" and m.delivery_count == 2
         await m.ack()
 
 
@@ -117,7 +117,7 @@ async def test_alive_lease_is_renewed(ms):
     assert await reclaim_expired(ms.js, grace=0) == []
     assert mb._lease is not None and mb._lease.renewals >= 2
     await ms.send("renewing", "still here")
-    assert (await mb.receive(timeout=5)).text == "still here"
+    assert (await mb.receive(timeout=5)).text() == "still here"
 
 
 @pytest.mark.parametrize("n", [3])

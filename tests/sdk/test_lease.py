@@ -38,7 +38,7 @@ async def test_two_replicas_of_one_agent_both_renew(shared_server: NatsServer) -
         assert address in [x.address for x in await b.agents()]
         await box_b.send(address, "still here")
         got = await box_b.receive(timeout=5)
-        assert got is not None and got.text == "still here"
+        assert got is not None and got.text() == "still here"
         await got.ack()
     finally:
         await a.close()

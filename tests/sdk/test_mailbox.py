@@ -41,7 +41,7 @@ async def test_typed_payloads_and_metadata(shared_ms):
     await shared_ms.send(coder, "plain")
     await shared_ms.send(coder, b"\x00raw")
     a, b = await mb.receive(timeout=5), await mb.receive(timeout=5)
-    assert (a.text, a.content_type.startswith("text/plain")) == ("plain", True)
+    assert (a.text(), a.content_type.startswith("text/plain")) == ("plain", True)
     assert (b.data, b.content_type) == (b"\x00raw", "application/octet-stream")
     await a.ack()
     await b.ack()
@@ -67,7 +67,7 @@ async def test_urgent_behind_ten_thousand_normal(shared_ms):
     await shared_ms.send(busy, "jump the queue", priority="urgent")
     mb = await shared_ms.open(busy, prefetch=50)
     first = await mb.receive(timeout=10)
-    assert first.text == "jump the queue"
+    assert first.text() == "jump the queue"
     await first.ack()
     # and an urgent message arriving while normals are being consumed overtakes the buffer
     batch = [await mb.receive(timeout=10) for _ in range(3)]
@@ -77,7 +77,7 @@ async def test_urgent_behind_ten_thousand_normal(shared_ms):
         if mb._receiver.levels.maybe[Priority.CRITICAL]:
             break
     nxt = await mb.receive(timeout=10)
-    assert nxt.text == "again"
+    assert nxt.text() == "again"
     for m in [*batch, nxt]:
         await m.ack()
 
@@ -119,7 +119,7 @@ async def test_wakes_on_new_mail_without_polling(shared_ms):
     t0 = time.monotonic()
     await shared_ms.send(sleeper, "wake up")
     m = await task
-    assert m.text == "wake up" and time.monotonic() - t0 < 2
+    assert m.text() == "wake up" and time.monotonic() - t0 < 2
     assert mb.pull_requests - before <= 2
     await m.ack()
 
@@ -230,7 +230,7 @@ async def test_ttl_expiry_never_delivered(shared_ms):
     await asyncio.sleep(2.5)
     mb = await shared_ms.open(ephemeral)
     m = await mb.receive(timeout=5)
-    assert m.text == "stays"
+    assert m.text() == "stays"
     await m.ack()
     with pytest.raises(mailslot.Timeout):
         await mb.receive(timeout=1)
@@ -244,7 +244,7 @@ async def test_delayed_delivery_uses_server_schedule(shared_ms):
     with pytest.raises(mailslot.Timeout):
         await mb.receive(timeout=0.8)
     m = await mb.receive(timeout=6)
-    assert m.text == "tick" and m.id == r.id
+    assert m.text() == "tick" and m.id == r.id
     await m.ack()
 
 
@@ -267,12 +267,12 @@ async def test_peek_and_stats_do_not_consume(shared_ms):
     assert stats.counts == {"critical": 0, "urgent": 1, "normal": 1, "low": 1} and stats.total == 3
     assert stats.oldest["urgent"] is not None and stats.oldest["critical"] is None
     peeked = await view.peek(limit=10)
-    assert [m.text for m in peeked] == ["u1", "n1", "l1"]
+    assert [m.text() for m in peeked] == ["u1", "n1", "l1"]
     with pytest.raises(mailslot.MessageError):
         await peeked[0].ack()
-    assert [m.text for m in await view.peek(limit=2)] == ["u1", "n1"]
+    assert [m.text() for m in await view.peek(limit=2)] == ["u1", "n1"]
     mb = await shared_ms.open(look)
-    assert (await mb.receive(timeout=5)).text == "u1"
+    assert (await mb.receive(timeout=5)).text() == "u1"
 
 
 async def test_fresh_identity_and_card(shared_ms):
@@ -293,7 +293,7 @@ async def test_reopen_resumes_with_mail_sent_while_away(shared_ms):
     again = await shared_ms.open(returning, ttl=30)
     assert again.resumed
     m = await again.receive(timeout=5)
-    assert m.text == "while you were out"
+    assert m.text() == "while you were out"
     await m.ack()
     with pytest.raises(mailslot.MailboxClosed):
         await mb.receive(timeout=1)
@@ -321,7 +321,7 @@ async def test_sending_to_never_opened_address_waits(ms):
     await ms.send("not-yet", "patience")
     assert await reclaim_expired(ms.js, grace=0) == []  # no lease ever: not reclaimed
     mb = await ms.open("not-yet")
-    assert (await mb.receive(timeout=5)).text == "patience"
+    assert (await mb.receive(timeout=5)).text() == "patience"
 
 
 async def test_idle_pulls_do_not_swallow_mail_after_close(shared_ms):
@@ -337,7 +337,7 @@ async def test_idle_pulls_do_not_swallow_mail_after_close(shared_ms):
     again = await shared_ms.open(closer, ack_wait=30)
     t0 = time.monotonic()
     m = await again.receive(timeout=5)
-    assert m.text == "after close" and m.delivery_count == 1
+    assert m.text() == "after close" and m.delivery_count == 1
     assert time.monotonic() - t0 < 2
     await m.ack()
 
@@ -350,7 +350,7 @@ async def test_idle_pull_delivers_without_a_bell_round_trip(shared_ms):
     before = mb.pull_requests
     await shared_ms.send(pushed, "x", priority="urgent")
     m = await waiter
-    assert m.text == "x"
+    assert m.text() == "x"
     # delivered by the idle pull; at most the bell's confirmation pull follows
     assert mb.pull_requests - before <= 1
     await m.ack()
@@ -370,7 +370,7 @@ async def test_consumers_deleted_behind_its_back_come_back(shared_ms, receiving)
     await asyncio.sleep(0.3)
     await shared_ms.send(address, "still delivered", priority="low")
     got = await (waiting if waiting is not None else mb.receive(timeout=15))
-    assert got.text == "still delivered"
+    assert got.text() == "still delivered"
     await got.ack()
     for prio in p.PRIORITIES:
         await shared_ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name(address, prio))

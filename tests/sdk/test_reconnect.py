@@ -286,7 +286,7 @@ async def test_leaving_async_with_while_down_is_clean(server: NatsServer) -> Non
         mb = await ms.open("leaving")
         await ms.send("leaving", "unread")
         await ms.send("leaving", "prefetched")
-        assert (await mb.receive(timeout=5)).text == "unread"  # held, never acked
+        assert (await mb.receive(timeout=5)).text() == "unread"  # held, never acked
         sub = await ms.subscribe("leaving.>")
         await asyncio.to_thread(server.kill)
         await asyncio.sleep(0.2)
@@ -324,14 +324,14 @@ async def test_pending_async_for_and_subscriptions_continue_after_restart(server
 
         async def listen() -> None:
             async for m in mb:
-                await got.put(m.text)
+                await got.put(m.text())
                 await m.ack()
 
         listener = asyncio.create_task(listen())
         live = await ms.subscribe("news.>")
         history = await ms.subscribe("hist.>", replay="all")
         await ms.publish("hist.a", "h1", durable=True)
-        assert (await history.next(timeout=5)).text == "h1"
+        assert (await history.next(timeout=5)).text() == "h1"
         await asyncio.sleep(0.3)  # the iterator is now waiting at the server
 
         await asyncio.to_thread(server.restart)
@@ -340,10 +340,10 @@ async def test_pending_async_for_and_subscriptions_continue_after_restart(server
         assert await asyncio.wait_for(got.get(), 10) == "after the restart"
         took = time.monotonic() - ready
         await ms.publish("news.today", "live again")
-        assert (await live.next(timeout=5)).text == "live again"
+        assert (await live.next(timeout=5)).text() == "live again"
         await ms.publish("hist.b", "h2", durable=True)
         ev = await history.next(timeout=5)
-        assert ev.text == "h2" and not ev.replayed
+        assert ev.text() == "h2" and not ev.replayed
         print(f"\npending async for resumed {took * 1000:.0f} ms after the broker was ready")
         assert not listener.done()
         await mb.close()

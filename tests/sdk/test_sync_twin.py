@@ -62,9 +62,9 @@ def test_sync_round_trip(shared_server):
             m = mb.receive(timeout=5)
             assert m.id == r.id and m.json() == {"n": 1} and m.sender == "script"
             m.ack()
-            assert [x.text for x in ms.inspect(box).peek()] == ["low one"]
+            assert [x.text() for x in ms.inspect(box).peek()] == ["low one"]
             batch = mb.receive_batch(max=5, timeout=5)
-            assert [x.text for x in batch] == ["low one"]
+            assert [x.text() for x in batch] == ["low one"]
             batch[0].ack()
             with pytest.raises(mailslot.Timeout):
                 mb.receive(timeout=0.3)
@@ -106,7 +106,7 @@ def test_sync_twin_refuses_to_block_a_running_event_loop(shared_server):
             await asyncio.to_thread(ms.send, to, "sent from a worker thread")
 
         asyncio.run(inside())
-        assert [m.text for m in ms.inspect(to).peek(limit=10)] == ["sent from a worker thread"]
+        assert [m.text() for m in ms.inspect(to).peek(limit=10)] == ["sent from a worker thread"]
     finally:
         ms.close()
 
@@ -122,14 +122,14 @@ def test_sync_request_ask_and_reply_for_hand_out_sync_replies(shared_server):
 
         def answer():
             m = responder.receive(timeout=10)
-            m.reply(f"re: {m.text}")
+            m.reply(f"re: {m.text()}")
             m.ack()
 
         sent = asker.request(responder_addr, "q1")
         answer()
         kept = asker.reply_for(sent.id, timeout=5, keep=True)
         assert isinstance(kept, sync.SyncReply) and isinstance(kept.aio, mailslot.Reply)
-        assert (kept.text, kept.correlation_id) == ("re: q1", sent.id)
+        assert (kept.text(), kept.correlation_id) == ("re: q1", sent.id)
         with pytest.raises(mailslot.MessageError):
             kept.nak()
         with pytest.raises(mailslot.MessageError):
@@ -142,4 +142,4 @@ def test_sync_request_ask_and_reply_for_hand_out_sync_replies(shared_server):
         helper.start()
         got = asker.ask(responder_addr, "q2", timeout=10)
         helper.join(10)
-        assert isinstance(got, sync.SyncReply) and got.text == "re: q2"
+        assert isinstance(got, sync.SyncReply) and got.text() == "re: q2"

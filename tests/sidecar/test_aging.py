@@ -44,7 +44,7 @@ async def test_aging_moves_up_keeps_id_and_never_duplicates(ms, make_sidecar) ->
     assert sc.metrics.values()["mailslot_messages_aged_total"] == 5
     await held.ack()
     m = await mb.receive(timeout=5)
-    assert (m.id, m.priority, m.text) == (waiting.id, p.Priority.CRITICAL, "waiting")
+    assert (m.id, m.priority, m.text()) == (waiting.id, p.Priority.CRITICAL, "waiting")
     await m.ack()
     try:
         extra = await mb.receive(timeout=2)

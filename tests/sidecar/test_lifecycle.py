@@ -103,7 +103,7 @@ async def test_closed_agent_keeps_its_mail_past_the_lease(ms, sidecar) -> None:
     again = await ms.open("b1", ttl=5)
     assert [c.status for c in await ms.agents(include_offline=True) if c.address == "b1"] == ["online"]
     m = await again.receive(timeout=5)
-    assert (m.id, m.text) == (sent.id, "hi")
+    assert (m.id, m.text()) == (sent.id, "hi")
     await m.ack()
     # Back online: retention clock cleared.
     record = await _record(ms, "b1")
@@ -267,7 +267,7 @@ async def test_probe_does_not_take_a_delivery_from_live_mail(ms, sidecar) -> Non
     assert m.delivery_count == 1
     await asyncio.sleep(3 * p.EXHAUSTED_PROBE_INTERVAL + 1)  # several probes of an unacked message
     m = await mb.receive(timeout=5)
-    assert m.delivery_count == 2 and m.text == "take your time"
+    assert m.delivery_count == 2 and m.text() == "take your time"
     await m.ack()
     assert await ms.dead_letters.count() == 0
     await mb.close()

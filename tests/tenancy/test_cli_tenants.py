@@ -89,7 +89,7 @@ async def test_tenants_survive_a_broker_restart(local_broker, _isolated_home):
     assert state["pid"] != local_broker["pid"]
     async with mailslot.connect(state["url"], credentials=added["credentials"]) as ms:
         assert ms.tenant == "KEEP"
-        assert [m.text for m in await ms.inspect("box").peek()] == ["kept"]
+        assert [m.text() for m in await ms.inspect("box").peek()] == ["kept"]
         assert (await ms.js.stream_info(p.MAIL_STREAM)).state.messages == 1
     async with mailslot.connect() as default:  # the default tenant's credentials.json still works
         assert await default.inspect("box").peek() == []

@@ -54,7 +54,7 @@ async def test_send_receive_peek_agents_are_per_tenant(tenants_server, tmp_path)
         # BETA's own 'alice' gets only BETA's message.
         alice_b = await beta.open("alice", ttl=30)
         m = await alice_b.receive(timeout=5)
-        assert m.text == "from beta"
+        assert m.text() == "from beta"
         await m.ack()
         await alice_b.close()
 
@@ -63,7 +63,7 @@ async def test_send_receive_peek_agents_are_per_tenant(tenants_server, tmp_path)
             await alice.receive(timeout=0.5)
         bob = await alpha.open("bob", ttl=30)
         got = [await bob.receive(timeout=5) for _ in range(2)]
-        assert [g.text for g in got] == ["for bob 1", "for bob 2"]
+        assert [g.text() for g in got] == ["for bob 1", "for bob 2"]
         for g in got:
             await g.ack()
     finally:

@@ -34,6 +34,7 @@ from typing import Any
 from mailslot_broker import protocol as p
 from nats.aio.msg import Msg
 
+from . import tracing
 from ._boundary import boundary, translate
 from ._receive_failover import FailoverWait, NoAnswer, retry_delay
 from ._receive_pulls import Pulls, ReceiveHost
@@ -257,6 +258,7 @@ class Receiver:
         m = self.levels.pop(held_back=self.failover.holds_back, now=time.time())
         if m is not None:
             self.redeliveries.arm(m, redelivery_delay(self._host.policy, m.delivery_count))
+            tracing.delivered(m)
         return m
 
     def blocked_note(self) -> str:

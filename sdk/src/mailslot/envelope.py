@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -11,6 +12,49 @@ from nats.aio.msg import Msg
 from . import payload as pl
 
 T = TypeVar("T")
+
+_TEXT_DEPRECATED = "msg.text is a method now, like json() and model(): call msg.text()"
+
+
+def _warn_text() -> None:
+    warnings.warn(_TEXT_DEPRECATED, DeprecationWarning, stacklevel=3)
+
+
+class _LegacyText(str):
+    """What ``msg.text`` gives: the text, callable. ``msg.text()`` (the style of ``json()``
+    and ``model()``: payload decoders are methods, they may raise :class:`DecodeError`)
+    returns a plain ``str``; using ``msg.text`` itself as a string, the property it once was,
+    still works but warns (``DeprecationWarning``)."""
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        return str.__str__(self)
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("__"):
+            _warn_text()
+        return str.__getattribute__(self, name)
+
+
+def _legacy(name: str) -> Any:
+    plain = getattr(str, name)
+
+    def warned(self: str, *args: Any) -> Any:
+        _warn_text()
+        return plain(self, *args)
+
+    warned.__name__ = name
+    return warned
+
+
+for _name in (
+    "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__str__",
+    "__repr__", "__format__", "__add__", "__radd__", "__mul__", "__rmul__", "__mod__",
+    "__len__", "__iter__", "__getitem__", "__contains__",
+):  # fmt: skip
+    if hasattr(str, _name):
+        setattr(_LegacyText, _name, _legacy(_name))
 
 
 class Envelope:
@@ -46,10 +90,14 @@ class Envelope:
         return self._msg.data
 
     @property
-    def text(self) -> str:
-        return pl.decode_text(self._msg.data)
+    def text(self) -> _LegacyText:
+        """The payload as UTF-8 text: call it, ``msg.text()`` (``DecodeError`` if it is not).
+        It used to be a property: ``msg.text`` uncalled still reads as the text, with a
+        ``DeprecationWarning``."""
+        return _LegacyText(pl.decode_text(self._msg.data))
 
     def json(self) -> Any:
+        """The payload parsed as JSON (``DecodeError`` if it is not)."""
         return pl.decode_json(self._msg.data)
 
     def model(self, model: type[T]) -> T:

@@ -32,6 +32,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import errors as jserr
 
+from . import tracing
 from ._boundary import boundary
 from ._stored import as_msg, next_stored
 from .errors import InvalidInput, MailboxClosed, MessageError, Timeout
@@ -277,15 +278,18 @@ def prepare_request(
 async def publish_and_collect(mb: Mailbox, out: Outgoing, *, timeout: float | None) -> Reply:
     """Publish a prepared request and wait for its reply. The waiter is registered before the
     request goes out, so a fast reply cannot ring before anyone listens."""
-    box = await ReplyBox.of(mb)
-    fut = box.register(out.id)
-    try:
-        await publish(mb._link, out)
-    except BaseException:
-        box._unregister(out.id, fut)
-        fut.cancel()
-        raise
-    return await box.collect(out.id, timeout=timeout, fut=fut)
+    with tracing.asking(out):  # the request's send and its reply's delivery are within
+        box = await ReplyBox.of(mb)
+        fut = box.register(out.id)
+        try:
+            await publish(mb._link, out)
+        except BaseException:
+            box._unregister(out.id, fut)
+            fut.cancel()
+            raise
+        got = await box.collect(out.id, timeout=timeout, fut=fut)
+        tracing.delivered(got)
+        return got
 
 
 async def collect_reply(mb: Mailbox, correlation_id: str, *, timeout: float | None, keep: bool) -> Reply:
@@ -293,7 +297,9 @@ async def collect_reply(mb: Mailbox, correlation_id: str, *, timeout: float | No
     if not isinstance(correlation_id, str) or not correlation_id:
         raise InvalidInput("correlation_id must be a non-empty str")
     box = await ReplyBox.of(mb)
-    return await box.collect(correlation_id, timeout=timeout, keep=keep)
+    got = await box.collect(correlation_id, timeout=timeout, keep=keep)
+    tracing.delivered(got)
+    return got
 
 
 __all__ = ["Reply", "ReplyBox", "collect_reply", "prepare_request", "publish_and_collect"]

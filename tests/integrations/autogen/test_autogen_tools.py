@@ -35,7 +35,7 @@ async def test_assistant_sends_with_priority(ms: mailslot.Mailslot) -> None:
     assert "sent to agent-b" in _tool_outputs(result)[0]
     inbox_b = await ms.open("agent-b")
     msg = await inbox_b.receive(timeout=10)
-    assert (msg.text, msg.sender, msg.priority.label) == ("hi b", "agent-a", "urgent")
+    assert (msg.text(), msg.sender, msg.priority.label) == ("hi b", "agent-a", "urgent")
     await msg.ack()
 
 
@@ -63,7 +63,7 @@ async def test_assistant_asks_and_gets_durable_answer(ms: mailslot.Mailslot) -> 
 
     async def answer() -> None:
         q = await expert.receive(timeout=20)
-        await q.reply(f"answer to {q.text}")
+        await q.reply(f"answer to {q.text()}")
         await q.ack()
 
     responder = asyncio.create_task(answer())
@@ -91,6 +91,6 @@ async def test_assistant_broadcasts(ms: mailslot.Mailslot) -> None:
         result = await agent.run(task="announce")
         assert _tool_outputs(result) == ["published on build.done"]
         ev = await sub.next(timeout=10)
-        assert (ev.topic, ev.text) == ("build.done", "v1.2 shipped")
+        assert (ev.topic, ev.text()) == ("build.done", "v1.2 shipped")
     finally:
         await sub.close()

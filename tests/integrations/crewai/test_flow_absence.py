@@ -86,7 +86,7 @@ async def test_paused_flow_outlives_an_absence_longer_than_the_lease(
     # Exactly once: no further reply, no flow left pending, one announcement per flow,
     # the replies acked, and the reviewer was not asked again.
     assert (done["extra"], done["pending"]) == (False, [])
-    notes = sorted([(await announcements.receive(timeout=10)).text for _ in MODES])
+    notes = sorted([(await announcements.receive(timeout=10)).text() for _ in MODES])
     assert notes == sorted(f"Release notes ({m}): ship it ({m})" for m in MODES)
     assert await announcements.receive_batch(max=5, timeout=1.0) == []
     assert (await ms.inspect(REPLIES).stats()).total == 0

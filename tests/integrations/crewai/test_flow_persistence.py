@@ -69,7 +69,7 @@ async def test_flow_paused_in_one_process_resumes_in_another_with_no_sqlite_file
         draft = f"Release notes ({mode})"
         assert results[flow_id]["paused"] is False
         assert results[flow_id]["result"] == {"draft": draft, "feedback": f"ship it ({draft})"}
-    notes = sorted([(await announcements.receive(timeout=10)).text for _ in MODES])
+    notes = sorted([(await announcements.receive(timeout=10)).text() for _ in MODES])
     assert notes == sorted(f"Release notes ({m}): ship it (Release notes ({m}))" for m in MODES)
 
     # The pending records went with the resume; the latest state stays; no SQLite anywhere.

@@ -82,7 +82,7 @@ async def test_flow_paused_in_one_process_resumed_in_another(
             "feedback": f"ship it ({mode})",
             "crew": "announced",
         }
-    notes = sorted([(await announcements.receive(timeout=10)).text for _ in MODES])
+    notes = sorted([(await announcements.receive(timeout=10)).text() for _ in MODES])
     assert notes == sorted(f"Release notes ({m}): ship it ({m})" for m in MODES)
 
     # A second answer to a flow that already went on is terminated, never redelivered.
@@ -128,11 +128,11 @@ async def test_worker_serves_asks(mode: str, ms: mailslot.Mailslot, sms: sync.Sy
     serving = asyncio.ensure_future(worker.run(limit=1))
     reply = await asker.ask("summariser", {"topic": "NATS"}, timeout=60)
     outcomes = await asyncio.wait_for(serving, 30)
-    assert reply.text == "summary of NATS"
+    assert reply.text() == "summary of NATS"
     assert reply.headers[STATUS_HEADER] == "ok"
     assert [(o.ok, o.attempt) for o in outcomes] == [(True, 1)]
     note = await notes.receive(timeout=10)
-    assert note.text == "researched"
+    assert note.text() == "researched"
     await note.ack()
     assert (await ms.inspect("summariser").stats()).total == 0
     assert factory.runs == [1]
@@ -151,7 +151,7 @@ async def test_worker_retries_with_backoff_then_succeeds(
     assert [(o.ok, o.attempt, o.retry_in) for o in outcomes] == [(False, 1, 0.5), (True, 2, None)]
     assert "model down" in (outcomes[0].error or "")
     reply = await asker.reply_for(receipt.correlation_id, timeout=10)
-    assert reply.text == "summary of NATS"
+    assert reply.text() == "summary of NATS"
     assert factory.runs == [1, 2]
 
 

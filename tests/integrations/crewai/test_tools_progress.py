@@ -25,7 +25,7 @@ def _answer_one(sms: sync.SyncMailslot, address: str, answer: str, seen: list[An
     def run() -> None:
         ready.set()
         m = box.receive(timeout=60)
-        seen.append({"text": m.text, "reply_to": m.reply_to, "sender": m.sender})
+        seen.append({"text": m.text(), "reply_to": m.reply_to, "sender": m.sender})
         m.reply(answer)
         m.ack()
         box.close()
@@ -77,11 +77,11 @@ async def test_mail_tools_in_a_crew(mode: str, sms: sync.SyncMailslot, ms: mails
     assert (await ms.inspect("planner").stats()).total == 0
 
     m = await reviewer.receive(timeout=10)
-    assert (m.text, m.priority.label, m.sender) == ("please review PR 7", "urgent", "planner")
+    assert (m.text(), m.priority.label, m.sender) == ("please review PR 7", "urgent", "planner")
     await m.ack()
 
     b = await news.next(timeout=10)
-    assert (b.topic, b.text) == ("team.news", "release at noon")
+    assert (b.topic, b.text()) == ("team.news", "release at noon")
 
     oracle.join(30)
     assert asked == [{"text": "what is the answer?", "reply_to": asked[0]["reply_to"], "sender": "planner"}]

@@ -34,7 +34,7 @@ class Responder:
     async def _run(self) -> None:
         async for m in self.mb:
             self.got.append(m)
-            payload = m.json() if m.content_type.startswith("application/json") else m.text
+            payload = m.json() if m.content_type.startswith("application/json") else m.text()
             if m.reply_to:
                 await m.reply(self.answer(payload))
             await m.ack()

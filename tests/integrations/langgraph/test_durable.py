@@ -121,7 +121,7 @@ async def test_send_is_not_repeated_when_node_reexecutes(
     out = await app.ainvoke(None, cfg, context=ctx, version="v2")  # LangGraph re-runs "send"
     assert out.interrupts
     first = await coder.receive(timeout=10)
-    assert first.text == "ping"
+    assert first.text() == "ping"
     assert out.interrupts[0].value["correlation_id"] == first.id
     await first.reply("pong")
     await first.ack()
@@ -158,7 +158,7 @@ async def test_requests_of_one_step_to_two_recipients_each_go_out_once(
     out = await app.ainvoke(None, cfg, context=MailContext(mailbox=planner))
     for box in (coder, reviewer):
         got = await box.receive(timeout=10)
-        assert got.text == "estimate?" and got.thread_id == "two-recipients"
+        assert got.text() == "estimate?" and got.thread_id == "two-recipients"
         await got.ack()
         await assert_empty(box)  # exactly one request each
     assert out["cid"]

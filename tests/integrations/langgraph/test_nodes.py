@@ -49,7 +49,7 @@ async def test_receive_node_thread_filter_leaves_other_mail(
     out = await app.ainvoke({"topic": "wanted"}, context=MailContext(mailbox=planner))
     assert out["mail"]["payload"] == "mine"
     left = await planner.receive(timeout=10)  # given back, not lost
-    assert left.text == "for someone else"
+    assert left.text() == "for someone else"
     await left.ack()
 
 
@@ -139,7 +139,7 @@ async def test_send_node_is_idempotent_when_the_node_reruns(
     out = await app.ainvoke(None, cfg, context=ctx)
     assert out["sent"]["duplicate"] is True
     m = await coder.receive(timeout=10)
-    assert m.text == "hello"
+    assert m.text() == "hello"
     await m.ack()
     await assert_empty(coder)
 

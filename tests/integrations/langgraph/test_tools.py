@@ -39,7 +39,7 @@ async def test_create_agent_async_send_and_check_inbox(
     mails = json.loads(inbox)
     assert [(m["payload"], m["sender"], m["priority"]) for m in mails] == [("status?", "boss", "urgent")]
     got = await coder.receive(timeout=10)
-    assert (got.text, got.sender, got.priority.label) == ("fix issue 7", "planner", "urgent")
+    assert (got.text(), got.sender, got.priority.label) == ("fix issue 7", "planner", "urgent")
     await got.ack()
     assert out["messages"][-1].content == "Done."
 
@@ -78,7 +78,7 @@ async def test_broadcast_tool(planner: mailslot.Mailbox, ms: mailslot.Mailslot) 
         out = await agent.ainvoke({"messages": [HumanMessage("announce")]})
         assert "build.done" in tool_messages(out)[0]
         ev = await sub.next(timeout=10)
-        assert ev.topic == "build.done" and ev.text == "green"
+        assert ev.topic == "build.done" and ev.text() == "green"
     finally:
         await sub.close()
 
@@ -107,7 +107,7 @@ async def test_toolnode_sync_invoke_from_a_worker_thread(
     out = await asyncio.to_thread(app.invoke, {"messages": [HumanMessage("go")]})
     assert "sent message" in tool_messages(out)[0]
     m = await coder.receive(timeout=10)
-    assert m.text == "sync hi"
+    assert m.text() == "sync hi"
     await m.ack()
 
 
@@ -118,7 +118,7 @@ async def test_toolnode_async(planner: mailslot.Mailbox, coder: mailslot.Mailbox
     out = await app.ainvoke({"messages": [HumanMessage("go")]})
     assert "sent message" in tool_messages(out)[0]
     m = await coder.receive(timeout=10)
-    assert m.text == "async hi"
+    assert m.text() == "async hi"
     await m.ack()
 
 
@@ -145,13 +145,13 @@ def test_fully_sync_program_with_the_sync_twin(server: Any) -> None:
         sent, inbox = tool_messages(out)
         assert "sync-coder" in sent and json.loads(inbox)[0]["payload"] == {"todo": 1}
         got = other.receive(timeout=10)
-        assert got.text == "from sync"
+        assert got.text() == "from sync"
         got.ack()
         # The same tools under ainvoke: the async path hops onto the sync twin's loop.
         model = scripted(tool_call("send_message", to="sync-coder", message="from ainvoke"), "ok")
         asyncio.run(manual_graph(tools, model).ainvoke({"messages": [HumanMessage("go")]}))
         got = other.receive(timeout=10)
-        assert got.text == "from ainvoke"
+        assert got.text() == "from ainvoke"
         got.ack()
         me.close()
         other.close()

@@ -44,7 +44,7 @@ async def test_a_stdio_client_that_left_gives_back_what_it_held(
     async with await shared_ms.open(bob) as mb:
         again = [await mb.receive(timeout=10) for _ in range(2)]
         back_s = time.perf_counter() - t0
-        assert sorted(m.text for m in again) == ["shown, never acked", "taken, not shown"]
+        assert sorted(m.text() for m in again) == ["shown, never acked", "taken, not shown"]
         assert {m.delivery_count for m in again} == {2}
         await mb.ack_many(again)
     print(f"\nstdio: mail held by a server whose client left redelivered {back_s * 1000:.0f} ms later")

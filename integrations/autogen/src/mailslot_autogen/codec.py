@@ -71,11 +71,11 @@ class AgentResult(BaseModel):
 def parse_task(msg: mailslot.Message) -> AgentTask:
     """Read an inbound task: an :class:`AgentTask` JSON, ``{"task": ...}``, or plain text."""
     if msg.content_type.startswith("text/"):
-        return AgentTask(task=msg.text)
+        return AgentTask(task=msg.text())
     try:
         body = msg.json()
     except mailslot.DecodeError:
-        return AgentTask(task=msg.text)
+        return AgentTask(task=msg.text())
     if isinstance(body, str):
         return AgentTask(task=body)
     if isinstance(body, dict):
@@ -86,16 +86,16 @@ def parse_task(msg: mailslot.Message) -> AgentTask:
 def parse_result(msg: mailslot.Message) -> AgentResult:
     """Read a reply; a plain-text reply (a non-AutoGen agent answering) becomes its content."""
     if msg.content_type.startswith("text/"):
-        return AgentResult(content=msg.text, source=msg.sender or "")
+        return AgentResult(content=msg.text(), source=msg.sender or "")
     try:
         body = msg.json()
     except mailslot.DecodeError:
-        return AgentResult(content=msg.text, source=msg.sender or "")
+        return AgentResult(content=msg.text(), source=msg.sender or "")
     if isinstance(body, dict) and str(body.get("kind", "")).startswith("autogen."):
         return AgentResult.model_validate(body)
     if isinstance(body, dict) and "content" in body:
         return AgentResult(content=str(body["content"]), source=msg.sender or "")
-    return AgentResult(content=body if isinstance(body, str) else msg.text, source=msg.sender or "")
+    return AgentResult(content=body if isinstance(body, str) else msg.text(), source=msg.sender or "")
 
 
 __all__ = ["AgentResult", "AgentTask", "parse_result", "parse_task"]

@@ -208,7 +208,7 @@ class MailslotAgentRuntime(MailHandling, AgentRuntime):
         try:
             rh = reply.headers
             if rh.get(H.KIND) == "error":
-                raise RemoteHandlerError(a.dec(rh.get(H.ERROR, "")) or reply.text)
+                raise RemoteHandlerError(a.dec(rh.get(H.ERROR, "")) or reply.text())
             if not rh.get(H.TYPE_NAME):
                 return None
             result = self._decode(reply.data, rh)

@@ -18,7 +18,7 @@ TOOL_NAMES = ("send_message", "ask_agent", "broadcast", "check_inbox")
 
 def _describe(msg: mailslot.Message) -> str:
     try:
-        body = msg.text
+        body = msg.text()
     except mailslot.DecodeError:
         body = f"<{len(msg.data)} bytes>"
     return f"[{msg.priority.label}] from {msg.sender or 'unknown'} (id {msg.id}): {body}"
@@ -56,7 +56,7 @@ def mailbox_tools(
         except mailslot.Timeout:
             return f"no answer from {to} within {ask_timeout:g} s; it may answer later"
         try:
-            text = answer.text
+            text = answer.text()
         finally:
             await answer.ack()
         return text

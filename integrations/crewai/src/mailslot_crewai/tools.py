@@ -31,7 +31,7 @@ def _as_text(payload: Any) -> str:
 def message_text(msg: SyncMessage | mailslot.Message) -> str:
     """The payload as an agent should read it: text when it decodes, JSON otherwise."""
     try:
-        return msg.text
+        return msg.text()
     except mailslot.DecodeError:
         return repr(msg.data)
 

@@ -34,9 +34,9 @@ def decode_payload(msg: mailslot.Message) -> Any:
     if ct.startswith(_JSON):
         return msg.json()
     if ct.startswith("text/"):
-        return msg.text
+        return msg.text()
     try:
-        return msg.text
+        return msg.text()
     except mailslot.DecodeError:
         return msg.data
 

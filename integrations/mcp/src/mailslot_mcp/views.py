@@ -15,7 +15,7 @@ def body_of(item: mailslot.Message | mailslot.Broadcast) -> Any:
         with contextlib.suppress(mailslot.MailslotError):
             return item.json()
     try:
-        return item.text
+        return item.text()
     except mailslot.MailslotError:
         return f"<{len(item.data)} bytes, {item.content_type}>"
 

@@ -126,7 +126,7 @@ class Courier:
                 body: Any = reply.json()
             except Exception:
                 body = None
-            text = n.reply_text(body, reply.text if reply.data else "")
+            text = n.reply_text(body, reply.text() if reply.data else "")
             if text:
                 await stream.send(text)
         finally:

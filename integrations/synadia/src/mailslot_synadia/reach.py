@@ -128,7 +128,7 @@ class _Worker:
                 body: Any = reply.json()
             except Exception:
                 body = None
-            await query.reply(n.reply_text(body, reply.text))
+            await query.reply(n.reply_text(body, reply.text()))
 
     async def _refused(self, msg: mailslot.Message, code: int, message: str) -> None:
         """The agent (or the protocol's own checks) refused this mail: the sender hears why;
@@ -155,7 +155,7 @@ def _envelope_of(msg: mailslot.Message) -> Envelope:
     try:
         body = msg.json()
     except Exception:
-        body = msg.text
+        body = msg.text()
     fields: dict[str, Any] = {}
     if isinstance(body, dict) and isinstance(body.get("prompt"), str):
         fields = {k: v for k, v in body.items() if k != "prompt"}
