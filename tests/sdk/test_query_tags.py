@@ -148,3 +148,21 @@ async def test_send_many_keeps_the_latest_too(shared_ms: mailslot.Mailslot) -> N
     box = unique("many-latest")
     await shared_ms.send_many({"to": box, "payload": f"v{i}", "replace_key": "k"} for i in range(3))
     assert [m.text() for m in await shared_ms.inspect(box).peek(10)] == ["v2"]
+
+
+async def test_query_by_priority_and_after_and_last_seq(shared_ms: mailslot.Mailslot) -> None:
+    box = unique("after")
+    view = shared_ms.inspect(box)
+    assert await view.last_seq() == 0
+    r1 = await shared_ms.send(box, "n1")
+    r2 = await shared_ms.send(box, "u1", priority="urgent")
+    assert await view.last_seq() == r2.seq
+    r3 = await shared_ms.send(box, "n2")
+    assert [m.text() for m in await view.query(priority="normal")] == ["n1", "n2"]
+    assert [m.text() for m in await view.query(after=r1.seq)] == ["u1", "n2"]
+    assert [m.text() for m in await view.query(priority="urgent", after=r2.seq)] == []
+    assert await view.last_seq() == r3.seq
+    with pytest.raises(mailslot.InvalidInput):
+        await view.query(priority="lowest")
+    with pytest.raises(mailslot.InvalidInput):
+        await view.query(after=-1)

@@ -101,10 +101,17 @@ class SyncMailboxView:
         tags: Iterable[str] | None = None,
         key: str | None = None,
         since: datetime | float | None = None,
+        priority: p.Priority | str | int | None = None,
+        after: int = 0,
         limit: int = 100,
     ) -> list[SyncMessage]:
-        found = PORTAL.call(self._v.query(tags=tags, key=key, since=since, limit=limit))
+        found = PORTAL.call(
+            self._v.query(tags=tags, key=key, since=since, priority=priority, after=after, limit=limit)
+        )
         return [SyncMessage(m) for m in found]
+
+    def last_seq(self) -> int:
+        return PORTAL.call(self._v.last_seq())
 
     def delete(self, message: int | str | SyncMessage | Message) -> None:
         PORTAL.call(self._v.delete(message.aio if isinstance(message, SyncMessage) else message))

@@ -19,6 +19,7 @@ from nats.js import errors as jserr
 
 from ._boundary import boundary
 from ._boundary import count as check_count
+from ._boundary import priority as check_priority
 from ._stored import as_msg, next_stored
 from .errors import InvalidInput, MessageNotFound
 from .link import Link
@@ -64,18 +65,21 @@ async def query(
     tags: Iterable[str] | None = None,
     key: str | None = None,
     since: datetime | float | None = None,
+    priority: p.Priority | str | int | None = None,
     after: int = 0,
     limit: int = 100,
 ) -> list[Message]:
     """Waiting messages of ``address`` that carry every tag in ``tags``, the keep-latest
-    ``key``, were sent at or after ``since`` and have a stream sequence above ``after``."""
+    ``key``, were sent at or after ``since``, are at ``priority`` (any if None) and have a
+    stream sequence above ``after``."""
     want_tags, want_key = _checked(tags, key)
+    prios = p.PRIORITIES if priority is None else (check_priority(priority),)
     since_at = _since(since)
     limit = check_count(limit, what="limit", minimum=1, maximum=MAX_QUERY_LIMIT)
     after = check_count(after, what="after", minimum=0, maximum=2**63 - 1)
     out: list[Message] = []
     with boundary():
-        for prio in p.PRIORITIES:
+        for prio in prios:
             seq = after
             while len(out) < limit:
                 m = await _stored(link, address, prio, seq)
@@ -92,6 +96,20 @@ async def query(
             if len(out) >= limit:
                 break
     return out
+
+
+async def last_seq(link: Link, address: str) -> int:
+    """The highest stream sequence of mail waiting in ``address`` (0 if none): a reader that
+    wants only mail stored from now on starts after it."""
+    last = 0
+    with boundary():
+        for prio in p.PRIORITIES:
+            try:
+                raw = await link.js.get_msg(p.MAIL_STREAM, subject=p.mail_subject(prio, address), direct=True)
+            except jserr.NotFoundError:
+                continue
+            last = max(last, raw.seq or 0)
+    return last
 
 
 async def delete(link: Link, address: str, ref: int | str | Message) -> None:
@@ -164,4 +182,4 @@ async def keep_latest(link: Link, sent: Iterable[tuple[str | None, Receipt]]) ->
             await supersede(link, rec.to, key, newer=rec.seq)
 
 
-__all__ = ["MAX_QUERY_LIMIT", "delete", "keep_latest", "query", "supersede"]
+__all__ = ["MAX_QUERY_LIMIT", "delete", "keep_latest", "last_seq", "query", "supersede"]

@@ -13,6 +13,7 @@ from ._stored import as_msg, next_stored
 from .link import Link
 from .message import Message
 from .query import delete as _delete
+from .query import last_seq as _last_seq
 from .query import query as _query
 
 
@@ -76,11 +77,28 @@ class MailboxView:
         tags: Iterable[str] | None = None,
         key: str | None = None,
         since: datetime | float | None = None,
+        priority: p.Priority | str | int | None = None,
+        after: int = 0,
         limit: int = 100,
     ) -> list[Message]:
-        """Waiting messages with every tag in ``tags``, the keep-latest ``key`` and sent at
-        or after ``since`` (a datetime or unix seconds), in delivery order, none taken."""
-        return await _query(self._link, self.address, tags=tags, key=key, since=since, limit=limit)
+        """Waiting messages with every tag in ``tags``, the keep-latest ``key``, sent at or
+        after ``since`` (a datetime or unix seconds), at ``priority`` (any if None) and with a
+        ``seq`` above ``after``, in delivery order, none taken."""
+        return await _query(
+            self._link,
+            self.address,
+            tags=tags,
+            key=key,
+            since=since,
+            priority=priority,
+            after=after,
+            limit=limit,
+        )
+
+    async def last_seq(self) -> int:
+        """The highest ``seq`` of mail waiting here (0 if none): ``query(after=...)`` with it
+        finds only mail stored later."""
+        return await _last_seq(self._link, self.address)
 
     async def delete(self, message: int | str | Message) -> None:
         """Remove one waiting message, named by its ``seq``, its ``id`` or itself; raises
