@@ -21,6 +21,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from . import tracing
 from ._boundary import boundary
 from ._boundary import count as check_count
 from .errors import Disconnected, InvalidInput
@@ -54,8 +55,22 @@ def receipt(out: Outgoing, ack: PubAck) -> Receipt:
 
 async def publish(link: Link, out: Outgoing) -> Receipt:
     """Store one prepared message; retried (same message id) through a leader election for
-    up to ``publish_retry_for`` seconds, and through an outage of up to ``outage_timeout``."""
+    up to ``publish_retry_for`` seconds, and through an outage of up to ``outage_timeout``.
+    Traced as one send span (:mod:`mailslot.tracing`) whatever the retries."""
     link.check_open()
+    span = tracing.start_send(out, max_payload=link.max_payload)
+    if span is None:
+        return await _publish(link, out)
+    try:
+        rec = await _publish(link, out)
+    except BaseException as exc:
+        tracing.end(span, exc)
+        raise
+    tracing.sent(span, rec)
+    return rec
+
+
+async def _publish(link: Link, out: Outgoing) -> Receipt:
     with boundary():
         started = time.monotonic()
         try:

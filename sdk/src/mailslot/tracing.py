@@ -245,6 +245,18 @@ def asking(out: Outgoing) -> contextlib.AbstractContextManager[Any]:
     return _otel.use_span(span, end_on_exit=True)
 
 
+def replying(msg: Message) -> contextlib.AbstractContextManager[Any]:
+    """Where a reply's send span goes: under the current span if that is in ``msg``'s trace
+    already (work done while handling it), else under ``msg``'s delivery."""
+    ctx = msg._trace
+    if ctx is None:
+        return _NULL
+    current = _otel.get_current_span().get_span_context()
+    if current.is_valid and current.trace_id == _otel.get_current_span(ctx).get_span_context().trace_id:
+        return _NULL
+    return handling(msg)
+
+
 # -- for applications and integrations ------------------------------------------------------------
 
 
@@ -295,6 +307,7 @@ __all__ = [
     "delivered",
     "end",
     "handling",
+    "replying",
     "sent",
     "set_enabled",
     "set_tracer_provider",

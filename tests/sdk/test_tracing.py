@@ -1,0 +1,269 @@
+"""Traces across agents: spans for send, delivery, settlement and ask/reply, linked by the
+``traceparent`` header, on a real server; nothing traced and no header without a provider."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import mailslot
+import pytest
+from mailslot import tracing
+from mailslot_broker import NatsServer
+from mailslot_broker import protocol as p
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from testsupport import client_env, unique
+from tracing_support import child_of, one, read_records, recording, records
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    yield from recording()
+
+
+async def test_send_receive_ack_is_one_trace(
+    shared_ms: mailslot.Mailslot, spans: InMemorySpanExporter
+) -> None:
+    addr = unique("traced")
+    mb = await shared_ms.open(addr)
+    try:
+        receipt = await shared_ms.send(addr, {"n": 1}, priority="urgent", thread_id="t-1")
+        msg = await mb.receive(timeout=10)
+        assert msg.headers[p.Header.TRACEPARENT].startswith("00-")
+        assert p.Header.TRACEPARENT not in msg.user_headers
+        await msg.ack()
+    finally:
+        await mb.close()
+    got = records(spans)
+    send = one(got, f"send {addr}", SpanKind.PRODUCER)
+    recv = one(got, f"receive {addr}", SpanKind.CONSUMER)
+    ack = one(got, f"ack {addr}", SpanKind.CLIENT)
+    assert child_of(recv, send) and child_of(ack, recv)
+    version, trace_id, span_id, flags = msg.headers[p.Header.TRACEPARENT].split("-")
+    assert (version, trace_id, span_id) == ("00", send["trace_id"], send["span_id"])
+    assert int(flags, 16) & 1  # sampled
+    assert send["attributes"] == {
+        "messaging.system": "mailslot",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": addr,
+        "messaging.message.id": receipt.id,
+        "messaging.message.body.size": len(msg.data),
+        "mailslot.priority": "urgent",
+        "mailslot.thread_id": "t-1",
+        "mailslot.sender": "tester",
+        "mailslot.seq": receipt.seq,
+    }
+    a = recv["attributes"]
+    assert a["messaging.operation.type"] == "receive" and a["messaging.message.id"] == receipt.id
+    assert a["messaging.destination.name"] == addr and a["mailslot.delivery_count"] == 1
+    assert a["mailslot.seq"] == receipt.seq and a["mailslot.thread_id"] == "t-1"
+    assert ack["attributes"]["messaging.operation.type"] == "settle"
+    assert ack["attributes"]["messaging.operation.name"] == "ack"
+
+
+async def test_nak_and_term_are_settle_spans(
+    shared_ms: mailslot.Mailslot, spans: InMemorySpanExporter
+) -> None:
+    addr = unique("traced-nak")
+    mb = await shared_ms.open(addr)
+    try:
+        await shared_ms.send(addr, "x")
+        first = await mb.receive(timeout=10)
+        await first.nak()
+        again = await mb.receive(timeout=10)
+        await again.term(reason="cannot do it")
+    finally:
+        await mb.close()
+    got = records(spans)
+    send = one(got, f"send {addr}")
+    receives = [s for s in got if s["name"] == f"receive {addr}"]
+    assert len(receives) == 2 and all(child_of(r, send) for r in receives)
+    assert [r["attributes"]["mailslot.delivery_count"] for r in receives] == [1, 2]
+    nak, term = one(got, f"nak {addr}"), one(got, f"term {addr}")
+    assert child_of(nak, receives[0]) and child_of(term, receives[1])
+    assert term["attributes"]["mailslot.reason"] == "cannot do it"
+    assert term["attributes"]["messaging.operation.name"] == "term"
+
+
+async def test_ask_and_reply_are_one_trace(shared_ms: mailslot.Mailslot, spans: InMemorySpanExporter) -> None:
+    asker_addr, worker_addr = unique("asker"), unique("worker")
+    asker = await shared_ms.open(asker_addr)
+    worker = await shared_ms.open(worker_addr)
+
+    async def answer() -> None:
+        m = await worker.receive(timeout=10)
+        await m.reply(m.text().upper())
+        await m.ack()
+
+    try:
+        task = asyncio.ensure_future(answer())
+        reply = await asker.ask(worker_addr, "hi", timeout=10)
+        await task
+        assert reply.text() == "HI"
+    finally:
+        await asker.close()
+        await worker.close()
+    got = records(spans)
+    ask = one(got, f"ask {worker_addr}", SpanKind.CLIENT)
+    request = one(got, f"send {worker_addr}", SpanKind.PRODUCER)
+    delivery = one(got, f"receive {worker_addr}", SpanKind.CONSUMER)
+    answer_send = one(got, f"send {asker_addr}._replies", SpanKind.PRODUCER)
+    answer_delivery = one(got, f"receive {asker_addr}._replies", SpanKind.CONSUMER)
+    assert child_of(request, ask) and child_of(delivery, request)
+    assert child_of(answer_send, delivery) and child_of(answer_delivery, answer_send)
+    assert child_of(one(got, f"ack {worker_addr}"), delivery)
+    corr = ask["attributes"]["messaging.message.conversation_id"]
+    assert corr == request["attributes"]["messaging.message.id"]
+    assert answer_send["attributes"]["messaging.message.conversation_id"] == corr
+    assert answer_delivery["attributes"]["messaging.message.conversation_id"] == corr
+
+
+async def test_reply_for_is_traced_too(shared_ms: mailslot.Mailslot, spans: InMemorySpanExporter) -> None:
+    asker_addr, worker_addr = unique("asker"), unique("worker")
+    asker = await shared_ms.open(asker_addr)
+    worker = await shared_ms.open(worker_addr)
+    try:
+        receipt = await asker.request(worker_addr, "later")
+        m = await worker.receive(timeout=10)
+        await m.reply("done")
+        await m.ack()
+        reply = await asker.reply_for(receipt.correlation_id, timeout=10)
+        assert reply.text() == "done"
+    finally:
+        await asker.close()
+        await worker.close()
+    got = records(spans)
+    answer_send = one(got, f"send {asker_addr}._replies")
+    assert child_of(one(got, f"receive {asker_addr}._replies"), answer_send)
+    assert child_of(answer_send, one(got, f"receive {worker_addr}"))
+
+
+async def test_handling_puts_sends_under_the_delivery(
+    shared_ms: mailslot.Mailslot, spans: InMemorySpanExporter
+) -> None:
+    a, b = unique("hop-a"), unique("hop-b")
+    mb_a = await shared_ms.open(a)
+    try:
+        await shared_ms.send(a, "task")
+        msg = await mb_a.receive(timeout=10)
+        with tracing.handling(msg):
+            await shared_ms.send(b, "onward")
+        assert tracing.context_of(msg) is not None
+        await msg.ack()
+    finally:
+        await mb_a.close()
+    got = records(spans)
+    assert child_of(one(got, f"send {b}"), one(got, f"receive {a}"))
+
+
+async def test_two_processes_share_one_trace(
+    shared_server: NatsServer, shared_ms: mailslot.Mailslot, spans: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    """The worker runs in a child process with its own provider, exporting to a file: its
+    delivery is a child of our send, our delivery of its reply a child of its reply's send."""
+    asker_addr, worker_addr = unique("asker"), unique("worker-proc")
+    out = tmp_path / "worker-spans.jsonl"
+    proc = subprocess.Popen(  # noqa: ASYNC220 (starts at once; its output is read off the loop)
+        [sys.executable, str(HERE / "tracing_proc.py"), worker_addr, str(out)],
+        env=client_env(shared_server),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "ready"
+        async with await shared_ms.open(asker_addr) as asker:
+            reply = await asker.ask(worker_addr, {"task": 7}, timeout=30)
+        assert reply.json() == {"done": {"task": 7}}
+        assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "done"
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    ours, theirs = records(spans), read_records(out)
+    request = one(ours, f"send {worker_addr}")
+    delivery = one(theirs, f"receive {worker_addr}", SpanKind.CONSUMER)
+    work = one(theirs, "work")
+    answer_send = one(theirs, f"send {asker_addr}._replies")
+    assert child_of(delivery, request) and child_of(work, delivery) and child_of(answer_send, work)
+    assert child_of(one(theirs, f"ack {worker_addr}"), delivery)
+    assert child_of(one(ours, f"receive {asker_addr}._replies"), answer_send)
+    assert {s["trace_id"] for s in ours + theirs} == {request["trace_id"]}
+
+
+async def test_no_provider_no_span_no_header(shared_ms: mailslot.Mailslot) -> None:
+    """With the API installed but no SDK provider (the global one is OpenTelemetry's proxy),
+    Mailslot adds no header; nothing breaks on the way."""
+    addr = unique("untraced")
+    async with await shared_ms.open(addr) as mb:
+        await shared_ms.send(addr, "plain")
+        msg = await mb.receive(timeout=10)
+        assert p.Header.TRACEPARENT not in msg.headers
+        assert tracing.context_of(msg) is None
+        with tracing.handling(msg), tracing.span("nothing", parent=msg) as s:
+            assert s is None
+        await msg.ack()
+
+
+async def test_set_enabled_false_turns_it_off_with_a_provider(
+    shared_ms: mailslot.Mailslot, spans: InMemorySpanExporter
+) -> None:
+    addr = unique("switched-off")
+    tracing.set_enabled(False)
+    try:
+        async with await shared_ms.open(addr) as mb:
+            await shared_ms.send(addr, "plain")
+            msg = await mb.receive(timeout=10)
+            await msg.ack()
+    finally:
+        tracing.set_enabled(True)
+    assert p.Header.TRACEPARENT not in msg.headers
+    assert spans.get_finished_spans() == ()
+
+
+async def test_a_traceparent_sent_untraced_passes_through(shared_ms: mailslot.Mailslot) -> None:
+    """Without a provider a caller's own traceparent (send_many's ``traceparent``) is carried
+    as given, neither replaced nor dropped."""
+    addr = unique("passthrough")
+    given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with await shared_ms.open(addr) as mb:
+        await shared_ms.send_many([{"to": addr, "payload": "x", "traceparent": given}])
+        msg = await mb.receive(timeout=10)
+        assert msg.headers[p.Header.TRACEPARENT] == given
+        await msg.ack()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "garbage",
+        "00-00000000000000000000000000000000-0000000000000000-01",  # all-zero ids
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  # forbidden version
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",  # no flags
+    ],
+)
+async def test_a_malformed_foreign_traceparent_is_ignored(
+    shared_ms: mailslot.Mailslot, spans: InMemorySpanExporter, bad: str
+) -> None:
+    addr = unique("foreign-trace")
+    await shared_ms.js.publish(
+        p.mail_subject(p.Priority.NORMAL, addr), b"hello", headers={"traceparent": bad}
+    )
+    async with await shared_ms.open(addr) as mb:
+        msg = await mb.receive(timeout=10)
+        assert msg.text() == "hello"
+        await msg.ack()
+    got = records(spans)
+    recv = one(got, f"receive {addr}")
+    assert recv["parent_id"] is None  # a root span: the foreign header named nothing
+    assert child_of(one(got, f"ack {addr}"), recv)

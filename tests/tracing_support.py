@@ -1,0 +1,76 @@
+"""Shared by the tracing tests: an SDK TracerProvider for Mailslot alone, recording into
+OpenTelemetry's own in-memory exporter, a file exporter for child processes, and lookups."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from mailslot import tracing
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+
+def recording() -> Iterator[InMemorySpanExporter]:
+    """Body of a fixture: Mailslot traced into an in-memory exporter for one test (the global
+    provider stays unset, so "API installed, no provider" is what every other test sees)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.set_tracer_provider(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.set_tracer_provider(None)
+        provider.shutdown()
+
+
+class FileExporter(SpanExporter):
+    """One JSON line per span, for a child process to hand its spans back to the test."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self._path.open("a") as f:
+            for s in spans:
+                f.write(json.dumps(as_record(s)) + "\n")
+        return SpanExportResult.SUCCESS
+
+
+def as_record(s: ReadableSpan) -> dict[str, Any]:
+    """What the tests compare: name, kind, ids (hex) and attributes."""
+    ctx = s.get_span_context()
+    assert ctx is not None
+    return {
+        "name": s.name,
+        "kind": s.kind.name,
+        "trace_id": f"{ctx.trace_id:032x}",
+        "span_id": f"{ctx.span_id:016x}",
+        "parent_id": f"{s.parent.span_id:016x}" if s.parent is not None else None,
+        "attributes": dict(s.attributes or {}),
+        "status": s.status.status_code.name,
+    }
+
+
+def records(exporter: InMemorySpanExporter) -> list[dict[str, Any]]:
+    return [as_record(s) for s in exporter.get_finished_spans()]
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def one(spans: list[dict[str, Any]], name: str, kind: SpanKind | None = None) -> dict[str, Any]:
+    """The single span called ``name`` (of ``kind`` if given)."""
+    found = [s for s in spans if s["name"] == name and (kind is None or s["kind"] == kind.name)]
+    assert len(found) == 1, (name, [(s["name"], s["kind"]) for s in spans])
+    return found[0]
+
+
+def child_of(child: dict[str, Any], parent: dict[str, Any]) -> bool:
+    return child["trace_id"] == parent["trace_id"] and child["parent_id"] == parent["span_id"]
