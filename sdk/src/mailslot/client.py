@@ -275,6 +275,7 @@ class Mailslot:
         backoff: Iterable[float | timedelta] = (),
         prefetch: int = 1,
         heartbeat: float | timedelta | None = None,
+        require_verified: bool = False,
     ) -> Mailbox:
         """Open (or resume) the mailbox at ``address``; a fresh unguessable address when None.
 
@@ -296,6 +297,8 @@ class Mailslot:
         :class:`InvalidInput` (:class:`InvalidTTL` for durations). An ``open`` that fails
         or is cancelled half-way removes what it created (record, lease, consumers) and leaves
         what was there before, so a failed ``open`` of an offline mailbox loses nothing.
+        ``require_verified=True`` dead-letters mail whose sender is not verified
+        (:attr:`Message.sender_verified`) instead of handing it out.
         """
         self._link.check_open()
         mb = Mailbox._create(
@@ -312,6 +315,7 @@ class Mailslot:
             heartbeat=heartbeat,
         )
         mb.failover_timeout = self._link.options.failover_timeout  # the mailbox may change it
+        mb.require_verified = bool(require_verified)  # unverified senders go to dead letters
         await self._link.until_connected()  # bad input is refused at once, even while disconnected
         self._link.mailboxes.add(mb)
         try:

@@ -25,6 +25,7 @@ from mailslot_broker.provision import provision
 from nats.js import errors as jserr
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
+from . import signing
 from ._boundary import PermissionGuard, boundary
 from ._boundary import address as check_address
 from ._ride_out import UNANSWERED, ride_out
@@ -255,6 +256,8 @@ async def open_client(options: ConnectOptions) -> Mailslot:
     client = Mailslot(
         nc, dataclasses.replace(options, name=name), url=servers[0], tenant=tenant, provisioned=report
     )
+    if login.agent is not None and login.seed is not None:
+        signing.install(client._link, login.agent, login.seed)  # its mail carries a signature
     return client
 
 

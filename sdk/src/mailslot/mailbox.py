@@ -22,6 +22,7 @@ from mailslot_broker import protocol as p
 from mailslot_broker.reclaim import reclaim_mailbox
 from nats.aio.subscription import Subscription
 
+from . import signing
 from ._boundary import address as check_address
 from ._boundary import boundary, plain_seconds
 from ._mailbox_acks import ack_many
@@ -46,6 +47,8 @@ class Mailbox(MailboxView):
     def __init__(self, link: Link, address: str, *, client: Mailslot) -> None:
         super().__init__(link, address)
         self._client = client
+        #: Dead-letter mail whose sender is not verified (``open(..., require_verified=True)``).
+        self.require_verified = False
         self.ttl = p.DEFAULT_LEASE_TTL
         #: Retention: seconds the mailbox waits for its agent after the lease lapsed.
         self.keep = p.DEFAULT_KEEP
@@ -319,7 +322,7 @@ class Mailbox(MailboxView):
         rather than serve lower ones, up to ``failover_timeout`` (then :class:`Unavailable`)."""
         t = plain_seconds(timeout, what="timeout")
         async with self._recv_lock:
-            m = await self._receiver.next(t, self.prefetch)
+            m = await signing.next_screened(self, t, self.prefetch)
         if m is None:
             raise Timeout(f"no mail for {self.address} within {t:g} s{self._receiver.blocked_note()}")
         return m
@@ -348,7 +351,7 @@ class Mailbox(MailboxView):
             raise InvalidInput("max must be a positive int")
         t = plain_seconds(timeout, what="timeout")
         async with self._recv_lock:
-            first = await self._receiver.next(t, max)
+            first = await signing.next_screened(self, t, max)
             if first is None:
                 return []
             out = [first]
@@ -356,7 +359,7 @@ class Mailbox(MailboxView):
                 m = self._receiver.pop()
                 if m is None:
                     break
-                out.append(m)
+                out += await signing.screen(self, [m])
         return out
 
     async def __aiter__(self) -> AsyncIterator[Message]:

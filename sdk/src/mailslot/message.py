@@ -82,7 +82,7 @@ class Message(Envelope):
     :class:`DecodeError` when the bytes are not what was asked for.
     """
 
-    __slots__ = ("_mailbox", "_msg", "_seq", "_settled", "_trace", "headers", "priority", "to")
+    __slots__ = ("_mailbox", "_msg", "_seq", "_settled", "_trace", "_unverified", "headers", "priority", "to")
 
     def __init__(self, msg: Msg, mailbox: Mailbox | None) -> None:
         self._msg = msg
@@ -90,6 +90,7 @@ class Message(Envelope):
         self._settled = False
         self._seq: int | None = None
         self._trace: Any = None  # its delivery span's context (mailslot.tracing)
+        self._unverified: str | None = "not checked"  # set on receive (mailslot.signing)
         self.headers: Mapping[str, str] = dict(msg.headers or {})
         try:
             self.priority, self.to = parse_mail_subject(msg.subject)
@@ -97,6 +98,17 @@ class Message(Envelope):
             self.priority, self.to = Priority.NORMAL, msg.subject
 
     # -- metadata ------------------------------------------------------------------------------
+
+    @property
+    def sender_verified(self) -> bool:
+        """True only when ``sender`` signed this message (id, sender, recipient, time, body)
+        with the key the tenant's key bucket holds for it (:mod:`mailslot.signing`)."""
+        return self._unverified is None
+
+    @property
+    def unverified_reason(self) -> str | None:
+        """Why ``sender_verified`` is False (``unsigned``, ``signature does not match``...)."""
+        return self._unverified
 
     @property
     def id(self) -> str:
@@ -300,7 +312,7 @@ class Message(Envelope):
             raise InvalidInput("this message was not received through a mailbox")
         if not self.reply_to:
             raise InvalidInput(f"message {self.id} has no reply-to address")
-        with tracing.handling(self):  # the reply's send span is a child of this delivery
+        with tracing.replying(self):  # its send span joins this delivery's trace
             return await self._mailbox.send(
                 self.reply_to,
                 payload,

@@ -83,6 +83,7 @@ class SyncMailslot(_SyncSends):
         backoff: Iterable[float] = (),
         prefetch: int = 1,
         heartbeat: float | timedelta | None = None,
+        require_verified: bool = False,
     ) -> SyncMailbox:
         mb = PORTAL.call(
             self._c.open(
@@ -95,6 +96,7 @@ class SyncMailslot(_SyncSends):
                 backoff=backoff,
                 prefetch=prefetch,
                 heartbeat=heartbeat,
+                require_verified=require_verified,
             )
         )
         return SyncMailbox(mb)
