@@ -21,7 +21,7 @@ from rich.console import Console
 from ._common import SCALES, bench_env
 from .report import print_table, ratios, write_json
 
-SECTIONS = ("send", "receive", "latency", "priority", "lifecycle", "idle", "mcp", "audit")
+SECTIONS = ("send", "receive", "latency", "priority", "lifecycle", "idle", "mcp", "audit", "tracing")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 

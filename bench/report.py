@@ -280,6 +280,27 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
                     f"{path}_server_cpu_us_off",
                     f"{path}_cpu_{mode}_vs_off_ratio",
                 )
+    if s := r.get("tracing"):  # "raw" here is tracing off: what spans and traceparent cost
+        for path, label in (("send", "send, one at a time"), ("receive", "receive_batch(100)+ack each")):
+            for mode, what in (("api", "OpenTelemetry API, no provider"), ("sdk", "SDK provider")):
+                compare(
+                    "tracing",
+                    s,
+                    f"{label}: tracing with {what} (vs off)",
+                    "msg/s",
+                    f"{path}_tracing_{mode}_msgs_per_s",
+                    f"{path}_tracing_off_msgs_per_s",
+                    f"{path}_{mode}_vs_off_ratio",
+                )
+                compare(
+                    "tracing",
+                    s,
+                    f"{label}: client CPU per msg, {what} (vs off)",
+                    "µs",
+                    f"{path}_client_cpu_us_{mode}",
+                    f"{path}_client_cpu_us_off",
+                    f"{path}_cpu_{mode}_vs_off_ratio",
+                )
     return out
 
 

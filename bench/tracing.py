@@ -1,0 +1,110 @@
+"""9. What tracing costs: send and receive+ack with Mailslot's tracing off, on with the
+OpenTelemetry API but no SDK provider, and on with an SDK provider.
+
+"off" is ``mailslot.tracing.set_enabled(False)``, the same early return every hook takes when
+the ``mailslot[otel]`` extra is not installed. "api" is the API installed with OpenTelemetry's
+default (proxy) provider: Mailslot starts no span and adds no header. "sdk" is an SDK
+``TracerProvider`` with a ``BatchSpanProcessor`` whose exporter drops the spans (what an OTLP
+exporter costs in-process, without its network). Rounds interleave the three modes on the same
+server; ratios are mode / off. Each round also counts this process's CPU time per message
+(``time.process_time``, all threads: the batch processor's too), which a shared machine's load
+disturbs less than throughput. The backlog received carries a ``traceparent`` in every mode,
+as a traced sender would write it, so the wire is the same in all three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from mailslot import tracing
+from mailslot_broker import protocol as p
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from ._common import Bench, median, paired_ratio, payload, raw_headers, unique
+from .send import _ms_send
+
+MODES = ("off", "api", "sdk")
+_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+class _Dropping(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def _mode(mode: str, provider: TracerProvider) -> None:
+    tracing.set_enabled(mode != "off")
+    tracing.set_tracer_provider(provider if mode == "sdk" else None)
+
+
+async def _cpu_of(round_: Awaitable[float], n: int, cpu: list[float]) -> float:
+    """Run one round; append this process's CPU µs per message."""
+    before = time.process_time()
+    rate = await round_
+    cpu.append((time.process_time() - before) / n * 1e6)
+    return rate
+
+
+async def _send(b: Bench, n: int) -> float:
+    to = unique("bench-trace-send")
+    rate = await _ms_send(b, to, n)
+    await b.purge(to)
+    return rate
+
+
+async def _receive(b: Bench, n: int) -> float:
+    """Drain a backlog of ``n`` with ``receive_batch(100)`` and a confirmed ``ack()`` each
+    (``ack_many`` is not traced per message)."""
+    mb = await b.ms.open(unique("bench-trace-recv"), ttl=120, heartbeat=2.0)
+    try:
+        data = payload()
+        for i in range(n):
+            prio = p.PRIORITIES[i % len(p.PRIORITIES)]
+            hdrs = {**raw_headers(mb.address, prio), p.Header.TRACEPARENT: _TRACEPARENT}
+            await b.js.publish_async(p.mail_subject(prio, mb.address), data, headers=hdrs)
+        await b.js.publish_async_completed()
+        got, t0 = 0, time.perf_counter()
+        while got < n:
+            batch = await mb.receive_batch(max=100, timeout=10)
+            if not batch:
+                raise RuntimeError(f"receive stalled after {got} of {n}")
+            await asyncio.gather(*(m.ack() for m in batch))
+            got += len(batch)
+        return n / (time.perf_counter() - t0)
+    finally:
+        await mb.destroy()
+
+
+async def run(b: Bench) -> dict[str, Any]:
+    s = b.scale
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(_Dropping()))
+    rate: dict[str, dict[str, list[float]]] = {path: {m: [] for m in MODES} for path in ("send", "receive")}
+    cpu: dict[str, dict[str, list[float]]] = {path: {m: [] for m in MODES} for path in ("send", "receive")}
+    n_recv = max(100, s.receive // 2)
+    await _send(b, 20)  # warm-up
+    try:
+        for _ in range(s.repeat):
+            for mode in MODES:
+                _mode(mode, provider)
+                rate["send"][mode].append(await _cpu_of(_send(b, s.send_one), s.send_one, cpu["send"][mode]))
+                rate["receive"][mode].append(await _cpu_of(_receive(b, n_recv), n_recv, cpu["receive"][mode]))
+    finally:
+        _mode("api", provider)  # back to the default: enabled, OpenTelemetry's global provider
+        provider.shutdown()
+    out: dict[str, Any] = {
+        "messages_per_round": {"send": s.send_one, "receive": n_recv},
+        "rounds": {"msgs_per_s": rate, "client_cpu_us": cpu},
+    }
+    for path in ("send", "receive"):
+        for m in MODES:
+            out[f"{path}_tracing_{m}_msgs_per_s"] = median(rate[path][m])
+            out[f"{path}_client_cpu_us_{m}"] = median(cpu[path][m])
+        for m in ("api", "sdk"):
+            out[f"{path}_{m}_vs_off_ratio"] = paired_ratio(rate[path][m], rate[path]["off"])
+            out[f"{path}_cpu_{m}_vs_off_ratio"] = paired_ratio(cpu[path][m], cpu[path]["off"])
+    return out
