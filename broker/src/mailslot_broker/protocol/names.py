@@ -73,6 +73,8 @@ class Header:
     #: Keep-latest key: a newer message with the same key replaces an unread older one in the
     #: same mailbox (unlike the idempotency key, which keeps the first).
     REPLACE_KEY = "Mailslot-Replace-Key"
+    #: W3C trace context of the send (lowercase, as W3C spells it): ``00-<trace>-<span>-<flags>``.
+    #: Written only by a sender that traces; a malformed one is ignored by receivers.
     TRACEPARENT = "traceparent"
     # NATS-defined headers Mailslot relies on.
     NATS_MSG_ID = "Nats-Msg-Id"
