@@ -267,3 +267,19 @@ async def test_a_malformed_foreign_traceparent_is_ignored(
     recv = one(got, f"receive {addr}")
     assert recv["parent_id"] is None  # a root span: the foreign header named nothing
     assert child_of(one(got, f"ack {addr}"), recv)
+
+
+async def test_send_many_traces_each_message(
+    shared_ms: mailslot.Mailslot, spans: InMemorySpanExporter
+) -> None:
+    addr = unique("traced-many")
+    receipts = await shared_ms.send_many([{"to": addr, "payload": i} for i in range(3)], window=2)
+    async with await shared_ms.open(addr) as mb:
+        got = await mb.receive_batch(max=3, timeout=10)
+        await mb.ack_many(got)
+    sends = {s["attributes"]["messaging.message.id"]: s for s in records(spans) if s["kind"] == "PRODUCER"}
+    assert set(sends) == {r.id for r in receipts}
+    assert {s["attributes"]["mailslot.seq"] for s in sends.values()} == {r.seq for r in receipts}
+    for m in got:
+        _, trace_id, span_id, _ = m.headers[p.Header.TRACEPARENT].split("-")
+        assert (sends[m.id]["trace_id"], sends[m.id]["span_id"]) == (trace_id, span_id)

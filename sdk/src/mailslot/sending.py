@@ -153,16 +153,19 @@ async def publish_many(link: Link, messages: Iterable[Mapping[str, Any]], *, win
     receipts: list[Receipt] = []
     # A sliding window (oldest ack awaited once ``window`` are outstanding) rather than
     # chunks: waiting for a whole chunk to drain left the pipe empty (see bench/).
-    pending: collections.deque[tuple[Outgoing, asyncio.Future[Any]]] = collections.deque()
+    pending: collections.deque[tuple[Outgoing, asyncio.Future[Any], Any]] = collections.deque()
 
     async def settle() -> None:
-        o, fut = pending.popleft()
+        o, fut, span = pending.popleft()
         try:
             ack = await fut
-        except Exception:
-            receipts.append(await publish(link, o))  # retried with the same id
+        except Exception as exc:
+            tracing.end(span, exc)
+            receipts.append(await publish(link, o))  # retried with the same id (and its own span)
             return
         receipts.append(receipt(o, ack))
+        if span is not None:
+            tracing.sent(span, receipts[-1])
 
     with boundary():
         try:
@@ -172,13 +175,15 @@ async def publish_many(link: Link, messages: Iterable[Mapping[str, Any]], *, win
                 if not link.nc.is_connected:
                     # Nothing is pipelined into a dead connection: wait (outage_timeout).
                     await link.until_connected()
+                span = tracing.start_send(o, max_payload=link.max_payload)
                 fut = await link.js.publish_async(o.subject, o.data, headers=o.headers)
-                pending.append((o, fut))
+                pending.append((o, fut, span))
             while pending:
                 await settle()
         finally:
-            for _, fut in pending:  # only on error: nobody will await these any more
+            for _, fut, span in pending:  # only on error: nobody will await these any more
                 fut.cancel()
+                tracing.end(span)
     return receipts
 
 
