@@ -21,7 +21,7 @@ async def test_tools_have_schemas(ms: mailslot.Mailslot) -> None:
     tools = mailbox_tools(mb)
     assert [t.name for t in tools] == list(TOOL_NAMES)
     send = tools[0].schema
-    assert set(send["parameters"]["required"]) == {"to", "body"}
+    assert set(send["parameters"]["required"]) == {"to", "message"}
     assert [t.name for t in mailbox_tools(mb, include=["check_inbox"])] == ["check_inbox"]
     with pytest.raises(ValueError):
         mailbox_tools(mb, include=["nope"])

@@ -3,17 +3,39 @@
 The tools are closures over one :class:`mailslot.Mailbox`, so the model never chooses *who*
 it is: it only picks recipients, priorities and topics. Results are short strings, because
 that is what goes back into the model's context.
+
+Argument names are the same in the LangGraph and CrewAI tools: ``to``, ``message``,
+``question``, ``topic``, ``priority``. ``message`` and ``question`` may be a string, sent as
+``text/plain`` exactly as given, or a JSON object or array, sent as ``application/json`` (a
+receiver reads it with ``msg.json()``). ``body``, the name these tools used before, is still
+accepted for ``message`` (a replayed or stored tool call keeps working); the schema shows
+``message`` only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import mailslot
+from autogen_core import CancellationToken
 from autogen_core.tools import FunctionTool
 
 TOOL_NAMES = ("send_message", "ask_agent", "broadcast", "check_inbox")
+
+Payload = str | dict[str, Any] | list[Any]
+"""A tool's ``message`` / ``question``: text (``text/plain``) or structured (JSON)."""
+
+
+class _MailTool(FunctionTool):
+    """A ``FunctionTool`` that also takes ``body``, the old name of ``message``."""
+
+    async def run_json(
+        self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None
+    ) -> Any:
+        if "body" in args and "message" not in args:
+            args = {("message" if k == "body" else k): v for k, v in args.items()}
+        return await super().run_json(args, cancellation_token, call_id)
 
 
 def _describe(msg: mailslot.Message) -> str:
@@ -42,13 +64,14 @@ def mailbox_tools(
         raise ValueError(f"unknown mailbox tools {sorted(unknown)}; choose from {TOOL_NAMES}")
     conn = client or mailbox._client  # the mailbox's own connection
 
-    async def send_message(to: str, body: str, priority: str = "normal") -> str:
+    async def send_message(to: str, message: Payload, priority: str = "normal") -> str:
         """Send a message to another agent's mailbox. It waits there until that agent reads it,
-        even if it is offline now. priority: low, normal, urgent or critical."""
-        receipt = await mailbox.send(to, body, priority=priority)
+        even if it is offline now. message: text, or a JSON object for structured data.
+        priority: low, normal, urgent or critical."""
+        receipt = await mailbox.send(to, message, priority=priority)
         return f"sent to {to} (id {receipt.id}, priority {receipt.priority.label})"
 
-    async def ask_agent(to: str, question: str, priority: str = "normal") -> str:
+    async def ask_agent(to: str, question: Payload, priority: str = "normal") -> str:
         """Ask another agent a question and wait for its answer (the answer arrives in this
         agent's own mailbox)."""
         try:
@@ -61,9 +84,9 @@ def mailbox_tools(
             await answer.ack()
         return text
 
-    async def broadcast(topic: str, body: str) -> str:
+    async def broadcast(topic: str, message: Payload) -> str:
         """Broadcast a message on a topic to every agent listening to it."""
-        await conn.publish(topic, body)
+        await conn.publish(topic, message)
         return f"published on {topic}"
 
     async def check_inbox(max_messages: int = 10) -> str:
@@ -90,8 +113,10 @@ def mailbox_tools(
         "broadcast": (broadcast, "Broadcast a message on a topic."),
         "check_inbox": (check_inbox, "Read new messages from this agent's mailbox."),
     }
-    tools = [FunctionTool(funcs[n][0], description=funcs[n][1], name=n) for n in TOOL_NAMES if n in include]
+    tools: list[FunctionTool] = [
+        _MailTool(funcs[n][0], description=funcs[n][1], name=n) for n in TOOL_NAMES if n in include
+    ]
     return tools
 
 
-__all__ = ["TOOL_NAMES", "mailbox_tools"]
+__all__ = ["TOOL_NAMES", "Payload", "mailbox_tools"]

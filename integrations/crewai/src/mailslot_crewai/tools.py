@@ -8,6 +8,11 @@ notebook) keeps that loop free while an ``ask`` waits for its answer.
 
 Tools report failures (unknown priority, no reply in time, ...) as text instead of
 raising: the agent reads the result and can decide what to do next.
+
+Argument names are the same in the LangGraph and AutoGen tools: ``to``, ``message``,
+``question``, ``topic``, ``priority``. ``message`` and ``question`` may be a string, sent as
+``text/plain`` exactly as given, or a JSON object or array, sent as ``application/json`` (a
+receiver reads it with ``msg.json()``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from mailslot.sync import SyncMailbox, SyncMailslot, SyncMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 PriorityName = Literal["low", "normal", "urgent", "critical"]
+
+Payload = str | dict[str, Any] | list[Any]
+"""A tool's ``message`` / ``question``: text (``text/plain``) or structured (JSON)."""
 
 
 def _as_text(payload: Any) -> str:
@@ -48,7 +56,7 @@ class _MailTool(BaseTool):
 
 class SendArgs(BaseModel):
     to: str = Field(..., description="address of the agent's mailbox, e.g. 'reviewer'")
-    message: str = Field(..., description="the message text")
+    message: Payload = Field(..., description="the message: text, or a JSON object for structured data")
     priority: PriorityName = Field("normal", description="low, normal, urgent or critical")
     thread_id: str | None = Field(None, description="conversation id to keep related mail together")
 
@@ -66,7 +74,7 @@ class SendMessageTool(_MailTool):
     mailbox: SyncMailbox | SyncMailslot = Field(exclude=True)
     ttl: float | None = None
 
-    def _run(self, to: str, message: str, priority: str = "normal", thread_id: str | None = None) -> str:
+    def _run(self, to: str, message: Payload, priority: str = "normal", thread_id: str | None = None) -> str:
         try:
             r = self.mailbox.send(to, message, priority=priority, thread_id=thread_id, ttl=self.ttl)
         except mailslot.MailslotError as exc:
@@ -79,7 +87,7 @@ class SendMessageTool(_MailTool):
 
 class AskArgs(BaseModel):
     to: str = Field(..., description="address of the agent to ask")
-    question: str = Field(..., description="the question or task")
+    question: Payload = Field(..., description="the question or task: text, or a JSON object")
     priority: PriorityName = Field("normal", description="low, normal, urgent or critical")
 
 
@@ -95,7 +103,7 @@ class AskAgentTool(_MailTool):
     mailbox: SyncMailbox = Field(exclude=True)
     timeout: float = 60.0
 
-    def _run(self, to: str, question: str, priority: str = "normal") -> str:
+    def _run(self, to: str, question: Payload, priority: str = "normal") -> str:
         try:
             reply = self.mailbox.ask(to, question, timeout=self.timeout, priority=priority)
         except mailslot.Timeout:
@@ -112,7 +120,7 @@ class AskAgentTool(_MailTool):
 
 class BroadcastArgs(BaseModel):
     topic: str = Field(..., description="dot-separated topic, e.g. 'build.done'")
-    message: str = Field(..., description="the announcement")
+    message: Payload = Field(..., description="the announcement: text, or a JSON object")
 
 
 class BroadcastTool(_MailTool):
@@ -128,7 +136,7 @@ class BroadcastTool(_MailTool):
     durable: bool = False
     topic_prefix: str | None = None
 
-    def _run(self, topic: str, message: str) -> str:
+    def _run(self, topic: str, message: Payload) -> str:
         full = f"{self.topic_prefix}.{topic}" if self.topic_prefix else topic
         try:
             self.client.publish(full, message, durable=self.durable)
@@ -202,6 +210,7 @@ __all__ = [
     "AskAgentTool",
     "BroadcastTool",
     "CheckInboxTool",
+    "Payload",
     "SendMessageTool",
     "mailbox_tools",
     "message_text",

@@ -9,6 +9,11 @@ mailbox call runs on the mailbox's own event loop (a nats connection is bound to
   loop's own thread is refused rather than deadlocking.
 - a ``mailslot.sync`` mailbox: everything runs on the sync twin's background loop, so a fully
   sync program (``graph.invoke``) works too.
+
+Argument names are the same in the AutoGen and CrewAI tools: ``to``, ``message``,
+``question``, ``topic``, ``priority``. ``message`` and ``question`` may be a string, sent as
+``text/plain`` exactly as given, or a JSON object or array, sent as ``application/json`` (a
+receiver reads it with ``msg.json()``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from .durable import request_reply, request_reply_sync
 from .envelope import decode_payload, to_mail
 
 ALL_TOOLS = ("send_message", "ask_agent", "broadcast", "check_inbox")
+
+Payload = str | dict[str, Any] | list[Any]
+"""A tool's ``message`` / ``question``: text (``text/plain``) or structured (JSON)."""
 
 
 def _text(value: Any) -> str:
@@ -55,32 +63,32 @@ class MailboxTools:
 
     # -- send --------------------------------------------------------------------------------
 
-    async def _send(self, to: str, message: str, priority: str) -> str:
+    async def _send(self, to: str, message: Payload, priority: str) -> str:
         r = await self.mailbox.send(to, message, priority=priority)
         return f"sent message {r.id} to {r.to} (priority {r.priority.label})"
 
-    async def asend(self, to: str, message: str, priority: str = "normal") -> str:
+    async def asend(self, to: str, message: Payload, priority: str = "normal") -> str:
         return await self.bridge.run(lambda: self._send(to, message, priority))
 
-    def send(self, to: str, message: str, priority: str = "normal") -> str:
+    def send(self, to: str, message: Payload, priority: str = "normal") -> str:
         return self.bridge.call(lambda: self._send(to, message, priority))
 
     # -- ask ---------------------------------------------------------------------------------
 
-    async def _ask(self, to: str, question: str) -> str:
+    async def _ask(self, to: str, question: Payload) -> str:
         try:
             reply = await self.mailbox.ask(to, question, timeout=self.ask_timeout)
         except mailslot.Timeout:
             return f"no reply from {to} within {self.ask_timeout:g} s (it may still answer later)"
         return f"{to} replied: {_text(decode_payload(reply))}"
 
-    async def aask(self, to: str, question: str) -> str:
+    async def aask(self, to: str, question: Payload) -> str:
         if self.durable_ask:
             reply = await request_reply(self.mailbox, to, question, loop=self.bridge.loop)
             return f"{to} replied: {_text(reply)}"
         return await self.bridge.run(lambda: self._ask(to, question))
 
-    def ask(self, to: str, question: str) -> str:
+    def ask(self, to: str, question: Payload) -> str:
         if self.durable_ask:
             reply = request_reply_sync(self.mailbox, to, question, loop=self.bridge.loop)
             return f"{to} replied: {_text(reply)}"
@@ -88,16 +96,16 @@ class MailboxTools:
 
     # -- broadcast -----------------------------------------------------------------------------
 
-    async def _broadcast(self, topic: str, message: str, durable: bool) -> str:
+    async def _broadcast(self, topic: str, message: Payload, durable: bool) -> str:
         if self.client is None:
             return "broadcast is not available: no client was given to the mailbox tools"
         pub = await self.client.publish(topic, message, durable=durable)
         return f"broadcast {pub.id} on {pub.topic}" + (" (kept in history)" if durable else "")
 
-    async def abroadcast(self, topic: str, message: str, durable: bool = False) -> str:
+    async def abroadcast(self, topic: str, message: Payload, durable: bool = False) -> str:
         return await self.bridge.run(lambda: self._broadcast(topic, message, durable))
 
-    def broadcast(self, topic: str, message: str, durable: bool = False) -> str:
+    def broadcast(self, topic: str, message: Payload, durable: bool = False) -> str:
         return self.bridge.call(lambda: self._broadcast(topic, message, durable))
 
     # -- inbox ---------------------------------------------------------------------------------
