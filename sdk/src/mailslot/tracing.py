@@ -49,8 +49,9 @@ SYSTEM = "mailslot"
 _SCOPE = "mailslot"
 #: The provider set with :func:`set_tracer_provider` (None: OpenTelemetry's global one).
 _provider: TracerProvider | None = None
-#: The tracer of the provider last asked, so a send does not build one each time.
-_cached: tuple[Any, Tracer] | None = None
+#: The tracer of the provider last asked (None for the API's proxy or no-op provider), so a
+#: send neither builds a tracer nor inspects the provider each time.
+_cached: tuple[Any, Tracer | None] | None = None
 _NULL = contextlib.nullcontext()
 
 
@@ -78,11 +79,11 @@ def _tracer() -> Tracer | None:
     cached = _cached
     if cached is not None and cached[0] is provider:
         return cached[1]
-    if isinstance(provider, (_otel.ProxyTracerProvider, _otel.NoOpTracerProvider)):
-        return None
-    from . import __version__
+    tracer: Tracer | None = None
+    if not isinstance(provider, (_otel.ProxyTracerProvider, _otel.NoOpTracerProvider)):
+        from . import __version__
 
-    tracer = provider.get_tracer(_SCOPE, __version__)
+        tracer = provider.get_tracer(_SCOPE, __version__)
     _cached = (provider, tracer)
     return tracer
 
