@@ -4,6 +4,7 @@ and three agent credentials (alice, bob, and carol who may send to alice only)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,8 +107,6 @@ async def principals(tmp_path: Path) -> AsyncIterator[Principals]:
         yield pr
     finally:
         for c in reversed(pr._open):
-            try:
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(c.close(), 10)
-            except Exception:
-                pass
         srv.stop()
