@@ -12,7 +12,10 @@ from mailslot import tracing
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Tracer
+
+#: The provider behind each recording exporter, for tests that start spans of their own.
+_PROVIDERS: dict[int, TracerProvider] = {}
 
 
 def recording() -> Iterator[InMemorySpanExporter]:
@@ -22,11 +25,18 @@ def recording() -> Iterator[InMemorySpanExporter]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracing.set_tracer_provider(provider)
+    _PROVIDERS[id(exporter)] = provider
     try:
         yield exporter
     finally:
+        del _PROVIDERS[id(exporter)]
         tracing.set_tracer_provider(None)
         provider.shutdown()
+
+
+def tracer_of(exporter: InMemorySpanExporter) -> Tracer:
+    """A tracer whose spans ``exporter`` records (the test's own spans, e.g. a caller's)."""
+    return _PROVIDERS[id(exporter)].get_tracer("tests")
 
 
 class FileExporter(SpanExporter):

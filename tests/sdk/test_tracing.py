@@ -17,7 +17,7 @@ from mailslot_broker import protocol as p
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from testsupport import client_env, unique
-from tracing_support import child_of, one, read_records, recording, records
+from tracing_support import child_of, one, read_records, recording, records, tracer_of
 
 HERE = Path(__file__).resolve().parent
 
@@ -283,3 +283,22 @@ async def test_send_many_traces_each_message(
     for m in got:
         _, trace_id, span_id, _ = m.headers[p.Header.TRACEPARENT].split("-")
         assert (sends[m.id]["trace_id"], sends[m.id]["span_id"]) == (trace_id, span_id)
+
+
+def test_the_sync_twin_sends_within_the_callers_span(
+    shared_server: NatsServer, spans: InMemorySpanExporter
+) -> None:
+    """The sync twin runs the send on its own loop's thread: the caller's span goes along
+    (``run_coroutine_threadsafe`` schedules it in a copy of the caller's context)."""
+    from mailslot import sync
+
+    addr = unique("traced-sync")
+    tracer = tracer_of(spans)
+    c = shared_server.credentials
+    with (
+        sync.connect(shared_server.url, user=c.user, password=c.password, name="sync-tester") as ms,
+        tracer.start_as_current_span("caller"),
+    ):
+        ms.send(addr, "from a thread")
+    got = records(spans)
+    assert child_of(one(got, f"send {addr}"), one(got, "caller"))
