@@ -132,7 +132,9 @@ def boolean(d: dict[str, Any], name: str, default: bool = False) -> bool:
 
 
 def obj(d: dict[str, Any], name: str) -> dict[str, Any]:
-    value = d.get(name) or {}
+    value = d.get(name)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise Mq9Error(f"field {name} must be an object, not {type(value).__name__}")
     return value
