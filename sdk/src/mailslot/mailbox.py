@@ -264,7 +264,7 @@ class Mailbox(MailboxView):
             ttl=ttl,
             headers=headers,
         )
-        return await publish_and_collect(self, out, timeout=t)
+        return await signing.checked(self._link, await publish_and_collect(self, out, timeout=t))
 
     async def reply_for(
         self, correlation_id: str, *, timeout: float | timedelta | None = None, keep: bool = False
@@ -276,7 +276,9 @@ class Mailbox(MailboxView):
         from .requests import collect_reply
 
         t = plain_seconds(timeout, what="timeout")
-        return await collect_reply(self, correlation_id, timeout=t, keep=keep)
+        return await signing.checked(
+            self._link, await collect_reply(self, correlation_id, timeout=t, keep=keep)
+        )
 
     # -- receiving (mailslot._receiving) ------------------------------------------------------
 

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import nacl.exceptions
 import nacl.signing
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .message import Message
 
 log = logging.getLogger("mailslot.signing")
+M = TypeVar("M", bound="Message")
 Header = p.Header
 
 #: How long a looked-up key (or its absence) is trusted before it is read again: a revoked
@@ -181,6 +182,12 @@ async def check(link: Link, m: Message) -> str | None:
     return None
 
 
+async def checked(link: Link, m: M) -> M:
+    """``m`` with its verdict set (a reply: found by sequence, not received)."""
+    m._unverified = await check(link, m)
+    return m
+
+
 async def screen(mailbox: Mailbox, messages: Iterable[Message]) -> list[Message]:
     """Set each message's verdict; in a ``require_verified`` mailbox, dead-letter the
     unverified ones (``term`` with the reason) and leave them out."""
@@ -205,4 +212,13 @@ async def next_screened(mailbox: Mailbox, timeout: float | None, batch: int) -> 
             return m
 
 
-__all__ = ["KEY_CACHE_SECONDS", "KeyCache", "Signer", "check", "install", "next_screened", "screen"]
+__all__ = [
+    "KEY_CACHE_SECONDS",
+    "KeyCache",
+    "Signer",
+    "check",
+    "checked",
+    "install",
+    "next_screened",
+    "screen",
+]

@@ -1,0 +1,108 @@
+"""An agent credential's own mailbox works fully; its send policy is enforced typed and fast;
+revoking it disconnects it and refuses it afterwards, others unaffected."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import mailslot
+import pytest
+
+PROMPT = 3.0
+
+
+async def _until(condition, timeout: float) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def test_own_mailbox_open_receive_ack_nak_term_and_reply(principals):
+    bob = await principals.connect("bob")
+    assert bob.name == "bob"  # the credential's address is the default sender
+    tenant = await principals.connect("tenant", name="ops")
+    mb = await bob.open("bob", ttl=30)
+    await tenant.send("bob", "one", priority="low")
+    await tenant.send("bob", "two", priority="urgent")
+    m = await mb.receive(timeout=5)
+    assert m.text() == "two"
+    await m.ack()
+    m = await mb.receive(timeout=5)
+    await m.nak()
+    m = await mb.receive(timeout=5)
+    assert (m.text(), m.delivery_count) == ("one", 2)
+    await m.term(reason="not for me")  # dead letter of its own mail
+    assert [d.reason for d in await tenant.dead_letters.list("bob")] == ["not for me"]
+    # Requests to bob: he answers to the asker's reply sub-address.
+    asker = await principals.connect("tenant", name="planner")
+    planner = await asker.open("planner", ttl=30)
+    ask = asyncio.ensure_future(planner.ask("bob", {"q": 1}, timeout=10))
+    req = await mb.receive(timeout=5)
+    await req.reply({"a": 2})
+    await req.ack()
+    reply = await ask
+    assert reply.json() == {"a": 2}
+    assert reply.sender == "bob" and reply.sender_verified
+    # Mail to bob's own reply sub-address rings his reply bell (he may subscribe to it).
+    sub = await bob.nc.subscribe("bell.*.bob._replies")
+    await bob.nc.flush()
+    await tenant.send("bob._replies", "late reply", correlation_id="c1")
+    bell = await sub.next_msg(timeout=5)
+    assert (bell.headers or {}).get("Mailslot-Correlation-Id") == "c1"
+    await sub.unsubscribe()
+    await mb.close()
+    await planner.close()
+
+
+async def test_ask_by_an_agent_is_refused_typed_not_hung(principals):
+    """An agent's own replies are looked up by stream sequence, which no subject permission
+    can scope to one mailbox: the asker's side of request/reply is refused for an agent
+    credential, at once (see docs/deploy.md, threat model)."""
+    alice = await principals.connect("alice")
+    mb = await alice.open("alice", ttl=30)
+    started = time.monotonic()
+    with pytest.raises(mailslot.PermissionDenied):
+        await mb.reply_for("c-1", timeout=5)
+    assert time.monotonic() - started < PROMPT
+    await mb.close()
+
+
+async def test_can_send_pattern_excludes_an_address_typed_and_fast(principals):
+    carol = await principals.connect("carol")
+    await carol.send("alice", "allowed")  # her policy: alice only
+    for to in ("bob", "alice.team", "alice._replies"):
+        started = time.monotonic()
+        with pytest.raises(mailslot.PermissionDenied):
+            await carol.send(to, "not allowed")
+        assert time.monotonic() - started < PROMPT
+    with pytest.raises(mailslot.PermissionDenied):
+        await carol.send("bob", "later", delay=60)  # a delayed send is a send too
+    await carol.publish("carol.news", "ok", durable=True)  # her topics: carol.>
+    with pytest.raises(mailslot.PermissionDenied):
+        await carol.publish("other.news", "no", durable=True)
+    tenant = await principals.connect("tenant", name="ops")
+    assert [m.text() for m in await tenant.inspect("alice").peek()] == ["allowed"]
+    assert await tenant.inspect("bob").peek() == []
+
+
+async def test_revoking_disconnects_the_agent_and_refuses_it_others_unaffected(principals):
+    bob = await principals.connect("bob")
+    alice = await principals.connect("alice")
+    await bob.send("alice", "before")
+    raw = await principals.raw("bob")
+    alice_reconnects = alice.reconnects
+    await asyncio.to_thread(principals.revoke, "bob")
+    await _until(lambda: not raw.nc.is_connected, 10)  # the reload closed bob's connection
+    await _until(lambda: not bob.connected, 10)  # the SDK client's too (it keeps retrying)
+    with pytest.raises(mailslot.AuthenticationFailed):
+        await principals.connect("bob")
+    # Alice kept her connection and her mail.
+    assert alice.connected and alice.reconnects == alice_reconnects
+    await alice.send("alice", "still here")
+    mb = await alice.open("alice", ttl=30)
+    texts = [(await mb.receive(timeout=5)).text() for _ in range(2)]
+    assert sorted(texts) == ["before", "still here"]
+    await mb.close()
