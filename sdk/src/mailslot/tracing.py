@@ -297,12 +297,45 @@ def span(
     if tracer is None:
         return _NULL
     ctx = parent._trace if parent is not None else None
-    s = tracer.start_span(name, context=ctx, attributes=dict(attributes or {}))
+    attrs = {k: v for k, v in (attributes or {}).items() if v is not None}
+    s = tracer.start_span(name, context=ctx, attributes=attrs)
     return _otel.use_span(s, end_on_exit=True)
+
+
+def tool(integration: str, name: str, **attributes: Any) -> contextlib.AbstractContextManager[Span | None]:
+    """The span of an integration's mailbox tool, after OpenTelemetry's GenAI conventions
+    (``execute_tool <name>``): the mail it sends or waits for is traced under it."""
+    return span(
+        f"execute_tool {name}",
+        attributes={
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "mailslot.integration": integration,
+            **attributes,
+        },
+    )
+
+
+def agent_run(
+    integration: str, name: str, *, task: Message | None = None, **attributes: Any
+) -> contextlib.AbstractContextManager[Span | None]:
+    """The span of an integration's worker running an agent for one task (``invoke_agent
+    <name>``), a child of the task message's delivery: its reply is sent under it."""
+    return span(
+        f"invoke_agent {name}",
+        parent=task,
+        attributes={
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": name,
+            "mailslot.integration": integration,
+            **attributes,
+        },
+    )
 
 
 __all__ = [
     "SYSTEM",
+    "agent_run",
     "asking",
     "context_of",
     "delivered",
@@ -315,4 +348,5 @@ __all__ = [
     "settling",
     "span",
     "start_send",
+    "tool",
 ]

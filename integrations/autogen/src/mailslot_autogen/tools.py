@@ -20,6 +20,7 @@ from typing import Any
 import mailslot
 from autogen_core import CancellationToken
 from autogen_core.tools import FunctionTool
+from mailslot import tracing
 
 TOOL_NAMES = ("send_message", "ask_agent", "broadcast", "check_inbox")
 
@@ -68,14 +69,16 @@ def mailbox_tools(
         """Send a message to another agent's mailbox. It waits there until that agent reads it,
         even if it is offline now. message: text, or a JSON object for structured data.
         priority: low, normal, urgent or critical."""
-        receipt = await mailbox.send(to, message, priority=priority)
+        with tracing.tool("autogen", "send_message"):
+            receipt = await mailbox.send(to, message, priority=priority)
         return f"sent to {to} (id {receipt.id}, priority {receipt.priority.label})"
 
     async def ask_agent(to: str, question: Payload, priority: str = "normal") -> str:
         """Ask another agent a question and wait for its answer (the answer arrives in this
         agent's own mailbox)."""
         try:
-            answer = await mailbox.ask(to, question, timeout=ask_timeout, priority=priority)
+            with tracing.tool("autogen", "ask_agent"):
+                answer = await mailbox.ask(to, question, timeout=ask_timeout, priority=priority)
         except mailslot.Timeout:
             return f"no answer from {to} within {ask_timeout:g} s; it may answer later"
         try:

@@ -21,6 +21,7 @@ from typing import Any
 import mailslot
 from autogen_agentchat.base import ChatAgent, TaskResult, Team
 from autogen_core import CancellationToken
+from mailslot import tracing
 
 from .codec import AgentResult, parse_task
 
@@ -119,7 +120,13 @@ class AgentWorker:
         return int(getattr(policy, "max_deliver", -1))
 
     async def handle(self, msg: mailslot.Message) -> bool:
-        """Process one task message; True when it succeeded and was acked."""
+        """Process one task message; True when it succeeded and was acked. Traced as one
+        ``invoke_agent`` span under the task's delivery (:mod:`mailslot.tracing`)."""
+        name = getattr(self._source, "name", None) or self.mailbox.address
+        with tracing.agent_run("autogen", str(name), task=msg, **{"mailslot.mailbox": self.mailbox.address}):
+            return await self._handle(msg)
+
+    async def _handle(self, msg: mailslot.Message) -> bool:
         async with self._lock:  # one runner instance: one task at a time
             beat = asyncio.create_task(self._heartbeat(msg))
             try:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import mailslot
 from crewai.tools import BaseTool
+from mailslot import tracing
 from mailslot.sync import SyncMailbox, SyncMailslot, SyncMessage
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,7 +77,8 @@ class SendMessageTool(_MailTool):
 
     def _run(self, to: str, message: Payload, priority: str = "normal", thread_id: str | None = None) -> str:
         try:
-            r = self.mailbox.send(to, message, priority=priority, thread_id=thread_id, ttl=self.ttl)
+            with tracing.tool("crewai", "send_message"):
+                r = self.mailbox.send(to, message, priority=priority, thread_id=thread_id, ttl=self.ttl)
         except mailslot.MailslotError as exc:
             return f"could not send to {to}: {exc}"
         return f"sent message {r.id} to {to} ({r.priority.label})"
@@ -105,7 +107,8 @@ class AskAgentTool(_MailTool):
 
     def _run(self, to: str, question: Payload, priority: str = "normal") -> str:
         try:
-            reply = self.mailbox.ask(to, question, timeout=self.timeout, priority=priority)
+            with tracing.tool("crewai", "ask_agent"):
+                reply = self.mailbox.ask(to, question, timeout=self.timeout, priority=priority)
         except mailslot.Timeout:
             return f"no answer from {to} within {self.timeout:g} s; the answer will wait in the mailbox"
         except mailslot.MailslotError as exc:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import mailslot
+from mailslot import tracing
 
 from .tools import message_text
 
@@ -114,7 +115,12 @@ class CrewWorker:
                 await pulse
 
     async def handle(self, msg: mailslot.Message) -> Outcome:
-        """Run the crew for ``msg``, reply, and settle the message."""
+        """Run the crew for ``msg``, reply, and settle the message. Traced as one
+        ``invoke_agent`` span under the task's delivery (:mod:`mailslot.tracing`)."""
+        with tracing.agent_run("crewai", self.mailbox.address, task=msg):
+            return await self._handle(msg)
+
+    async def _handle(self, msg: mailslot.Message) -> Outcome:
         attempt = msg.delivery_count
         try:
             result = await self._kickoff(msg)

@@ -21,6 +21,7 @@ from typing import Any
 import mailslot
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
+from mailslot import tracing
 
 from .envelope import Mail, to_mail
 
@@ -79,6 +80,23 @@ def current_thread_id() -> str | None:
         return None
     tid = conf.get("thread_id")
     return None if tid is None else str(tid)
+
+
+def _node_span(mb: mailslot.Mailbox) -> contextlib.AbstractContextManager[Any]:
+    """The running node's span (:mod:`mailslot.tracing`; nothing when tracing is off): the
+    mail it sends or receives is traced under it."""
+    try:
+        node = get_config().get("metadata", {}).get("langgraph_node")
+    except RuntimeError:
+        node = None
+    return tracing.span(
+        f"langgraph.node {node or 'mail'}",
+        attributes={
+            "langgraph.node": node,
+            "langgraph.thread_id": current_thread_id(),
+            "mailslot.mailbox": mb.address,
+        },
+    )
 
 
 def _resolve(value: Any, state: Any) -> Any:
@@ -147,6 +165,10 @@ def receive_node(
 
     async def node(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
         mb = mailbox_of(runtime)
+        with _node_span(mb):
+            return await _receive(mb, state)
+
+    async def _receive(mb: mailslot.Mailbox, state: Any) -> dict[str, Any]:
         cid = _resolve(correlation_id, state)
         if cid is not None:
             msg: mailslot.Message = await mb.reply_for(str(cid), timeout=timeout)
@@ -188,6 +210,10 @@ def send_node(
 
     async def node(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
         mb = mailbox_of(runtime)
+        with _node_span(mb):
+            return await _send(mb, state)
+
+    async def _send(mb: mailslot.Mailbox, state: Any) -> dict[str, Any]:
         receipt = await mb.send(
             str(_resolve(to, state)),
             _resolve(payload, state),

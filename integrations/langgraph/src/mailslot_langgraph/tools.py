@@ -25,6 +25,7 @@ from typing import Any
 
 import mailslot
 from langchain_core.tools import BaseTool, StructuredTool
+from mailslot import tracing
 
 from ._bridge import LoopBridge, unwrap
 from .durable import request_reply, request_reply_sync
@@ -64,7 +65,8 @@ class MailboxTools:
     # -- send --------------------------------------------------------------------------------
 
     async def _send(self, to: str, message: Payload, priority: str) -> str:
-        r = await self.mailbox.send(to, message, priority=priority)
+        with tracing.tool("langgraph", "send_message"):
+            r = await self.mailbox.send(to, message, priority=priority)
         return f"sent message {r.id} to {r.to} (priority {r.priority.label})"
 
     async def asend(self, to: str, message: Payload, priority: str = "normal") -> str:
@@ -77,7 +79,8 @@ class MailboxTools:
 
     async def _ask(self, to: str, question: Payload) -> str:
         try:
-            reply = await self.mailbox.ask(to, question, timeout=self.ask_timeout)
+            with tracing.tool("langgraph", "ask_agent"):
+                reply = await self.mailbox.ask(to, question, timeout=self.ask_timeout)
         except mailslot.Timeout:
             return f"no reply from {to} within {self.ask_timeout:g} s (it may still answer later)"
         return f"{to} replied: {_text(decode_payload(reply))}"

@@ -1,0 +1,97 @@
+"""One trace from a LangGraph node to an AutoGen worker and back: the graph's send node mails
+a task, an AgentWorker (its own connection, an offline scripted model) answers it, and the
+graph's receive node takes the answer; every span is in the trace the caller started."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, TypedDict
+
+import mailslot
+import pytest
+from autogen_agentchat.agents import AssistantAgent
+from langgraph.graph import END, START, StateGraph
+from mailslot_autogen import AgentWorker
+from mailslot_autogen.testing import replay
+from mailslot_broker import NatsServer
+from mailslot_langgraph import Mail, MailContext, mailbox_tools, receive_node, send_node
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from tracing_support import child_of, one, recording, records, tracer_of
+
+
+class State(TypedDict, total=False):
+    answer: Mail
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    yield from recording()
+
+
+async def _second_client(server: NatsServer) -> mailslot.Mailslot:
+    c = server.credentials
+    return await mailslot.connect(server.url, user=c.user, password=c.password, name="autogen-host")
+
+
+def _graph() -> Any:
+    g = StateGraph(State, context_schema=MailContext)
+    g.add_node("delegate", send_node("solver", "what is 6*7?", reply_to="planner"))
+    g.add_node("collect", receive_node(key="answer", timeout=30))
+    g.add_edge(START, "delegate")
+    g.add_edge("delegate", "collect")
+    g.add_edge("collect", END)
+    return g.compile()
+
+
+async def test_langgraph_node_to_autogen_worker_and_back_is_one_trace(
+    server: NatsServer, ms: mailslot.Mailslot, spans: InMemorySpanExporter
+) -> None:
+    other = await _second_client(server)
+    try:
+        planner = await ms.open("planner", ttl=60)
+        solver_box = await other.open("solver", ttl=60)
+        agent = AssistantAgent("solver", model_client=replay("the answer is 42"))
+        async with AgentWorker(solver_box, agent):
+            with tracer_of(spans).start_as_current_span("plan"):
+                out = await _graph().ainvoke({}, context=MailContext(mailbox=planner))
+        assert out["answer"]["payload"]["messages"][-1]["content"] == "the answer is 42"
+        await planner.close()
+    finally:
+        await other.close()
+    got = records(spans)
+    plan = one(got, "plan")
+    delegate = one(got, "langgraph.node delegate")
+    task_send = one(got, "send solver", SpanKind.PRODUCER)
+    task_delivery = one(got, "receive solver", SpanKind.CONSUMER)
+    run = one(got, "invoke_agent solver")
+    answer_send = one(got, "send planner", SpanKind.PRODUCER)
+    answer_delivery = one(got, "receive planner", SpanKind.CONSUMER)
+    collect = one(got, "langgraph.node collect")
+    assert child_of(delegate, plan) and child_of(collect, plan)
+    assert child_of(task_send, delegate) and child_of(task_delivery, task_send)
+    assert child_of(run, task_delivery) and child_of(answer_send, run)
+    assert child_of(answer_delivery, answer_send)
+    assert child_of(one(got, "ack solver"), task_delivery)
+    assert child_of(one(got, "ack planner"), answer_delivery)
+    assert {s["trace_id"] for s in got} == {plan["trace_id"]}
+    assert delegate["attributes"]["langgraph.node"] == "delegate"
+    assert run["attributes"]["gen_ai.operation.name"] == "invoke_agent"
+    assert run["attributes"]["mailslot.integration"] == "autogen"
+
+
+async def test_tool_spans_hold_their_mail(
+    server: NatsServer, ms: mailslot.Mailslot, spans: InMemorySpanExporter
+) -> None:
+    """A LangGraph mailbox tool is an ``execute_tool`` span; the send it makes is its child."""
+    planner = await ms.open("planner", ttl=60)
+    try:
+        tools = {t.name: t for t in mailbox_tools(planner)}
+        await tools["send_message"].ainvoke({"to": "coder", "message": "hello"})
+    finally:
+        await planner.close()
+    got = records(spans)
+    tool = one(got, "execute_tool send_message")
+    assert child_of(one(got, "send coder"), tool)
+    assert tool["attributes"]["gen_ai.tool.name"] == "send_message"
+    assert tool["attributes"]["mailslot.integration"] == "langgraph"
