@@ -7,7 +7,7 @@
 * :class:`MailboxFeedback` + :class:`FlowResumer`: a Flow pauses until a mailbox reply comes,
   and is resumed from any process that reaches the broker: its state is kept by
   :class:`MailslotFlowPersistence` in the SDK's state store (``SQLiteFlowPersistence`` when
-  given one).
+  given one). A reply mailbox serves the flows of one store (:class:`ReplyToInUse`).
 * :class:`CrewWorker`: one ``akickoff`` per inbound task, the output as the reply, retries
   with backoff.
 
@@ -18,6 +18,7 @@ Set ``CREWAI_DISABLE_TELEMETRY=true``, ``CREWAI_TRACING_ENABLED=false`` and
 from .feedback import FlowResumer, MailboxFeedback, Resumed, UnknownFlow, feedback_text, resume_from_mailbox
 from .persistence import DEFAULT_FLOW_STORE, MailslotFlowPersistence
 from .progress import ALL_KINDS, SUPERVISOR_KINDS, CrewProgress
+from .replyto import ReplyToInUse, store_id, unbind_reply_to
 from .tools import (
     AskAgentTool,
     BroadcastTool,
@@ -42,6 +43,7 @@ __all__ = [
     "MailboxFeedback",
     "MailslotFlowPersistence",
     "Outcome",
+    "ReplyToInUse",
     "Resumed",
     "SendMessageTool",
     "UnknownFlow",
@@ -51,4 +53,6 @@ __all__ = [
     "message_text",
     "resume_from_mailbox",
     "serve_crew",
+    "store_id",
+    "unbind_reply_to",
 ]

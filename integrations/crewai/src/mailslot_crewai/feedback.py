@@ -37,6 +37,7 @@ from mailslot import sync
 from mailslot.sync import SyncMailbox, SyncMailslot, SyncMessage
 
 from .persistence import MailslotFlowPersistence, off_loop
+from .replyto import ReplyToInUse, abind_reply_to, bind_reply_to, store_id
 from .tools import message_text
 
 
@@ -114,7 +115,8 @@ class MailboxFeedback:
             "output": PendingFeedbackContext._make_json_safe(context.method_output),
             "emit": context.emit,
         }
-        receipt = off_loop(lambda: self._ask(context, payload))
+        store = store_id(flow.persistence)  # reply_to serves this store's flows only
+        receipt = off_loop(lambda: self._ask(context, payload, store))
         raise HumanFeedbackPending(
             context=context,
             callback_info={
@@ -125,7 +127,8 @@ class MailboxFeedback:
             },
         )
 
-    def _ask(self, context: PendingFeedbackContext, payload: dict[str, Any]) -> mailslot.Receipt:
+    def _ask(self, context: PendingFeedbackContext, payload: dict[str, Any], store: str) -> mailslot.Receipt:
+        bind_reply_to(self.client, self.reply_to, store)
         return self.client.send(
             self.to,
             payload,
@@ -195,6 +198,15 @@ class FlowResumer:
         self.persistence = MailslotFlowPersistence() if persistence is None else persistence
         self.retry_delay = retry_delay
         self.flow_kwargs = flow_kwargs
+        self._bound = False
+
+    async def bind(self) -> None:
+        """Bind the reply mailbox to this resumer's store, or raise
+        :class:`~mailslot_crewai.ReplyToInUse` if it serves another's flows (whose replies
+        this resumer would terminate). Done before the first reply is taken."""
+        if not self._bound:
+            await abind_reply_to(self.mailbox.client, self.mailbox.address, store_id(self.persistence))
+            self._bound = True
 
     def close(self) -> None:
         """Close the default persistence's connection (a persistence given is the caller's)."""
@@ -203,6 +215,11 @@ class FlowResumer:
 
     async def resume(self, msg: mailslot.Message) -> Resumed:
         """Resume the flow ``msg`` answers; ack on success."""
+        try:
+            await self.bind()
+        except ReplyToInUse:
+            await msg.nak(delay=self.retry_delay)  # theirs: left for their resumer
+            raise
         try:
             flow = _restore(self.flow_cls, msg, self.persistence, self.flow_kwargs)
         except UnknownFlow as exc:
@@ -220,10 +237,12 @@ class FlowResumer:
 
     async def resume_next(self, *, timeout: float | None = None) -> Resumed:
         """Wait for the next reply (``Timeout`` after ``timeout`` s) and resume its flow."""
+        await self.bind()
         return await self.resume(await self.mailbox.receive(timeout=timeout))
 
     async def run(self) -> None:
         """Resume flows until the mailbox is closed; unknown replies are skipped."""
+        await self.bind()
         async for msg in self.mailbox:
             with contextlib.suppress(UnknownFlow):
                 await self.resume(msg)
@@ -241,6 +260,7 @@ def resume_from_mailbox(
     ``persistence`` None is a :class:`MailslotFlowPersistence` on the mailbox's client."""
     if persistence is None:
         persistence = MailslotFlowPersistence(mailbox)
+    bind_reply_to(mailbox, mailbox.address, store_id(persistence))
     msg = mailbox.receive(timeout=timeout)
     try:
         flow = _restore(flow_cls, msg, persistence, flow_kwargs)
