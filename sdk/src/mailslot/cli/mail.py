@@ -36,6 +36,7 @@ from .app import (
     print_json,
     run,
 )
+from .query import parse_since, search_agents
 
 
 def payload_out(content_type: str, data: bytes) -> dict[str, Any]:
@@ -126,8 +127,11 @@ async def _inbox(
     ack: bool,
     limit: int,
     timeout: float,
+    filters: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     async with await client(url, credentials, start=False) as ms:
+        if filters:
+            return [message_row(m) for m in await ms.inspect(address).query(limit=limit, **filters)]
         if not receive:
             return [message_row(m) for m in await ms.inspect(address).peek(limit)]
         mb = await ms.open(address, ttl=max(timeout * 3, 10.0), card={"status": "cli"})
@@ -171,16 +175,28 @@ def inbox(
     ack: bool = typer.Option(False, "--ack", help="with --receive: ack (remove) what was taken"),
     limit: int = typer.Option(10, "--limit", "-n", help="at most this many messages"),
     timeout: float = typer.Option(1.0, "--timeout", help="with --receive: seconds to wait for mail"),
+    tag: list[str] = typer.Option([], "--tag", help="only mail with this tag (repeat: every tag)"),
+    key: str | None = typer.Option(None, "--key", help="only mail with this keep-latest key"),
+    since: str | None = typer.Option(None, "--since", help="only mail sent since (unix s or ISO 8601)"),
     url: str | None = URL_OPTION,
     credentials: Path | None = CREDS_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Show the mail waiting in a mailbox (peek). `--receive --ack` takes it out."""
+    """Show the mail waiting in a mailbox (peek; `--tag`/`--key`/`--since` filter it).
+    `--receive --ack` takes it out."""
     if ack and not receive:
         fail("--ack needs --receive", USAGE)
     if limit < 1:
         fail("--limit must be at least 1", USAGE)
-    rows = run(_inbox(url, credentials, address, receive=receive, ack=ack, limit=limit, timeout=timeout))
+    filters = {"tags": tag or None, "key": key, "since": parse_since(since)}
+    filters = {k: v for k, v in filters.items() if v is not None}
+    if filters and receive:
+        fail("--tag, --key and --since filter a peek, not --receive", USAGE)
+    rows = run(
+        _inbox(
+            url, credentials, address, receive=receive, ack=ack, limit=limit, timeout=timeout, filters=filters
+        )
+    )
     if json_out:
         print_json(rows)
         return
@@ -297,12 +313,21 @@ async def _agents(
 def agents(
     capability: str | None = typer.Option(None, "--capability", help="only agents with this capability"),
     tag: str | None = typer.Option(None, "--tag", help="only agents with this tag"),
+    search: str | None = typer.Option(None, "--search", help="agents whose card holds every word"),
+    page: int = typer.Option(1, "--page", help="with --search: this page of results"),
+    limit: int = typer.Option(20, "--limit", "-n", help="with --search: results per page"),
     url: str | None = URL_OPTION,
     credentials: Path | None = CREDS_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """List live agents (their lease is alive) with their cards."""
-    cards = run(_agents(url, credentials, capability, tag))
+    """List live agents (their lease is alive) with their cards; `--search` finds them by
+    words over name, description, skills, tags and metadata, best match first."""
+    if search is not None and (capability or tag):
+        fail("--search does not combine with --capability/--tag", USAGE)
+    if search is not None:
+        cards = run(search_agents(url, credentials, search, limit=limit, page=page))
+    else:
+        cards = run(_agents(url, credentials, capability, tag))
     if json_out:
         print_json(cards)
         return
