@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from . import (
     a2a,  # noqa: F401  (registers a2a, the A2A HTTP front of mailslot-a2a)
+    agent,  # noqa: F401  (registers agent issue/revoke/list)
     audit,  # noqa: F401  (registers audit, audit enable/disable/status)
     broker,  # noqa: F401  (registers up/down/status)
     console,  # noqa: F401  (registers console, the web console)
