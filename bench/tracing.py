@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from mailslot import tracing
@@ -39,14 +39,6 @@ class _Dropping(SpanExporter):
 def _mode(mode: str, provider: TracerProvider) -> None:
     tracing.set_enabled(mode != "off")
     tracing.set_tracer_provider(provider if mode == "sdk" else None)
-
-
-async def _cpu_of(round_: Awaitable[float], n: int, cpu: list[float]) -> float:
-    """Run one round; append this process's CPU µs per message."""
-    before = time.process_time()
-    rate = await round_
-    cpu.append((time.process_time() - before) / n * 1e6)
-    return rate
 
 
 async def _send(b: Bench, n: int) -> float:
@@ -91,8 +83,10 @@ async def run(b: Bench) -> dict[str, Any]:
         for _ in range(s.repeat):
             for mode in MODES:
                 _mode(mode, provider)
-                rate["send"][mode].append(await _cpu_of(_send(b, s.send_one), s.send_one, cpu["send"][mode]))
-                rate["receive"][mode].append(await _cpu_of(_receive(b, n_recv), n_recv, cpu["receive"][mode]))
+                for path, round_, n in (("send", _send, s.send_one), ("receive", _receive, n_recv)):
+                    before = time.process_time()  # this process's CPU, all its threads
+                    rate[path][mode].append(await round_(b, n))
+                    cpu[path][mode].append((time.process_time() - before) / n * 1e6)
     finally:
         _mode("api", provider)  # back to the default: enabled, OpenTelemetry's global provider
         provider.shutdown()

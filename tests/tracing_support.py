@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mailslot import tracing
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
@@ -32,6 +33,12 @@ def recording() -> Iterator[InMemorySpanExporter]:
         del _PROVIDERS[id(exporter)]
         tracing.set_tracer_provider(None)
         provider.shutdown()
+
+
+@pytest.fixture(name="spans")
+def spans_fixture() -> Iterator[InMemorySpanExporter]:
+    """The ``spans`` fixture: a test module imports ``spans_fixture`` and asks for ``spans``."""
+    yield from recording()
 
 
 def tracer_of(exporter: InMemorySpanExporter) -> Tracer:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import mailslot
@@ -17,14 +16,9 @@ from mailslot_broker import protocol as p
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from testsupport import client_env, unique
-from tracing_support import child_of, one, read_records, recording, records, tracer_of
+from tracing_support import child_of, one, read_records, records, spans_fixture, tracer_of  # noqa: F401 (spans: a fixture)
 
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    yield from recording()
 
 
 async def test_send_receive_ack_is_one_trace(

@@ -30,7 +30,7 @@ from .outgoing import check_size
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
-    from opentelemetry.trace import Span, SpanKind, Tracer, TracerProvider
+    from opentelemetry.trace import Span, Tracer, TracerProvider
 
     from .message import Message, Receipt
     from .outgoing import Outgoing
@@ -46,6 +46,7 @@ else:
     _W3C = TraceContextTextMapPropagator()
 
 SYSTEM = "mailslot"
+CONVERSATION = "messaging.message.conversation_id"
 _SCOPE = "mailslot"
 #: The provider set with :func:`set_tracer_provider` (None: OpenTelemetry's global one).
 _provider: TracerProvider | None = None
@@ -101,19 +102,30 @@ def _traceparent(span: Span) -> str:
     return f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{int(sc.trace_flags):02x}"
 
 
-def _attributes(op: str, destination: str, msg_id: str, **extra: Any) -> dict[str, Any]:
+def _start(
+    tracer: Tracer,
+    kind: str,
+    op: str,
+    name: str,
+    destination: str,
+    msg_id: str,
+    *,
+    context: Any,
+    **extra: Any,
+) -> Span:
+    """A messaging span ``<name> <destination>`` (``messaging.operation.type`` ``op``,
+    ``messaging.operation.name`` ``name``); ``extra`` attributes that are None are left out."""
     attrs: dict[str, Any] = {
         "messaging.system": SYSTEM,
         "messaging.operation.type": op,
+        "messaging.operation.name": name,
         "messaging.destination.name": destination,
         "messaging.message.id": msg_id,
     }
     attrs.update((k, v) for k, v in extra.items() if v is not None)
-    return attrs
-
-
-def _kind(name: str) -> SpanKind:
-    return getattr(_otel.SpanKind, name)
+    return tracer.start_span(
+        f"{name} {destination}", context=context, kind=getattr(_otel.SpanKind, kind), attributes=attrs
+    )
 
 
 # -- hooks of the SDK ------------------------------------------------------------------------------
@@ -127,24 +139,22 @@ def start_send(out: Outgoing, *, max_payload: int) -> Span | None:
     if tracer is None:
         return None
     h = out.headers
-    span = tracer.start_span(
-        f"send {out.to}",
+    span = _start(
+        tracer,
+        "PRODUCER",
+        "send",
+        "send",
+        out.to,
+        out.id,
         context=_remote(h.get(Header.TRACEPARENT)),
-        kind=_kind("PRODUCER"),
-        attributes=_attributes(
-            "send",
-            out.to,
-            out.id,
-            **{
-                "messaging.operation.name": "send",
-                "messaging.message.conversation_id": h.get(Header.CORRELATION_ID),
-                "messaging.message.body.size": len(out.data),
-                "mailslot.priority": out.priority.label,
-                "mailslot.thread_id": h.get(Header.THREAD_ID),
-                "mailslot.sender": h.get(Header.FROM),
-                "mailslot.scheduled": out.scheduled or None,
-            },
-        ),
+        **{
+            CONVERSATION: h.get(Header.CORRELATION_ID),
+            "messaging.message.body.size": len(out.data),
+            "mailslot.priority": out.priority.label,
+            "mailslot.thread_id": h.get(Header.THREAD_ID),
+            "mailslot.sender": h.get(Header.FROM),
+            "mailslot.scheduled": out.scheduled or None,
+        },
     )
     h[Header.TRACEPARENT] = _traceparent(span)
     try:
@@ -181,25 +191,23 @@ def delivered(msg: Message) -> None:
     if tracer is None:
         return
     h = msg.headers
-    span = tracer.start_span(
-        f"receive {msg.to}",
+    span = _start(
+        tracer,
+        "CONSUMER",
+        "receive",
+        "receive",
+        msg.to,
+        msg.id,
         context=_remote(h.get(Header.TRACEPARENT)),
-        kind=_kind("CONSUMER"),
-        attributes=_attributes(
-            "receive",
-            msg.to,
-            msg.id,
-            **{
-                "messaging.operation.name": "receive",
-                "messaging.message.conversation_id": msg.correlation_id,
-                "messaging.message.body.size": len(msg.data),
-                "mailslot.priority": msg.priority.label,
-                "mailslot.thread_id": msg.thread_id,
-                "mailslot.sender": msg.sender,
-                "mailslot.seq": msg.seq,
-                "mailslot.delivery_count": msg.delivery_count,
-            },
-        ),
+        **{
+            CONVERSATION: msg.correlation_id,
+            "messaging.message.body.size": len(msg.data),
+            "mailslot.priority": msg.priority.label,
+            "mailslot.thread_id": msg.thread_id,
+            "mailslot.sender": msg.sender,
+            "mailslot.seq": msg.seq,
+            "mailslot.delivery_count": msg.delivery_count,
+        },
     )
     span.end()
     msg._trace = _otel.set_span_in_context(span)
@@ -214,17 +222,7 @@ def settling(msg: Message, op: str, *, reason: str | None = None) -> contextlib.
     tracer = _tracer()
     if tracer is None:
         return _NULL
-    span = tracer.start_span(
-        f"{op} {msg.to}",
-        context=ctx,
-        kind=_kind("CLIENT"),
-        attributes=_attributes(
-            "settle",
-            msg.to,
-            msg.id,
-            **{"messaging.operation.name": op, "mailslot.reason": reason},
-        ),
-    )
+    span = _start(tracer, "CLIENT", "settle", op, msg.to, msg.id, context=ctx, **{"mailslot.reason": reason})
     return _otel.use_span(span, end_on_exit=True)
 
 
@@ -233,15 +231,15 @@ def asking(out: Outgoing) -> contextlib.AbstractContextManager[Any]:
     tracer = _tracer()
     if tracer is None:
         return _NULL
-    span = tracer.start_span(
-        f"ask {out.to}",
-        kind=_kind("CLIENT"),
-        attributes=_attributes(
-            "send",
-            out.to,
-            out.id,
-            **{"messaging.operation.name": "ask", "messaging.message.conversation_id": out.id},
-        ),
+    span = _start(
+        tracer,
+        "CLIENT",
+        "send",
+        "ask",
+        out.to,
+        out.id,
+        context=None,
+        **{CONVERSATION: out.id},
     )
     return _otel.use_span(span, end_on_exit=True)
 

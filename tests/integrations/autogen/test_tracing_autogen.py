@@ -4,21 +4,13 @@ and its reply, in the caller's trace. Offline: AutoGen's replay model."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import mailslot
-import pytest
 from autogen_agentchat.agents import AssistantAgent
 from mailslot_autogen import AgentWorker, MailslotRemoteAgent
 from mailslot_autogen.testing import replay
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from tracing_support import child_of, one, recording, records, tracer_of
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    yield from recording()
+from tracing_support import child_of, one, records, spans_fixture, tracer_of  # noqa: F401 (spans: a fixture)
 
 
 async def test_proxy_to_worker_and_back_is_one_trace(

@@ -5,23 +5,16 @@ all in the asker's trace. Offline: a scripted LLM."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import mailslot
-import pytest
 from _kit import CREWAI_WARNINGS, one_task_crew, script
 from mailslot import sync
 from mailslot_crewai import CrewWorker, SendMessageTool
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from tracing_support import child_of, one, recording, records
+from tracing_support import child_of, one, records, spans_fixture  # noqa: F401 (spans: a fixture)
 
 pytestmark = CREWAI_WARNINGS
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    yield from recording()
 
 
 async def test_a_served_crew_is_in_the_askers_trace(

@@ -4,11 +4,9 @@ graph's receive node takes the answer; every span is in the trace the caller sta
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, TypedDict
 
 import mailslot
-import pytest
 from autogen_agentchat.agents import AssistantAgent
 from langgraph.graph import END, START, StateGraph
 from mailslot_autogen import AgentWorker
@@ -17,16 +15,11 @@ from mailslot_broker import NatsServer
 from mailslot_langgraph import Mail, MailContext, mailbox_tools, receive_node, send_node
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from tracing_support import child_of, one, recording, records, tracer_of
+from tracing_support import child_of, one, records, spans_fixture, tracer_of  # noqa: F401 (spans: a fixture)
 
 
 class State(TypedDict, total=False):
     answer: Mail
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    yield from recording()
 
 
 async def _second_client(server: NatsServer) -> mailslot.Mailslot:
