@@ -21,7 +21,18 @@ from rich.console import Console
 from ._common import SCALES, bench_env
 from .report import print_table, ratios, write_json
 
-SECTIONS = ("send", "receive", "latency", "priority", "lifecycle", "idle", "mcp", "audit", "tracing")
+SECTIONS = (
+    "send",
+    "receive",
+    "latency",
+    "priority",
+    "lifecycle",
+    "idle",
+    "mcp",
+    "audit",
+    "tracing",
+    "signing",
+)
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 

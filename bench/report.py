@@ -301,6 +301,29 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
                     f"{path}_client_cpu_us_off",
                     f"{path}_cpu_{mode}_vs_off_ratio",
                 )
+    if s := r.get("signing"):  # "raw" here is unsigned mail: what signing and checking cost
+        for path, label in (
+            ("send", "agent send, one at a time"),
+            ("receive", "receive_batch(100)+ack, sender checked"),
+        ):
+            compare(
+                "signing",
+                s,
+                f"{label}: signed (vs unsigned)",
+                "msg/s",
+                f"{path}_signed_msgs_per_s",
+                f"{path}_unsigned_msgs_per_s",
+                f"{path}_signed_vs_unsigned_ratio",
+            )
+            compare(
+                "signing",
+                s,
+                f"{label}: client CPU per msg, signed (vs unsigned)",
+                "µs",
+                f"{path}_client_cpu_us_signed",
+                f"{path}_client_cpu_us_unsigned",
+                f"{path}_cpu_signed_vs_unsigned_ratio",
+            )
     return out
 
 
