@@ -277,6 +277,13 @@ async def test_send_many_traces_each_message(
     for m in got:
         _, trace_id, span_id, _ = m.headers[p.Header.TRACEPARENT].split("-")
         assert (sends[m.id]["trace_id"], sends[m.id]["span_id"]) == (trace_id, span_id)
+    # ack_many: one settle span per message, under that message's delivery
+    deliveries = {
+        s["attributes"]["messaging.message.id"]: s for s in records(spans) if s["kind"] == "CONSUMER"
+    }
+    acks = [s for s in records(spans) if s["name"] == f"ack {addr}"]
+    assert sorted(a["attributes"]["messaging.message.id"] for a in acks) == sorted(sends)
+    assert all(child_of(a, deliveries[a["attributes"]["messaging.message.id"]]) for a in acks)
 
 
 def test_the_sync_twin_sends_within_the_callers_span(

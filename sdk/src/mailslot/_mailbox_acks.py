@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from mailslot_broker import natscompat
 
+from . import tracing
 from ._acking import SendOnce, until_confirmed
 from ._boundary import boundary
 
@@ -50,7 +51,8 @@ async def ack_many(
             while pending:
                 group = pending[0]
                 send = _sender(link, group)
-                await until_confirmed(send, started=started, bound=bound, outage_exceeded=exceeded)
+                with tracing.settling_group(group, "ack"):
+                    await until_confirmed(send, started=started, bound=bound, outage_exceeded=exceeded)
                 pending.pop(0)
                 for m in group:
                     settled(m)

@@ -226,6 +226,32 @@ def settling(msg: Message, op: str, *, reason: str | None = None) -> contextlib.
     return _otel.use_span(span, end_on_exit=True)
 
 
+def settling_group(msgs: list[Message], op: str) -> contextlib.AbstractContextManager[Any]:
+    """One settle span per traced message of a group settled together (``ack_many``), each a
+    child of its own delivery, all ending when the group is confirmed (or failed)."""
+    tracer = _tracer()
+    if tracer is None:
+        return _NULL
+    started = [
+        _start(tracer, "CLIENT", "settle", op, m.to, m.id, context=m._trace)
+        for m in msgs
+        if m._trace is not None
+    ]
+    return _ending(started) if started else _NULL
+
+
+@contextlib.contextmanager
+def _ending(spans: list[Span]) -> Iterator[None]:
+    try:
+        yield
+    except BaseException as exc:
+        for s in spans:
+            end(s, exc)
+        raise
+    for s in spans:
+        s.end()
+
+
 def asking(out: Outgoing) -> contextlib.AbstractContextManager[Any]:
     """A CLIENT span around an ``ask``: its request is sent, and its reply received, within."""
     tracer = _tracer()
@@ -344,6 +370,7 @@ __all__ = [
     "set_enabled",
     "set_tracer_provider",
     "settling",
+    "settling_group",
     "span",
     "start_send",
     "tool",
