@@ -29,7 +29,7 @@ async def main() -> None:
         alice = await ms.open("ex-alice")
         await ms.send("ex-alice", "standup moved to 10:00", sender="ex-pm")
         model = replay(
-            tool_call("send_message", to="ex-bob", body="build is red", priority="urgent"),
+            tool_call("send_message", to="ex-bob", message="build is red", priority="urgent"),
             tool_call("check_inbox"),
             "ok",
             tools=True,

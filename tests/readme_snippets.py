@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import threading
+import types
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,9 @@ def run_blocks(path: Path, only: list[int] | None = None) -> None:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    ns: dict[str, Any] = {"__name__": "__readme__"}
+    module = types.ModuleType("__readme__")  # a real module: dataclasses look their module up
+    sys.modules[module.__name__] = module
+    ns: dict[str, Any] = module.__dict__
     try:
         for i, (line, code) in enumerate(python_blocks(path)):
             if only is not None and i not in only:
