@@ -301,6 +301,15 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
                     f"{path}_client_cpu_us_off",
                     f"{path}_cpu_{mode}_vs_off_ratio",
                 )
+                compare(
+                    "tracing",
+                    s,
+                    f"{label}: the tracing hooks alone, CPU per msg, {what} (vs off)",
+                    "µs",
+                    f"{path}_hooks_cpu_us_{mode}",
+                    f"{path}_hooks_cpu_us_off",
+                    None,
+                )
     if s := r.get("signing"):  # "raw" here is unsigned mail: what signing and checking cost
         for path, label in (
             ("send", "agent send, one at a time"),
