@@ -166,3 +166,21 @@ async def test_query_by_priority_and_after_and_last_seq(shared_ms: mailslot.Mail
         await view.query(priority="lowest")
     with pytest.raises(mailslot.InvalidInput):
         await view.query(after=-1)
+
+
+async def test_queries_read_past_one_batch(shared_ms: mailslot.Mailslot) -> None:
+    box = unique("deep")
+    await shared_ms.send_many(
+        [{"to": box, "payload": f"m{i}", "tags": ["odd"] if i % 2 else None} for i in range(600)]
+    )
+    view = shared_ms.inspect(box)
+    assert [m.text() for m in await view.query(limit=1000)] == [f"m{i}" for i in range(600)]
+    odd = await view.query(tags=["odd"], limit=1000)
+    assert [m.text() for m in odd] == [f"m{i}" for i in range(1, 600, 2)]
+    assert [m.text() for m in await view.query(tags=["odd"], limit=3)] == ["m1", "m3", "m5"]
+    await view.delete(odd[-1].id)  # found by id past the first batch
+    assert len(await view.query(limit=1000)) == 599
+    await shared_ms.send(box, "k1", replace_key="deep")
+    await shared_ms.send_many([{"to": box, "payload": "filler"} for _ in range(300)])
+    await shared_ms.send(box, "k2", replace_key="deep")  # the older one sits past a batch
+    assert [m.text() for m in await view.query(key="deep")] == ["k2"]

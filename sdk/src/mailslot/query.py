@@ -10,9 +10,10 @@ hundreds or thousands of waiting messages, not millions.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime, timezone
 
+from mailslot_broker import mailscan, natscompat
 from mailslot_broker import protocol as p
 from mailslot_broker.errors import ProtocolViolation
 from nats.js import errors as jserr
@@ -20,7 +21,6 @@ from nats.js import errors as jserr
 from ._boundary import boundary
 from ._boundary import count as check_count
 from ._boundary import priority as check_priority
-from ._stored import as_msg, next_stored
 from .errors import InvalidInput, MessageNotFound
 from .link import Link
 from .message import Message, Receipt
@@ -52,10 +52,40 @@ def _checked(tags: Iterable[str] | None, key: str | None) -> tuple[tuple[str, ..
         raise InvalidInput(str(exc).replace("replace_key", "key")) from exc
 
 
-async def _stored(link: Link, address: str, prio: p.Priority, after: int) -> Message | None:
+#: Messages read per round trip when scanning (a batched direct get).
+_BATCH = 256
+
+
+async def _stored_run(link: Link, address: str, prio: p.Priority, after: int, n: int) -> list[Message]:
+    """Up to ``n`` stored messages at ``prio`` with a sequence above ``after``, in one request."""
     subject = p.mail_subject(prio, address)
-    raw = await next_stored(link.js, subject, after + 1)
-    return None if raw is None else Message(as_msg(link.nc, raw, subject=subject), None)
+    got = await mailscan.next_batch(link.js, p.MAIL_STREAM, subject, after + 1, n)
+    out = []
+    for msg in got:
+        headers = dict(msg.headers or {})
+        stored = natscompat.stored_msg(
+            link.nc,
+            subject=headers.get(p.Header.NATS_SUBJECT, subject),
+            data=msg.data or b"",
+            headers=headers,
+        )
+        out.append(Message(stored, None))
+    return out
+
+
+async def _scan(
+    link: Link, address: str, prio: p.Priority, after: int, size: int = _BATCH
+) -> AsyncGenerator[Message, None]:
+    """Every stored message at ``prio`` above ``after``, a batch of at most ``size`` per
+    round trip (a caller that needs only a few asks for only a few)."""
+    size = max(1, min(size, _BATCH))
+    while True:
+        run = await _stored_run(link, address, prio, after, size)
+        for m in run:
+            yield m
+        if len(run) < size:
+            return
+        after = run[-1].seq
 
 
 async def query(
@@ -79,20 +109,22 @@ async def query(
     after = check_count(after, what="after", minimum=0, maximum=2**63 - 1)
     out: list[Message] = []
     with boundary():
+        unfiltered = want_key is None and not want_tags and since_at is None
         for prio in prios:
-            seq = after
-            while len(out) < limit:
-                m = await _stored(link, address, prio, seq)
-                if m is None:
-                    break
-                seq = m.seq
-                if want_key is not None and m.replace_key != want_key:
-                    continue
-                if want_tags and not set(want_tags) <= set(m.tags):
-                    continue
-                if since_at is not None and (m.sent_at is None or m.sent_at < since_at):
-                    continue
-                out.append(m)
+            if len(out) >= limit:
+                break
+            size = limit - len(out) if unfiltered else _BATCH
+            async with contextlib.aclosing(_scan(link, address, prio, after, size)) as found:
+                async for m in found:
+                    if want_key is not None and m.replace_key != want_key:
+                        continue
+                    if want_tags and not set(want_tags) <= set(m.tags):
+                        continue
+                    if since_at is not None and (m.sent_at is None or m.sent_at < since_at):
+                        continue
+                    out.append(m)
+                    if len(out) >= limit:
+                        break
             if len(out) >= limit:
                 break
     return out
@@ -145,11 +177,9 @@ async def _find_seq(link: Link, address: str, ref: int | str) -> int:
             raise missing
         return ref
     for prio in p.PRIORITIES:
-        seq = 0
-        while (m := await _stored(link, address, prio, seq)) is not None:
+        async for m in _scan(link, address, prio, 0):
             if m.id == ref:
-                return m.seq
-            seq = m.seq
+                return m.seq  # a return ends the scan: nothing is left open
     raise missing
 
 
@@ -160,9 +190,13 @@ async def supersede(link: Link, address: str, key: str, *, newer: int) -> int:
     gone = 0
     with boundary():
         for prio in p.PRIORITIES:
-            seq = 0
-            while (m := await _stored(link, address, prio, seq)) is not None and m.seq < newer:
-                seq = m.seq
+            older = []
+            async with contextlib.aclosing(_scan(link, address, prio, 0)) as found:
+                async for m in found:
+                    if m.seq >= newer:
+                        break
+                    older.append(m)
+            for m in older:
                 if m.replace_key != key:
                     continue
                 with contextlib.suppress(jserr.NotFoundError):
