@@ -28,6 +28,8 @@ PRIORITIES = (
 )
 #: How long the list of Mailslot-opened addresses is trusted before it is read again.
 NATIVE_CACHE = 5.0
+#: Most mailbox records a replica keeps in its cache.
+_CACHE_SIZE = 10_000
 #: How often a group record is written again after losing a compare-and-set.
 _CAS_TRIES = 20
 
@@ -68,15 +70,28 @@ class Store:
         self.state = ms.state(NAMESPACE)
         self._native: set[str] = set()
         self._native_at = 0.0
+        self._boxes: dict[str, tuple[Mailbox, float]] = {}
 
     # -- mailboxes --------------------------------------------------------------------------
 
     async def mailbox(self, address: str) -> Mailbox | None:
+        # A record never changes once written and ends only with its TTL: one found is
+        # trusted for a few seconds (never past its end) instead of read on every SEND.
+        hit = self._boxes.get(address)
+        if hit is not None and time.monotonic() < hit[1]:
+            return hit[0]
         entry = await self.state.get(("mailbox", address))
         if entry is None:
+            self._boxes.pop(address, None)
             return None
         d = json.loads(entry.value)
-        return Mailbox(address, int(d["ttl"]), float(d["created"]))
+        box = Mailbox(address, int(d["ttl"]), float(d["created"]))
+        left = box.remaining()
+        until = time.monotonic() + min(NATIVE_CACHE, left if left is not None else NATIVE_CACHE)
+        if len(self._boxes) >= _CACHE_SIZE:
+            self._boxes.clear()
+        self._boxes[address] = (box, until)
+        return box
 
     async def create_mailbox(self, address: str, ttl: int) -> Mailbox:
         box = Mailbox(address, ttl, time.time())
@@ -85,6 +100,7 @@ class Store:
         return box
 
     async def drop_mailbox(self, address: str) -> None:
+        self._boxes.pop(address, None)
         await self.state.delete(("mailbox", address))
 
     async def native(self, address: str) -> bool:

@@ -15,6 +15,7 @@ from . import (
     mail,  # noqa: F401  (registers inbox/tail/agents)
     mailboxes,  # noqa: F401  (registers mailboxes/show/purge)
     mcp,  # noqa: F401  (registers mcp, the MCP server of mailslot-mcp)
+    mq9,  # noqa: F401  (registers mq9, the mq9 gateway of mailslot-mq9)
     outgoing,  # noqa: F401  (registers send/publish/ask)
     stats,  # noqa: F401  (registers stats, sidecar)
     synadia,  # noqa: F401  (registers synadia, the bridge of mailslot-synadia)
