@@ -36,8 +36,8 @@ class Credentials(BaseModel):
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(self.model_dump_json(indent=2))
+        with os.fdopen(fd, "w") as fh:  # a tenant's file stays as it was: no agent fields
+            fh.write(self.model_dump_json(indent=2, exclude_none=True))
         os.chmod(path, 0o600)
         return path
 
