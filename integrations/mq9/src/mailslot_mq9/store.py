@@ -52,6 +52,8 @@ class Cursor:
     offsets: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     since: float | None = None
     handed: list[list[int]] = field(default_factory=list)  # [seq, priority digit], hand-out order
+    #: The state record's revision this cursor was read at (0: not stored); not stored itself.
+    revision: int = 0
 
     def encode(self) -> bytes:
         return json.dumps({"offsets": self.offsets, "since": self.since, "handed": self.handed}).encode()
@@ -128,18 +130,25 @@ class Store:
         entry = await self.state.get(("group", address, group))
         if entry is None:
             return None, 0
-        return Cursor.decode(entry.value), entry.revision
+        cursor = Cursor.decode(entry.value)
+        cursor.revision = entry.revision
+        return cursor, entry.revision
 
     async def put_group(self, address: str, group: str, cursor: Cursor, revision: int) -> bool:
         """Write the group's cursor if nobody did since ``revision``; False if somebody did."""
         try:
-            await self.state.put(("group", address, group), cursor.encode(), expect_revision=revision)
+            cursor.revision = await self.state.put(
+                ("group", address, group), cursor.encode(), expect_revision=revision
+            )
         except mailslot.StateConflict:
             return False
         return True
 
     async def handed_out(self, address: str, group: str, handed: list[list[int]], base: Cursor) -> None:
         """Remember what the last FETCH gave the group (ACK is cumulative over it)."""
+        base.handed = handed
+        if base.revision and await self.put_group(address, group, base, base.revision):
+            return  # nobody wrote since this FETCH read it: one write
         for _ in range(_CAS_TRIES):
             cursor, rev = await self.group(address, group)
             cursor = cursor or base
