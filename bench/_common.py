@@ -169,6 +169,19 @@ async def cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
             await t
 
 
+async def drain(mb: Any, n: int) -> float:
+    """Receive ``n`` messages from ``mb`` with ``receive_batch(100)`` and a confirmed ``ack()``
+    each; messages per second."""
+    got, t0 = 0, time.perf_counter()
+    while got < n:
+        batch = await mb.receive_batch(max=100, timeout=10)
+        if not batch:
+            raise RuntimeError(f"receive stalled after {got} of {n}")
+        await asyncio.gather(*(m.ack() for m in batch))
+        got += len(batch)
+    return n / (time.perf_counter() - t0)
+
+
 class Timer:
     def __enter__(self) -> Timer:
         self.t0 = time.perf_counter()

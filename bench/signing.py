@@ -21,7 +21,7 @@ from mailslot import signing
 from mailslot_broker import protocol as p
 from mailslot_broker.agents import apply_on_tenant, issue_record
 
-from ._common import Bench, median, paired_ratio, payload, unique
+from ._common import Bench, drain, median, paired_ratio, payload, unique
 
 MODES = ("unsigned", "signed")
 
@@ -43,17 +43,6 @@ async def _send(agent: mailslot.Mailslot, to: str, n: int) -> float:
     t0 = time.perf_counter()
     for _ in range(n):
         await agent.send(to, data)
-    return n / (time.perf_counter() - t0)
-
-
-async def _receive(b: Bench, mb: mailslot.Mailbox, n: int) -> float:
-    got, t0 = 0, time.perf_counter()
-    while got < n:
-        batch = await mb.receive_batch(max=100, timeout=10)
-        if not batch:
-            raise RuntimeError(f"receive stalled after {got} of {n}")
-        await asyncio.gather(*(m.ack() for m in batch))
-        got += len(batch)
     return n / (time.perf_counter() - t0)
 
 
@@ -118,7 +107,7 @@ async def run(b: Bench) -> dict[str, Any]:
                 await b.purge(sink)
                 await sender.send_many({"to": mb.address, "payload": payload()} for _ in range(n_recv))
                 before = time.process_time()
-                rate["receive"][m].append(await _receive(b, mb, n_recv))
+                rate["receive"][m].append(await drain(mb, n_recv))
                 cpu["receive"][m].append((time.process_time() - before) / n_recv * 1e6)
     finally:
         mode("signed")

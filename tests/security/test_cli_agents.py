@@ -13,6 +13,7 @@ import subprocess
 import mailslot
 import pytest
 from mailslot_broker import stop_local_broker
+from mailslot_broker.local import ensure_local_broker
 from mailslot_broker.tenants import issue_agent
 from testsupport import mailslot_cli
 
@@ -23,9 +24,9 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def local_broker(_isolated_home):
-    state = json.loads(cli("up", "--detach", "--json").stdout)
+    """The detached local broker (with its sidecar), as the first connect() starts it."""
     try:
-        yield state
+        yield ensure_local_broker(_isolated_home).model_dump()
     finally:
         stop_local_broker(_isolated_home)
 
