@@ -303,3 +303,23 @@ def test_the_sync_twin_sends_within_the_callers_span(
         ms.send(addr, "from a thread")
     got = records(spans)
     assert child_of(one(got, f"send {addr}"), one(got, "caller"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "0af7651916cd43dd8448eb211c80319c"),
+        ("00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01", None),  # uppercase: not W3C
+        ("00-00000000000000000000000000000000-b7ad6b7169203331-01", None),
+        ("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", None),
+        ("ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", None),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331", None),
+        ("00_0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331_01", None),
+        ("garbage", None),
+        (None, None),
+    ],
+)
+def test_trace_id_of_reads_only_a_well_formed_traceparent(value: str | None, expected: str | None) -> None:
+    """What the console groups a trace by: plain parsing, no OpenTelemetry needed."""
+    headers = {} if value is None else {p.Header.TRACEPARENT: value}
+    assert tracing.trace_id_of(headers) == expected

@@ -285,6 +285,21 @@ def replying(msg: Message) -> contextlib.AbstractContextManager[Any]:
 # -- for applications and integrations ------------------------------------------------------------
 
 
+def trace_id_of(headers: Mapping[str, str]) -> str | None:
+    """The trace id (32 hex) a message's ``traceparent`` names, or None if it has none or a
+    malformed one. Plain parsing: needs no OpenTelemetry (the console uses it)."""
+    value = headers.get(Header.TRACEPARENT)
+    if not value or len(value) != 55:
+        return None
+    hexes = value.split("-")
+    if [len(x) for x in hexes] != [2, 32, 16, 2] or hexes[0] == "ff":
+        return None
+    trace, span_id = hexes[1], hexes[2]
+    if any(c not in "0123456789abcdef" for c in "".join(hexes)) or trace == "0" * 32 or span_id == "0" * 16:
+        return None
+    return trace
+
+
 def context_of(msg: Message) -> Context | None:
     """The OpenTelemetry context of ``msg``'s delivery span (None if it was not traced):
     pass it as ``context=`` to start your own spans under it."""
@@ -374,4 +389,5 @@ __all__ = [
     "span",
     "start_send",
     "tool",
+    "trace_id_of",
 ]

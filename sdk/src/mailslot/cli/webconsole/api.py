@@ -29,6 +29,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...errors import InvalidInput, MailslotError, MessageError
+from ...message import Message
+from ...tracing import trace_id_of
 from ..mail import message_row
 from .hub import Hub
 
@@ -125,18 +127,24 @@ def build_app(
     async def state(request: Request) -> Response:
         return JSONResponse(hub.state())
 
-    async def thread(request: Request) -> Response:
-        """Everything known of one thread: waiting in any mailbox, dead, and seen lately."""
-        tid = request.path_params["thread_id"]
+    async def related(key: str, value: str, of: Callable[[Message], str | None]) -> Response:
+        """Everything known of one thread or trace: waiting in any mailbox, dead, seen lately."""
         waiting = []
         for row in hub.mailboxes:
             if row["total"]:
                 for m in await ms.inspect(row["address"]).peek(500):
-                    if m.thread_id == tid:
-                        waiting.append(message_row(m))
-        dead = [d for d in hub.dead if d.get("thread_id") == tid]
-        seen = [e for e in hub.tail if e.get("thread_id") == tid]
-        return JSONResponse({"thread_id": tid, "waiting": waiting, "dead": dead, "seen": seen})
+                    if of(m) == value:
+                        waiting.append({**message_row(m), "trace_id": trace_id_of(m.headers)})
+        dead = [d for d in hub.dead if d.get(key) == value]
+        seen = [e for e in hub.tail if e.get(key) == value]
+        return JSONResponse({key: value, "waiting": waiting, "dead": dead, "seen": seen})
+
+    async def thread(request: Request) -> Response:
+        return await related("thread_id", request.path_params["thread_id"], lambda m: m.thread_id)
+
+    async def trace(request: Request) -> Response:
+        """The mail of one trace (its ``traceparent``'s trace id): a task across agents."""
+        return await related("trace_id", request.path_params["trace_id"], lambda m: trace_id_of(m.headers))
 
     @_changing
     async def requeue(request: Request) -> Response:
@@ -173,6 +181,7 @@ def build_app(
         *(Route(path, page) for path in _PAGE),
         Route("/api/state", state),
         Route("/api/thread/{thread_id}", thread),
+        Route("/api/trace/{trace_id}", trace),
         Route("/api/dead-letters/{seq:int}/requeue", requeue, methods=["POST"]),
         Route("/api/dead-letters/purge", purge, methods=["POST"]),
         Route("/api/events", events),

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mailslot_broker.protocol import Header
 
 from ...errors import MailslotError
+from ...tracing import trace_id_of
 from ..mail import message_row, payload_out, preview
 from ..mailboxes import mailbox_rows
 
@@ -41,7 +42,8 @@ def _now() -> str:
 def dead_letter_row(d: Any) -> dict[str, Any]:
     """A dead letter for the page: its summary, thread and payload (unless the body is lost)."""
     body = {} if d.body_lost else payload_out(d.headers.get(Header.CONTENT_TYPE, ""), d.data)
-    return {**d.as_dict(), "thread_id": d.headers.get(Header.THREAD_ID), **body}
+    trace = trace_id_of(d.headers)
+    return {**d.as_dict(), "thread_id": d.headers.get(Header.THREAD_ID), "trace_id": trace, **body}
 
 
 class Hub:
@@ -179,6 +181,7 @@ class Hub:
             "seq": row["seq"],
             "id": row["id"],
             "thread_id": row["thread_id"],
+            "trace_id": trace_id_of(m.headers),
             "from": row["from"],
             "preview": preview(row, 120),
             "at": at,

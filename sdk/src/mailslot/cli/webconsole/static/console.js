@@ -38,6 +38,11 @@ function payloadText(row) {
   return "<body lost>";
 }
 
+function traceLink(trace) {
+  if (!trace) return "";
+  return el("a", { href: "#", class: "trace", "data-trace": trace, onclick: (e) => { e.preventDefault(); showRelated("trace", trace); } }, trace.slice(0, 8));
+}
+
 function threadLink(tid) {
   if (!tid) return "-";
   return el("a", { href: "#", class: "thread", "data-thread": tid, onclick: (e) => { e.preventDefault(); showThread(tid); } }, tid);
@@ -66,7 +71,7 @@ function renderDead(rows) {
     el("td", {}, d.address),
     el("td", {}, d.priority),
     el("td", {}, d.reason || "-"),
-    el("td", {}, threadLink(d.thread_id)),
+    el("td", {}, threadLink(d.thread_id), " ", traceLink(d.trace_id)),
     el("td", { class: "payload" }, payloadText(d)),
     el("td", {}, el("button", { type: "button", class: "requeue", onclick: () => requeue(d.seq) }, "requeue")))));
 }
@@ -85,6 +90,7 @@ function tailLine(e) {
     e.address, " [", e.priority || "-", "] "];
   if (e.from) parts.push("from ", e.from, " ");
   if (e.thread_id) parts.push("thread ", threadLink(e.thread_id), " ");
+  if (e.trace_id) parts.push("trace ", traceLink(e.trace_id), " ");
   if (e.reason) parts.push("(", e.reason, ") ");
   if (e.preview) parts.push(el("span", { class: "preview" }, e.preview));
   return el("li", { class: "t-mail", "data-id": e.id || "" }, ...parts);
@@ -109,9 +115,12 @@ $("#purge-all").addEventListener("click", () => {
   if (confirm("Delete every dead letter?")) post("api/dead-letters/purge");
 });
 
-async function showThread(tid) {
-  const r = await fetch(`api/thread/${encodeURIComponent(tid)}`);
+function showThread(tid) { return showRelated("thread", tid); }
+
+async function showRelated(kind, tid) {
+  const r = await fetch(`api/${kind}/${encodeURIComponent(tid)}`);
   const t = await r.json();
+  $("#thread-kind").textContent = kind === "trace" ? "Trace" : "Thread";
   $("#thread-id").textContent = tid;
   const block = (title, items, line) => el("div", {}, el("h3", {}, `${title} (${items.length})`),
     el("ul", {}, ...items.map((x) => el("li", {}, line(x)))));
