@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -323,3 +324,19 @@ def test_trace_id_of_reads_only_a_well_formed_traceparent(value: str | None, exp
     """What the console groups a trace by: plain parsing, no OpenTelemetry needed."""
     headers = {} if value is None else {p.Header.TRACEPARENT: value}
     assert tracing.trace_id_of(headers) == expected
+
+
+def test_without_the_otel_extra_everything_works_untraced(shared_server: NatsServer) -> None:
+    """A process where ``opentelemetry`` cannot be imported (the extra not installed): send,
+    receive, ack, ask and reply work, no traceparent is added, the tracing helpers are no-ops."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "tracing_noextra_proc.py"), unique("no-extra")],
+        env=client_env(shared_server),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert p.Header.TRACEPARENT not in seen["headers"] and p.Header.MSG_ID in seen["headers"]
+    assert seen == {**seen, "reply": "yes", "span": True, "context": True, "otel_loaded": False}
