@@ -1,9 +1,14 @@
 """One trace from a LangGraph node to an AutoGen worker and back: the graph's send node mails
-a task, an AgentWorker (its own connection, an offline scripted model) answers it, and the
-graph's receive node takes the answer; every span is in the trace the caller started."""
+a task, an AgentWorker (its own connection, or its own process exporting to a file; an offline
+scripted model) answers it, and the graph's receive node takes the answer; every span is in
+the trace the caller started."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, TypedDict
 
 import mailslot
@@ -15,7 +20,8 @@ from mailslot_broker import NatsServer
 from mailslot_langgraph import Mail, MailContext, mailbox_tools, receive_node, send_node
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from tracing_support import child_of, one, records, spans_fixture, tracer_of  # noqa: F401 (spans: a fixture)
+from testsupport import client_env
+from tracing_support import child_of, one, read_records, records, spans_fixture, tracer_of  # noqa: F401 (spans: a fixture)
 
 
 class State(TypedDict, total=False):
@@ -71,6 +77,42 @@ async def test_langgraph_node_to_autogen_worker_and_back_is_one_trace(
     assert delegate["attributes"]["langgraph.node"] == "delegate"
     assert run["attributes"]["gen_ai.operation.name"] == "invoke_agent"
     assert run["attributes"]["mailslot.integration"] == "autogen"
+
+
+async def test_the_autogen_worker_in_another_process_is_in_the_same_trace(
+    server: NatsServer, ms: mailslot.Mailslot, spans: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    out = tmp_path / "autogen-spans.jsonl"
+    proc = subprocess.Popen(  # noqa: ASYNC220 (starts at once; its output is read off the loop)
+        [sys.executable, str(Path(__file__).with_name("tracing_autogen_proc.py")), str(out)],
+        env=client_env(server),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "ready"
+        async with await ms.open("planner", ttl=60) as planner:
+            with tracer_of(spans).start_as_current_span("plan"):
+                answer = await _graph().ainvoke({}, context=MailContext(mailbox=planner))
+        assert answer["answer"]["payload"]["messages"][-1]["content"] == "the answer is 42"
+        assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "done"
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    ours, theirs = records(spans), read_records(out)
+    task_send = one(ours, "send solver", SpanKind.PRODUCER)
+    delivery = one(theirs, "receive solver", SpanKind.CONSUMER)
+    run = one(theirs, "invoke_agent solver")
+    answer_send = one(theirs, "send planner", SpanKind.PRODUCER)
+    assert child_of(task_send, one(ours, "langgraph.node delegate"))
+    assert child_of(delivery, task_send) and child_of(run, delivery) and child_of(answer_send, run)
+    assert child_of(one(ours, "receive planner", SpanKind.CONSUMER), answer_send)
+    assert {s["trace_id"] for s in ours + theirs} == {one(ours, "plan")["trace_id"]}
 
 
 async def test_tool_spans_hold_their_mail(
