@@ -5,28 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from datetime import datetime, timezone
 
 import mailslot
+from cli.conftest import run_cli
 from mailslot_broker import NatsServer
 from testsupport import client_env
 
 
 async def _cli(server: NatsServer, *args: str) -> tuple[int, str, str]:
-    env = client_env(server)
-    env["COLUMNS"] = "200"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mailslot",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
+    r = await run_cli(client_env(server), *args, code=None)
+    return r.returncode, r.stdout, r.stderr
 
 
 async def test_inbox_filters_and_delete_message(server: NatsServer, ms: mailslot.Mailslot) -> None:
