@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 
 from mailslot_broker import mailscan, natscompat
 from mailslot_broker import protocol as p
-from mailslot_broker.errors import ProtocolViolation
 from nats.js import errors as jserr
 
 from ._boundary import boundary
@@ -24,6 +23,7 @@ from ._boundary import priority as check_priority
 from .errors import InvalidInput, MessageNotFound
 from .link import Link
 from .message import Message, Receipt
+from .outgoing import _tags_and_key
 
 #: Most messages one query returns.
 MAX_QUERY_LIMIT = 10_000
@@ -43,12 +43,10 @@ def _since(value: datetime | float | int | None) -> datetime | None:
 
 
 def _checked(tags: Iterable[str] | None, key: str | None) -> tuple[tuple[str, ...], str | None]:
+    """Tags and key checked as ``send`` checks them (the same rules, one place)."""
     try:
-        return (
-            p.validate_tags(tags) if tags is not None else (),
-            p.validate_replace_key(key) if key is not None else None,
-        )
-    except ProtocolViolation as exc:
+        return _tags_and_key(tags, key)
+    except InvalidInput as exc:
         raise InvalidInput(str(exc).replace("replace_key", "key")) from exc
 
 
