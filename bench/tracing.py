@@ -16,7 +16,6 @@ same in all three.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +28,7 @@ from nats.aio.msg import Msg
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from ._common import Bench, median, paired_ratio, payload, raw_headers, unique
+from ._common import Bench, drain, median, paired_ratio, payload, raw_headers, unique
 from .send import _ms_send
 
 MODES = ("off", "api", "sdk")
@@ -64,14 +63,7 @@ async def _receive(b: Bench, n: int) -> float:
             hdrs = {**raw_headers(mb.address, prio), p.Header.TRACEPARENT: _TRACEPARENT}
             await b.js.publish_async(p.mail_subject(prio, mb.address), data, headers=hdrs)
         await b.js.publish_async_completed()
-        got, t0 = 0, time.perf_counter()
-        while got < n:
-            batch = await mb.receive_batch(max=100, timeout=10)
-            if not batch:
-                raise RuntimeError(f"receive stalled after {got} of {n}")
-            await asyncio.gather(*(m.ack() for m in batch))
-            got += len(batch)
-        return n / (time.perf_counter() - t0)
+        return await drain(mb, n)
     finally:
         await mb.destroy()
 

@@ -3,8 +3,11 @@ OpenTelemetry's own in-memory exporter, a file exporter for child processes, and
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Iterator, Sequence
+import subprocess
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,27 @@ class FileExporter(SpanExporter):
             for s in spans:
                 f.write(json.dumps(as_record(s)) + "\n")
         return SpanExportResult.SUCCESS
+
+
+@contextlib.asynccontextmanager
+async def child(args: list[str], env: dict[str, str]) -> AsyncIterator[subprocess.Popen[str]]:
+    """A child process whose stdout lines the test reads (``line``); killed if still running
+    when the block ends."""
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220 (no wait)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+async def line(proc: subprocess.Popen[str]) -> str:
+    """The child's next stdout line, read off the event loop."""
+    assert proc.stdout is not None
+    return (await asyncio.to_thread(proc.stdout.readline)).strip()
 
 
 def as_record(s: ReadableSpan) -> dict[str, Any]:

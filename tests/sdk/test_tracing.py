@@ -17,7 +17,7 @@ from mailslot_broker import protocol as p
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from testsupport import client_env, unique
-from tracing_support import child_of, one, read_records, records, spans_fixture, tracer_of  # noqa: F401 (spans: a fixture)
+from tracing_support import child, child_of, line, one, read_records, records, spans_fixture, tracer_of  # noqa: F401 (spans: a fixture)
 
 HERE = Path(__file__).resolve().parent
 
@@ -165,26 +165,14 @@ async def test_two_processes_share_one_trace(
     delivery is a child of our send, our delivery of its reply a child of its reply's send."""
     asker_addr, worker_addr = unique("asker"), unique("worker-proc")
     out = tmp_path / "worker-spans.jsonl"
-    proc = subprocess.Popen(  # noqa: ASYNC220 (starts at once; its output is read off the loop)
-        [sys.executable, str(HERE / "tracing_proc.py"), worker_addr, str(out)],
-        env=client_env(shared_server),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "ready"
+    args = [sys.executable, str(HERE / "tracing_proc.py"), worker_addr, str(out)]
+    async with child(args, client_env(shared_server)) as proc:
+        assert await line(proc) == "ready"
         async with await shared_ms.open(asker_addr) as asker:
             reply = await asker.ask(worker_addr, {"task": 7}, timeout=30)
         assert reply.json() == {"done": {"task": 7}}
-        assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "done"
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        assert await line(proc) == "done"
+        assert await asyncio.to_thread(proc.wait, 30) == 0
     ours, theirs = records(spans), read_records(out)
     request = one(ours, f"send {worker_addr}")
     delivery = one(theirs, f"receive {worker_addr}", SpanKind.CONSUMER)

@@ -6,7 +6,6 @@ the trace the caller started."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, TypedDict
@@ -21,7 +20,7 @@ from mailslot_langgraph import Mail, MailContext, mailbox_tools, receive_node, s
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from testsupport import client_env
-from tracing_support import child_of, one, read_records, records, spans_fixture, tracer_of  # noqa: F401 (spans: a fixture)
+from tracing_support import child, child_of, line, one, read_records, records, spans_fixture, tracer_of  # noqa: F401 (spans: a fixture)
 
 
 class State(TypedDict, total=False):
@@ -83,27 +82,15 @@ async def test_the_autogen_worker_in_another_process_is_in_the_same_trace(
     server: NatsServer, ms: mailslot.Mailslot, spans: InMemorySpanExporter, tmp_path: Path
 ) -> None:
     out = tmp_path / "autogen-spans.jsonl"
-    proc = subprocess.Popen(  # noqa: ASYNC220 (starts at once; its output is read off the loop)
-        [sys.executable, str(Path(__file__).with_name("tracing_autogen_proc.py")), str(out)],
-        env=client_env(server),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "ready"
+    args = [sys.executable, str(Path(__file__).with_name("tracing_autogen_proc.py")), str(out)]
+    async with child(args, client_env(server)) as proc:
+        assert await line(proc) == "ready"
         async with await ms.open("planner", ttl=60) as planner:
             with tracer_of(spans).start_as_current_span("plan"):
                 answer = await _graph().ainvoke({}, context=MailContext(mailbox=planner))
         assert answer["answer"]["payload"]["messages"][-1]["content"] == "the answer is 42"
-        assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "done"
+        assert await line(proc) == "done"
         assert await asyncio.to_thread(proc.wait, 30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
     ours, theirs = records(spans), read_records(out)
     task_send = one(ours, "send solver", SpanKind.PRODUCER)
     delivery = one(theirs, "receive solver", SpanKind.CONSUMER)
