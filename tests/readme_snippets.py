@@ -57,14 +57,24 @@ def run_blocks(path: Path, only: list[int] | None = None) -> None:
 
 
 def run_readme(
-    path: Path, env: dict[str, str], *, only: list[int] | None = None, timeout: float = 240
+    path: Path,
+    env: dict[str, str],
+    *,
+    only: list[int] | None = None,
+    expect: tuple[str, ...] = (),
+    timeout: float = 240,
 ) -> str:
-    """Run the README's blocks in a child process with ``env``; its stdout (fails with its output)."""
+    """Run the README's blocks in a child process with ``env``; its stdout (fails with its
+    output). Each of ``expect`` must be one whole line of that output (what a comment says
+    the snippet prints)."""
     argv = [sys.executable, __file__, str(path), *(str(i) for i in only or [])]
     r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, cwd=path.parent)
     out = r.stdout + r.stderr
     assert r.returncode == 0 and "snippets: OK" in r.stdout, out
     assert "ResourceWarning" not in r.stderr, out
+    lines = r.stdout.splitlines()
+    missing = [line for line in expect if line not in lines]
+    assert not missing, (missing, out)
     return r.stdout
 
 

@@ -9,5 +9,4 @@ from testsupport import ROOT, client_env
 def test_the_first_example_runs_and_names_its_sender(server: NatsServer) -> None:
     line, code = python_blocks(ROOT / "README.md")[0]
     assert 'connect(name="planner")' in code, (line, code)
-    out = run_readme(ROOT / "README.md", client_env(server), only=[0])
-    assert "planner {'issue': 7}" in out, out
+    run_readme(ROOT / "README.md", client_env(server), only=[0], expect=("planner {'issue': 7}",))

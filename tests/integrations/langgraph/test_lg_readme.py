@@ -10,17 +10,18 @@ def test_the_readme_runs(server: NatsServer) -> None:
     env = client_env(server)
     for var in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGSMITH_API_KEY"):
         env.pop(var, None)
-    out = run_readme(ROOT / "integrations" / "langgraph" / "README.md", env)
-    lines = out.splitlines()
-    for expected in (
-        "monitor disk 95% full",
-        "planner urgent disk 95% full",
-        "GraphOutput await_reply",
-        "planner {'task': 'SSO'} planner._replies",
-        "1",
-        "sso-1 {'task': 'SSO', 'days': 3}",
-        "billing-1",
-        "5",
-        "planner application/json {'issue': 7}",
-    ):
-        assert expected in lines, (expected, out)
+    run_readme(
+        ROOT / "integrations" / "langgraph" / "README.md",
+        env,
+        expect=(
+            "monitor disk 95% full",
+            "planner urgent disk 95% full",
+            "GraphOutput await_reply",
+            "planner {'task': 'SSO'} planner._replies",
+            "1",
+            "sso-1 {'task': 'SSO', 'days': 3}",
+            "billing-1",
+            "5",
+            "planner application/json {'issue': 7}",
+        ),
+    )
