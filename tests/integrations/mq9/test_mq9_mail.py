@@ -239,3 +239,23 @@ async def test_two_replicas_answer_each_request_once(mq9, shared_server) -> None
     finally:
         await ms2.close()
     assert texts(await c.fetch(box, num=30)) == [f"m{i}" for i in range(30)]
+
+
+async def test_concurrent_acks_through_two_replicas_lose_nothing(mq9, shared_server) -> None:
+    c, _, _ = mq9
+    cr = shared_server.credentials
+    ms2 = await mailslot.connect(shared_server.url, user=cr.user, password=cr.password)
+    try:
+        async with Gateway(ms2):
+            box = await c.create(_addr("cas"))
+            for i in range(20):
+                await c.send(box, f"m{i}", priority="urgent" if i % 3 == 0 else "normal")
+            handed = await c.fetch(box, group="g", num=20)
+            assert len(handed) == 20
+            ids = [m["msg_id"] for m in handed]
+            await asyncio.gather(*(c.ack(box, "g", i) for i in reversed(ids)))
+            assert await c.fetch(box, group="g") == []  # every ack landed, none lost to a race
+            await c.send(box, "after")
+            assert texts(await c.fetch(box, group="g")) == ["after"]
+    finally:
+        await ms2.close()
