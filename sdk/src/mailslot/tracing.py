@@ -21,6 +21,7 @@ gives the OpenTelemetry context to pass as ``context=`` to your tracer.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -82,11 +83,17 @@ def _tracer() -> Tracer | None:
         return cached[1]
     tracer: Tracer | None = None
     if not isinstance(provider, (_otel.ProxyTracerProvider, _otel.NoOpTracerProvider)):
-        from . import __version__
-
-        tracer = provider.get_tracer(_SCOPE, __version__)
+        tracer = provider.get_tracer(_SCOPE, _version())
     _cached = (provider, tracer)
     return tracer
+
+
+def _version() -> str | None:
+    """The installed SDK's version, for the tracer's instrumentation scope."""
+    try:
+        return importlib.metadata.version("mailslot")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _remote(traceparent: str | None) -> Context | None:
