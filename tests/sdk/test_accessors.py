@@ -57,3 +57,14 @@ def test_sync_twin_messages_too(shared_server):
             m = mb.receive(timeout=5)
             assert (m.text(), m.sender) == ("from the twin", "twin")
             m.ack()
+
+
+async def test_dead_letters_read_alike(shared_ms):
+    box = unique("accessors")
+    await shared_ms.send(box, "gave up")
+    async with await shared_ms.open(box) as mb:
+        await (await mb.receive(timeout=5)).term(reason="no")
+    [dead] = await shared_ms.dead_letters.list(box)
+    assert dead.text() == "gave up"
+    with pytest.warns(DeprecationWarning):
+        assert dead.text == "gave up"

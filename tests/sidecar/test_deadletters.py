@@ -99,7 +99,7 @@ async def test_term_goes_to_dlq(ms, make_sidecar) -> None:
     assert set(dead) == {plain.seq, coop.seq}
     lost, kept = dead[plain.seq], dead[coop.seq]
     assert lost.reason == "bad" and lost.body_lost and lost.address == "picky"
-    assert kept.reason == "worse" and not kept.body_lost and kept.text == "cooperative term"
+    assert kept.reason == "worse" and not kept.body_lost and kept.text() == "cooperative term"
     assert kept.id == coop.id
     with contextlib.suppress(mailslot.MessageError):
         await ms.dead_letters.requeue(lost.seq)

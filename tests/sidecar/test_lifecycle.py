@@ -173,7 +173,7 @@ async def test_identity_on_call_mailbox_is_reclaimed_with_its_lease(ms, sidecar)
     await me.close()
     await wait_for(lambda: any(e.address == me.address for e in sidecar.reclaims), timeout=15)
     dead = await ms.dead_letters.list(me.address)
-    assert [(d.text, d.reason) for d in dead] == [("for a ghost", p.REASON_RECLAIMED)]
+    assert [(d.text(), d.reason) for d in dead] == [("for a ghost", p.REASON_RECLAIMED)]
 
 
 async def test_destroy_dead_letters_unread_mail(ms) -> None:
@@ -182,7 +182,7 @@ async def test_destroy_dead_letters_unread_mail(ms) -> None:
     await ms.send("doomed", "two", priority="low")
     await mb.destroy()
     dead = await ms.dead_letters.list("doomed")
-    assert sorted(d.text for d in dead) == ["one", "two"]
+    assert sorted(d.text() for d in dead) == ["one", "two"]
     assert {d.reason for d in dead} == {p.REASON_RECLAIMED}
 
 

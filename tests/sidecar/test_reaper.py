@@ -59,7 +59,7 @@ async def test_lapsed_lease_is_reclaimed_and_announced(ms, make_sidecar) -> None
     ev = next(e for e in events if e["address"] == "reap-me")
     assert ev["unread"] == 2
     dead = await ms.dead_letters.list("reap-me")
-    assert sorted(d.text for d in dead) == ["one", "two"]
+    assert sorted(d.text() for d in dead) == ["one", "two"]
     assert {d.reason for d in dead} == {p.REASON_RECLAIMED}
     assert [e.address for e in sc.reclaims] == ["reap-me"]
     assert sc.metrics.values()["mailslot_leases_reclaimed_total"] == 1

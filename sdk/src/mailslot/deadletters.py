@@ -30,6 +30,7 @@ from nats.js.api import RawStreamMsg
 from . import payload as pl
 from ._boundary import address as check_address
 from ._boundary import boundary
+from .envelope import LegacyText
 from .errors import InvalidInput, MessageError
 from .link import Link
 from .message import Message, Receipt
@@ -67,8 +68,10 @@ class DeadLetter:
         return self.headers.get(Header.FROM)
 
     @property
-    def text(self) -> str:
-        return pl.decode_text(self.data)
+    def text(self) -> LegacyText:
+        """The body as UTF-8 text: ``text()``, like a message's (``msg.text`` uncalled still
+        reads as the text, with a ``DeprecationWarning``)."""
+        return LegacyText(pl.decode_text(self.data))
 
     def json(self) -> Any:
         return pl.decode_json(self.data)

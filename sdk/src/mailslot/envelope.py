@@ -20,7 +20,7 @@ def _warn_text() -> None:
     warnings.warn(_TEXT_DEPRECATED, DeprecationWarning, stacklevel=3)
 
 
-class _LegacyText(str):
+class LegacyText(str):
     """What ``msg.text`` gives: the text, callable. ``msg.text()`` (the style of ``json()``
     and ``model()``: payload decoders are methods, they may raise :class:`DecodeError`)
     returns a plain ``str``; using ``msg.text`` itself as a string, the property it once was,
@@ -54,7 +54,7 @@ for _name in (
     "__len__", "__iter__", "__getitem__", "__contains__",
 ):  # fmt: skip
     if hasattr(str, _name):
-        setattr(_LegacyText, _name, _legacy(_name))
+        setattr(LegacyText, _name, _legacy(_name))
 
 
 class Envelope:
@@ -90,11 +90,11 @@ class Envelope:
         return self._msg.data
 
     @property
-    def text(self) -> _LegacyText:
+    def text(self) -> LegacyText:
         """The payload as UTF-8 text: call it, ``msg.text()`` (``DecodeError`` if it is not).
         It used to be a property: ``msg.text`` uncalled still reads as the text, with a
         ``DeprecationWarning``."""
-        return _LegacyText(pl.decode_text(self._msg.data))
+        return LegacyText(pl.decode_text(self._msg.data))
 
     def json(self) -> Any:
         """The payload parsed as JSON (``DecodeError`` if it is not)."""
