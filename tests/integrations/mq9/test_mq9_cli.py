@@ -4,11 +4,17 @@ an mq9 request, and ``--once`` checks a setup."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import subprocess
 import sys
+import time
 
-from mailslot_broker import NatsServer
+import nats
+from mailslot_broker import Credentials, NatsServer
 from mq9_support import Mq9, connect
+from nats.errors import NoRespondersError
 from testsupport import client_env
 
 
@@ -36,3 +42,54 @@ async def test_a_gateway_process_serves_requests(server: NatsServer) -> None:
         await nc.close()
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)
+
+
+async def test_up_with_mq9_serves_the_local_broker_and_stops_with_it() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mailslot",
+        "up",
+        "--mq9",
+        "--json",
+        stdout=asyncio.subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    nc = None
+    try:
+        assert proc.stdout is not None
+        buf, state = "", None
+        deadline = time.monotonic() + 60
+        while state is None and time.monotonic() < deadline:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line, "mailslot up exited"
+            buf += line.decode()
+            with contextlib.suppress(ValueError):
+                state = json.loads(buf)
+        assert state is not None
+        creds = Credentials.read(state["credentials_path"])
+        nc = await nats.connect(state["url"], user=creds.user, password=creds.password)
+        c = Mq9(nc)
+        for _ in range(100):  # the gateway starts after the broker
+            try:
+                assert await c.create("local") == "local"
+                break
+            except NoRespondersError:
+                await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("no mq9 gateway answered")
+    finally:
+        if nc is not None:
+            await nc.close()
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 60)
+
+
+def test_up_mq9_refuses_detach() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "mailslot", "up", "--mq9", "--detach"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "--mq9" in r.stderr

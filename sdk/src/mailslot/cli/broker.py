@@ -34,6 +34,7 @@ from rich.table import Table
 
 from ..connection import connect
 from ..errors import MailslotError
+from . import _mq9_child
 from .app import (
     CREDS_OPTION,
     JSON_OPTION,
@@ -62,9 +63,12 @@ def up(
     mqtt_port: int = typer.Option(0, "--mqtt-port", help="MQTT port, implies --mqtt (0 = any)"),
     websocket: bool = typer.Option(False, "--websocket", help="also listen for NATS over WebSocket (ws://)"),
     websocket_port: int = typer.Option(0, "--websocket-port", help="port, implies --websocket (0 = any)"),
+    mq9: bool = typer.Option(False, "--mq9", help="also serve RobustMQ's mq9 protocol (needs mailslot-mq9)"),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Start the local broker (nats-server with JetStream on 127.0.0.1)."""
+    if mq9:
+        _mq9_child.check_available(detach or bool(cluster))
     mqtt, websocket = mqtt or bool(mqtt_port), websocket or bool(websocket_port)  # a port implies it
     listeners = Listeners(
         mqtt_port=mqtt_port if mqtt else None, websocket_port=websocket_port if websocket else None
@@ -92,8 +96,10 @@ def up(
         server, state = start_foreground_broker(port=port, listeners=listeners)
     except LauncherError as exc:
         fail(str(exc))
+    gateway = None
     try:
         run(_provision())
+        gateway = _mq9_child.start(state) if mq9 else None
         if json_out:
             print_json(state.model_dump())
         else:
@@ -107,6 +113,7 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
+        _mq9_child.stop(gateway)
         stop_foreground_broker(server, state)
 
 
