@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import mailslot
+from mailslot import tracing
 
 from ._compat import App, Ctx, ToolError, request_of
 from .hub import AgentState, Held, Hub
@@ -29,12 +30,14 @@ CANCELLED_GIVE_BACK_DELAY = 1.0
 
 
 def typed_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """An SDK error becomes a tool error carrying its type and message (never a traceback)."""
+    """An SDK error becomes a tool error carrying its type and message (never a traceback).
+    Each call is an ``execute_tool`` span (:mod:`mailslot.tracing`; nothing when off)."""
 
     @functools.wraps(fn)
     async def run(*args: Any, **kwargs: Any) -> T:
         try:
-            return await fn(*args, **kwargs)
+            with tracing.tool("mcp", fn.__name__):
+                return await fn(*args, **kwargs)
         except mailslot.MailslotError as exc:
             raise ToolError(f"{type(exc).__name__}: {exc}") from None
 
