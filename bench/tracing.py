@@ -82,8 +82,9 @@ def _hooks(n: int) -> tuple[float, float]:
     send_us = (time.process_time() - t0) / n * 1e6
     subject = p.mail_subject(p.Priority.NORMAL, "bench-hooks")
     hdrs = {**raw_headers("bench-hooks"), p.Header.TRACEPARENT: _TRACEPARENT}
+    ack = "$JS.ACK.MAILSLOT_MAIL.bench.1.5.5.1700000000000000000.0"  # as JetStream delivers it
     msgs = [
-        Message(Msg(None, subject=subject, reply="r", data=payload(), headers=hdrs), None) for _ in range(n)
+        Message(Msg(None, subject=subject, reply=ack, data=payload(), headers=hdrs), None) for _ in range(n)
     ]
     t0 = time.process_time()
     for m in msgs:
