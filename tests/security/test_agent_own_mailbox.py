@@ -57,17 +57,47 @@ async def test_own_mailbox_open_receive_ack_nak_term_and_reply(principals):
     await planner.close()
 
 
-async def test_ask_by_an_agent_is_refused_typed_not_hung(principals):
-    """An agent's own replies are looked up by stream sequence, which no subject permission
-    can scope to one mailbox: the asker's side of request/reply is refused for an agent
-    credential, at once (see docs/deploy.md, threat model)."""
+async def test_agent_to_agent_request_reply(principals):
+    """An agent credential asks too: its replies come through its reply consumer (the reads
+    by sequence a tenant credential uses are not granted to it)."""
     alice = await principals.connect("alice")
-    mb = await alice.open("alice", ttl=30)
-    started = time.monotonic()
-    with pytest.raises(mailslot.PermissionDenied):
-        await mb.reply_for("c-1", timeout=5)
-    assert time.monotonic() - started < PROMPT
-    await mb.close()
+    bob = await principals.connect("bob")
+    asker = await alice.open("alice", ttl=30)
+    worker = await bob.open("bob", ttl=30)
+
+    async def answer(n: int) -> None:
+        for _ in range(n):
+            req = await worker.receive(timeout=10)
+            await req.reply({"echo": req.json()["q"]})
+            await req.ack()
+
+    answering = asyncio.ensure_future(answer(3))
+    first, second = await asyncio.gather(
+        asker.ask("bob", {"q": 1}, timeout=10), asker.ask("bob", {"q": 2}, timeout=10)
+    )
+    assert (first.json(), second.json()) == ({"echo": 1}, {"echo": 2})
+    assert first.sender == "bob" and first.sender_verified
+    # A reply that arrives while nobody waits is found later by its correlation id.
+    receipt = await asker.request("bob", {"q": 3})
+    await answering
+    late = await asker.reply_for(receipt.correlation_id or receipt.id, timeout=10)
+    assert late.json() == {"echo": 3}
+    with pytest.raises(mailslot.InvalidInput):
+        await asker.reply_for("other", timeout=1, keep=True)
+    # Bob cannot pull alice's replies.
+    raw = await principals.raw("bob")
+    name = principals_consumer("alice")
+    await raw.denied(
+        name, lambda: raw.nc.request(f"$JS.API.CONSUMER.MSG.NEXT.MAILSLOT_MAIL.{name}", b"{}", timeout=1)
+    )
+    await asker.close()
+    await worker.close()
+
+
+def principals_consumer(address: str) -> str:
+    from mailslot_broker.protocol import principals as pp
+
+    return pp.reply_consumer_name(address)
 
 
 async def test_can_send_pattern_excludes_an_address_typed_and_fast(principals):

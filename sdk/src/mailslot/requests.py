@@ -100,7 +100,9 @@ class ReplyBox:
     async def of(cls, mailbox: Mailbox) -> ReplyBox:
         box: ReplyBox | None = mailbox._reply_box
         if box is None:
-            box = mailbox._reply_box = cls(mailbox)
+            from ._agent_replies import AgentReplyBox, is_agent  # an agent credential's replies
+
+            box = mailbox._reply_box = (AgentReplyBox if is_agent(mailbox) else cls)(mailbox)
         await box._start()
         return box
 

@@ -14,7 +14,8 @@ the subject (``CONSUMER.CREATE.<stream>.<name>.<filter>``, ``CONSUMER.MSG.NEXT.<
 target in the body (``DIRECT.GET.<stream>`` with ``next_by_subj``, ``STREAM.MSG.GET``,
 ``STREAM.PURGE`` with a filter, ``STREAM.INFO`` with ``subjects_filter``) cannot: an agent
 gets none of them on the mail stream, so it cannot read another mailbox by sequence, and
-neither can it peek its own mailbox or look up replies by sequence.
+neither can it peek its own mailbox; it collects its replies through a consumer of its own
+(:func:`reply_consumer_name`).
 
 The sender (``Mailslot-From``) is a header, which no subject permission covers: an agent
 signs it instead (:func:`signed_text`), with the ed25519 nkey whose public key is published
@@ -56,8 +57,21 @@ def inbox_prefix(address: str) -> str:
     return f"_INBOX.{hashlib.sha256(address.encode()).hexdigest()[:24]}"
 
 
+def reply_consumer_name(address: str) -> str:
+    """The durable consumer an agent credential finds its replies with: the asker side of
+    request/reply cannot read ``<address>._replies`` by sequence (a body-addressed read), so
+    it pulls them through a consumer filtered on ``mbox.*.<address>._replies`` instead."""
+    digest = hashlib.sha256(reply_address(address).encode()).hexdigest()[:32]
+    return f"rpl-{digest}"
+
+
+def reply_filter(address: str) -> str:
+    return f"{MAIL_PREFIX}.*.{reply_address(address)}"
+
+
 def _mailbox_consumers(address: str) -> list[tuple[str, str]]:
-    return [(consumer_name(address, p), f"{MAIL_PREFIX}.{int(p)}.{address}") for p in Priority]
+    mail = [(consumer_name(address, p), f"{MAIL_PREFIX}.{int(p)}.{address}") for p in Priority]
+    return [*mail, (reply_consumer_name(address), reply_filter(address))]
 
 
 def _direct_last(bucket: str, key: str) -> str:
@@ -142,5 +156,7 @@ __all__ = [
     "agent_publish_deny",
     "agent_subscribe_allow",
     "inbox_prefix",
+    "reply_consumer_name",
+    "reply_filter",
     "signed_text",
 ]
