@@ -68,9 +68,25 @@ async def _nothing_comes_again(ms: mailslot.Mailslot, mb: mailslot.Mailbox, addr
             if not left:
                 break
         await asyncio.sleep(0.2)
-    assert left == 0, f"{left} acked messages still stored"
+    assert left == 0, f"{left} acked messages still stored: {await _what_is_stored(ms, address)}"
     with pytest.raises(mailslot.Timeout):
         await mb.receive(timeout=1.5)
+
+
+async def _what_is_stored(ms: mailslot.Mailslot, address: str) -> str:
+    """For a failure message: what is still stored, and where the consumers' ack floors are
+    (a message below its consumer's ack floor was acked but not removed: it would only come
+    again to a re-created consumer; one above it is unacked, and redelivery failed)."""
+    stored = [(m.seq, m.text(), m.delivery_count) for m in await ms.inspect(address).peek(10)]
+    floors = {}
+    for prio in p.PRIORITIES:
+        with contextlib.suppress(Exception):
+            ci = await ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name(address, prio))
+            floors[prio.label] = (ci.ack_floor, ci.delivered, ci.num_ack_pending, ci.num_redelivered)
+    return (
+        f"stored (seq, body, deliveries) {stored}; "
+        f"consumers (ack floor, delivered, ack pending, redelivered) {floors}"
+    )
 
 
 def _freeze_then_restart(server: NatsServer, *, kill: bool) -> None:
