@@ -13,7 +13,6 @@ def test_the_readme_runs(server: NatsServer) -> None:
         expect=(
             "LGTM, ship it",
             "still LGTM",
-            "1",
             "Total(value=2)",
             "Total(value=5)",
             "docs.a.counter",
