@@ -122,6 +122,12 @@ RAW_CASES = {
     "dead-letters": (f"dlq.*.{A}", _sub(f"dlq.*.{A}")),
     "device-uplink-as-alice": (f"mbox.dev.{A}.2.bob", _pub(f"mbox.dev.{A}.2.bob")),
     "system": ("$SYS.REQ.SERVER.PING", _req("$SYS.REQ.SERVER.PING")),
+    # a schedule fires at its Nats-Schedule-Target, which the server does not check against
+    # the publisher's permissions: no schedules for agent credentials at all
+    "schedule-to-alice": (
+        "msched.bob.x1",
+        _req("msched.bob.x1", b"x"),
+    ),
 }
 
 

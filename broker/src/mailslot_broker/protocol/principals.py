@@ -35,7 +35,6 @@ from .names import (
     MAIL_PREFIX,
     MAIL_STREAM,
     MAILBOXES_BUCKET,
-    SCHEDULE_PREFIX,
     TOPIC_PREFIX,
     TOPICS_STREAM,
 )
@@ -79,10 +78,12 @@ def _direct_last(bucket: str, key: str) -> str:
 
 
 def _send_subjects(pattern: str) -> list[str]:
-    """Mail to the addresses ``pattern`` matches: now (``mbox.<p>.<to>``) or delayed
-    (``msched.<to>.<id>``)."""
-    sched = f"{SCHEDULE_PREFIX}.{pattern}" if pattern.endswith(">") else f"{SCHEDULE_PREFIX}.{pattern}.*"
-    return [f"{MAIL_PREFIX}.*.{pattern}", sched]
+    """Mail to the addresses ``pattern`` matches (``mbox.<p>.<to>``). Not delayed mail: the
+    server stores a schedule on ``msched.<to>.<id>`` and fires it at its
+    ``Nats-Schedule-Target`` header, which it does not check against the publisher's
+    permissions (measured: an agent allowed ``msched.alice.*`` delivered to ``mbox.2.bob``), so
+    a schedule would bypass the send policy and the device-uplink deny."""
+    return [f"{MAIL_PREFIX}.*.{pattern}"]
 
 
 def agent_publish_allow(
