@@ -27,9 +27,9 @@ from .mailwatch import MailWatch
 from .message import Receipt
 from .options import ConnectOptions
 from .outgoing import prepare
-from .query import keep_latest
+from .query import keep_latest, send_many_keeping_latest
 from .registry import AgentWatch, list_agents
-from .sending import publish, publish_many
+from .sending import publish
 from .state import StateStore
 from .view import MailboxView
 
@@ -252,14 +252,7 @@ class Mailslot:
         Each item is a mapping of :meth:`send`'s arguments: ``{"to": ..., "payload": ...,
         "priority": ...}``.
         """
-        plain = isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable)
-        items = messages if plain else list(messages)  # read twice: sent, then keep_latest
-        receipts = await publish_many(self._link, items, window=window)
-        if isinstance(items, list):
-            await keep_latest(
-                self._link, [(m.get("replace_key"), r) for m, r in zip(items, receipts, strict=True)]
-            )
-        return receipts
+        return await send_many_keeping_latest(self._link, messages, window=window)
 
     # -- mailboxes --------------------------------------------------------------------------
 

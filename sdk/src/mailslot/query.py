@@ -10,8 +10,9 @@ hundreds or thousands of waiting messages, not millions.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 from mailslot_broker import mailscan, natscompat
 from mailslot_broker import protocol as p
@@ -24,6 +25,7 @@ from .errors import InvalidInput, MessageNotFound
 from .link import Link
 from .message import Message, Receipt
 from .outgoing import _tags_and_key
+from .sending import publish_many
 
 #: Most messages one query returns.
 MAX_QUERY_LIMIT = 10_000
@@ -214,4 +216,25 @@ async def keep_latest(link: Link, sent: Iterable[tuple[str | None, Receipt]]) ->
             await supersede(link, rec.to, key, newer=rec.seq)
 
 
-__all__ = ["MAX_QUERY_LIMIT", "delete", "keep_latest", "last_seq", "query", "supersede"]
+async def send_many_keeping_latest(
+    link: Link, messages: Iterable[Mapping[str, Any]], *, window: int
+) -> list[Receipt]:
+    """``send_many``: the pipelined publish, then the keep-latest removals of its keyed items
+    (the items are read twice, so an iterator is listed first)."""
+    plain = isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable)
+    items = messages if plain else list(messages)
+    receipts = await publish_many(link, items, window=window)
+    if isinstance(items, list):
+        await keep_latest(link, [(m.get("replace_key"), r) for m, r in zip(items, receipts, strict=True)])
+    return receipts
+
+
+__all__ = [
+    "MAX_QUERY_LIMIT",
+    "delete",
+    "keep_latest",
+    "last_seq",
+    "query",
+    "send_many_keeping_latest",
+    "supersede",
+]
