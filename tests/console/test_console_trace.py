@@ -48,9 +48,9 @@ def test_the_trace_api_lists_the_mail_of_one_trace(
             time.sleep(0.2)
         trace_id = _one_task_across_two_agents(sms, spans)
         deadline = time.monotonic() + 15
-        while True:  # the tail hears of arrivals a moment after they are stored
+        while True:  # the tail and the mailbox totals catch up a moment after the sends
             got = _trace(http, console, trace_id)
-            if len(got["seen"]) == 2 or time.monotonic() > deadline:
+            if (len(got["seen"]), len(got["waiting"])) == (2, 2) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         assert sorted(m["to"] for m in got["waiting"]) == ["coder", "reviewer"]
