@@ -137,3 +137,30 @@ async def test_revoking_disconnects_the_agent_and_refuses_it_others_unaffected(p
     texts = [(await mb.receive(timeout=5)).text() for _ in range(2)]
     assert sorted(texts) == ["before", "still here"]
     await mb.close()
+
+
+async def test_topics_policy_live_and_replay(principals):
+    """A narrow --topics allows live subscriptions and durable publishes within it; replaying
+    history needs an ordered consumer whose filter is in the request body, so only an agent
+    allowed every topic may replay."""
+    tenant = await principals.connect("tenant", name="ops")
+    await tenant.publish("carol.hist", "old", durable=True)
+    carol = await principals.connect("carol")
+    live = await carol.subscribe("carol.>")
+    await live.start()
+    await tenant.publish("carol.now", "new")
+    assert (await live.next(timeout=5)).text() == "new"
+    await live.close()
+    for pattern, replay in (("other.>", None), ("carol.>", "all")):
+        started = time.monotonic()
+        sub = None
+        with pytest.raises(mailslot.PermissionDenied):
+            sub = await carol.subscribe(pattern, replay=replay)
+            await sub.next(timeout=PROMPT)  # the history ("old") is there to replay
+        assert time.monotonic() - started < PROMPT + 1
+        if sub is not None:
+            await sub.close()
+    bob = await principals.connect("bob")  # the default policy: every topic, history too
+    sub = await bob.subscribe("carol.>", replay="all")
+    assert (await sub.next(timeout=5)).text() == "old"
+    await sub.close()

@@ -113,14 +113,19 @@ def agent_publish_allow(
         ]
     # Every agent's public key: they are public.
     out += [_direct_last(KEYS_BUCKET, ANY), f"$JS.API.STREAM.INFO.{kv_stream(KEYS_BUCKET)}"]
+    topics = list(topics)
     for pattern in topics:
+        out += [f"{TOPIC_PREFIX}.{pattern}", f"{DURABLE_TOPIC_PREFIX}.{pattern}"]
+    if topics == [ANY]:
+        # Replaying history: an ordered consumer, created without a name and with its filter
+        # in the body (so only where every topic is allowed), pushed to its own inbox.
         out += [
-            f"{TOPIC_PREFIX}.{pattern}",
-            f"{DURABLE_TOPIC_PREFIX}.{pattern}",
-            f"$JS.API.CONSUMER.CREATE.{TOPICS_STREAM}.*.{DURABLE_TOPIC_PREFIX}.{pattern}",
+            f"$JS.API.STREAM.INFO.{TOPICS_STREAM}",
+            f"$JS.API.CONSUMER.CREATE.{TOPICS_STREAM}",
+            f"$JS.API.CONSUMER.DELETE.{TOPICS_STREAM}.*",
+            f"$JS.API.CONSUMER.INFO.{TOPICS_STREAM}.*",
+            f"$JS.FC.{TOPICS_STREAM}.>",
         ]
-    if topics:
-        out += [f"$JS.API.CONSUMER.MSG.NEXT.{TOPICS_STREAM}.*", f"$JS.API.CONSUMER.DELETE.{TOPICS_STREAM}.*"]
     return out
 
 
