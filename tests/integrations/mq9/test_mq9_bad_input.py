@@ -86,6 +86,7 @@ async def test_bad_requests_get_an_error_object_and_change_nothing(mq9, subject:
         {"mq9-ttl": "1.5"},
         {"mq9-tags": "has space"},
         {"mq9-key": "k" * 300},
+        {"mq9-reply-to": "Not.Valid"},
     ],
 )
 async def test_bad_send_headers_store_nothing(mq9, headers: dict[str, str]) -> None:

@@ -198,6 +198,14 @@ async def test_mail_crosses_between_mq9_and_mailslot_clients(mq9) -> None:
     assert got.json() == {"from": "mq9"}
     assert (got.priority, got.tags, got.replace_key) == (mailslot.Priority.URGENT, ("x", "y"), "k")
     await got.ack()
+    # An A2A-style reply-to: a Mailslot agent's msg.reply() reaches the mq9 mailbox.
+    back = await c.create(_addr("back"))
+    await c.send(box, "question", **{"reply-to": back})
+    q = await inbox.receive(timeout=5)
+    assert q.reply_to == back and q.user_headers.get("mq9-reply-to") == back
+    await q.reply("answer")
+    await q.ack()
+    assert texts(await c.fetch(back)) == ["answer"]
     await inbox.close()
     # The other way: a Mailslot agent's mailbox (never created through mq9) is known to mq9.
     agent = _addr("native")

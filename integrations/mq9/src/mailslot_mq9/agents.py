@@ -37,7 +37,7 @@ def _as_card(record: dict[str, Any]) -> mailslot.AgentCard:
         name=name if isinstance(name, str) else None,
         description=desc if isinstance(desc, str) else json.dumps(desc) if desc is not None else None,
         metadata=record,
-        address=str(record.get("mailbox", "")),
+        address=mailbox_of(record.get("mailbox")),
     )
 
 

@@ -75,6 +75,9 @@ class Mail:
         extra = {
             k: v for k, v in headers.items() if k.lower().startswith("mq9-") and k.lower() not in _MQ9_HEADERS
         }
+        reply_to = headers.get("mq9-reply-to") or None
+        if reply_to is not None:
+            reply_to = w.check_address(reply_to, what="mq9-reply-to")
         box = await self.store.require(address)
         left = box.remaining() if box else None
         if left is not None:
@@ -91,6 +94,7 @@ class Mail:
             headers=extra or None,
             tags=tags or None,
             replace_key=key,
+            reply_to=reply_to,
         )
         return w.reply(msg_id=-1 if receipt.scheduled else receipt.seq)
 
