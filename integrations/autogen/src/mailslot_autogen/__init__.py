@@ -12,7 +12,7 @@ from .codec import AgentResult, AgentTask
 from .proxy import MailslotRemoteAgent, RemoteAgentError
 from .runtime import SERVICE_KEEP, MailslotAgentRuntime, RemoteHandlerError
 from .state import DEFAULT_STATE_STORE, AgentStates
-from .tools import TOOL_NAMES, mailbox_tools
+from .tools import TOOL_NAMES, Payload, mailbox_tools
 from .worker import AgentWorker, serve_agent
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "AgentWorker",
     "MailslotAgentRuntime",
     "MailslotRemoteAgent",
+    "Payload",
     "RemoteAgentError",
     "RemoteHandlerError",
     "mailbox_tools",

@@ -30,7 +30,7 @@ from .nodes import (
     step_key,
 )
 from .resumer import Resumed, Resumer, resume_when_replied
-from .tools import ALL_TOOLS, MailboxTools, mailbox_tools
+from .tools import ALL_TOOLS, MailboxTools, Payload, mailbox_tools
 
 __all__ = [
     "ALL_TOOLS",
@@ -40,6 +40,7 @@ __all__ = [
     "MailboxTools",
     "MailslotCheckpointer",
     "MailslotLangGraphError",
+    "Payload",
     "Resumed",
     "Resumer",
     "await_reply",
