@@ -144,7 +144,8 @@ class MailboxTools:
                 name="send_message",
                 description=(
                     f"Send a message to another agent's mailbox (you are {me}). It waits there "
-                    "until the agent reads it. priority: low, normal, urgent or critical."
+                    "until the agent reads it. message: text, or a JSON object for structured "
+                    "data. priority: low, normal, urgent or critical."
                 ),
             ),
             "ask_agent": lambda: StructuredTool.from_function(
