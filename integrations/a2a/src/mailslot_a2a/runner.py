@@ -33,6 +33,7 @@ from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.types.a2a_pb2 import AgentCard, CancelTaskRequest
 from a2a.utils.errors import A2AError
+from mailslot import tracing
 
 from .cards import from_a2a, mailslot_interface, with_interfaces
 from .codec import request_of
@@ -152,6 +153,13 @@ class A2ARunner:
             log.exception("cancel of task %s failed", task_id)
 
     async def _handle(self, msg: mailslot.Message) -> None:
+        """One request, traced as an ``invoke_agent`` span under its delivery
+        (:mod:`mailslot.tracing`): the task's events are sent within it."""
+        address = self._mailbox.address if self._mailbox is not None else "a2a"
+        with tracing.agent_run("a2a", address, task=msg):
+            await self._run(msg)
+
+    async def _run(self, msg: mailslot.Message) -> None:
         try:
             request = request_of(msg.json())
         except (A2AError, ValueError) as exc:
