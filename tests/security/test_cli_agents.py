@@ -41,6 +41,7 @@ async def test_issue_list_revoke_on_the_local_broker(local_broker, _isolated_hom
     listed = json.loads(cli("agent", "list", "--json").stdout)
     assert [(a["address"], a["tenant"]) for a in listed] == [("coder", "MAILSLOT")]
     assert "password" not in json.dumps(listed) and "seed" not in json.dumps(listed)
+    assert '"seed": "S' not in (_isolated_home / "tenants.json").read_text()
     kept = tmp_path / "kept.json"  # revoking deletes the file: keep a copy to try it after
     shutil.copyfile(path, kept)
 

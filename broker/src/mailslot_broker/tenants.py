@@ -256,8 +256,8 @@ def _tenant(tf: TenantsFile, name: str) -> TenantRecord:
 
 
 def _publish_in_thread(home: Path, tenant: TenantRecord, record: AgentRecord | None, address: str) -> None:
-    """Publish (or withdraw) an agent's public key with the tenant's credential, if the local
-    broker runs (else the next :func:`issue_agent` or ``mailslot agent issue`` does it)."""
+    """Publish (or withdraw) an agent's public key with the tenant's credential (the callers
+    have made sure the local broker runs)."""
     state = running_state(home)
     if state is None:
         return
@@ -287,8 +287,10 @@ def issue_agent(
     with home_locked(home):
         tf = load_or_init(home)
         rec = _tenant(tf, tenant)
-        rec.agents = [a for a in rec.agents if a.address != record.address] + [record]
         path = record.credentials.write(agent_credentials_path(home, tenant, record.address))
+        # The broker keeps no signing seed: only the agent's file has it.
+        kept = record.model_copy(update={"credentials": record.credentials.model_copy(update={"seed": None})})
+        rec.agents = [a for a in rec.agents if a.address != record.address] + [kept]
         tf.save(home)
         _apply(home, tf)
         _publish_in_thread(home, rec, record, record.address)
@@ -297,8 +299,12 @@ def issue_agent(
 
 def revoke_agent(address: str, *, tenant: str = DEFAULT_TENANT, home: Path | None = None) -> AgentRecord:
     """Revoke an agent credential: the reload disconnects its connections and refuses it
-    from then on (other users keep theirs); its public key is withdrawn."""
+    from then on (other users keep theirs); its public key is withdrawn (the local broker is
+    started for that if it does not run)."""
+    from .local import ensure_local_broker  # local imports this module
+
     home = home or mailslot_home()
+    ensure_local_broker(home=home)  # the key is withdrawn through it
     with home_locked(home):
         tf = load_or_init(home)
         rec = _tenant(tf, tenant)
