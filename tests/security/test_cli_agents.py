@@ -1,4 +1,4 @@
-"""``mailslot agent issue|list|revoke`` and ``tenants.issue_agent`` against the detached local
+"""``mailslot agent issue|list|revoke`` and ``local_agents.issue_agent`` against the detached local
 broker: one call issues a working credential, the file sits next to the tenant's, revoking
 disconnects and refuses the agent, and ``connect()`` with no arguments is unchanged."""
 
@@ -14,7 +14,7 @@ import mailslot
 import pytest
 from mailslot_broker import stop_local_broker
 from mailslot_broker.local import ensure_local_broker
-from mailslot_broker.tenants import issue_agent
+from mailslot_broker.local_agents import issue_agent
 from testsupport import mailslot_cli
 
 

@@ -19,8 +19,8 @@ from mailslot_broker import protocol as p
 from mailslot_broker.protocol import Header, principals
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from ._replies import Reply, ReplyBox
 from .errors import InvalidInput
-from .requests import Reply, ReplyBox
 
 if TYPE_CHECKING:
     from .mailbox import Mailbox
@@ -32,7 +32,7 @@ _PULL_TIMEOUT = 2.0
 
 def is_agent(mailbox: Mailbox) -> bool:
     """Whether the mailbox's connection is an agent credential's (its mail is signed)."""
-    return getattr(mailbox._link, "signer", None) is not None
+    return mailbox._link.signer is not None
 
 
 class AgentReplyBox(ReplyBox):

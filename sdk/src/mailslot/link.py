@@ -17,13 +17,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from .errors import Disconnected, NotConnected
 from .options import ConnectOptions
+
+if TYPE_CHECKING:
+    from .signing import Signer
 
 
 class OpenMailbox(Protocol):
@@ -66,6 +69,9 @@ class Link:
         self.outage_timeout = options.outage_timeout
         self.receive_outage_timeout = options.receive_outage_timeout
         self.closed = False
+        #: An agent credential's signer (its mail is signed, its replies come through a
+        #: consumer of its own); None for a tenant credential.
+        self.signer: Signer | None = None
         #: The mailboxes open through this connection (a mailbox removes itself on close).
         self.mailboxes: set[OpenMailbox] = set()
         #: How often the connection dropped and came back (nats-py reconnects by itself).

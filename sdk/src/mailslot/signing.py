@@ -105,7 +105,7 @@ def install(link: Link, address: str, seed: str) -> Signer:
     js: Any = link.js
     js.publish = signer.wrap(js.publish)
     js.publish_async = signer.wrap(js.publish_async)
-    link.signer = signer  # type: ignore[attr-defined]
+    link.signer = signer
     return signer
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import typer
 from mailslot_broker.config import DEFAULT_TENANT
 from mailslot_broker.errors import LauncherError
-from mailslot_broker.tenants import issue_agent, list_agents, revoke_agent
+from mailslot_broker.local_agents import issue_agent, list_agents, revoke_agent
 from rich.table import Table
 
 from .app import JSON_OPTION, app, console, fail, print_json
