@@ -10,9 +10,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nats
 from mailslot_broker import Credentials, NatsServer
+from mailslot_broker.launcher import pid_alive
 from mq9_support import Mq9, connect
 from nats.errors import NoRespondersError
 from testsupport import client_env
@@ -85,11 +87,37 @@ async def test_up_with_mq9_serves_the_local_broker_and_stops_with_it() -> None:
         await asyncio.wait_for(proc.wait(), 60)
 
 
-def test_up_mq9_refuses_detach() -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "mailslot", "up", "--mq9", "--detach"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+def _mailslot(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailslot", *args], capture_output=True, text=True, timeout=120
     )
+
+
+async def test_up_mq9_detached_serves_until_down() -> None:
+    """``up --mq9 --detach`` returns with the gateway serving; ``down`` stops it with the broker."""
+    r = _mailslot("up", "--mq9", "--detach", "--json")
+    assert r.returncode == 0, r.stderr
+    state = json.loads(r.stdout)
+    home = Path(os.environ["MAILSLOT_HOME"])
+    pid = int((home / "mq9.pid").read_text())
+    nc = None
+    try:
+        creds = Credentials.read(state["credentials_path"])
+        nc = await nats.connect(state["url"], user=creds.user, password=creds.password)
+        assert await Mq9(nc).create("detached") == "detached"  # at once: up waited for it
+        again = _mailslot("up", "--mq9", "--detach")  # a second up keeps the one gateway
+        assert again.returncode == 0, again.stderr
+        assert int((home / "mq9.pid").read_text()) == pid
+    finally:
+        if nc is not None:
+            await nc.close()
+        down = _mailslot("down")
+    assert down.returncode == 0, down.stderr
+    assert not pid_alive(pid, marker="mailslot_mq9")
+    assert not (home / "mq9.pid").exists()
+    assert b"serving $mq9.AI.>" in (home / "mq9.log").read_bytes()
+
+
+def test_up_mq9_refuses_cluster() -> None:
+    r = _mailslot("up", "--mq9", "--cluster", "3")
     assert r.returncode == 2 and "--mq9" in r.stderr

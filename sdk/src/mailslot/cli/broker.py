@@ -68,7 +68,7 @@ def up(
 ) -> None:
     """Start the local broker (nats-server with JetStream on 127.0.0.1)."""
     if mq9:
-        _mq9_child.check_available(detach or bool(cluster))
+        _mq9_child.check_available(bool(cluster))
     mqtt, websocket = mqtt or bool(mqtt_port), websocket or bool(websocket_port)  # a port implies it
     listeners = Listeners(
         mqtt_port=mqtt_port if mqtt else None, websocket_port=websocket_port if websocket else None
@@ -84,6 +84,8 @@ def up(
         except LauncherError as exc:
             fail(str(exc))
         run(_provision())  # so `status` shows the streams right away
+        if mq9:
+            _mq9_child.start_detached(state, mailslot_home())
         if json_out:
             print_json(state.model_dump())
         else:
@@ -216,7 +218,11 @@ def node_start(
 
 @app.command()
 def down() -> None:
-    """Stop the local broker (and its sidecar). Mail on disk is kept for the next `up`."""
+    """Stop the local broker (its sidecar, and a detached mq9 gateway). Mail on disk is kept
+    for the next `up`."""
+    home = mailslot_home(create=False)
+    if home.is_dir():
+        _mq9_child.stop_detached(home)
     if stop_local_broker():
         console.print("local broker stopped")
     else:
