@@ -26,7 +26,7 @@ from .errors import Disconnected, NotConnected
 from .options import ConnectOptions
 
 if TYPE_CHECKING:
-    from .signing import Signer
+    from .signing import KeyCache, Signer
 
 
 class OpenMailbox(Protocol):
@@ -72,6 +72,8 @@ class Link:
         #: An agent credential's signer (its mail is signed, its replies come through a
         #: consumer of its own); None for a tenant credential.
         self.signer: Signer | None = None
+        #: Senders' public keys, read on first check of a signed message (signing.py).
+        self.key_cache: KeyCache | None = None
         #: The mailboxes open through this connection (a mailbox removes itself on close).
         self.mailboxes: set[OpenMailbox] = set()
         #: How often the connection dropped and came back (nats-py reconnects by itself).

@@ -149,11 +149,9 @@ class KeyCache:
 
 
 def _cache(link: Link) -> KeyCache:
-    cache = getattr(link, "key_cache", None)
-    if cache is None:
-        cache = KeyCache(link)
-        link.key_cache = cache  # type: ignore[attr-defined]
-    return cache
+    if link.key_cache is None:
+        link.key_cache = KeyCache(link)
+    return link.key_cache
 
 
 async def check(link: Link, m: Message) -> str | None:
