@@ -61,6 +61,8 @@ class TenantRecord(BaseModel):
     permissions: dict[str, list[str]] = Field(default_factory=dict)
     #: Agent credentials issued in this tenant (:mod:`.agents`).
     agents: list[AgentRecord] = Field(default_factory=list)
+    #: MQTT device logins (user name = device address) issued in this tenant (:mod:`.local_devices`).
+    devices: list[Credentials] = Field(default_factory=list)
 
     @classmethod
     def from_spec(cls, spec: TenantSpec) -> TenantRecord:
@@ -78,6 +80,7 @@ class TenantRecord(BaseModel):
             limits=TenantLimits(**self.limits),
             permissions=Permissions(**self.permissions) if self.permissions else Permissions(),
             agent_users=[a.user() for a in self.agents],
+            device_users=list(self.devices),
         )
 
 

@@ -9,6 +9,7 @@ from . import (
     audit,  # noqa: F401  (registers audit, audit enable/disable/status)
     broker,  # noqa: F401  (registers up/down/status)
     console,  # noqa: F401  (registers console, the web console)
+    device_logins,  # noqa: F401  (registers device issue/revoke/list, MQTT logins)
     devices,  # noqa: F401  (registers devices, the MQTT device bridge)
     dlq,  # noqa: F401  (registers dlq list/show/requeue/purge)
     logs,  # noqa: F401  (registers logs)
