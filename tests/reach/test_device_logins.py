@@ -11,6 +11,7 @@ import os
 import mailslot
 import pytest
 from mailslot_broker import Credentials, stop_local_broker
+from mailslot_broker.launcher import pid_alive
 from mailslot_broker.protocol import devices as dp
 from mailslot_broker.tenants import load_or_init
 from reach_support import device
@@ -19,10 +20,12 @@ from testsupport import mailslot_cli, unique
 
 @pytest.fixture
 def mqtt_broker(_isolated_home):
-    """The detached local broker with its MQTT listener, as `mailslot up --mqtt --detach`."""
+    """The detached local broker with its MQTT listener and device bridge, as
+    `mailslot up --mqtt --detach`."""
     try:
         yield json.loads(mailslot_cli("up", "--mqtt", "--detach", "--json").stdout)
     finally:
+        mailslot_cli("down", check=False)  # the bridge too
         stop_local_broker(_isolated_home)
 
 
@@ -35,7 +38,10 @@ async def _until(check, what: str, timeout: float = 10.0) -> None:
 
 
 async def test_issued_device_sends_only_as_itself_until_revoked(mqtt_broker, _isolated_home) -> None:
+    """The whole flow a user has: `up --mqtt --detach` (which runs the bridge for the issued
+    logins), `device issue`, a device with only an MQTT client, `device revoke`, `down`."""
     port = mqtt_broker["mqtt_port"]
+    bridge_pid = int((_isolated_home / "devices.pid").read_text())
     issued = json.loads(mailslot_cli("device", "issue", "meter-9", "--json").stdout)
     path = issued["credentials"]
     assert path == str(_isolated_home / "credentials.devices" / "meter-9.json")
@@ -43,38 +49,49 @@ async def test_issued_device_sends_only_as_itself_until_revoked(mqtt_broker, _is
     assert json.loads(mailslot_cli("device", "list", "--json").stdout) == [
         {"tenant": "MAILSLOT", "address": "meter-9"}
     ]
-    assert "meter-9" in (_isolated_home / "tenants.json").read_text()
     creds = Credentials.read(path)
     assert creds.user == "meter-9"
 
     async with mailslot.connect(name="ops") as ms:  # zero config, as before
         agent = await ms.open(unique("meter-reader"), ttl=30)
-        async with mailslot.DeviceBridge(ms, ["meter-9", "meter-8"]):
-            dev = await device(port, "meter-9", creds.password)
+
+        async def bridged() -> bool:
+            return "meter-9" in {c.address for c in await ms.agents()}
+
+        for _ in range(200):  # the bridge follows the issued logins (every 2 s)
+            if await bridged():
+                break
+            await asyncio.sleep(0.05)
+        assert await bridged(), "the bridge of `up --mqtt` did not take up the issued device"
+        dev = await device(port, "meter-9", creds.password)
+        try:
+            assert dev.result == "Success"
+            await asyncio.to_thread(dev.subscribe, dp.downlink_topic_filter("meter-9"))
+            forged = dp.uplink_topic("meter-8", "normal", agent.address)  # another's sender level
+            await asyncio.to_thread(dev.publish, forged, b"as meter-8", 1, 2.0)
+            mine = dp.uplink_topic("meter-9", "normal", agent.address)
+            assert await asyncio.to_thread(dev.publish, mine, b"as me")
+            msg = await agent.receive(timeout=10)
+            assert (msg.data, msg.sender) == (b"as me", "meter-9")
+            await msg.ack()
+            with pytest.raises(mailslot.Timeout):  # the forged one never became mail
+                await agent.receive(timeout=1.5)
+            await ms.send("meter-9", b"close the valve", priority="urgent")
+            await _until(
+                lambda: any(m[2] == b"close the valve" for m in dev.received()), "mail reaches the device"
+            )
+
+            wrong = await device(port, "meter-9", "not-its-password")
             try:
-                assert dev.result == "Success"
-                forged = dp.uplink_topic("meter-8", "normal", agent.address)  # another's sender level
-                await asyncio.to_thread(dev.publish, forged, b"as meter-8", 1, 2.0)
-                assert await asyncio.to_thread(
-                    dev.publish, dp.uplink_topic("meter-9", "normal", agent.address), b"as me"
-                )
-                msg = await agent.receive(timeout=10)
-                assert (msg.data, msg.sender) == (b"as me", "meter-9")
-                await msg.ack()
-                with pytest.raises(mailslot.Timeout):  # the forged one never became mail
-                    await agent.receive(timeout=1.5)
-
-                wrong = await device(port, "meter-9", "not-its-password")
-                try:
-                    assert wrong.result == "Not authorized"
-                finally:
-                    await asyncio.to_thread(wrong.close)
-
-                mailslot_cli("device", "revoke", "meter-9")
-                await _until(lambda: dev.disconnected is not None, "the revoked device is disconnected")
-                assert ms.connected and ms.reconnects == 0  # the tenant's connection stays
+                assert wrong.result == "Not authorized"
             finally:
-                await asyncio.to_thread(dev.close)
+                await asyncio.to_thread(wrong.close)
+
+            mailslot_cli("device", "revoke", "meter-9")
+            await _until(lambda: dev.disconnected is not None, "the revoked device is disconnected")
+            assert ms.connected and ms.reconnects == 0  # the tenant's connection stays
+        finally:
+            await asyncio.to_thread(dev.close)
         again = await device(port, "meter-9", creds.password)
         try:
             assert again.result == "Not authorized"
@@ -84,6 +101,8 @@ async def test_issued_device_sends_only_as_itself_until_revoked(mqtt_broker, _is
     assert not await asyncio.to_thread(os.path.exists, path)
     assert json.loads(mailslot_cli("device", "list", "--json").stdout) == []
     assert mailslot_cli("device", "revoke", "meter-9", check=False).returncode == 1
+    mailslot_cli("down")
+    assert not pid_alive(bridge_pid, marker="devices --issued"), "down leaves no bridge behind"
 
 
 def test_device_issue_refuses_bad_addresses_and_taken_names(_isolated_home) -> None:

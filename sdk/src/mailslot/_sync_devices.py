@@ -43,6 +43,9 @@ class SyncDeviceBridge:
     def add_device(self, address: str) -> None:
         PORTAL.call(self._aio.add_device(address))
 
+    def remove_device(self, address: str) -> None:
+        PORTAL.call(self._aio.remove_device(address))
+
     def wait_online(self, device: str, *, timeout: float | None = None) -> None:
         PORTAL.call(self._aio.wait_online(device, timeout=timeout))
 

@@ -78,6 +78,7 @@ class DeviceBridge:
         self._mailboxes: dict[str, Mailbox] = {}
         self._online: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._downlinks: dict[str, asyncio.Task[None]] = {}
         self._closed = False
         self.stats = BridgeStats()
 
@@ -118,7 +119,21 @@ class DeviceBridge:
         mb = await self._ms.open(address, card=self._card)
         self._mailboxes[address] = mb
         self._online.setdefault(address, asyncio.Event())
-        self._spawn(self._downlink(address, mb))
+        self._downlinks[address] = self._spawn(self._downlink(address, mb))
+
+    async def remove_device(self, address: str) -> None:
+        """Stop serving ``address`` (its login was revoked, say): its forwarding stops and its
+        mailbox closes, so its mail waits like any absent agent's; its publishes from now on
+        are dead-lettered as from an unknown sender."""
+        task = self._downlinks.pop(address, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        mb = self._mailboxes.pop(address, None)
+        self._online.pop(address, None)
+        if mb is not None:
+            await mb.close()
 
     async def close(self) -> None:
         """Stop forwarding; the device mailboxes close (their mail waits for the next bridge)."""
@@ -131,11 +146,13 @@ class DeviceBridge:
         for mb in self._mailboxes.values():
             await mb.close()
         self._mailboxes.clear()
+        self._downlinks.clear()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- downlink ------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from rich.table import Table
 
 from ..connection import connect
 from ..errors import MailslotError
-from . import _mq9_child
+from . import _sidekicks
 from .app import (
     CREDS_OPTION,
     JSON_OPTION,
@@ -68,7 +68,7 @@ def up(
 ) -> None:
     """Start the local broker (nats-server with JetStream on 127.0.0.1)."""
     if mq9:
-        _mq9_child.check_available(bool(cluster))
+        _sidekicks.check_mq9(bool(cluster))
     mqtt, websocket = mqtt or bool(mqtt_port), websocket or bool(websocket_port)  # a port implies it
     listeners = Listeners(
         mqtt_port=mqtt_port if mqtt else None, websocket_port=websocket_port if websocket else None
@@ -84,8 +84,8 @@ def up(
         except LauncherError as exc:
             fail(str(exc))
         run(_provision())  # so `status` shows the streams right away
-        if mq9:
-            _mq9_child.start_detached(state, mailslot_home())
+        for kick in _wanted(mq9=mq9, mqtt=mqtt):
+            _sidekicks.start_detached(kick, state, mailslot_home())
         if json_out:
             print_json(state.model_dump())
         else:
@@ -98,10 +98,10 @@ def up(
         server, state = start_foreground_broker(port=port, listeners=listeners)
     except LauncherError as exc:
         fail(str(exc))
-    gateway = None
+    children = []
     try:
         run(_provision())
-        gateway = _mq9_child.start(state) if mq9 else None
+        children = [_sidekicks.start(kick, state) for kick in _wanted(mq9=mq9, mqtt=mqtt)]
         if json_out:
             print_json(state.model_dump())
         else:
@@ -115,8 +115,14 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
-        _mq9_child.stop(gateway)
+        for child in children:
+            _sidekicks.stop(child)
         stop_foreground_broker(server, state)
+
+
+def _wanted(*, mq9: bool, mqtt: bool) -> list[_sidekicks.Sidekick]:
+    """``--mq9``: the gateway; ``--mqtt``: the bridge for the issued device logins."""
+    return [kick for kick, on in ((_sidekicks.MQ9, mq9), (_sidekicks.DEVICES, mqtt)) if on]
 
 
 def _print_listeners(state: Any) -> None:
@@ -222,7 +228,8 @@ def down() -> None:
     for the next `up`."""
     home = mailslot_home(create=False)
     if home.is_dir():
-        _mq9_child.stop_detached(home)
+        for kick in _sidekicks.ALL:
+            _sidekicks.stop_detached(kick, home)
     if stop_local_broker():
         console.print("local broker stopped")
     else:
