@@ -87,6 +87,9 @@ async def test_issued_device_sends_only_as_itself_until_revoked(mqtt_broker, _is
             finally:
                 await asyncio.to_thread(wrong.close)
 
+            second = mailslot_cli("devices", "meter-7", check=False)  # one bridge per tenant
+            assert second.returncode == 1 and "mailslot device issue" in second.stderr
+
             mailslot_cli("device", "revoke", "meter-9")
             await _until(lambda: dev.disconnected is not None, "the revoked device is disconnected")
             assert ms.connected and ms.reconnects == 0  # the tenant's connection stays

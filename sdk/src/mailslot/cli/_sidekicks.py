@@ -86,6 +86,11 @@ def _detached_pid(kick: Sidekick, home: Path) -> int | None:
     return pid if pid_alive(pid, marker=kick.marker) else None
 
 
+def running(kick: Sidekick, home: Path) -> bool:
+    """Whether this home's detached ``kick`` runs."""
+    return home.is_dir() and _detached_pid(kick, home) is not None
+
+
 def start_detached(kick: Sidekick, state: Any, home: Path) -> int:
     """The detached sidekick's pid: the one already running for this home, or a new one
     once its log says it serves."""

@@ -13,6 +13,7 @@ from mailslot_broker.config import DEFAULT_TENANT
 from mailslot_broker.local_devices import list_devices
 
 from ..devices import DeviceBridge
+from . import _sidekicks
 from .app import CREDS_OPTION, URL_OPTION, USAGE, app, client, console, fail, run
 
 #: How often ``--issued`` looks again which device logins exist (issued or revoked meanwhile).
@@ -36,6 +37,12 @@ def devices(
     publishes become mail, mail to a device reaches its MQTT session (docs/deploy.md §7)."""
     if not addresses and not issued:
         fail("name the devices, or --issued for the local broker's device logins", USAGE)
+    if not issued and url is None and _sidekicks.running(_sidekicks.DEVICES, mailslot_home(create=False)):
+        # Bridges share the one uplink consumer: each would dead-letter the other's devices.
+        fail(
+            "the local broker's device bridge runs (mailslot up --mqtt), and a tenant has one bridge: "
+            "give these devices logins with `mailslot device issue ADDRESS` and it bridges them"
+        )
     run(_serve(list(addresses or []), issued, tenant, url, credentials))
 
 
