@@ -16,11 +16,19 @@ from testsupport import mailslot_cli
 
 
 async def _logins(mqtt_port: int, ws_url: str, creds: Credentials) -> None:
-    dev = await asyncio.to_thread(Device, mqtt_port, creds.user, creds.password, client_id="cli-check")
-    try:
-        assert dev.result == "Success"
-    finally:
-        await asyncio.to_thread(dev.close)
+    # The server answers an MQTT CONNECT once it has the account's MQTT streams; on a cluster
+    # that has just formed, creating them waits for JetStream's leaders (seen: no CONNACK in
+    # 5 s on a busy host). A refusal is an answer and fails at once; silence is asked again.
+    results = []
+    for _ in range(6):
+        dev = await asyncio.to_thread(Device, mqtt_port, creds.user, creds.password, client_id="cli-check")
+        try:
+            results.append(dev.result)
+        finally:
+            await asyncio.to_thread(dev.close)
+        if dev.result is not None:
+            break
+    assert results[-1] == "Success", results
     ms = await mailslot.connect(ws_url, user=creds.user, password=creds.password)
     try:
         mb = await ms.open("listener-check")
