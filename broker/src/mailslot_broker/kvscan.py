@@ -35,13 +35,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import nats.errors as nerr
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
@@ -49,6 +47,7 @@ from nats.js.kv import KV_DEL, KV_MARKER_REASON, KV_OP, KV_PURGE, KeyValue
 
 from . import natscompat
 from . import protocol as p
+from .mailscan import TooManyResults, direct_batch
 
 #: The most subjects nats-server returns for one ``multi_last`` request (more gives ``413``).
 MULTI_LAST_LIMIT = 1024
@@ -81,10 +80,6 @@ class KvItem:
     def live(self) -> bool:
         """A value, not a delete/purge marker."""
         return self.operation is None
-
-
-class _TooManyResults(Exception):
-    pass
 
 
 def _operation(headers: Mapping[str, str]) -> str | None:
@@ -139,58 +134,8 @@ def _item(bucket: str, subject: str, data: bytes | None, headers: Mapping[str, s
 async def _multi_last(
     js: JetStreamContext, stream: str, filters: list[str], timeout: float
 ) -> list[Msg] | None:
-    """One batched direct get; ``None`` when the stream has no DIRECT.GET responder."""
-    nc = js._nc
-    inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox)
-    out: list[Msg] = []
-    subject = f"{js._prefix}.DIRECT.GET.{stream}"
-    try:
-        body = json.dumps({"multi_last": filters}).encode()
-        before = nc.last_error
-        await nc.publish(subject, body, reply=inbox)
-        msg = await _first_reply(nc, sub, subject, before, timeout)
-        while True:
-            status = (msg.headers or {}).get(_STATUS)
-            if status == "204":  # end of batch
-                return out
-            if status == "404":  # nothing matched
-                return out
-            if status == "413":
-                raise _TooManyResults
-            if status == "503":  # no responders: allow_direct is off (or no such stream)
-                return None
-            if status:
-                raise jserr.APIError(code=int(status), description=(msg.headers or {}).get(_DESCRIPTION))
-            out.append(msg)
-            msg = await sub.next_msg(timeout=timeout)
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
-
-
-async def _first_reply(nc: Any, sub: Any, subject: str, before: Exception | None, timeout: float) -> Msg:
-    """The first reply; fails at once (not after ``timeout``) when the server refuses the
-    request's subject: a denied publish only shows as an asynchronous ``-ERR``, which nats-py
-    keeps as ``last_error``, and a plain request would wait for a reply that never comes."""
-    deadline = time.monotonic() + timeout
-    step = 0.05
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            return await sub.next_msg(timeout=max(0.001, min(step, left)))
-        except nerr.TimeoutError:
-            err = nc.last_error
-            if err is not None and err is not before and _refuses(err, subject):
-                raise err from None
-            if left <= step:
-                raise
-        step = min(step * 2, 1.0)
-
-
-def _refuses(err: Exception, subject: str) -> bool:
-    text = str(err).lower()
-    return "permissions violation" in text and f'"{subject.lower()}"' in text
+    """The last message on each filter, in one batched direct get (:mod:`.mailscan`)."""
+    return await direct_batch(js, stream, {"multi_last": filters}, timeout=timeout)
 
 
 async def key_counts(
@@ -282,7 +227,7 @@ async def read_bucket(
     stream = p.kv_stream(bucket)
     try:
         msgs = await _multi_last(js, stream, [p.kv_subject(bucket, keys)], timeout)
-    except _TooManyResults:
+    except TooManyResults:
         items = await _read_literal(js, bucket, sorted(await key_counts(js, bucket, keys)), timeout)
         return _keep(items, deleted)
     if msgs is None:  # no direct get: the bucket is missing or has allow_direct off

@@ -1,13 +1,17 @@
-"""Reading a run of stored messages on one subject with a single batched direct get
-(``{"seq": N, "next_by_subj": S, "batch": K}``, NATS 2.11+): one round trip for up to K
-messages instead of one each. The messages come with their ``Nats-Subject``, ``Nats-Sequence``
-and ``Nats-Time-Stamp`` headers, in sequence order, then an end-of-batch status."""
+"""Batched direct gets (NATS 2.11+): one round trip for many stored messages instead of one
+each. :func:`direct_batch` sends any batched DIRECT.GET request and collects the answer (the
+messages with their ``Nats-Subject``, ``Nats-Sequence`` and ``Nats-Time-Stamp`` headers, then
+an end-of-batch status); :func:`next_batch` reads a run on one subject (``next_by_subj``), the
+KV scans (:mod:`.kvscan`) read the last value of many keys (``multi_last``)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import time
+from typing import Any
 
+import nats.errors as nerr
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
@@ -18,28 +22,80 @@ _STATUS = "Status"
 _DESCRIPTION = "Description"
 
 
-async def next_batch(
-    js: JetStreamContext, stream: str, subject: str, seq: int, batch: int, *, timeout: float = 5.0
-) -> list[Msg]:
-    """Up to ``batch`` messages on ``subject`` at or after ``seq`` (none: ``[]``)."""
+class TooManyResults(Exception):
+    """The server refused a batch that would match too many subjects (413)."""
+
+
+async def direct_batch(
+    js: JetStreamContext,
+    stream: str,
+    request: dict[str, Any],
+    *,
+    timeout: float = 5.0,
+    limit: int | None = None,
+) -> list[Msg] | None:
+    """The messages one batched DIRECT.GET ``request`` answers (up to ``limit``: the end-of-
+    batch marker is then not waited for); ``[]`` when nothing matched, ``None`` when the stream
+    has no DIRECT.GET responder (allow_direct off, or no such stream). A refused request
+    subject fails at once, not after ``timeout``."""
     nc = natscompat.js_connection(js)
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
     out: list[Msg] = []
+    subject = f"{js._prefix}.DIRECT.GET.{stream}"
     try:
-        body = json.dumps({"seq": max(1, seq), "next_by_subj": subject, "batch": batch}).encode()
-        await nc.publish(f"{js._prefix}.DIRECT.GET.{stream}", body, reply=inbox)
+        before = nc.last_error
+        await nc.publish(subject, json.dumps(request).encode(), reply=inbox)
+        msg = await _first_reply(nc, sub, subject, before, timeout)
         while True:
-            msg = await sub.next_msg(timeout=timeout)
             status = (msg.headers or {}).get(_STATUS)
             if status in ("204", "404"):  # end of batch / nothing there
                 return out
+            if status == "413":
+                raise TooManyResults
+            if status == "503":
+                return None
             if status:
                 raise jserr.APIError(code=int(status), description=(msg.headers or {}).get(_DESCRIPTION))
             out.append(msg)
-            if len(out) >= batch:
-                # The end-of-batch marker follows; it is not waited for.
+            if limit is not None and len(out) >= limit:
                 return out
+            msg = await sub.next_msg(timeout=timeout)
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
+
+
+async def _first_reply(nc: Any, sub: Any, subject: str, before: Exception | None, timeout: float) -> Msg:
+    """The first reply; fails at once (not after ``timeout``) when the server refuses the
+    request's subject: a denied publish only shows as an asynchronous ``-ERR``, which nats-py
+    keeps as ``last_error``, and a plain request would wait for a reply that never comes."""
+    deadline = time.monotonic() + timeout
+    step = 0.05
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return await sub.next_msg(timeout=max(0.001, min(step, left)))
+        except nerr.TimeoutError:
+            err = nc.last_error
+            if err is not None and err is not before and _refuses(err, subject):
+                raise err from None
+            if left <= step:
+                raise
+        step = min(step * 2, 1.0)
+
+
+def _refuses(err: Exception, subject: str) -> bool:
+    text = str(err).lower()
+    return "permissions violation" in text and f'"{subject.lower()}"' in text
+
+
+async def next_batch(
+    js: JetStreamContext, stream: str, subject: str, seq: int, batch: int, *, timeout: float = 5.0
+) -> list[Msg]:
+    """Up to ``batch`` messages on ``subject`` at or after ``seq`` (none: ``[]``)."""
+    request = {"seq": max(1, seq), "next_by_subj": subject, "batch": batch}
+    got = await direct_batch(js, stream, request, timeout=timeout, limit=batch)
+    if got is None:
+        raise jserr.APIError(code=503, description=f"no DIRECT.GET responder for stream {stream}")
+    return got
