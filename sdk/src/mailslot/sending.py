@@ -21,7 +21,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from . import tracing
+from . import signing, tracing
 from ._boundary import boundary
 from ._boundary import count as check_count
 from .errors import Disconnected, InvalidInput
@@ -58,6 +58,7 @@ async def publish(link: Link, out: Outgoing) -> Receipt:
     up to ``publish_retry_for`` seconds, and through an outage of up to ``outage_timeout``.
     Traced as one send span (:mod:`mailslot.tracing`) whatever the retries."""
     link.check_open()
+    signing.seal(link, out)
     span = tracing.start_send(out, max_payload=link.max_payload)
     if span is None:
         return await _publish(link, out)
@@ -175,6 +176,7 @@ async def publish_many(link: Link, messages: Iterable[Mapping[str, Any]], *, win
                 if not link.nc.is_connected:
                     # Nothing is pipelined into a dead connection: wait (outage_timeout).
                     await link.until_connected()
+                signing.seal(link, o)
                 span = tracing.start_send(o, max_payload=link.max_payload)
                 fut = await link.js.publish_async(o.subject, o.data, headers=o.headers)
                 pending.append((o, fut, span))

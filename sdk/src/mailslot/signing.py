@@ -9,8 +9,8 @@ issued the credential) and sets :attr:`Message.sender_verified` only when the si
 Mail from a tenant credential, a plain NATS client or a forger reads unverified; a mailbox
 opened with ``require_verified=True`` dead-letters it with the reason.
 
-Signing hooks the connection's JetStream publish, so every path that stores mail (send,
-send_many, request, reply, delayed) is covered by one wrapper.
+Signing happens where every path that stores mail (send, send_many, request, reply, delayed)
+publishes: :mod:`mailslot.sending` seals each prepared message once (:func:`seal`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 import nacl.exceptions
 import nacl.signing
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .link import Link
     from .mailbox import Mailbox
     from .message import Message
+    from .outgoing import Outgoing
 
 log = logging.getLogger("mailslot.signing")
 M = TypeVar("M", bound="Message")
@@ -86,27 +87,20 @@ class Signer:
         )
         headers[principals.SIGNATURE_HEADER] = base64.urlsafe_b64encode(self._kp.sign(text)).decode()
 
-    def wrap(self, publish: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        async def signed(
-            subject: str, payload: bytes = b"", *args: Any, headers: Any = None, **kw: Any
-        ) -> Any:
-            if headers is not None:
-                headers = dict(headers)
-                self.sign(subject, payload, headers)
-            return await publish(subject, payload, *args, headers=headers, **kw)
-
-        signed.__wrapped__ = publish  # type: ignore[attr-defined]  # the bench takes it off
-        return signed
-
 
 def install(link: Link, address: str, seed: str) -> Signer:
-    """Sign every mail message ``link`` publishes (``js.publish`` and ``publish_async``)."""
-    signer = Signer(address, seed)
-    js: Any = link.js
-    js.publish = signer.wrap(js.publish)
-    js.publish_async = signer.wrap(js.publish_async)
-    link.signer = signer
+    """Sign every mail message ``link`` publishes from now on (:func:`seal`)."""
+    signer = link.signer = Signer(address, seed)
     return signer
+
+
+def seal(link: Link, out: Outgoing) -> None:
+    """Sign ``out`` once, before its first publish, when ``link`` is an agent credential's:
+    every path that stores mail (send, send_many, request, reply, delayed) publishes an
+    :class:`~mailslot.outgoing.Outgoing` through :mod:`mailslot.sending`, which calls this;
+    a retry publishes the same signed headers."""
+    if link.signer is not None and principals.SIGNATURE_HEADER not in out.headers:
+        link.signer.sign(out.subject, out.data, out.headers)
 
 
 def public_key_bytes(public_key: str) -> bytes:
