@@ -31,8 +31,10 @@ _PULL_TIMEOUT = 2.0
 
 
 def is_agent(mailbox: Mailbox) -> bool:
-    """Whether the mailbox's connection is an agent credential's (its mail is signed)."""
-    return mailbox._link.signer is not None
+    """Whether the mailbox's connection is an agent credential's (its mail is signed; a
+    voucher's signer, :func:`mailslot.signing.vouch`, sits on a tenant credential)."""
+    signer = mailbox._link.signer
+    return signer is not None and not signer.vouching
 
 
 class AgentReplyBox(ReplyBox):

@@ -207,6 +207,7 @@ class SyncMailbox(SyncMailboxView, _SyncSends):
         idempotency_key: str | None = None,
         ttl: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
+        sender: str | None = None,
     ) -> Receipt:
         return PORTAL.call(
             self._mb.request(
@@ -217,6 +218,7 @@ class SyncMailbox(SyncMailboxView, _SyncSends):
                 idempotency_key=idempotency_key,
                 ttl=ttl,
                 headers=headers,
+                sender=sender,
             )
         )
 
@@ -231,6 +233,7 @@ class SyncMailbox(SyncMailboxView, _SyncSends):
         idempotency_key: str | None = None,
         ttl: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
+        sender: str | None = None,
     ) -> SyncReply:
         return SyncReply(
             PORTAL.call(
@@ -243,6 +246,7 @@ class SyncMailbox(SyncMailboxView, _SyncSends):
                     idempotency_key=idempotency_key,
                     ttl=ttl,
                     headers=headers,
+                    sender=sender,
                 )
             )
         )

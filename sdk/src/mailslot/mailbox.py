@@ -213,11 +213,15 @@ class Mailbox(MailboxView):
         idempotency_key: str | None = None,
         ttl: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
+        sender: str | None = None,
     ) -> Receipt:
         """Send a request whose reply comes back to this mailbox's reply sub-address.
 
         The receipt's ``correlation_id`` is what :meth:`reply_for` takes to collect the
         reply later, even from another process after a restart (the reply waits durably).
+        ``sender`` names another sender than this mailbox (a bridge writing for the caller
+        it carries); it verifies only where the key bucket lets this client's signer vouch
+        for it (:mod:`mailslot.signing`). The reply still comes back here.
         """
         from .requests import prepare_request
 
@@ -230,6 +234,7 @@ class Mailbox(MailboxView):
             idempotency_key=idempotency_key,
             ttl=ttl,
             headers=headers,
+            sender=sender,
         )
         return await publish(self._link, out)
 
@@ -244,6 +249,7 @@ class Mailbox(MailboxView):
         idempotency_key: str | None = None,
         ttl: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
+        sender: str | None = None,
     ) -> Reply:
         """:meth:`request` and wait for the matching reply; raises :class:`Timeout`.
 
@@ -263,6 +269,7 @@ class Mailbox(MailboxView):
             idempotency_key=idempotency_key,
             ttl=ttl,
             headers=headers,
+            sender=sender,
         )
         return await signing.checked(self._link, await publish_and_collect(self, out, timeout=t))
 

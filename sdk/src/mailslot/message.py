@@ -82,7 +82,18 @@ class Message(Envelope):
     :class:`DecodeError` when the bytes are not what was asked for.
     """
 
-    __slots__ = ("_mailbox", "_msg", "_seq", "_settled", "_trace", "_unverified", "headers", "priority", "to")
+    __slots__ = (
+        "_mailbox",
+        "_msg",
+        "_seq",
+        "_settled",
+        "_trace",
+        "_unverified",
+        "_verified_by",
+        "headers",
+        "priority",
+        "to",
+    )
 
     def __init__(self, msg: Msg, mailbox: Mailbox | None) -> None:
         self._msg = msg
@@ -91,6 +102,7 @@ class Message(Envelope):
         self._seq: int | None = None
         self._trace: Any = None  # its delivery span's context (mailslot.tracing)
         self._unverified: str | None = "not checked"  # set on receive (mailslot.signing)
+        self._verified_by: str | None = None  # the voucher of a verified sender, if any
         self.headers: Mapping[str, str] = dict(msg.headers or {})
         try:
             self.priority, self.to = parse_mail_subject(msg.subject)
@@ -109,6 +121,14 @@ class Message(Envelope):
     def unverified_reason(self) -> str | None:
         """Why ``sender_verified`` is False (``unsigned``, ``signature does not match``...)."""
         return self._unverified
+
+    @property
+    def verified_by(self) -> str | None:
+        """Who vouched for a verified ``sender`` that did not sign itself: the address whose
+        key signed the mail and whom the tenant's key bucket lets speak for that sender (the
+        Synadia bridge for ``sap.*`` senders, :mod:`mailslot.signing`); None when the sender
+        signed itself, or is not verified."""
+        return self._verified_by if self._unverified is None else None
 
     @property
     def id(self) -> str:

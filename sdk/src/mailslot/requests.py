@@ -60,6 +60,7 @@ def prepare_request(
     idempotency_key: str | None,
     ttl: float | timedelta | None,
     headers: Mapping[str, str] | None,
+    sender: str | None = None,
 ) -> Outgoing:
     mb._check_usable()
     reply_to = p.reply_address(mb.address)
@@ -70,10 +71,15 @@ def prepare_request(
             f"mailbox {mb.address} is too long to receive replies (its reply address {reply_to!r} "
             f"must fit {p.MAX_ADDRESS_TOKENS} tokens and {p.MAX_ADDRESS_LENGTH} characters)"
         ) from exc
+    if sender is not None:
+        try:
+            p.validate_address(sender)
+        except Exception as exc:
+            raise InvalidInput(f"sender: {exc}") from exc
     out = prepare(
         to,
         payload,
-        sender=mb.address,
+        sender=mb.address if sender is None else sender,
         max_payload=mb._link.max_payload,
         priority=priority,
         ttl=ttl,
