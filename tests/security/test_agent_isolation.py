@@ -15,6 +15,8 @@ PROMPT = 3.0  # seconds; every SDK wait involved is >= 5 s, so a timeout cannot 
 A = "alice"
 A_CONSUMER = p.consumer_name(A, p.Priority.NORMAL)
 MAIL = p.MAIL_STREAM
+_AW_LEASE = p.agent_writes.agent_write_subject(p.AGENTS_BUCKET, A)
+_AW_RECORD = p.agent_writes.agent_write_subject(p.MAILBOXES_BUCKET, A)
 
 
 async def _prepared(principals):
@@ -115,6 +117,13 @@ RAW_CASES = {
     ),
     "lease-write": (f"$KV.{p.AGENTS_BUCKET}.{A}", _req(f"$KV.{p.AGENTS_BUCKET}.{A}", b"{}")),
     "record-write": (f"$KV.{p.MAILBOXES_BUCKET}.{A}", _req(f"$KV.{p.MAILBOXES_BUCKET}.{A}", b"{}")),
+    # an agent writes its own lease and record through the agent writes stream, not alice's
+    "lease-write-through-writes": (_AW_LEASE, _req(_AW_LEASE, b"{}")),
+    "record-write-through-writes": (_AW_RECORD, _req(_AW_RECORD, b"{}")),
+    "lease-read-in-writes": (
+        f"$JS.API.DIRECT.GET.{p.agent_writes.AGENT_WRITES_STREAM}.{_AW_LEASE}",
+        _req(f"$JS.API.DIRECT.GET.{p.agent_writes.AGENT_WRITES_STREAM}.{_AW_LEASE}"),
+    ),
     # bells, inboxes, dead letters, devices
     "bells": (f"bell.*.{A}", _sub(f"bell.*.{A}")),
     "reply-bells": (f"bell.*.{A}._replies", _sub(f"bell.*.{A}._replies")),

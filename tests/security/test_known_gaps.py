@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import pytest
 from mailslot_broker import protocol as p
+from nats.js.errors import APIError
+
+#: The server's answer to a rollup header on a stream without allow_rollup_hdrs.
+ROLLUP_NOT_PERMITTED = 10111
 
 
 @pytest.mark.xfail(strict=True, reason="rollup headers are not covered by subject permissions")
@@ -23,17 +27,32 @@ async def test_a_send_cannot_roll_up_the_recipients_mailbox(principals):
     assert "unread" in [m.text() for m in await tenant.inspect("alice").peek()]
 
 
-@pytest.mark.xfail(strict=True, reason="rollup headers are not covered by subject permissions")
 async def test_an_agents_lease_write_cannot_wipe_other_leases(principals):
+    """An agent publishes its lease and record through the agent writes stream, never into
+    the buckets: the bucket subject is refused by the server's permissions, the writes
+    stream refuses the header (10111). Alice's lease and record stay."""
     alice = await principals.connect("alice")
     mb = await alice.open("alice", ttl=30)
     raw = await principals.raw("bob")
-    await raw.nc.jetstream().publish(
-        p.kv_subject(p.AGENTS_BUCKET, "bob"), b"{}", headers={"Nats-Rollup": "all"}, timeout=5
-    )
-    tenant = await principals.connect("tenant", name="ops")
-    kv = await tenant.js.key_value(p.AGENTS_BUCKET)
+    js = raw.nc.jetstream()
     try:
-        assert "alice" in await kv.keys()
+        for bucket in p.agent_writes.UPLINKED_BUCKETS:
+            into = p.kv_subject(bucket, "bob")
+            await raw.denied(
+                into, lambda into=into: js.publish(into, b"{}", headers={"Nats-Rollup": "all"}, timeout=1)
+            )
+            for rollup in ("sub", "all"):
+                with pytest.raises(APIError) as refused:
+                    await js.publish(
+                        p.agent_writes.agent_write_subject(bucket, "bob"),
+                        b"{}",
+                        headers={"Nats-Rollup": rollup},
+                        timeout=5,
+                    )
+                assert refused.value.err_code == ROLLUP_NOT_PERMITTED
+        tenant = await principals.connect("tenant", name="ops")
+        for bucket in p.agent_writes.UPLINKED_BUCKETS:
+            kv = await tenant.js.key_value(bucket)
+            assert "alice" in await kv.keys()
     finally:
         await mb.close()

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from . import protocol as p
 from .config import AgentUser, Credentials
 from .protocol import principals
+from .provision import provision_agent_writes
 
 
 class AgentRecord(BaseModel):
@@ -145,6 +146,8 @@ async def apply_on_tenant(url: str, tenant: Credentials, record: AgentRecord | N
     try:
         js = nc.jetstream()
         if record is not None:
+            # Where the agent writes its lease and record (the buckets would take rollups).
+            await provision_agent_writes(js)
             await publish_key(js, record)
         else:
             await withdraw_key(js, address)

@@ -167,7 +167,8 @@ def _refused(what: str, exc: jserr.APIError) -> str:
         return (
             f"{what} could not be created: the account's stream quota (max_streams) is used up. "
             f"Mailslot needs {PROVISIONED_STREAMS} streams at connect, one more each for the claims "
-            f"and state buckets (made on first use); raise the tenant's max_streams. ({exc})"
+            "and state buckets (made on first use) and for agent credentials' writes (made when "
+            f"the first agent credential is issued); raise the tenant's max_streams. ({exc})"
         )
     return f"{what} could not be created: {exc}"
 
@@ -290,6 +291,40 @@ async def provision_claims(js: JetStreamContext, settings: p.StreamSettings | No
     report = ProvisionReport()
     await ensure_bucket(js, p.claims_bucket_config(s), report, requested_replicas=s.replicas)
     return report
+
+
+async def provision_agent_writes(
+    js: JetStreamContext, settings: p.StreamSettings | None = None
+) -> ProvisionReport:
+    """The stream agent credentials write their lease and record into, and the agents and
+    mailboxes buckets sourcing it (``protocol.agent_writes``). Made when a tenant issues an
+    agent credential, not at connect: a tenant without agents spends no stream on it."""
+    s = settings or p.StreamSettings()
+    report = ProvisionReport()
+    aw = p.agent_writes
+    await ensure_stream(js, aw.agent_writes_stream_config(s), report, requested_replicas=s.replicas)
+    for bucket in aw.UPLINKED_BUCKETS:
+        name = p.kv_stream(bucket)
+        try:
+            have = (await js.stream_info(name)).config
+        except jserr.NotFoundError:  # issued before any client connected
+            make = {p.AGENTS_BUCKET: p.agents_bucket_config, p.MAILBOXES_BUCKET: p.mailboxes_bucket_config}
+            await ensure_bucket(js, make[bucket](s), report, requested_replicas=s.replicas)
+            have = (await js.stream_info(name)).config
+        want = aw.bucket_sources(bucket)
+        if _sources_key(have.sources) == _sources_key(want):
+            report.unchanged.append(name)
+            continue
+        others = [src for src in have.sources or [] if src.name != aw.AGENT_WRITES_STREAM]
+        await js.update_stream(dataclasses.replace(have, sources=[*others, *want]))
+        report.updated.append(name)
+    return report
+
+
+def _sources_key(sources: Iterable[Any] | None) -> list[tuple[str, list[tuple[str, str]]]]:
+    return sorted(
+        (src.name, [(t.src, t.dest) for t in src.subject_transforms or []]) for src in sources or []
+    )
 
 
 async def _exists(js: JetStreamContext, stream: str) -> bool:

@@ -106,7 +106,8 @@ async def _steps(mb: Mailbox, progress: _Progress) -> None:
         looking.add_done_callback(_retrieve)
         raise
     progress.before = await looking  # nothing is written before this is known
-    mb._lease = Lease(js, mb.address, mb.ttl, mb.card.model_dump_json().encode(), keep=mb.keep)
+    card, agent = mb.card.model_dump_json().encode(), mb._link.signer is not None
+    mb._lease = Lease(js, mb.address, mb.ttl, card, keep=mb.keep, agent=agent)
     await mb._lease.acquire()
     # What acquire wrote, read while the consumers are created: the undo only removes
     # entries still at these revisions, never a concurrent opener's.

@@ -9,6 +9,10 @@ Only when that fails (another replica renewed, or the lease lapsed) is the key r
 An idle online agent therefore costs one KV write per ``ttl / 3``, and no JetStream API
 request: the mailbox re-ensures its consumers only when a renewal had to re-create a lapsed
 lease (the sidecar released them then).
+
+An agent credential writes the lease and the record through ``MAILSLOT_AGENT_WRITES``
+(``protocol.agent_writes``), which the buckets source: the same KV operations on a stream
+that refuses rollup headers, whose revisions are the ones its conditional writes compare.
 """
 
 from __future__ import annotations
@@ -32,9 +36,18 @@ log = logging.getLogger("mailslot.lease")
 
 class Lease:
     def __init__(
-        self, js: JetStreamContext, address: str, ttl: float, value: bytes, *, keep: float = p.DEFAULT_KEEP
+        self,
+        js: JetStreamContext,
+        address: str,
+        ttl: float,
+        value: bytes,
+        *,
+        keep: float = p.DEFAULT_KEEP,
+        agent: bool = False,
     ) -> None:
         self._js = js
+        #: Written through the agent writes stream (an agent credential), not the buckets.
+        self.agent = agent
         self.address = address
         self.ttl = ttl
         self.value = value
@@ -48,8 +61,15 @@ class Lease:
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
-            self._kv = await self._js.key_value(p.AGENTS_BUCKET)
+            self._kv = await self._open(p.AGENTS_BUCKET)
         return self._kv
+
+    async def _open(self, bucket: str) -> KeyValue:
+        if not self.agent:
+            return await self._js.key_value(bucket)
+        aw = p.agent_writes
+        pre = aw.agent_write_prefix(bucket)
+        return KeyValue(name=bucket, stream=aw.AGENT_WRITES_STREAM, pre=pre, js=self._js, direct=True)
 
     async def acquire(self) -> None:
         """Create the lease, or join it if it is alive (another replica, or a restart)."""
@@ -87,7 +107,7 @@ class Lease:
         waits ``keep`` seconds for its agent after the lease lapses. Writing it clears
         ``offline_since``, so it is also rewritten whenever the lease has to be re-created
         (a stall or an outage longer than ``ttl``), or the record would keep saying offline."""
-        mailboxes = await self._js.key_value(p.MAILBOXES_BUCKET)
+        mailboxes = await self._open(p.MAILBOXES_BUCKET)
         record = p.MailboxRecord(opened_at=time.time(), keep=self.keep, card=json.loads(self.value or b"{}"))
         await mailboxes.put(self.address, record.encode())
 

@@ -9,7 +9,7 @@ It is a package only to keep its parts small; import it as one module,
 ``from mailslot_broker import protocol as p``.
 """
 
-from . import audit, devices, jsapi
+from . import agent_writes, audit, devices, jsapi
 from .claims import (
     MAX_CLAIM_KEY_BYTES,
     MAX_CLAIM_KEYS,
@@ -262,6 +262,7 @@ __all__ = [
     "ack_subject_all",
     "ack_subject_consumer",
     "aged_msg_id",
+    "agent_writes",
     "agents_bucket_config",
     "audit",
     "bell_subject_all_priorities",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+from .agent_writes import AGENT_WRITES_STREAM, agent_write_subject
 from .names import (
     AGENTS_BUCKET,
     BELL_PREFIX,
@@ -104,10 +105,14 @@ def agent_publish_allow(
     for addr in (address, reply_address(address)):  # term keeps the body in dead letters
         out.append(f"{DLQ_PREFIX}.*.{addr}")
     for bucket in (AGENTS_BUCKET, MAILBOXES_BUCKET):  # the lease and the mailbox record
+        # Written through the agent writes stream, never into the bucket (a bucket takes
+        # Nats-Rollup headers: one key could wipe them all); read back from both.
         # STREAM.INFO: the KV client looks the bucket up first. Its body may ask for subject
         # counts, so an agent can learn which addresses hold a lease or record, not more.
+        written = agent_write_subject(bucket, address)
         out += [
-            kv_subject(bucket, address),
+            written,
+            f"$JS.API.DIRECT.GET.{AGENT_WRITES_STREAM}.{written}",
             _direct_last(bucket, address),
             f"$JS.API.STREAM.INFO.{kv_stream(bucket)}",
         ]

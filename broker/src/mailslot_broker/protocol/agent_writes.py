@@ -1,0 +1,74 @@
+"""Where agent credentials write their lease and mailbox record: a stream of their own that
+the agents and mailboxes buckets source.
+
+A KV bucket accepts ``Nats-Rollup`` headers (its limit markers make the server force
+``allow_rollup_hdrs`` on, and NATS permissions look at subjects, not headers), so a
+credential allowed to publish one key of a bucket could roll the whole bucket up: every
+lease and record gone. Agent credentials therefore never publish into a bucket. They write
+``kvup.<bucket>.<address>`` in ``MAILSLOT_AGENT_WRITES``, a stream without rollups (the
+server refuses the header there: 10111 "rollup not permitted"), one message per subject,
+with per-message TTLs; each bucket sources its part of it, with a subject transform back to
+``$KV.<bucket>.<address>``. Measured on nats-server 2.15: the sourced copy keeps its
+``Nats-TTL`` (a lease lapses in the bucket and leaves its limit marker, which watchers see
+as PURGE), and the compare-and-set of a renewal (``Nats-Expected-Last-Subject-Sequence``)
+holds in the writes stream, whose revisions are the agent's own (the header does not apply
+again in the bucket). Tenant credentials and the sidecar keep writing the buckets directly.
+
+The stream is made when a tenant issues its first agent credential
+(:func:`mailslot_broker.provision.provision_agent_writes`), so a tenant without agents
+spends no stream on it.
+"""
+
+from __future__ import annotations
+
+from nats.js.api import DiscardPolicy, RetentionPolicy, StreamConfig, StreamSource, SubjectTransform
+
+from .configs import StreamSettings, _stream
+from .names import AGENTS_BUCKET, MAILBOXES_BUCKET
+from .subjects import kv_subject
+
+AGENT_WRITES_STREAM = "MAILSLOT_AGENT_WRITES"
+AGENT_WRITES_PREFIX = "kvup"
+#: The buckets agent credentials write through the stream: the lease and the mailbox record.
+UPLINKED_BUCKETS = (AGENTS_BUCKET, MAILBOXES_BUCKET)
+
+
+def agent_write_prefix(bucket: str) -> str:
+    """The subject prefix of ``bucket``'s keys in the writes stream (a KV prefix, ``.`` last)."""
+    return f"{AGENT_WRITES_PREFIX}.{bucket}."
+
+
+def agent_write_subject(bucket: str, key: str) -> str:
+    return agent_write_prefix(bucket) + key
+
+
+def agent_writes_stream_config(s: StreamSettings) -> StreamConfig:
+    return _stream(
+        s,
+        name=AGENT_WRITES_STREAM,
+        description="Mailslot writes of agent credentials: kvup.<bucket>.<address>, sourced by the buckets",
+        subjects=[f"{AGENT_WRITES_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        max_msgs_per_subject=1,
+        allow_msg_ttl=True,
+        allow_rollup_hdrs=False,
+        deny_delete=True,
+        discard=DiscardPolicy.OLD,
+    )
+
+
+def bucket_sources(bucket: str) -> list[StreamSource]:
+    """What ``bucket``'s stream sources: its keys in the writes stream, as its own subjects."""
+    back = SubjectTransform(src=agent_write_prefix(bucket) + ">", dest=kv_subject(bucket, ">"))
+    return [StreamSource(name=AGENT_WRITES_STREAM, subject_transforms=[back])]
+
+
+__all__ = [
+    "AGENT_WRITES_PREFIX",
+    "AGENT_WRITES_STREAM",
+    "UPLINKED_BUCKETS",
+    "agent_write_prefix",
+    "agent_write_subject",
+    "agent_writes_stream_config",
+    "bucket_sources",
+]
