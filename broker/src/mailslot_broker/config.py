@@ -140,6 +140,9 @@ class TenantSpec:
     device_users: list[Credentials] = field(default_factory=list)
     #: Agents' users in this account, each allowed one mailbox (:func:`agent_permissions`).
     agent_users: list[AgentUser] = field(default_factory=list)
+    #: NKEY users in this account (:class:`NkeyUser`): services that prove who they are with
+    #: an nkey, e.g. a Synadia Agent Protocol bridge signing ``Agent-Sender``.
+    nkey_users: list[NkeyUser] = field(default_factory=list)
 
     @classmethod
     def generate(
@@ -179,6 +182,28 @@ class AgentUser:
     credentials: Credentials
     can_send: list[str] = field(default_factory=lambda: [_principals.ANY])
     topics: list[str] = field(default_factory=lambda: [_principals.ANY])
+
+
+def _nkey_default_permissions() -> Permissions:
+    """What an NKEY user gets by default: the tenant user's reach, but of the system subjects
+    only ``$SYS.REQ.USER.INFO`` (who am I), which NKEY-aware clients (the Synadia Agent
+    Protocol SDKs) ask to learn their own identity."""
+    return Permissions(
+        publish_deny=["$SYS.REQ.SERVER.>", "$SYS.REQ.ACCOUNT.>", "$SYS.ACCOUNT.>", "$SYS.SERVER.>"]
+    )
+
+
+@dataclass
+class NkeyUser:
+    """A user that logs in with an nkey (its public key here; the seed stays with it)."""
+
+    public_key: str
+    permissions: Permissions = field(default_factory=_nkey_default_permissions)
+
+    def render(self) -> str:
+        rendered = self.permissions.render()
+        rendered = f", permissions: {rendered}" if rendered else ""
+        return f"{{ nkey: {_q(self.public_key)}{rendered} }}"
 
 
 def agent_permissions(agent: AgentUser) -> Permissions:
@@ -278,6 +303,7 @@ class ServerConfig:
             users = [_user(t.credentials, t.permissions)]
             users += [_user(d, device_permissions(d.user)) for d in t.device_users]
             users += [_user(a.credentials, agent_permissions(a)) for a in t.agent_users]
+            users += [u.render() for u in t.nkey_users]
             lines.append(f"  {t.name}: {{ jetstream: {js}, users: [ {', '.join(users)} ] }}")
         lines.append("}")
         lines.append(f"system_account: {SYSTEM_ACCOUNT}")
