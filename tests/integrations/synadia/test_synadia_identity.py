@@ -1,5 +1,6 @@
 """Signed ``Agent-Sender`` on prompts into Mailslot: verified senders are carried into the
-mail's sender headers, forged ones are refused (401) and never become mail."""
+mail's sender headers (and, for a registered protocol agent, into the mail's sender, vouched
+for by the bridge's key), forged ones are refused (401) and never become mail."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import mailslot
 import nkeys
 import pytest
 from conftest import BridgeFactory, ClientFactory, NatsFactory
+from mailslot import signing
+from mailslot_broker.agents import new_seed
 from mailslot_synadia import Bridge
 from mailslot_synadia import naming as n
 from synadia_ai.agents import (
@@ -24,6 +27,7 @@ from synadia_support import error_of, raw_prompt
 from testsupport import wait_for
 
 SUBJECT = "agents.prompt.mailslot.team.coder"
+BRIDGE = "synadia.bridge.mailslot.team"  # the bridge mailbox of owner "team"
 
 
 def _keys(prefix: int) -> tuple[str, str]:
@@ -77,6 +81,8 @@ async def test_signed_sender_is_verified_and_carried_into_the_mail(
         assert msg.headers[n.H_TRUST] == "verified"
         assert msg.headers[n.H_USER] == USER
         assert msg.headers[n.H_ACCOUNT] == ACCOUNT
+        # An NKEY that is no registered agent has no address: the bridge mailbox sends.
+        assert n.H_AGENT not in msg.headers and msg.sender == BRIDGE
         await msg.ack()
 
 
@@ -138,9 +144,8 @@ async def _register_with_identity(nc: object) -> object:
     )
     meta = {"agent": "demo", "owner": "alice", "session": "w1", "protocol_version": "0.3"}
     meta |= {"user_nkey": USER, "account": ACCOUNT, "id_sig": id_sig}
-    svc = await add_service(
-        nc, ServiceConfig(name="agents", version="0.0.1", description="w1", metadata=meta)
-    )  # type: ignore[arg-type]
+    config = ServiceConfig(name="agents", version="0.0.1", description="w1", metadata=meta)
+    svc = await add_service(nc, config)  # type: ignore[arg-type]
 
     async def refuse(request: object) -> None:
         await request.respond_error("503", "not here")  # type: ignore[attr-defined]
@@ -157,11 +162,20 @@ async def _register_with_identity(nc: object) -> object:
     return svc
 
 
+async def _vouching_bridge(make_bridge: BridgeFactory, client: ClientFactory, **options: object) -> Bridge:
+    """A bridge with a key of its own, which the operator (a tenant client) let speak for
+    ``sap.>`` senders."""
+    seed, public = new_seed()
+    await signing.grant_vouching(await client("ops"), BRIDGE, public_key=public, speaks_for=["sap.>"])
+    return await make_bridge(signing_seed=seed, **options)
+
+
 @pytest.mark.parametrize("online", [False, True], ids=["front", "agent-service"])
 async def test_verified_sender_that_is_a_registered_agent_is_reachable_by_mail(
     make_bridge: BridgeFactory, client: ClientFactory, nats_conn: NatsFactory, online: bool
 ) -> None:
-    bridge = await make_bridge(wait_online=1.0 if not online else 10.0, reach=False)
+    """The registered agent is the mail's sender, verified, the bridge its voucher."""
+    bridge = await _vouching_bridge(make_bridge, client, wait_online=1.0 if not online else 10.0, reach=False)
     if online:  # the prompt goes to the agent's own AgentService (its lease lives)
         coder = await client("coder")
         mb = await coder.open("coder")
@@ -181,8 +195,50 @@ async def test_verified_sender_that_is_a_registered_agent_is_reachable_by_mail(
     msg = await mb.receive(timeout=10)
     assert msg.headers[n.H_TRUST] == "verified"
     assert msg.headers[n.H_AGENT] == "sap.demo.alice.w1"  # mail there reaches the sender
+    assert (msg.sender, msg.sender_verified, msg.verified_by) == ("sap.demo.alice.w1", True, BRIDGE)
     await msg.reply("ok")
     await msg.ack()
     await prompting
     await mb.close()
     await svc.stop()  # type: ignore[attr-defined]
+
+
+async def test_without_a_bridge_key_the_mapped_sender_reads_unverified(
+    make_bridge: BridgeFactory, client: ClientFactory, nats_conn: NatsFactory
+) -> None:
+    """The bridge checked the caller, but nothing lets a receiver check the bridge."""
+    bridge = await make_bridge(wait_online=1.0, reach=False)
+    coder = await _offline_coder(client, bridge)
+    svc = await _register_with_identity(await nats_conn())
+    payload = b"from w1, unvouched"
+    await _prompt_with(await nats_conn(), payload, await _signed(payload, seed=USER_SEED, user=USER))
+    async with await coder.open("coder") as mb:
+        msg = await mb.receive(timeout=10)
+        assert msg.sender == "sap.demo.alice.w1"
+        assert (msg.sender_verified, msg.unverified_reason, msg.verified_by) == (False, "unsigned", None)
+        await msg.ack()
+    await svc.stop()  # type: ignore[attr-defined]
+
+
+async def test_forged_synadia_headers_from_a_non_bridge_read_unverified(
+    make_bridge: BridgeFactory, client: ClientFactory
+) -> None:
+    """Anyone may write ``Synadia-Sender-*`` headers and name a ``sap.*`` sender; only the
+    bridge's delegated key makes such mail verified."""
+    await _vouching_bridge(make_bridge, client, reach=False)
+    forger = await client("forger")
+    headers = {n.H_TRUST: "verified", n.H_USER: USER, n.H_AGENT: "sap.demo.alice.w1"}
+    await forger.send("target", "trust me", sender="sap.demo.alice.w1", headers=headers)
+    rogue = await client("rogue")  # a key of its own, granted nothing
+    signing.vouch(rogue, "rogue", new_seed()[0])
+    await rogue.send("target", "vouched by rogue", sender="sap.demo.alice.w1", headers=headers)
+    async with await (await client("target")).open("target") as mb:
+        got = {}
+        for _ in range(2):
+            msg = await mb.receive(timeout=10)
+            got[msg.text()] = (msg.sender, msg.sender_verified, msg.unverified_reason)
+            await msg.ack()
+    assert got == {
+        "trust me": ("sap.demo.alice.w1", False, "unsigned"),
+        "vouched by rogue": ("sap.demo.alice.w1", False, "no public key for the voucher"),
+    }

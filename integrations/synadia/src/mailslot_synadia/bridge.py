@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 import mailslot
+from mailslot import signing
 from mailslot.natsio import NatsClient
 from synadia_ai.agent_service import SenderGate
 from synadia_ai.agents import Identity, SenderResolver
@@ -31,8 +32,15 @@ class Bridge:
     ``prompt_timeout`` is the inactivity timeout of the prompts the bridge sends to protocol
     agents (and how long it waits for a Mailslot sender to answer their mid-stream questions).
     ``min_sender_trust="signed"`` refuses (401) prompts without a verified ``Agent-Sender``;
-    ``identity`` (the Synadia SDK's, with a signer for the bridge's NATS user) signs the prompts
-    the bridge sends to protocol agents.
+    ``identity`` (the Synadia SDK's, with a signer for the bridge's NATS user, an NKEY user)
+    signs the prompts the bridge sends to protocol agents.
+
+    ``signing_seed`` (a user nkey seed; best the same as ``identity``'s, so one key is the
+    bridge in both worlds) makes the bridge a *voucher*: ``ms`` signs the mail it sends with
+    it, and mail a verified protocol caller sends under its ``sap.*`` address reads
+    ``sender_verified`` with ``verified_by`` the bridge, where the operator granted the
+    bridge's key ``speaks_for: ["sap.>"]`` (:func:`mailslot.signing.grant_vouching`). ``ms``
+    should then be the bridge's own client: everything it sends is signed as the bridge.
     """
 
     def __init__(
@@ -51,6 +59,7 @@ class Bridge:
         reach: bool = True,
         prompt_timeout: float = 60.0,
         identity: Identity | None = None,
+        signing_seed: str | None = None,
     ) -> None:
         self.ms = ms
         self.nc = ms.nc if nc is None else nc
@@ -69,9 +78,12 @@ class Bridge:
         self.front: Front | None = None
         self.prompt_timeout = prompt_timeout
         self.identity = identity
+        self.signing_seed = signing_seed
         self.reach: Reach | None = None
 
     async def start(self) -> Bridge:
+        if self.signing_seed is not None:
+            signing.vouch(self.ms, self.address, self.signing_seed)
         card = {"description": "Synadia Agent Protocol bridge", "metadata": {n.CARD_KEY: {"expose": False}}}
         self.mailbox = await self.ms.open(self.address, card=card, max_deliver=-1)
         if self._expose:

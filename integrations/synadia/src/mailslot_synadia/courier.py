@@ -58,7 +58,10 @@ def sender_headers(sender: SenderInfo | None) -> dict[str, str]:
 async def sender_address(sender: SenderInfo | None) -> tuple[str | None, str | None]:
     """For a verified sender that resolves to a registered protocol agent (its ``id_sig``
     checks out), the Mailslot address that reaches that agent (``sap.*``), which becomes the
-    mail's sender; else None. The second item is the agent's prompt subject."""
+    mail's sender; else None. The second item is the agent's prompt subject.
+
+    An unregistered NKEY gets no address: no mailbox reaches it, so a reply to it could
+    never arrive; its mail comes from the bridge mailbox and names the NKEY in the headers."""
     if not isinstance(sender, VerifiedSender):
         return None, None
     with contextlib.suppress(Exception):
@@ -97,12 +100,15 @@ class Courier:
         except ValueError as exc:
             raise Refused(400, "bad_priority", str(exc)) from None
         headers = {n.H_BRIDGE: self.mailbox.address, n.H_SUBJECT: subject, **sender_headers(sender)}
+        # A verified caller that is a registered protocol agent is the mail's sender, under the
+        # address that reaches it by mail; the bridge vouches for it if it has a key
+        # (Bridge(signing_seed=...)). Anyone else: the bridge mailbox, with the headers.
         reach, _subject = await sender_address(sender)
         if reach:
             headers[n.H_AGENT] = reach
         try:
             receipt = await self.mailbox.request(
-                address, n.prompt_payload(envelope), priority=priority, headers=headers
+                address, n.prompt_payload(envelope), priority=priority, headers=headers, sender=reach
             )
         except mailslot.PayloadTooLarge as exc:
             raise Refused(413, "payload_too_large", str(exc)) from None

@@ -28,6 +28,8 @@ from synadia_ai.agents import (
     DiscoverFilter,
     Envelope,
     Identity,
+    IdentityError,
+    IdentityUnavailableError,
     ProtocolError,
     Query,
     ResponseChunk,
@@ -98,8 +100,11 @@ class _Worker:
                     texts.append(item.text)
                 elif isinstance(item, Query):
                     await self._query(mb, msg, item)
-        except (NoRespondersError, StreamStalledError) as exc:
-            raise _Away(str(exc)) from exc
+        except (NoRespondersError, StreamStalledError, IdentityUnavailableError) as exc:
+            raise _Away(str(exc)) from exc  # incl. no answer to the bridge's own "who am I"
+        except IdentityError as exc:  # e.g. the agent wants a signed sender, the bridge has no key
+            await self._refused(msg, 401, str(exc))
+            return
         except ValidationError as exc:  # refused before sending: it can never be delivered
             code = 413 if "payload" in type(exc).__name__.lower() else 400
             await self._refused(msg, code, str(exc))
@@ -164,7 +169,12 @@ def _envelope_of(msg: mailslot.Message) -> Envelope:
         prompt = body if isinstance(body, str) else json.dumps(body)
     fields.setdefault(n.PRIORITY_FIELD, msg.priority.label)
     if msg.sender:
+        # The bridge's signed Agent-Sender vouches for what it says here: whether Mailslot
+        # verified the sender (and who vouched, for a sender behind another bridge).
         fields.setdefault("mailslot_sender", msg.sender)
+        fields.setdefault("mailslot_sender_verified", msg.sender_verified)
+        if msg.verified_by:
+            fields.setdefault("mailslot_verified_by", msg.verified_by)
     return Envelope(prompt=prompt, **fields)
 
 
