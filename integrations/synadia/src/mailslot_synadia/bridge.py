@@ -3,6 +3,7 @@ transport), carrying mail and protocol prompts both ways."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 import mailslot
@@ -26,9 +27,12 @@ class Bridge:
     the bridge never closes it, nor ``ms``.
 
     ``owner``/``agent`` are the protocol tokens of mailboxes whose card names none; the bridge
-    mailbox (``address``) carries prompts as mail and their answers back. ``wait_online`` is how
-    long a caller is kept (with keep-alive acks every ``keepalive`` s) waiting for a Mailslot
-    agent that is offline or busy before it gets ``504``; the mail keeps waiting regardless.
+    mailbox (``address``) carries prompts as mail and their answers back, and this bridge's
+    own inbox (``<address>.<instance>``) the chunks and questions of its callers' prompts, so
+    several bridges can serve one account (NATS queue groups give each prompt to one of them).
+    ``wait_online`` is how long a caller is kept (with keep-alive acks every ``keepalive`` s)
+    waiting for a Mailslot agent that is offline or busy before it gets ``504``; the mail
+    keeps waiting regardless.
     ``prompt_timeout`` is the inactivity timeout of the prompts the bridge sends to protocol
     agents (and how long it waits for a Mailslot sender to answer their mid-stream questions).
     ``min_sender_trust="signed"`` refuses (401) prompts without a verified ``Agent-Sender``;
@@ -41,6 +45,10 @@ class Bridge:
     ``sender_verified`` with ``verified_by`` the bridge, where the operator granted the
     bridge's key ``speaks_for: ["sap.>"]`` (:func:`mailslot.signing.grant_vouching`). ``ms``
     should then be the bridge's own client: everything it sends is signed as the bridge.
+
+    ``ack_wait`` is how soon mail that a stopped (or killed) bridge was prompting a protocol
+    agent with is delivered again (to another bridge, or this one restarted); a prompt that
+    takes longer is kept in progress meanwhile.
     """
 
     def __init__(
@@ -60,6 +68,7 @@ class Bridge:
         prompt_timeout: float = 60.0,
         identity: Identity | None = None,
         signing_seed: str | None = None,
+        ack_wait: float = 10.0,
     ) -> None:
         self.ms = ms
         self.nc = ms.nc if nc is None else nc
@@ -73,6 +82,9 @@ class Bridge:
         self._expose = expose
         self._reach_enabled = reach
         self.mailbox: mailslot.Mailbox | None = None
+        self.instance = uuid.uuid4().hex[:8]
+        self.inbox: mailslot.Mailbox | None = None
+        self.ack_wait = ack_wait
         self.courier: Courier | None = None
         self.exposer: Exposer | None = None
         self.front: Front | None = None
@@ -87,7 +99,12 @@ class Bridge:
         card = {"description": "Synadia Agent Protocol bridge", "metadata": {n.CARD_KEY: {"expose": False}}}
         self.mailbox = await self.ms.open(self.address, card=card, max_deliver=-1)
         if self._expose:
-            self.courier = Courier(self.mailbox, wait_online=self.wait_online)
+            # Chunks and questions of this process's callers; kept a while after a restart
+            # (whatever still arrives for a stream that is gone ends in dead letters, traced).
+            self.inbox = await self.ms.open(
+                f"{self.address}.{self.instance}", card=card, max_deliver=-1, keep=n.INBOX_KEEP
+            )
+            self.courier = Courier(self.mailbox, wait_online=self.wait_online, inbox=self.inbox)
             self.courier.start()
             self.exposer = Exposer(
                 self.ms,
@@ -122,16 +139,28 @@ class Bridge:
                 prompt_timeout=self.prompt_timeout,
                 skip={(self.agent, self.owner)},
                 identity=self.identity,
+                ack_wait=self.ack_wait,
             )
             await self.reach.start()
         return self
 
     async def close(self) -> None:
-        for part in (self.reach, self.front, self.exposer, self.courier):
+        """Stop both directions; callers waiting on a prompt get 503 (``bridge_stopping``),
+        their mail keeps waiting. Closing again does nothing."""
+        parts, self.reach, self.front, self.exposer, self.courier = (
+            (self.reach, self.front, self.exposer, self.courier),
+            None,
+            None,
+            None,
+            None,
+        )
+        for part in parts:
             if part is not None:
                 await part.close()
-        if self.mailbox is not None:
-            await self.mailbox.close()
+        boxes, self.inbox, self.mailbox = (self.inbox, self.mailbox), None, None
+        for mb in boxes:
+            if mb is not None:
+                await mb.close()
 
     async def __aenter__(self) -> Bridge:
         return await self.start()

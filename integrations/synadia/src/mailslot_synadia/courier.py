@@ -2,11 +2,14 @@
 bridge mailbox, the Mailslot agent's reply (and any chunks it streamed before it) goes back on
 the caller's stream, its mid-stream questions become protocol ``query`` chunks.
 
-The bridge mailbox receives what a Mailslot agent sends back while it works (``PromptMail``):
-``{"chunk": text}`` mail and ``{"query": text}`` asks, each with the prompt's correlation id as
-thread id. The final reply comes through ``reply_for`` (it waits durably even if the bridge
-restarts), carrying in ``Synadia-Chunks`` how many chunks came before it, so the caller's stream
-keeps their order.
+The bridge instance's own inbox (``<bridge mailbox>.<instance>``, named in the prompt's
+``Synadia-Bridge`` header) receives what a Mailslot agent sends back while it works
+(``PromptMail``): ``{"chunk": text}`` mail and ``{"query": text}`` asks, each with the prompt's
+correlation id as thread id. One inbox per bridge process, because only the process holding
+the caller's stream can forward them: several bridges on one account share the bridge
+mailbox (sender, replies) but not their inboxes. The final reply comes through ``reply_for``
+(it waits durably even if the bridge restarts), carrying in ``Synadia-Chunks`` how many
+chunks came before it, so the caller's stream keeps their order.
 """
 
 from __future__ import annotations
@@ -75,8 +78,16 @@ async def sender_address(sender: SenderInfo | None) -> tuple[str | None, str | N
 class Courier:
     """Carries prompts into mail through one bridge mailbox and the answers back."""
 
-    def __init__(self, mailbox: mailslot.Mailbox, *, wait_online: float, chunk_grace: float = 10.0) -> None:
+    def __init__(
+        self,
+        mailbox: mailslot.Mailbox,
+        *,
+        wait_online: float,
+        chunk_grace: float = 10.0,
+        inbox: mailslot.Mailbox | None = None,
+    ) -> None:
         self.mailbox = mailbox
+        self.inbox = mailbox if inbox is None else inbox
         self.wait_online = wait_online
         self.chunk_grace = chunk_grace
         self._live: dict[str, _Live] = {}
@@ -84,7 +95,7 @@ class Courier:
         self._asks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._receive(), name=f"synadia-courier-{self.mailbox.address}")
+        self._task = asyncio.create_task(self._receive(), name=f"synadia-courier-{self.inbox.address}")
 
     async def close(self) -> None:
         await stop_tasks([self._task, *self._asks])
@@ -99,7 +110,7 @@ class Courier:
             priority = n.priority_of(envelope)
         except ValueError as exc:
             raise Refused(400, "bad_priority", str(exc)) from None
-        headers = {n.H_BRIDGE: self.mailbox.address, n.H_SUBJECT: subject, **sender_headers(sender)}
+        headers = {n.H_BRIDGE: self.inbox.address, n.H_SUBJECT: subject, **sender_headers(sender)}
         # A verified caller that is a registered protocol agent is the mail's sender, under the
         # address that reaches it by mail; the bridge vouches for it if it has a key
         # (Bridge(signing_seed=...)). Anyone else: the bridge mailbox, with the headers.
@@ -149,7 +160,7 @@ class Courier:
                 await asyncio.wait_for(live.changed.wait(), left)
 
     async def _receive(self) -> None:
-        async for msg in self.mailbox:
+        async for msg in self.inbox:
             try:
                 await self._one(msg)
             except asyncio.CancelledError:

@@ -13,6 +13,7 @@ prompts; both go through the same :class:`~mailslot_synadia.courier.Courier`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -49,6 +50,8 @@ ERROR_DESC = "Nats-Service-Error"
 Resolve = Callable[[str], Awaitable[str | None]]
 #: address -> "online" (its lease lives) or "offline".
 Presence = Callable[[str], str]
+#: What a caller whose prompt is in flight gets when the bridge stops.
+STOPPING = Refused(503, "bridge_stopping", "the bridge stopped; the prompt waits in its mailbox")
 #: The ``instance_id`` of status replies the front gives (no ``AgentService`` instance behind).
 FRONT_INSTANCE = "mailslot-bridge-front"
 
@@ -174,13 +177,19 @@ class Front:
         except Refused as refused:
             await stop_tasks([keepalive])
             await stream.error(refused)
+        except asyncio.CancelledError:  # the bridge stops: say so; the mail keeps waiting
+            await stop_tasks([keepalive])
+            with contextlib.suppress(Exception):
+                await stream.error(STOPPING)
+                await stream.publish(b"")
+            raise
         except Exception:
             log.exception("prompt on %s", msg.subject)
             await stop_tasks([keepalive])
             await stream.error(Refused(500, "bridge_error", "bridge error"))
         finally:
             await stop_tasks([keepalive])
-            await stream.publish(b"")  # the terminator: no body, no headers
+        await stream.publish(b"")  # the terminator: no body, no headers
 
     async def _keep_alive(self, stream: _RawStream) -> None:
         ack = encode_chunk(StatusChunk(status="ack"))

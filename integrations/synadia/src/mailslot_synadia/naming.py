@@ -20,11 +20,14 @@ REACH_PREFIX = "sap"
 #: The card key (``card.metadata["synadia"]``) an agent uses to pick its protocol tokens
 #: (``agent``, ``owner``, ``name``) or to stay unexposed (``expose: false``).
 CARD_KEY = "synadia"
+#: How long a bridge instance's inbox (``<bridge mailbox>.<instance>``) is kept after that
+#: instance stopped: late chunks for its callers' streams, which are gone, then go to dead letters.
+INBOX_KEEP = 3600.0
 #: The envelope field that sets the Mailslot priority of a prompt's mail.
 PRIORITY_FIELD = "priority"
 
 #: Headers on the mail a prompt becomes.
-H_BRIDGE = "Synadia-Bridge"  # the bridge mailbox that carries chunks and queries back
+H_BRIDGE = "Synadia-Bridge"  # the bridge instance's inbox that carries chunks and queries back
 H_SUBJECT = "Synadia-Subject"  # the prompt subject the caller used
 H_TRUST = "Synadia-Sender-Trust"  # verified | claimed | anonymous
 H_USER = "Synadia-Sender-User"  # the signing user NKEY (verified only)

@@ -83,13 +83,22 @@ class _Worker:
             "description": f"reaches the Synadia protocol agent on {agent.prompt_subject}",
             "metadata": {n.CARD_KEY: {"expose": False, "reaches": agent.prompt_subject}},
         }
-        async with await self.reach.ms.open(self.address, card=card, max_deliver=-1, ttl=10) as mb:
+        ack_wait = self.reach.ack_wait
+        async with await self.reach.ms.open(
+            self.address, card=card, max_deliver=-1, ttl=10, ack_wait=ack_wait
+        ) as mb:
             async for msg in mb:
+                # A bridge that stops (or is killed) mid-prompt leaves the mail unacked: it
+                # comes back after ack_wait, to another bridge or this one restarted. A prompt
+                # that takes longer is kept in progress.
+                keeper = asyncio.create_task(_keep_in_progress(msg, ack_wait / 3))
                 try:
                     await self._deliver(agent, mb, msg)
                 except _Away:
                     await msg.nak()
                     return  # wait for the next heartbeat; the mail waits in the mailbox
+                finally:
+                    await stop_tasks([keeper])
 
     async def _deliver(self, agent: Agent, mb: mailslot.Mailbox, msg: mailslot.Message) -> None:
         envelope = _envelope_of(msg)
@@ -145,6 +154,13 @@ class _Worker:
             await msg.term(reason=f"synadia {code}: {message}"[:200])
 
 
+async def _keep_in_progress(msg: mailslot.Message, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(mailslot.MailslotError):
+            await msg.in_progress()
+
+
 def _code_of(exc: ProtocolError) -> int:
     text = str(exc)
     if text.startswith("service error "):
@@ -189,8 +205,10 @@ class Reach:
         prompt_timeout: float,
         skip: set[tuple[str, str]],
         identity: Identity | None = None,
+        ack_wait: float = 10.0,
     ) -> None:
         self.ms = ms
+        self.ack_wait = ack_wait
         self.nc = nc
         self.agents = Agents(nc=nc, identity=identity)
         self.prompt_timeout = prompt_timeout
