@@ -1,6 +1,6 @@
 """Measure the Synadia bridge on a throwaway nats-server (not a test; run it directly):
 
-    .tools/bin/uv run --no-sync python tests/integrations/synadia/measure_synadia.py [--runs 50]
+    .tools/bin/uv run --no-sync python tests/integrations/synadia/measure_synadia.py [--runs 50] [--vouch]
 
 Prompt -> first response chunk, as a protocol caller (``synadia-ai-agents``) sees it, median,
 p90 and max of ``--runs`` prompts after a warm-up, on the same server:
@@ -10,12 +10,16 @@ p90 and max of ``--runs`` prompts after a warm-up, on the same server:
    the prompt becomes mail and the reply comes back as the chunk;
 3. the other way, for reference: Mailslot ``ask`` to ``sap.demo.bench.echo``, which the bridge
    prompts to the direct agent; ask -> reply.
+
+``--vouch`` gives the bridge a signing key (``signing_seed``, granted ``sap.>``): every mail it
+sends is signed, and the Mailslot agent checks the signatures of what it receives.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import tempfile
 import time
@@ -24,7 +28,9 @@ from pathlib import Path
 
 import mailslot
 import nats
+from mailslot import signing
 from mailslot_broker import NatsServer
+from mailslot_broker.agents import new_seed
 from mailslot_synadia import Bridge
 from synadia_ai.agent_service import AgentService, PromptStream
 from synadia_ai.agents import Agent, Agents, DiscoverFilter, Envelope, ResponseChunk
@@ -68,7 +74,7 @@ async def mailslot_echo(mb: mailslot.Mailbox) -> None:
         await msg.ack()
 
 
-async def main(runs: int) -> None:
+async def main(runs: int, vouch: bool) -> None:
     work = Path(tempfile.mkdtemp(prefix="synadia-measure-"))
     server = NatsServer(work / "nats")
     server.start()
@@ -80,7 +86,13 @@ async def main(runs: int) -> None:
     svc = AgentService(agent="demo", owner="bench", session_name="echo", nc=host_nc)
     svc.on_prompt(echo)
     await svc.start()
-    bridge = await Bridge(bridge_ms, bridge_nc, owner="bench").start()
+    seed = None
+    if vouch:
+        seed, public = new_seed()
+        await signing.grant_vouching(
+            agent_ms, "synadia.bridge.mailslot.bench", public_key=public, speaks_for=["sap.>"]
+        )
+    bridge = await Bridge(bridge_ms, bridge_nc, owner="bench", signing_seed=seed).start()
     mb = await agent_ms.open("echo")
     loop_task = asyncio.create_task(mailslot_echo(mb))
     agents = Agents(nc=caller_nc)
@@ -118,9 +130,12 @@ async def main(runs: int) -> None:
         for nc in conns:
             await nc.close()
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=50)
-    asyncio.run(main(ap.parse_args().runs))
+    ap.add_argument("--vouch", action="store_true", help="the bridge signs its mail (signing_seed)")
+    args = ap.parse_args()
+    asyncio.run(main(args.runs, args.vouch))
