@@ -10,6 +10,9 @@ For each size N (default 100, 1,000, 5,000) on a fresh nats-server of its own:
   each with a task in a ``fetch(1, timeout=5)`` long-poll loop: the create rate, RSS growth per
   consumer, API requests per second, and the same p50 through one of them.
 
+Then, with the N online, open + destroy of one more mailbox (``ttl=5``), sequentially, against
+one raw durable consumer created, deleted and its subjects purged (``open_destroy_ratio``).
+
 Ratios are ``mailslot / raw`` at each size, plus ``latency_growth_ratio`` (Mailslot's p50 at
 the largest size over its p50 at the smallest). The curve goes to stdout as a table and to
 ``bench/results/scale.json``. Each side runs on its own server because the Go heap freed by
@@ -43,6 +46,8 @@ from ._common import cancel_all, median, payload, ratio, raw_headers, unique
 RESULTS = Path(__file__).resolve().parent / "results" / "scale.json"
 IN_FLIGHT = 50
 LATENCY_SAMPLES = 40
+#: Sequential open + destroy (raw: create + delete + purge) rounds per size, with the N online.
+LIFECYCLE_ROUNDS = 30
 
 
 def _rss_kb(pid: int) -> int:
@@ -133,7 +138,19 @@ async def _mailslot(n: int, window: float) -> dict[str, float]:
             api = await _api_per_s(raw.jetstream(), window)
             target = boxes[n // 2].address
             p50 = await _p50(lambda: ms.send(target, payload()), got)
-            return {"open_per_s": n / took, "rss_kb": rss, "api_per_s": api, "p50_ms": p50}
+            cycle = []
+            for i in range(LIFECYCLE_ROUNDS):
+                t0 = time.perf_counter()
+                box = await ms.open(f"{tag}-lc-{i}", ttl=5)
+                await box.destroy()
+                cycle.append((time.perf_counter() - t0) * 1000)
+            return {
+                "open_per_s": n / took,
+                "rss_kb": rss,
+                "api_per_s": api,
+                "p50_ms": p50,
+                "cycle_ms": median(cycle),
+            }
         finally:
             await cancel_all(tasks)
             await ms.close()
@@ -181,7 +198,28 @@ async def _raw(n: int, window: float) -> dict[str, float]:
             target = f"{tag}-{n // 2}"
             subject = p.mail_subject(p.Priority.NORMAL, target)
             p50 = await _p50(lambda: js.publish(subject, payload(), headers=raw_headers(target)), got)
-            return {"open_per_s": n / took, "rss_kb": rss, "api_per_s": api, "p50_ms": p50}
+            cycle = []
+            for i in range(LIFECYCLE_ROUNDS):
+                durable = f"{tag}-lc-{i}"
+                t0 = time.perf_counter()
+                await js.add_consumer(
+                    p.MAIL_STREAM,
+                    ConsumerConfig(
+                        durable_name=durable,
+                        filter_subject=p.mail_subject_all_priorities(durable),
+                        ack_policy=AckPolicy.EXPLICIT,
+                    ),
+                )
+                await js.delete_consumer(p.MAIL_STREAM, durable)
+                await js.purge_stream(p.MAIL_STREAM, subject=p.mail_subject_all_priorities(durable))
+                cycle.append((time.perf_counter() - t0) * 1000)
+            return {
+                "open_per_s": n / took,
+                "rss_kb": rss,
+                "api_per_s": api,
+                "p50_ms": p50,
+                "cycle_ms": median(cycle),
+            }
         finally:
             await cancel_all(tasks)
             await nc.close()
@@ -218,9 +256,12 @@ async def run(sizes: list[int], window: float, console: Console) -> dict[str, An
             "mailslot_idle_api_per_mailbox_per_min": round(ms["api_per_s"] * 60 / n, 3),
             "mailslot_p50_ms": round(ms["p50_ms"], 2),
             "raw_p50_ms": round(raw["p50_ms"], 2),
+            "mailslot_open_destroy_ms": round(ms["cycle_ms"], 2),
+            "raw_create_delete_purge_ms": round(raw["cycle_ms"], 2),
             "open_rate_ratio": ratio(ms["open_per_s"], raw["open_per_s"]),
             "rss_ratio": ratio(ms["rss_kb"], raw["rss_kb"]),
             "p50_ratio": ratio(ms["p50_ms"], raw["p50_ms"]),
+            "open_destroy_ratio": ratio(ms["cycle_ms"], raw["cycle_ms"]),
         }
         curve.append(row)
         console.log(f"{n} done in {time.monotonic() - t0:.1f} s")
@@ -247,6 +288,9 @@ def _table(results: dict[str, Any]) -> Table:
         ("mailslot_p50_ms", "p50 ms"),
         ("raw_p50_ms", "raw p50 ms"),
         ("p50_ratio", "p50 ratio"),
+        ("mailslot_open_destroy_ms", "open+destroy ms"),
+        ("raw_create_delete_purge_ms", "raw cycle ms"),
+        ("open_destroy_ratio", "cycle ratio"),
     ]
     for _, title in cols:
         t.add_column(title, justify="right")

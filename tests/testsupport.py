@@ -83,8 +83,11 @@ def run_example(
 
 
 async def squat(ms: Any, address: str) -> None:
-    """Another consumer (``squat-<address>``) on the address's low level: the server refuses
-    open's fourth consumer after the record, the lease and three consumers were written."""
+    """Another consumer (``squat-<address>``) on the address's low level, and mail at its
+    normal and low levels: an open binds the levels holding mail, so the server refuses its
+    low consumer after the record, the lease and the normal consumer were written."""
+    await ms.send(address, "squatted normal", priority="normal")
+    await ms.send(address, "squatted low", priority="low")
     await ms.js.add_consumer(
         p.MAIL_STREAM,
         ConsumerConfig(

@@ -217,6 +217,8 @@ async def test_open_accepts_every_limit_and_the_server_does_too(shared_ms):
     a TTL and a delay of a year."""
     limits_addr = unique("limits")
     limits_low_addr = unique("limits-low")
+    await shared_ms.send(limits_addr, "binds normal at open")
+    await shared_ms.send(limits_low_addr, "binds normal at open")
     mb = await shared_ms.open(
         limits_addr,
         ttl=p.MAX_LEASE_TTL,
@@ -380,7 +382,7 @@ async def test_failed_open_of_an_offline_mailbox_keeps_its_record_and_mail(share
         await shared_ms.open(away_addr, keep=60, card={"name": "back"})
     kv = await shared_ms.js.key_value(p.MAILBOXES_BUCKET)
     assert (await kv.get(away_addr)).value == original  # retention clock and card as they were
-    assert (await shared_ms.inspect(away_addr).stats()).total == 1
+    assert (await shared_ms.inspect(away_addr).stats()).total == 3  # with the squat's two
     assert not any(a.address == away_addr for a in await shared_ms.agents())
     await shared_ms.js.delete_consumer(p.MAIL_STREAM, f"squat-{away_addr}")
     mb = await shared_ms.open(away_addr)
@@ -424,6 +426,8 @@ async def test_cancelled_open_of_an_offline_mailbox_keeps_it(shared_ms, delay):
 
 async def test_cancelled_open_leaves_a_live_replica_alone(shared_ms):
     pair_addr = unique("pair")
+    for prio in p.PRIORITIES:  # mail at every level: the replica holds all four consumers
+        await shared_ms.send(pair_addr, "held", priority=prio.label)
     replica = await shared_ms.open(pair_addr, ttl=60)
     for delay in (0.0, 0.003, 0.006):
         other = await _open_cancelled_after(shared_ms, pair_addr, delay, ttl=60)
@@ -432,6 +436,8 @@ async def test_cancelled_open_leaves_a_live_replica_alone(shared_ms):
     assert any(a.address == pair_addr for a in await shared_ms.agents())
     for prio in p.PRIORITIES:
         await shared_ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name(pair_addr, prio))
+    for _ in p.PRIORITIES:
+        await (await replica.receive(timeout=5)).ack()
     await shared_ms.send(pair_addr, "still served")
     assert (await replica.receive(timeout=5)).text() == "still served"
     await replica.destroy()

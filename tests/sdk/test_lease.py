@@ -69,6 +69,8 @@ async def test_a_lapsed_lease_is_re_created_with_its_consumers(ms: mailslot.Mail
     """What the sidecar does when a lease lapses (the key goes, so do the consumers): the next
     renewal re-creates the lease and brings the consumers back, with nobody receiving."""
     address = unique("lapsed")
+    for prio in p.PRIORITIES:  # mail at every level: all four consumers are bound at open
+        await ms.send(address, "held", priority=prio.label)
     box = await ms.open(address, ttl=1.5)
     try:
         await (await ms.js.key_value(p.AGENTS_BUCKET)).delete(address)

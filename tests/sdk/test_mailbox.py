@@ -329,9 +329,11 @@ async def test_idle_pulls_do_not_swallow_mail_after_close(shared_ms):
     sent afterwards goes to the next receiver at once, not after the ack wait."""
     closer = unique("closer")
     mb = await shared_ms.open(closer, ack_wait=30)
+    await shared_ms.send(closer, "binds the level", priority="low")
+    await (await mb.receive(timeout=5)).ack()
     with pytest.raises(mailslot.Timeout):
-        await mb.receive(timeout=0.5)  # idle: waiting pulls are armed on every level
-    assert len(mb._receiver.pulls.waiting) == 4
+        await mb.receive(timeout=0.5)  # idle: a waiting pull on every level it has bound
+    assert set(mb._receiver.pulls.waiting) == {p.Priority.LOW}
     await mb.close()
     await shared_ms.send(closer, "after close", priority="low")
     again = await shared_ms.open(closer, ack_wait=30)
@@ -345,6 +347,8 @@ async def test_idle_pulls_do_not_swallow_mail_after_close(shared_ms):
 async def test_idle_pull_delivers_without_a_bell_round_trip(shared_ms):
     pushed = unique("pushed")
     mb = await shared_ms.open(pushed)
+    await shared_ms.send(pushed, "binds the level", priority="urgent")
+    await (await mb.receive(timeout=5)).ack()
     waiter = asyncio.create_task(mb.receive(timeout=10))
     await asyncio.sleep(0.3)
     before = mb.pull_requests
@@ -363,8 +367,11 @@ async def test_consumers_deleted_behind_its_back_come_back(shared_ms, receiving)
     a pull is refused for want of one, and the mail sent meanwhile is received."""
     address = unique("vanish")
     mb = await shared_ms.open(address)
+    for prio in p.PRIORITIES:  # every level bound (its consumer created by the first bell)
+        await shared_ms.send(address, "binds", priority=prio.label)
+        await (await mb.receive(timeout=5)).ack()
     waiting = asyncio.ensure_future(mb.receive(timeout=15)) if receiving else None
-    await asyncio.sleep(0.3)  # idle: a waiting pull per level at the server
+    await asyncio.sleep(0.3)  # idle: a waiting pull per bound level at the server
     for prio in p.PRIORITIES:
         await shared_ms.js.delete_consumer(p.MAIL_STREAM, p.consumer_name(address, prio))
     await asyncio.sleep(0.3)
@@ -372,6 +379,5 @@ async def test_consumers_deleted_behind_its_back_come_back(shared_ms, receiving)
     got = await (waiting if waiting is not None else mb.receive(timeout=15))
     assert got.text() == "still delivered"
     await got.ack()
-    for prio in p.PRIORITIES:
-        await shared_ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name(address, prio))
+    await shared_ms.js.consumer_info(p.MAIL_STREAM, p.consumer_name(address, p.Priority.LOW))
     await mb.close()

@@ -10,9 +10,11 @@ bad step, ``max_deliver`` not above the backoff length), and the address is one 
 - ``fresh``: nothing there;
 - ``offline``: an offline mailbox (record with ``offline_since``, mail waiting, no lease and
   no consumers), which a failed open must leave exactly as it was;
-- ``squatted``: another consumer already filters the address's ``low`` level, so the server
-  refuses the fourth consumer after the record, the lease and three consumers were written;
-- ``live``: a replica holds the lease and the consumers, which must survive a failed open;
+- ``squatted``: another consumer already filters the address's ``low`` level and mail waits at
+  normal and low (an open binds only the levels holding mail), so the server refuses the low
+  consumer after the record, the lease and the normal consumer were written;
+- ``live``: a replica holds the lease and the consumer of the level holding its mail, which
+  must survive a failed open;
 
 and some calls are cancelled after a random delay. Either ``open`` succeeds, or it raises a
 ``MailslotError`` (or the cancellation) and nothing it created is left on the server.
@@ -192,6 +194,7 @@ async def _prepare(ms: mailslot.Mailslot, kind: str, address: str) -> tuple[Stat
     elif kind == "squatted":
         await squat(ms, address)
     elif kind == "live":
+        await ms.send(address, "the replica's")  # so the replica holds a consumer
         replica = await ms.open(address, ttl=60)
     return await state(ms, address), replica
 
@@ -224,11 +227,11 @@ async def _open_once(
             elif kind == "offline":
                 assert after == before, (args, error)  # the record is byte for byte the same
             elif kind == "squatted":
-                assert after == State(None, False, frozenset(), 0), (args, error)
+                assert after == State(None, False, frozenset(), 2), (args, error)
                 await ms.js.consumer_info(p.MAIL_STREAM, f"squat-{address}")  # theirs stays
             else:  # live: the replica keeps its lease, record and consumers
                 assert after.lease_live and after.record == before.record, (args, error)
-                assert after.consumers == frozenset(p.PRIORITIES), (args, error)
+                assert after.consumers == before.consumers == {p.Priority.NORMAL}, (args, error)
         return kind, error
     finally:
         if replica is not None:

@@ -7,8 +7,9 @@ an idle broker: ~12 new consumers a minute on each KV bucket from the metrics lo
 Reads now go through :mod:`mailslot_broker.kvscan` (no consumer); the watchers that must
 exist delete their consumer when they close.
 
-What an idle deployment is expected to hold: the open mailbox's four consumers on the mail
-stream, the reaper's one watcher on the agents bucket, nothing else.
+What an idle deployment is expected to hold: the reaper's one watcher on the agents bucket,
+nothing else (an open mailbox without mail has no consumers: a level gets one when it may hold
+mail).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from testsupport import unique
 
 from .conftest import leader_of
 
-#: Consumers an idle deployment may hold beyond the mailbox's four (the reaper's watcher).
+#: Consumers an idle deployment may hold on the KV buckets (the reaper's watcher).
 KV_BOUND = 2
 
 
@@ -49,9 +50,12 @@ def _kv_total(counts: dict[str, int]) -> int:
 
 
 async def _idle_agent(
-    ms: mailslot.Mailslot, address: str, **options: float
+    ms: mailslot.Mailslot, address: str, *, primed: bool = False, **options: float
 ) -> tuple[mailslot.Mailbox, asyncio.Task[None]]:
-    """An open mailbox whose agent waits for mail that never comes."""
+    """An open mailbox whose agent waits for mail that never comes (``primed``: after one
+    normal message waiting at open, so that level is bound)."""
+    if primed:
+        await ms.send(address, "primes the normal level")
     box = await ms.open(address, **options)
 
     async def receive() -> None:
@@ -107,7 +111,7 @@ async def test_busy_intervals_create_no_consumers(ms, make_sidecar) -> None:
     try:
         await asyncio.sleep(1.0)  # a few metric refreshes and sweeps have run
         base = await consumer_counts(ms.js)
-        assert base[p.MAIL_STREAM] == 4
+        assert base[p.MAIL_STREAM] == 0  # no mail, no consumers
         assert _kv_total(base) <= KV_BOUND
         samples = []
         deadline = time.monotonic() + 15
@@ -140,9 +144,9 @@ async def test_idle_deployment_holds_constant_consumers(ms, make_sidecar, monkey
         await ms.agents()
         await asyncio.sleep(2 * _defaults()["metrics_interval"])
         base = await consumer_counts(ms.js)
-        assert base[p.MAIL_STREAM] == 4
+        assert base[p.MAIL_STREAM] == 0  # no mail, no consumers
         assert _kv_total(base) <= KV_BOUND
-        assert sum(base.values()) <= 4 + KV_BOUND
+        assert sum(base.values()) <= KV_BOUND
         changed = []
         start = time.monotonic()
         for i in range(16):
@@ -163,16 +167,18 @@ async def test_idle_pulls_further_apart_than_the_floor_keep_the_consumers(ms, mo
     """An agent whose heartbeat (its idle pulls' cadence; by default its ack wait, which agents
     doing long work set high) is longer than the consumers' inactivity floor: the threshold
     follows the heartbeat, so the server does not delete the idle agent's consumers between
-    two waiting pulls (it did, with a threshold of 3 s and pulls 8 s apart)."""
+    two waiting pulls (it did, with a threshold of 3 s and pulls 8 s apart). The level is
+    bound by mail at open; once drained it is let go only after a heartbeat, and its consumer
+    removed only a threshold after its last waiting pull expired."""
     monkeypatch.setattr(p, "CONSUMER_IDLE_FLOOR", 2.0)
-    box, task = await _idle_agent(ms, unique("slow-beat"), ttl=1, heartbeat=8)
+    box, task = await _idle_agent(ms, unique("slow-beat"), primed=True, ttl=1, heartbeat=8)
     try:
         base = await consumer_counts(ms.js)
-        assert base[p.MAIL_STREAM] == 4
+        assert base[p.MAIL_STREAM] == 1
         seen = []
         for _ in range(10):
             await asyncio.sleep(2)
             seen.append((await consumer_counts(ms.js))[p.MAIL_STREAM])
-        assert seen == [4] * 10
+        assert seen == [1] * 10
     finally:
         await _stop(box, task)

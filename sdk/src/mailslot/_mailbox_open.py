@@ -1,6 +1,8 @@
 """Binding a mailbox to the server: open, re-bind after a reconnect, unbind on close.
 
-The open subscribes, takes the lease and binds the consumers, all or nothing. What existed
+The open subscribes, takes the lease and binds the consumers of the levels that hold mail, all
+or nothing (a level without mail gets its consumer when its bell rings: the receive loop,
+:mod:`mailslot._receiving`). What existed
 before is noted first; if anything fails, or the open is cancelled, the writes in flight are
 let finish (so nothing lands after the undo), then the undo removes what this open created,
 and puts back a record it overwrote (:mod:`mailslot._mailbox_undo`), before the error (or
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +22,7 @@ from mailslot_broker import protocol as p
 from nats.js import JetStreamContext
 
 from ._boundary import boundary
-from ._mailbox_undo import Before, Written, remove_created
+from ._mailbox_undo import Before, Written, levels_with_mail, remove_created
 from ._ride_out import ride_out
 from .lease import Lease
 
@@ -41,11 +43,15 @@ async def add_consumers(
     policy: p.RetryPolicy,
     inactive_threshold: float,
     patience: float = 0.0,
+    levels: Iterable[p.Priority] = p.PRIORITIES,
 ) -> None:
-    """Create (or keep: same config) the four priority consumers. Every creation is waited
+    """Create (or keep: same config) the consumers of ``levels``. Every creation is waited
     for, also when one fails, so none lands after an undo; then the first error is raised.
     Creating one with the config it has changes nothing, so unanswered creations (a leader
     election) are asked again for up to ``patience`` seconds."""
+    levels = tuple(levels)
+    if not levels:
+        return
 
     async def once() -> None:
         results = await asyncio.gather(
@@ -56,7 +62,7 @@ async def add_consumers(
                         address, prio, policy=policy, inactive_threshold=inactive_threshold
                     ),
                 )
-                for prio in p.PRIORITIES
+                for prio in levels
             ),
             return_exceptions=True,
         )
@@ -91,21 +97,14 @@ async def open_mailbox(mb: Mailbox) -> None:
 
 async def _steps(mb: Mailbox, progress: _Progress) -> None:
     nc, js = mb._link.nc, mb._link.js
-    looking = asyncio.ensure_future(
-        ride_out(lambda: Before.read(js, mb.address), patience=mb.failover_timeout)
-    )
-    try:
-        pulls = mb._receiver.pulls
-        pulls.inbox = nc.new_inbox()
-        mb._subs.append(await nc.subscribe(pulls.inbox + ".*", cb=pulls.on_reply))
-        mb._subs.append(
-            await nc.subscribe(p.bell_subject_all_priorities(mb.address), cb=mb._receiver.on_bell)
-        )
-    except BaseException:
-        looking.cancel()
-        looking.add_done_callback(_retrieve)
-        raise
-    progress.before = await looking  # nothing is written before this is known
+    pulls = mb._receiver.pulls
+    pulls.inbox = nc.new_inbox()
+    mb._subs.append(await nc.subscribe(pulls.inbox + ".*", cb=pulls.on_reply))
+    # The bell subscription goes out before the look at which levels hold mail: mail stored
+    # after that look rings (and the loop creates its level's consumer then).
+    mb._subs.append(await nc.subscribe(p.bell_subject_all_priorities(mb.address), cb=mb._receiver.on_bell))
+    before = await ride_out(lambda: Before.read(js, mb.address), patience=mb.failover_timeout)
+    progress.before = before  # nothing is written before this is known
     card, agent = mb.card.model_dump_json().encode(), mb._link.signer is not None
     mb._lease = Lease(js, mb.address, mb.ttl, card, keep=mb.keep, agent=agent)
     await mb._lease.acquire()
@@ -119,10 +118,30 @@ async def _steps(mb: Mailbox, progress: _Progress) -> None:
             policy=mb.policy,
             inactive_threshold=mb._inactive_threshold,
             patience=mb.failover_timeout,
+            levels=before.levels,
         )
     finally:
         progress.written = await written
+    mb._receiver.bound(before.levels)
     mb._lease.start(on_recreated=mb._ensure_consumers)
+
+
+async def ensure_consumers(mb: Mailbox) -> None:
+    """Bring back the consumers a mailbox may need and may have lost: those of every level
+    that holds mail (one STREAM.INFO; also finds mail whose bell was lost with a connection;
+    mail handed out and not acked is still stored, so its level is kept). A level without
+    mail needs none until its bell. Creating an existing one changes nothing."""
+    js = mb._link.js
+    levels = await ride_out(lambda: levels_with_mail(js, mb.address), patience=mb.failover_timeout)
+    await add_consumers(
+        js,
+        mb.address,
+        policy=mb.policy,
+        inactive_threshold=mb._inactive_threshold,
+        patience=mb.failover_timeout,
+        levels=[prio for prio in p.PRIORITIES if prio in levels],
+    )
+    mb._receiver.bound(levels, replace=True)
 
 
 async def _undo(mb: Mailbox, work: asyncio.Future[None], progress: _Progress) -> None:

@@ -1,6 +1,7 @@
 """What an ``open()`` found and wrote, and how a failed one removes only what it created.
 
-An open writes the mailbox record, the lease and four consumers. If it fails (or is
+An open writes the mailbox record, the lease and the consumers of the levels that hold mail
+(:func:`levels_with_mail`; the other levels get theirs when their bell rings). If it fails (or is
 cancelled) half-way, what existed before must survive: an offline mailbox's record with its
 retention clock, a replica's live lease, consumers a live lease owns. So the undo compares
 revisions: it removes or puts back an entry only while it is still the one this open wrote,
@@ -67,9 +68,14 @@ class Before:
     record: KVEntry | None
     lease_live: bool
     consumers: frozenset[p.Priority]
+    #: The levels that held mail (their consumers are the ones the open creates).
+    levels: frozenset[p.Priority] = frozenset()
 
     @classmethod
     async def read(cls, js: JetStreamContext, address: str) -> Before:
+        """The record, the lease, the levels holding mail and which of their consumers exist.
+        Read after the bell subscription is made: mail stored later rings."""
+
         async def exists(prio: p.Priority) -> bool:
             try:
                 await js.consumer_info(p.MAIL_STREAM, p.consumer_name(address, prio))
@@ -77,17 +83,18 @@ class Before:
                 return False
             return True
 
-        record, lease, *found = await asyncio.gather(
+        record, lease, levels = await asyncio.gather(
             kv_entry(js, p.MAILBOXES_BUCKET, address),
             kv_entry(js, p.AGENTS_BUCKET, address),
-            *(exists(prio) for prio in p.PRIORITIES),
+            levels_with_mail(js, address),
         )
-        assert record is None or isinstance(record, KVEntry)
-        assert lease is None or isinstance(lease, KVEntry)
+        ordered = [prio for prio in p.PRIORITIES if prio in levels]
+        found = await asyncio.gather(*(exists(prio) for prio in ordered))
         return cls(
             record=record,
             lease_live=bool(lease is not None and lease.live),
-            consumers=frozenset(prio for prio, there in zip(p.PRIORITIES, found, strict=True) if there),
+            consumers=frozenset(prio for prio, there in zip(ordered, found, strict=True) if there),
+            levels=levels,
         )
 
 
@@ -131,14 +138,16 @@ async def remove_created(js: JetStreamContext, address: str, before: Before, wri
                     headers={"KV-Operation": "PURGE", "Nats-Rollup": "sub"},
                     ttl=LEAVE_MARKER_TTL,
                 )
-    # 2. The consumers this call created, unless a live lease owns them.
+    # 2. The consumers this call created (of the levels holding mail), unless a live lease
+    #    owns them.
     if not lease_held:
 
         async def drop(prio: p.Priority) -> None:
             with contextlib.suppress(jserr.NotFoundError):
                 await js.delete_consumer(p.MAIL_STREAM, p.consumer_name(address, prio))
 
-        await asyncio.gather(*(drop(prio) for prio in p.PRIORITIES if prio not in before.consumers))
+        created = before.levels - before.consumers  # the open creates only these
+        await asyncio.gather(*(drop(prio) for prio in created))
     # 3. The record: put back the one acquire overwrote (an offline mailbox's, with its
     #    retention clock), or remove the one it created; only if it is still ours.
     now = await kv_entry(js, p.MAILBOXES_BUCKET, address)
@@ -157,3 +166,21 @@ async def remove_created(js: JetStreamContext, address: str, before: Before, wri
             subject=p.kv_subject(p.MAILBOXES_BUCKET, address),
             seq=now.seq + 1,
         )
+
+
+async def levels_with_mail(js: JetStreamContext, address: str) -> frozenset[p.Priority]:
+    """The levels of ``address`` that hold stored mail: one STREAM.INFO with a subjects filter
+    (the server counts per subject; nothing is read)."""
+    try:
+        info = await js.stream_info(p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(address))
+    except jserr.NotFoundError:
+        return frozenset()
+    out: set[p.Priority] = set()
+    for subject, count in (info.state.subjects or {}).items():
+        if not count:
+            continue
+        with contextlib.suppress(ValueError, IndexError):
+            prio, where = p.parse_mail_subject(subject)
+            if where == address:
+                out.add(prio)
+    return frozenset(out)

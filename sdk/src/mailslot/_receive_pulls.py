@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, cast
 
 from mailslot_broker import protocol as p
@@ -45,6 +45,8 @@ class ReceiveHost(Protocol):
     def heartbeat(self) -> float: ...
     @property
     def closed(self) -> bool: ...
+    @property
+    def _inactive_threshold(self) -> float: ...
     def _check_usable(self) -> None: ...
     async def _ensure_consumers(self) -> None: ...
 
@@ -108,13 +110,13 @@ class Pulls:
         else:
             self._on_mail(self._wrap(msg))
 
-    async def arm_idle(self) -> None:
-        """While idle, keep one waiting pull per level at the server. They expire after
+    async def arm_idle(self, levels: Iterable[p.Priority]) -> None:
+        """While idle, keep one waiting pull per bound level at the server. They expire after
         ``heartbeat``; ``close()`` drops them at once, because the server forgets pull
         requests whose reply subject lost its subscriber."""
         now = time.monotonic()
         heartbeat, nc = self._host.heartbeat, self._link.nc
-        for prio in p.PRIORITIES:
+        for prio in sorted(levels):
             if not nc.is_connected:
                 return  # they would die with the connection; re-armed once it is back
             current = self.waiting.get(prio)

@@ -32,9 +32,10 @@ class Verdict(enum.Enum):
 class Levels:
     """Which levels may hold mail, and the buffer of mail pulled but not handed out yet."""
 
-    def __init__(self) -> None:
-        #: May the level hold deliverable mail? (Unknown counts as yes.)
-        self.maybe = dict.fromkeys(p.PRIORITIES, True)
+    def __init__(self, *, unknown: bool = True) -> None:
+        #: May the level hold deliverable mail? Unknown counts as ``unknown`` (the receive
+        #: loop starts at no: the open marks the levels it bound, a bell any other).
+        self.maybe = dict.fromkeys(p.PRIORITIES, unknown)
         #: Bumped by every mark: a pull's "empty" only clears ``maybe`` if nothing came since.
         self.gen = dict.fromkeys(p.PRIORITIES, 0)
         #: A bell rang since the level was last pulled (the consumer may lag behind the stream).
@@ -53,12 +54,13 @@ class Levels:
         self.maybe[prio] = True
         self.gen[prio] += 1
 
-    def sweep(self, *, now: float, heartbeat: float) -> bool:
-        """Every ``heartbeat``, look at every level once (for redeliveries nobody rang for)."""
+    def sweep(self, *, now: float, heartbeat: float, levels: Iterable[p.Priority] = p.PRIORITIES) -> bool:
+        """Every ``heartbeat``, look at every level of ``levels`` (the bound ones) once, for
+        redeliveries nobody rang for."""
         if now - self.swept_at < heartbeat:
             return False
         self.swept_at = now
-        for prio in p.PRIORITIES:
+        for prio in levels:
             self.maybe[prio] = True
         return True
 
@@ -179,9 +181,14 @@ class Redeliveries:
         self._schedule = schedule
         self._due = due
         self._timers: dict[int, Cancellable] = {}
+        self._levels: dict[int, p.Priority] = {}
 
     def __len__(self) -> int:
         return len(self._timers)
+
+    def expects(self, prio: p.Priority) -> bool:
+        """Is a message of level ``prio`` expected back (handed out, not settled)?"""
+        return prio in self._levels.values()
 
     def arm(self, m: Message, delay: float) -> None:
         """Expect ``m`` back after ``delay`` unless it is settled first (re-arming replaces)."""
@@ -203,16 +210,20 @@ class Redeliveries:
 
         def fire() -> None:
             self._timers.pop(seq, None)
+            self._levels.pop(seq, None)
             self._due(prio)
 
         self._timers[seq] = self._schedule(delay + _LATE, fire)
+        self._levels[seq] = prio
 
     def cancel_all(self) -> None:
         for t in self._timers.values():
             t.cancel()
         self._timers.clear()
+        self._levels.clear()
 
     def _cancel(self, seq: int) -> None:
+        self._levels.pop(seq, None)
         t = self._timers.pop(seq, None)
         if t is not None:
             t.cancel()

@@ -1,12 +1,21 @@
 """The receive loop of a mailbox: strict priority across levels, no polling.
 
-One durable pull consumer per priority. The loop pulls ``no_wait`` from the highest level that
-may hold mail and serves the first non-empty one. It knows which levels may hold mail from the
-headers-only "bell" the stream republishes after storing each message. When every level is
-empty it leaves one waiting pull per level at the server (re-armed only when it expires, after
-``heartbeat``), so new and redelivered mail is pushed without an extra round trip and an idle
-mailbox sends nothing in between. Redeliveries of messages it handed out (ack wait, nak delay)
-are scheduled locally, and every ``heartbeat`` the loop looks at every level once.
+One durable pull consumer per priority level, but only for the levels that may hold mail (the
+*bound* levels): the open binds the levels holding stored mail, a bell for any other level binds
+it (creates its consumer, idempotent: a replica's is shared) before it is pulled. The loop pulls
+``no_wait`` from the highest level that may hold mail and serves the first non-empty one. It
+knows which levels may hold mail from the headers-only "bell" the stream republishes after
+storing each message. When every level is empty it leaves one waiting pull per bound level at
+the server (re-armed only when it expires, after ``heartbeat``), so new and redelivered mail is
+pushed without an extra round trip and an idle mailbox sends nothing in between. Redeliveries
+of messages it handed out (ack wait, nak delay) are scheduled locally, and every ``heartbeat``
+the loop looks at every bound level once.
+
+A bound level that stayed drained for a ``heartbeat`` (nothing pending at its consumer, no
+delivery awaiting an ack: one CONSUMER.INFO) is let go: no more waiting pulls for it, and the
+server removes its consumer after its inactivity threshold (never while acks are pending, so a
+delivery's count and its redelivery survive; a replica still pulling keeps it). An idle open
+mailbox with no mail has no consumers at all.
 
 Across a reconnect (the broker restarted, or the connection dropped): the waiting pulls and an
 in-flight pull died with the old connection, so the loop forgets them when it drops, waits for
@@ -31,17 +40,23 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import nats.errors
 from mailslot_broker import protocol as p
 from nats.aio.msg import Msg
+from nats.js import errors as jserr
 
 from . import tracing
 from ._boundary import boundary, translate
+from ._mailbox_open import add_consumers
 from ._receive_failover import FailoverWait, NoAnswer, retry_delay
 from ._receive_pulls import Pulls, ReceiveHost
 from ._receive_state import Levels, Redeliveries, Verdict, redelivery_delay
 from .errors import MailslotError
 from .link import Link
 from .message import Message
+
+#: A consumer creation that got no answer (the meta leader moves): the level is waited for.
+_UNANSWERED = (nats.errors.TimeoutError, nats.errors.NoRespondersError, jserr.ServiceUnavailableError)
 
 #: How long a pull rung by a bell waits for the consumer to catch up with the stream.
 _BELL_GRACE = 0.25
@@ -69,7 +84,7 @@ class Receiver:
         self._host = host
         self._link = link
         self._wrap = wrap
-        self.levels = Levels()
+        self.levels = Levels(unknown=False)
         self.failover = FailoverWait()
         self.redeliveries = Redeliveries(schedule=_call_later, due=self._redelivery_due)
         self.pulls = Pulls(host, link=link, wrap=wrap, on_mail=self._idle_delivered, on_level=self._mark)
@@ -77,6 +92,72 @@ class Receiver:
         self._recreating: asyncio.Task[None] | None = None
         #: The deadline of the receive in progress: no pull waits for its reply beyond it.
         self._pull_deadline: float | None = None
+        #: The levels whose consumer we created (or found): pulled, swept, kept waited on.
+        self._bound: set[p.Priority] = set()
+        #: When a bound level last had mail for us, and when we last asked if it drained.
+        self._active_at: dict[p.Priority, float] = {}
+        self._checked_at: dict[p.Priority, float] = {}
+
+    # -- bound levels -----------------------------------------------------------------------------
+
+    @property
+    def bound_levels(self) -> frozenset[p.Priority]:
+        return frozenset(self._bound)
+
+    def bound(self, levels: frozenset[p.Priority], *, replace: bool = False) -> None:
+        """``levels`` have their consumers (the open, a re-ensure); with ``replace`` they are
+        the only levels that need one (the others hold no mail: a bell brings them back)."""
+        if replace:
+            self._bound.intersection_update(levels)
+        now = time.monotonic()
+        for prio in levels:
+            self._bound.add(prio)
+            self._active_at[prio] = now
+            self._mark(prio)
+
+    async def _bind(self, prio: p.Priority) -> None:
+        """Create the consumer of ``prio`` (a bell rang for a level we had none for)."""
+        host = self._host
+        await add_consumers(
+            self._link.js,
+            host.address,
+            policy=host.policy,
+            inactive_threshold=host._inactive_threshold,
+            levels=(prio,),
+        )
+        self._bound.add(prio)
+        self._active_at[prio] = time.monotonic()
+
+    async def _release_drained(self) -> None:
+        """Let go of bound levels drained for a ``heartbeat``: nothing buffered or expected
+        back here, and their consumer has nothing pending and no ack awaited (a replica's
+        deliveries count too). The server then removes the consumer by its inactivity
+        threshold; a bell binds the level again."""
+        now = time.monotonic()
+        heartbeat = self._host.heartbeat
+        levels = self.levels
+        for prio in sorted(self._bound):
+            if levels.maybe[prio] or now - self._active_at.get(prio, now) < heartbeat:
+                continue
+            if now - self._checked_at.get(prio, float("-inf")) < heartbeat:
+                continue
+            if self.redeliveries.expects(prio) or any(e[0] == prio for e in levels.buffer):
+                continue
+            self._checked_at[prio] = now
+            try:
+                ci = await self._link.js.consumer_info(
+                    p.MAIL_STREAM, p.consumer_name(self._host.address, prio), timeout=2.0
+                )
+            except jserr.NotFoundError:
+                pass
+            except Exception:  # no verdict (a failover): look again next heartbeat
+                continue
+            else:
+                if ci.num_pending or ci.num_ack_pending:
+                    continue
+            if levels.maybe[prio]:  # a bell rang meanwhile
+                continue
+            self._bound.discard(prio)
 
     # -- the mailbox's lifecycle ------------------------------------------------------------------
 
@@ -97,7 +178,7 @@ class Receiver:
         self.look_everywhere()
 
     def look_everywhere(self) -> None:
-        for prio in p.PRIORITIES:
+        for prio in sorted(self._bound):
             self._mark(prio)
 
     def _abort_pull(self) -> None:
@@ -154,6 +235,7 @@ class Receiver:
         self._mark(prio, rung=True)
 
     def _idle_delivered(self, m: Message) -> None:
+        self._active_at[m.priority] = time.monotonic()
         self.levels.push(m)
         self._wake.set()
 
@@ -214,6 +296,23 @@ class Receiver:
         levels = self.levels
         prio = levels.next_level()
         while prio is not None:
+            if prio not in self._bound:
+                try:
+                    await self._bind(prio)
+                except (
+                    nats.errors.TimeoutError,
+                    nats.errors.NoRespondersError,
+                    jserr.ServiceUnavailableError,
+                ) as exc:
+                    # Unanswered (the meta leader moves): wait for the level as for a silent pull.
+                    log.debug("creating the consumer of %s level %s: %r", self._host.address, prio.label, exc)
+                    self.failover.silent(
+                        prio,
+                        NoAnswer.UNANSWERED,
+                        now=time.monotonic(),
+                        consumer=p.consumer_name(self._host.address, prio),
+                    )
+                    return prio
             gen, rung = levels.begin_pull(prio)
             got, answer = await self._pull_level(prio, batch)
             retried = levels.wants_grace(got, answer, rung)
@@ -229,6 +328,7 @@ class Receiver:
                 return prio
             self.failover.answered(prio)
             if verdict is Verdict.SERVED:
+                self._active_at[prio] = time.monotonic()
                 return None
             prio = levels.next_level(after=prio)
         return None
@@ -289,7 +389,7 @@ class Receiver:
                 continue
             # Heartbeat: look everywhere once, for redeliveries nobody rang for (a wall
             # clock, so that receives with short timeouts sweep too).
-            levels.sweep(now=time.monotonic(), heartbeat=host.heartbeat)
+            levels.sweep(now=time.monotonic(), heartbeat=host.heartbeat, levels=self._bound)
             self._wake.clear()
             blocked: p.Priority | None = None
             try:
@@ -301,7 +401,8 @@ class Receiver:
                 blocked = self.failover.blocked if blocked is None else blocked  # still waiting for it
                 if blocked is None:
                     with boundary():
-                        await self.pulls.arm_idle()
+                        await self._release_drained()
+                        await self.pulls.arm_idle(self._bound)
             except MailslotError:
                 if nc.is_connected:
                     raise

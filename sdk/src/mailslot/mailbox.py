@@ -26,7 +26,7 @@ from . import signing
 from ._boundary import address as check_address
 from ._boundary import boundary, plain_seconds
 from ._mailbox_acks import ack_many
-from ._mailbox_open import add_consumers, open_mailbox, rebind, unbind
+from ._mailbox_open import ensure_consumers, open_mailbox, rebind, unbind
 from ._mailbox_settings import AgentCard, Settings, new_address
 from ._receiving import Receiver
 from .errors import InvalidInput, MailboxClosed, MailboxDestroyed, Timeout
@@ -100,27 +100,22 @@ class Mailbox(MailboxView):
 
     @property
     def _inactive_threshold(self) -> float:
-        """Consumers belong to presence: the sidecar releases them when the lease lapses. The
-        server's inactivity threshold is only the backstop for a deployment without a sidecar;
-        it must outlast an online agent that simply is not receiving (re-adding a consumer with
-        the same config does not reset the server's inactivity clock), and an idle receiver's
-        waiting pulls, which the server counts as activity when they arrive, come once every
-        ``heartbeat``: a threshold shorter than that deleted an idle agent's consumers between
-        two of them."""
-        return max(3 * self.ttl, 3 * self.heartbeat, p.CONSUMER_IDLE_FLOOR)
+        """A level's consumer exists while that level may hold mail: the server removes it
+        once nobody pulled it for this long and it has no delivery awaiting an ack (the
+        server keeps a consumer with acks pending), so a drained level's consumer goes by
+        itself; a bell brings it back. A receiving mailbox's waiting pulls, which count as
+        activity, come once every ``heartbeat`` on the levels it keeps bound, so it outlasts
+        that. A consumer removed under a mailbox that is not receiving is re-created on its
+        next pull. The sidecar still releases all of them when the lease lapses."""
+        return max(3 * self.heartbeat, p.CONSUMER_IDLE_FLOOR)
 
     async def _ensure_consumers(self) -> None:
         """Bring back consumers that may be gone: after a reconnect (a restarted server may
         have lost them), a renewal that re-created a lapsed lease (the sidecar released them)
-        and a pull refused for want of a consumer (the receive loop). Never on a plain renewal:
-        that would cost four API requests per ``ttl / 3`` for nothing."""
-        await add_consumers(
-            self._link.js,
-            self.address,
-            policy=self.policy,
-            inactive_threshold=self._inactive_threshold,
-            patience=self.failover_timeout,
-        )
+        and a pull refused for want of a consumer (the receive loop): those of the levels
+        holding mail (a level without mail needs none until its bell). Never on a plain
+        renewal."""
+        await ensure_consumers(self)
 
     def _check_usable(self) -> None:
         if self._destroyed:

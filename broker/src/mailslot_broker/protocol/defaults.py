@@ -65,9 +65,10 @@ MAX_DELIVER_LIMIT = 1_000_000
 #: The receive loop's sweep for redeliveries nobody rang for, and its idle pulls' expiry.
 MIN_HEARTBEAT = 1.0
 MAX_HEARTBEAT = MAX_ACK_WAIT
-#: Least inactivity threshold of a mailbox's consumers: the server's backstop for a deployment
-#: without a sidecar, so it must outlast an online agent that is not receiving.
-CONSUMER_IDLE_FLOOR = 300.0
+#: Least inactivity threshold of a mailbox's level consumers (3 x its heartbeat otherwise): the
+#: server removes a drained level's consumer after that long without pulls (never one with
+#: acks pending); the next bell for the level brings it back.
+CONSUMER_IDLE_FLOOR = 3.0
 #: Largest agent card (its JSON): it rides in the lease and the mailbox record.
 MAX_CARD_BYTES = 64 * 1024
 
