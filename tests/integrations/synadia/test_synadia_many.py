@@ -219,25 +219,63 @@ async def test_bridge_killed_while_a_caller_waits_the_mail_still_waits(
         await msg.ack()
 
 
-async def _waiting(ms: mailslot.Mailslot, address: str) -> bool:
-    return (await ms.inspect(address).stats()).total == 1
+async def _waiting(ms: mailslot.Mailslot, address: str, n: int = 1) -> bool:
+    return (await ms.inspect(address).stats()).total == n
 
 
+@pytest.mark.parametrize("online", [False, True], ids=["offline", "online-busy"])
 async def test_bridge_stopping_tells_a_waiting_caller_and_the_mail_waits(
-    make_bridge: BridgeFactory, client: ClientFactory, nats_conn: NatsFactory
+    make_bridge: BridgeFactory, client: ClientFactory, nats_conn: NatsFactory, online: bool
 ) -> None:
-    coder = await _offline(client, "coder")
+    """Whichever path took the prompt (the front, or the agent's own ``AgentService`` while
+    its lease lives), the caller gets 503 ``bridge_stopping``."""
+    if online:  # online but not receiving: the prompt waits as mail
+        coder = await client("coder")
+        held = await coder.open("coder")
+    else:
+        coder = await _offline(client, "coder")
     bridge: Bridge = await make_bridge(reach=False)
     assert bridge.exposer is not None
     exposer = bridge.exposer
-    await wait_for(lambda: exposer.presence("coder") == "offline", timeout=20)
+    want = "online" if online else "offline"
+    await wait_for(lambda: exposer.presence("coder") == want, timeout=20)
+    if online:
+        await wait_for(lambda: "coder" in exposer.served, timeout=20)
     nc = await nats_conn()
-    streaming = asyncio.create_task(_stream(nc, SUBJECT, b"still there?"))
-    await wait_for(lambda: _waiting(coder, "coder"), timeout=10)
+    streams = [asyncio.create_task(_stream(nc, SUBJECT, f"still there {i}?".encode())) for i in range(4)]
+    await wait_for(lambda: _waiting(coder, "coder", 4), timeout=10)
     await bridge.close()
-    err = error_of(await streaming)
-    assert err is not None and err[0] == 503 and err[1].startswith("bridge_stopping"), err
+    for streaming in streams:
+        err = error_of(await streaming)
+        assert err is not None and err[0] == 503 and err[1].startswith("bridge_stopping"), err
+    if online:
+        await held.close()
     async with await coder.open("coder") as mb:
-        msg = await mb.receive(timeout=10)
-        assert msg.json()["prompt"] == "still there?"
-        await msg.ack()
+        got = sorted([(await mb.receive(timeout=10)).json()["prompt"] for _ in range(4)])
+        assert got == [f"still there {i}?" for i in range(4)]
+
+
+async def test_agent_going_offline_mid_prompt_never_ends_a_stream_empty(
+    make_bridge: BridgeFactory, client: ClientFactory, nats_conn: NatsFactory
+) -> None:
+    """The agent's lease lapses while prompts wait: those its ``AgentService`` took get 503
+    ``agent_left`` (the service stops under them), those the front took keep waiting (504
+    after ``wait_online``); no stream ends without a word, and every prompt is mail."""
+    coder = await client("coder")
+    held = await coder.open("coder", ttl=2)
+    bridge = await make_bridge(reach=False, wait_online=8.0)
+    assert bridge.exposer is not None
+    exposer = bridge.exposer
+    await wait_for(lambda: "coder" in exposer.served, timeout=20)
+    nc = await nats_conn()
+    streams = [asyncio.create_task(_stream(nc, SUBJECT, f"q{i}".encode())) for i in range(6)]
+    await wait_for(lambda: _waiting(coder, "coder", 6), timeout=10)
+    await held.close()  # the lease lapses: the bridge stops the agent's service
+    await wait_for(lambda: "coder" not in exposer.served, timeout=20)
+    codes = []
+    for streaming in streams:
+        err = error_of(await streaming)
+        assert err is not None, "a stream ended without an answer or an error"
+        codes.append((err[0], err[1].split(":")[0]))
+    assert set(codes) <= {(503, "agent_left"), (504, "agent_unavailable")}, codes
+    assert (await coder.inspect("coder").stats()).total == 6

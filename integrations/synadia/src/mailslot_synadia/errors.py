@@ -30,4 +30,9 @@ class Refused(SynadiaBridgeError):
         return {"error": self.error, "message": self.message, **self.extra}
 
 
-__all__ = ["Refused", "SynadiaBridgeError"]
+#: What a caller whose prompt is in flight gets when the bridge stops, or when the Mailslot
+#: agent's service stops under it (its lease lapsed); the mail keeps waiting either way.
+STOPPING = Refused(503, "bridge_stopping", "the bridge stopped; the prompt waits in its mailbox")
+AGENT_LEFT = Refused(503, "agent_left", "the agent went offline; the prompt waits in its mailbox")
+
+__all__ = ["AGENT_LEFT", "STOPPING", "Refused", "SynadiaBridgeError"]

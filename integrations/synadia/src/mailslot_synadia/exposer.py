@@ -17,7 +17,7 @@ from synadia_ai.agents import AgentSubject, Envelope
 from . import naming as n
 from ._tasks import stop_tasks
 from .courier import Courier
-from .errors import Refused
+from .errors import AGENT_LEFT, STOPPING, Refused
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class Exposer:
         self._ms = ms
         self._nc = nc
         self._courier = courier
+        self._closing = False
         self.agent = agent
         self.owner = owner
         self._heartbeat_interval = heartbeat_interval
@@ -65,6 +66,7 @@ class Exposer:
         self._task = asyncio.create_task(self._follow(), name="synadia-exposer")
 
     async def close(self) -> None:
+        self._closing = True
         await stop_tasks([self._task])
         if self._watch is not None:
             await self._watch.close()
@@ -152,5 +154,11 @@ class Exposer:
                 await courier.prompt(address, envelope, stream, sender=stream.sender, subject=subject)
             except Refused as refused:
                 raise RequestRejectedError(refused.code, refused.description) from None
+            except asyncio.CancelledError:
+                # Its service stops under the prompt (the bridge stops, or the lease lapsed):
+                # the caller hears why instead of an empty stream; the mail keeps waiting.
+                # (The SDK sends a handler's error frame, then the terminator.)
+                why = STOPPING if self._closing else AGENT_LEFT
+                raise RequestRejectedError(why.code, why.description) from None
 
         return on_prompt  # type: ignore[return-value]

@@ -39,7 +39,7 @@ from synadia_ai.agents.messages import encode_chunk
 
 from ._tasks import stop_tasks
 from .courier import Courier
-from .errors import Refused
+from .errors import STOPPING, Refused
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,6 @@ ERROR_DESC = "Nats-Service-Error"
 Resolve = Callable[[str], Awaitable[str | None]]
 #: address -> "online" (its lease lives) or "offline".
 Presence = Callable[[str], str]
-#: What a caller whose prompt is in flight gets when the bridge stops.
-STOPPING = Refused(503, "bridge_stopping", "the bridge stopped; the prompt waits in its mailbox")
 #: The ``instance_id`` of status replies the front gives (no ``AgentService`` instance behind).
 FRONT_INSTANCE = "mailslot-bridge-front"
 
