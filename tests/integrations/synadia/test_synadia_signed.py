@@ -5,6 +5,9 @@ bridge's verified identity; without the key it refuses."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from mailslot_broker.config import NkeyUser
 from mailslot_synadia import Bridge
 from synadia_ai.agent_service import AgentService, PromptStream
 from synadia_ai.agents import Envelope, Identity, VerifiedSender, signer_from_seed
+from testsupport import PYTHON, client_env
 
 ADDRESS = "sap.demo.alice.w1"
 BRIDGE = "synadia.bridge.mailslot.team"
@@ -125,3 +129,34 @@ async def test_without_its_key_the_bridges_prompt_is_refused(opened: _Opened) ->
     assert reply.json()["error"] == 401
     assert not opened.seen
     await planner.close()
+
+
+async def test_cli_bridge_with_an_nkey_seed_signs_both_ways(
+    opened: _Opened, nkey_server: NatsServer, tmp_path: Path
+) -> None:
+    """``mailslot-synadia bridge --nkey-seed FILE``: the same, from the command line."""
+    seed_file = tmp_path / "bridge.nk"
+    seed_file.write_text(SEED + "\n")
+    os.chmod(seed_file, 0o600)
+    ops = await opened.mailslot("ops")
+    await signing.grant_vouching(ops, BRIDGE, public_key=PUBLIC, speaks_for=["sap.>"])
+    argv = [PYTHON, "-m", "mailslot_synadia", "bridge", "--owner", "team", "--heartbeat", "1"]
+    argv += ["--no-expose", "--nkey-seed", str(seed_file)]
+    proc = subprocess.Popen(argv, env=client_env(nkey_server), stderr=subprocess.PIPE, text=True)  # noqa: ASYNC220
+    try:
+        assert proc.stderr is not None
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stderr.readline), 60)
+        assert "agents.prompt" in line, line
+        await opened.agent()
+        planner = await (await opened.mailslot("planner")).open("planner")
+        reply = await planner.ask(ADDRESS, "from the CLI", timeout=30)
+        assert reply.json()["text"] == "signed hi, from the CLI"
+        assert (reply.sender_verified, reply.verified_by) == (True, BRIDGE)
+        [(sender, _)] = opened.seen
+        assert isinstance(sender, VerifiedSender) and sender.id.user == PUBLIC
+        await planner.close()
+    finally:
+        proc.kill()
+        await asyncio.to_thread(proc.wait, 10)
+        if proc.stderr:
+            proc.stderr.close()
