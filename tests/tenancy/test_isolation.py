@@ -128,7 +128,7 @@ async def test_wildcard_and_jetstream_api_subjects_stay_in_the_account(tenants_s
 
         assert await _mail_count(alpha) == 1  # bob's second message is still waiting
         assert [c.address for c in await alpha.agents()] == sorted(["alice", "bob"])
-        assert (await alpha.js.stream_info(p.MAIL_STREAM)).state.consumer_count >= 4
+        assert (await alpha.js.stream_info(p.MAIL_STREAM)).state.consumer_count >= 1  # levels with mail
         await alice.close()
     finally:
         await beta.close()

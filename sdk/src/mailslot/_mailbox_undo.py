@@ -19,6 +19,8 @@ from mailslot_broker.reclaim import LEAVE_MARKER_TTL
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
 
+from .errors import PermissionDenied
+
 
 @dataclass(frozen=True)
 class KVEntry:
@@ -170,11 +172,15 @@ async def remove_created(js: JetStreamContext, address: str, before: Before, wri
 
 async def levels_with_mail(js: JetStreamContext, address: str) -> frozenset[p.Priority]:
     """The levels of ``address`` that hold stored mail: one STREAM.INFO with a subjects filter
-    (the server counts per subject; nothing is read)."""
+    (the server counts per subject; nothing is read). Credentials that may not ask it (an
+    agent credential: the stream's subject counts would show every mailbox) get every level,
+    i.e. the four consumers, which the receive loop still lets go once drained."""
     try:
         info = await js.stream_info(p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(address))
     except jserr.NotFoundError:
         return frozenset()
+    except PermissionDenied:
+        return frozenset(p.PRIORITIES)
     out: set[p.Priority] = set()
     for subject, count in (info.state.subjects or {}).items():
         if not count:
