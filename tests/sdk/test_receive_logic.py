@@ -383,3 +383,31 @@ def test_closing_cancels_every_wake_up() -> None:
     timers.cancel_all()
     clock.advance(10)
     assert woken == [] and len(timers) == 0
+
+
+# -- lazy levels (issue 16) ---------------------------------------------------------------------
+
+
+def test_a_receive_loop_starts_with_no_level_to_pull_and_sweeps_only_bound_levels() -> None:
+    levels = Levels(unknown=False)
+    assert levels.next_level() is None  # no consumer yet: nothing to pull until a bind or bell
+    levels.mark(NORMAL, rung=True)  # a bell
+    assert levels.next_level() is NORMAL
+    levels.maybe[NORMAL] = False
+    assert levels.sweep(now=100.0, heartbeat=30.0, levels={URGENT, LOW})
+    assert [prio for prio in p.PRIORITIES if levels.maybe[prio]] == [URGENT, LOW]
+
+
+def test_redeliveries_say_which_levels_expect_mail_back() -> None:
+    clock, woken, timers = redeliveries()
+    urgent, low = mail(URGENT, 1), mail(LOW, 2)
+    timers.arm(urgent, 2.0)
+    timers.arm(low, 5.0)
+    assert timers.expects(URGENT) and timers.expects(LOW) and not timers.expects(NORMAL)
+    timers.settled(urgent)
+    assert not timers.expects(URGENT) and timers.expects(LOW)
+    clock.advance(5.1)  # fired: the level is woken, and no longer expects it
+    assert woken == [LOW] and not timers.expects(LOW)
+    timers.arm(low, 1.0)
+    timers.cancel_all()
+    assert not timers.expects(LOW)
