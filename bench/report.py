@@ -333,6 +333,12 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any, str]]:
                 f"{path}_client_cpu_us_unsigned",
                 f"{path}_cpu_signed_vs_unsigned_ratio",
             )
+        if "send_to_receive_p50_ms_outbox" in s:  # "raw": the same signed mail, straight in
+            for key, label, unit in (
+                ("send_to_receive_p50_ms", "agent mail send->receive p50, via outbox (vs direct)", "ms"),
+                ("send_one_msgs_per_s", "agent send, one at a time, via outbox (vs direct)", "msg/s"),
+            ):
+                compare("signing", s, label, unit, f"{key}_outbox", f"{key}_direct", None)
     return out
 
 

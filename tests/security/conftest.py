@@ -16,6 +16,8 @@ import pytest
 from mailslot_broker import NatsServer, TenantSpec
 from mailslot_broker.agents import AgentRecord, apply_on_tenant, issue_record
 from mailslot_broker.config import nats_login
+from mailslot_broker.sidecar.outbox import OutboxMover
+from mailslot_broker.tasks import cancel_and_wait
 
 TENANT = "ACME"
 
@@ -28,6 +30,20 @@ class Principals:
     paths: dict[str, Path]
     tmp: Path
     _open: list[Any] = field(default_factory=list)
+    #: What the sidecar does for agent mail (sidecar/outbox.py): moves it from the outbox.
+    _mover: asyncio.Task[None] | None = None
+
+    async def start_mover(self) -> None:
+        login = nats_login(self.spec.credentials.write(self.tmp / "mover.json"))
+        nc = await nats.connect(self.srv.url, **login.options)
+        self._open.append(nc)
+        mover = OutboxMover(nc.jetstream(), is_leader=lambda: True, idle=0.5)
+        self._mover = asyncio.create_task(mover.run())
+
+    async def stop_mover(self) -> None:
+        if self._mover is not None:
+            await cancel_and_wait([self._mover])
+            self._mover = None
 
     async def connect(self, who: str, **kw: Any) -> mailslot.Mailslot:
         """An SDK client: an agent's credential file, or ``tenant`` for the tenant's own."""
@@ -104,8 +120,10 @@ async def principals(tmp_path: Path) -> AsyncIterator[Principals]:
         for name, rec in agents.items():
             await apply_on_tenant(srv.url, spec.credentials, rec, name)
             pr.paths[name] = rec.credentials.write(tmp_path / f"{name}.json")
+        await pr.start_mover()
         yield pr
     finally:
+        await pr.stop_mover()
         for c in reversed(pr._open):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(c.close(), 10)

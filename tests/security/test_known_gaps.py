@@ -1,10 +1,12 @@
-"""What agent credentials do not stop yet, kept as strict xfails so that they flip (and fail)
-the day they are fixed. See docs/deploy.md §8, "Open: rollup headers".
+"""Rollup headers from an agent credential, once the known gap of agent credentials (see
+docs/deploy.md §8, "Rollup headers").
 
 NATS permissions look at subjects, not headers. The mail stream and the lease / record
-buckets accept ``Nats-Rollup`` (message schedules and KV need it), so a credential that may
-publish one subject of them may roll it up: ``sub`` replaces what waits on that subject,
-``all`` empties the whole stream."""
+buckets accept ``Nats-Rollup`` (message schedules and KV limit markers force it on), so a
+credential that may publish one subject of them may roll it up: ``sub`` replaces what waits
+on that subject, ``all`` empties the whole stream. Agent credentials therefore publish into
+streams of their own that refuse the header (``protocol.agent_writes``): the outbox, moved to
+the mailboxes by the sidecar, and the writes stream the buckets source."""
 
 from __future__ import annotations
 
@@ -16,14 +18,22 @@ from nats.js.errors import APIError
 ROLLUP_NOT_PERMITTED = 10111
 
 
-@pytest.mark.xfail(strict=True, reason="rollup headers are not covered by subject permissions")
 async def test_a_send_cannot_roll_up_the_recipients_mailbox(principals):
+    """An agent's mail goes through its outbox, never straight into the mail stream: the
+    mailbox subject is refused by the server's permissions, the outbox refuses the header
+    (10111). Alice's unread mail stays, and so does everything else in the stream."""
     tenant = await principals.connect("tenant", name="ops")
     await tenant.send("alice", "unread")
     raw = await principals.raw("bob")
-    await raw.nc.jetstream().publish(
-        p.mail_subject(p.Priority.NORMAL, "alice"), b"x", headers={"Nats-Rollup": "sub"}, timeout=5
-    )
+    js = raw.nc.jetstream()
+    into = p.mail_subject(p.Priority.NORMAL, "alice")
+    await raw.denied(into, lambda: js.publish(into, b"x", headers={"Nats-Rollup": "sub"}, timeout=1))
+    for rollup in ("sub", "all"):
+        with pytest.raises(APIError) as refused:
+            await js.publish(
+                p.agent_writes.outbox_subject(into), b"x", headers={"Nats-Rollup": rollup}, timeout=5
+            )
+        assert refused.value.err_code == ROLLUP_NOT_PERMITTED
     assert "unread" in [m.text() for m in await tenant.inspect("alice").peek()]
 
 

@@ -167,8 +167,8 @@ def _refused(what: str, exc: jserr.APIError) -> str:
         return (
             f"{what} could not be created: the account's stream quota (max_streams) is used up. "
             f"Mailslot needs {PROVISIONED_STREAMS} streams at connect, one more each for the claims "
-            "and state buckets (made on first use) and for agent credentials' writes (made when "
-            f"the first agent credential is issued); raise the tenant's max_streams. ({exc})"
+            "and state buckets (made on first use), two for agent credentials (made when the "
+            f"first agent credential is issued); raise the tenant's max_streams. ({exc})"
         )
     return f"{what} could not be created: {exc}"
 
@@ -296,20 +296,22 @@ async def provision_claims(js: JetStreamContext, settings: p.StreamSettings | No
 async def provision_agent_writes(
     js: JetStreamContext, settings: p.StreamSettings | None = None
 ) -> ProvisionReport:
-    """The stream agent credentials write their lease and record into, and the agents and
-    mailboxes buckets sourcing it (``protocol.agent_writes``). Made when a tenant issues an
-    agent credential, not at connect: a tenant without agents spends no stream on it."""
+    """The streams of agent credentials (``protocol.agent_writes``): the one they write their
+    lease and record into, which the agents and mailboxes buckets source, and their outbox.
+    Made when a tenant issues an agent credential, not at connect: a tenant without agents
+    spends no stream on them."""
     s = settings or p.StreamSettings()
     report = ProvisionReport()
     aw = p.agent_writes
-    await ensure_stream(js, aw.agent_writes_stream_config(s), report, requested_replicas=s.replicas)
+    for make in (aw.agent_writes_stream_config, aw.outbox_stream_config):
+        await ensure_stream(js, make(s), report, requested_replicas=s.replicas)
     for bucket in aw.UPLINKED_BUCKETS:
         name = p.kv_stream(bucket)
         try:
             have = (await js.stream_info(name)).config
         except jserr.NotFoundError:  # issued before any client connected
-            make = {p.AGENTS_BUCKET: p.agents_bucket_config, p.MAILBOXES_BUCKET: p.mailboxes_bucket_config}
-            await ensure_bucket(js, make[bucket](s), report, requested_replicas=s.replicas)
+            kv = {p.AGENTS_BUCKET: p.agents_bucket_config, p.MAILBOXES_BUCKET: p.mailboxes_bucket_config}
+            await ensure_bucket(js, kv[bucket](s), report, requested_replicas=s.replicas)
             have = (await js.stream_info(name)).config
         want = aw.bucket_sources(bucket)
         if _sources_key(have.sources) == _sources_key(want):

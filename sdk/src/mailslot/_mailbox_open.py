@@ -105,7 +105,7 @@ async def _steps(mb: Mailbox, progress: _Progress) -> None:
     mb._subs.append(await nc.subscribe(p.bell_subject_all_priorities(mb.address), cb=mb._receiver.on_bell))
     before = await ride_out(lambda: Before.read(js, mb.address), patience=mb.failover_timeout)
     progress.before = before  # nothing is written before this is known
-    card, agent = mb.card.model_dump_json().encode(), mb._link.signer is not None
+    card, agent = mb.card.model_dump_json().encode(), mb._link.agent is not None
     mb._lease = Lease(js, mb.address, mb.ttl, card, keep=mb.keep, agent=agent)
     await mb._lease.acquire()
     # What acquire wrote, read while the consumers are created: the undo only removes

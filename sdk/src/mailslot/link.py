@@ -72,6 +72,9 @@ class Link:
         #: An agent credential's signer (its mail is signed, its replies come through a
         #: consumer of its own); None for a tenant credential.
         self.signer: Signer | None = None
+        #: The address of an agent credential (None for a tenant credential): its lease and
+        #: record go through MAILSLOT_AGENT_WRITES, its mail through MAILSLOT_OUTBOX.
+        self.agent: str | None = None
         #: Senders' public keys, read on first check of a signed message (signing.py).
         self.key_cache: KeyCache | None = None
         #: The mailboxes open through this connection (a mailbox removes itself on close).

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 import nats.errors as nerr
+from mailslot_broker import protocol as p
 from nats.js import errors as jserr
 from nats.js.api import PubAck
 from tenacity import (
@@ -71,14 +72,25 @@ async def publish(link: Link, out: Outgoing) -> Receipt:
     return rec
 
 
+def subject_of(link: Link, out: Outgoing) -> str:
+    """Where ``out`` is published: its mailbox subject, or for an agent credential the
+    outbox (``mout.<p>.<to>``), which the sidecar moves to the mailbox: the mail stream
+    takes ``Nats-Rollup`` headers, the outbox refuses them (``protocol.agent_writes``). A
+    delayed message keeps its schedule subject (refused to agent credentials)."""
+    if link.agent is None or out.scheduled:
+        return out.subject
+    return p.agent_writes.outbox_subject(out.subject)
+
+
 async def _publish(link: Link, out: Outgoing) -> Receipt:
+    subject = subject_of(link, out)
     with boundary():
         started = time.monotonic()
         try:
             # Fast path: building a tenacity retrier costs about a third of a send's CPU
             # (see bench/), so it is only built once a first attempt hit a transient error.
             # While the connection is down the request waits for it (up to outage_timeout).
-            ack = await link.js.publish(out.subject, out.data, headers=out.headers, timeout=5.0)
+            ack = await link.js.publish(subject, out.data, headers=out.headers, timeout=5.0)
         except _RETRIED as exc:
             if time.monotonic() - started >= link.publish_retry_for or link.outage_exceeded():
                 _raise_publish_error(link, exc)
@@ -106,7 +118,7 @@ async def _publish(link: Link, out: Outgoing) -> Receipt:
                     reraise=True,
                 ):
                     with attempt:
-                        ack = await link.js.publish(out.subject, out.data, headers=out.headers, timeout=5.0)
+                        ack = await link.js.publish(subject, out.data, headers=out.headers, timeout=5.0)
             except _RETRIED as exc2:
                 _raise_publish_error(link, exc2)
     return receipt(out, ack)
@@ -178,7 +190,7 @@ async def publish_many(link: Link, messages: Iterable[Mapping[str, Any]], *, win
                     await link.until_connected()
                 signing.seal(link, o)
                 span = tracing.start_send(o, max_payload=link.max_payload)
-                fut = await link.js.publish_async(o.subject, o.data, headers=o.headers)
+                fut = await link.js.publish_async(subject_of(link, o), o.data, headers=o.headers)
                 pending.append((o, fut, span))
             while pending:
                 await settle()

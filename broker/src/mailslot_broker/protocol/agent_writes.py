@@ -14,9 +14,17 @@ as PURGE), and the compare-and-set of a renewal (``Nats-Expected-Last-Subject-Se
 holds in the writes stream, whose revisions are the agent's own (the header does not apply
 again in the bucket). Tenant credentials and the sidecar keep writing the buckets directly.
 
-The stream is made when a tenant issues its first agent credential
+Mail takes the same care. The mail stream accepts ``Nats-Rollup`` too (its message
+schedules force ``allow_rollup_hdrs`` on, and an existing stream's schedules cannot be turned
+off: 10052; a stream with schedules cannot source another: 10187), so agent credentials
+publish mail to ``mout.<priority>.<to>`` in ``MAILSLOT_OUTBOX`` (a WorkQueue without
+rollups) and the sidecar moves it to ``mbox.<priority>.<to>``
+(:mod:`mailslot_broker.sidecar.outbox`): the same id (``Nats-Msg-Id``, so a second move is
+dropped), the same headers without the ``Nats-*`` control headers, the rest of its TTL.
+
+Both streams are made when a tenant issues its first agent credential
 (:func:`mailslot_broker.provision.provision_agent_writes`), so a tenant without agents
-spends no stream on it.
+spends no stream on them.
 """
 
 from __future__ import annotations
@@ -24,8 +32,9 @@ from __future__ import annotations
 from nats.js.api import DiscardPolicy, RetentionPolicy, StreamConfig, StreamSource, SubjectTransform
 
 from .configs import StreamSettings, _stream
-from .names import AGENTS_BUCKET, MAILBOXES_BUCKET
+from .names import AGENTS_BUCKET, MAIL_PREFIX, MAILBOXES_BUCKET
 from .subjects import kv_subject
+from .values import Priority
 
 AGENT_WRITES_STREAM = "MAILSLOT_AGENT_WRITES"
 AGENT_WRITES_PREFIX = "kvup"
@@ -57,6 +66,44 @@ def agent_writes_stream_config(s: StreamSettings) -> StreamConfig:
     )
 
 
+OUTBOX_STREAM = "MAILSLOT_OUTBOX"
+OUTBOX_PREFIX = "mout"
+#: The sidecar's consumer of the outbox.
+OUTBOX_MOVER = "mailslot-outbox-mover"
+
+
+def outbox_subject(mail_subject: str) -> str:
+    """Where an agent credential publishes mail meant for ``mail_subject``
+    (``mbox.<p>.<to>`` -> ``mout.<p>.<to>``)."""
+    prefix = MAIL_PREFIX + "."
+    if not mail_subject.startswith(prefix):
+        raise ValueError(f"not a mail subject: {mail_subject!r}")
+    return OUTBOX_PREFIX + "." + mail_subject[len(prefix) :]
+
+
+def outbox_target(subject: str) -> tuple[Priority, str] | None:
+    """Priority and recipient of an outbox subject; None when it names no mailbox (a device
+    uplink, ``mout.dev...``, or anything else a raw client made up)."""
+    parts = subject.split(".", 2)
+    if len(parts) != 3 or parts[0] != OUTBOX_PREFIX or parts[1] not in ("0", "1", "2", "3") or not parts[2]:
+        return None
+    return Priority(int(parts[1])), parts[2]
+
+
+def outbox_stream_config(s: StreamSettings) -> StreamConfig:
+    return _stream(
+        s,
+        name=OUTBOX_STREAM,
+        description="Mailslot mail of agent credentials on its way: mout.<priority>.<address>",
+        subjects=[f"{OUTBOX_PREFIX}.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        max_age=s.mail_max_age,
+        allow_msg_ttl=True,
+        allow_rollup_hdrs=False,
+        discard=DiscardPolicy.OLD,
+    )
+
+
 def bucket_sources(bucket: str) -> list[StreamSource]:
     """What ``bucket``'s stream sources: its keys in the writes stream, as its own subjects."""
     back = SubjectTransform(src=agent_write_prefix(bucket) + ">", dest=kv_subject(bucket, ">"))
@@ -66,9 +113,15 @@ def bucket_sources(bucket: str) -> list[StreamSource]:
 __all__ = [
     "AGENT_WRITES_PREFIX",
     "AGENT_WRITES_STREAM",
+    "OUTBOX_MOVER",
+    "OUTBOX_PREFIX",
+    "OUTBOX_STREAM",
     "UPLINKED_BUCKETS",
     "agent_write_prefix",
     "agent_write_subject",
     "agent_writes_stream_config",
     "bucket_sources",
+    "outbox_stream_config",
+    "outbox_subject",
+    "outbox_target",
 ]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from .agent_writes import AGENT_WRITES_STREAM, agent_write_subject
+from .agent_writes import AGENT_WRITES_STREAM, OUTBOX_PREFIX, agent_write_subject
 from .names import (
     AGENTS_BUCKET,
     BELL_PREFIX,
@@ -79,12 +79,14 @@ def _direct_last(bucket: str, key: str) -> str:
 
 
 def _send_subjects(pattern: str) -> list[str]:
-    """Mail to the addresses ``pattern`` matches (``mbox.<p>.<to>``). Not delayed mail: the
+    """Mail to the addresses ``pattern`` matches, through the outbox (``mout.<p>.<to>``,
+    moved to ``mbox.<p>.<to>`` by the sidecar): never the mail stream itself, which takes
+    ``Nats-Rollup`` headers (a send could replace or wipe other mail). Not delayed mail: the
     server stores a schedule on ``msched.<to>.<id>`` and fires it at its
     ``Nats-Schedule-Target`` header, which it does not check against the publisher's
     permissions (measured: an agent allowed ``msched.alice.*`` delivered to ``mbox.2.bob``), so
     a schedule would bypass the send policy and the device-uplink deny."""
-    return [f"{MAIL_PREFIX}.*.{pattern}"]
+    return [f"{OUTBOX_PREFIX}.*.{pattern}"]
 
 
 def agent_publish_allow(
@@ -137,7 +139,7 @@ def agent_publish_allow(
 def agent_publish_deny() -> list[str]:
     """Never, whatever the allow list says: system subjects and device uplinks (which name
     their sender in the subject, vouched for by the server)."""
-    return ["$SYS.>", f"{MAIL_PREFIX}.dev.>"]
+    return ["$SYS.>", f"{MAIL_PREFIX}.dev.>", f"{OUTBOX_PREFIX}.dev.>"]
 
 
 def agent_subscribe_allow(address: str, *, topics: Iterable[str] = (ANY,)) -> list[str]:

@@ -36,6 +36,7 @@ from .aging import Aging
 from .deadletter import DeadLetterResult, dead_letter, parse_advisory, probe_exhausted, sweep_exhausted
 from .leader import LeaderElection
 from .metrics import HttpEndpoint, Metrics, snapshot
+from .outbox import OutboxMover
 from .reaper import Reaper, ReclaimEvent
 
 log = logging.getLogger("mailslot.sidecar")
@@ -83,6 +84,7 @@ class Sidecar:
         self.leader: LeaderElection | None = None
         self.reaper: Reaper | None = None
         self.aging: Aging | None = None
+        self.outbox: OutboxMover | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._resync = asyncio.Event()
         self._advisories: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -158,6 +160,9 @@ class Sidecar:
         self._spawn(self._sweep_loop(), "sweep")
         self._spawn(self._probe_loop(), "probe")
         self._spawn(self._metrics_loop(), "metrics")
+        # agent credentials' mail, from their outbox to the mailboxes (sidecar/outbox.py)
+        self.outbox = OutboxMover(self.js, is_leader=lambda: self.is_leader)
+        self._spawn(self.outbox.run(), "outbox")
         if self.aging is not None:
             self._spawn(self._aging_loop(), "aging")
 
