@@ -85,13 +85,17 @@ class OutboxMover:
         is_leader: Callable[[], bool],
         batch: int = 256,
         idle: float = 1.0,
-        missing_wait: float = 1.0,
+        missing_wait: float = 5.0,
+        retry_wait: float = 1.0,
     ) -> None:
         self.js = js
         self.is_leader = is_leader
         self.batch = batch
         self.idle = idle
+        #: How often a tenant without an outbox (no agent credential yet) is asked again:
+        #: one API request each, so not every second on every idle tenant.
         self.missing_wait = missing_wait
+        self.retry_wait = retry_wait
         self.moved = 0
         self.dropped = 0
         self._psub: Any = None
@@ -156,7 +160,7 @@ class OutboxMover:
         except Exception as exc:  # an outage, a deleted consumer: bind again
             log.warning("outbox move failed: %r", exc)
             await self._unbind()
-            await asyncio.sleep(self.missing_wait)
+            await asyncio.sleep(self.retry_wait)
             return 0
 
     async def move(self, msgs: list[Msg]) -> int:
