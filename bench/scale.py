@@ -11,7 +11,8 @@ For each size N (default 100, 1,000, 5,000) on a fresh nats-server of its own:
   consumer, API requests per second, and the same p50 through one of them.
 
 Then, with the N online, open + destroy of one more mailbox (``ttl=5``), sequentially, against
-one raw durable consumer created, deleted and its subjects purged (``open_destroy_ratio``).
+one raw durable consumer created, deleted and its subjects purged (``open_destroy_ratio``):
+interleaved round by round on the same server, medians, with the quartiles of each side.
 
 Ratios are ``mailslot / raw`` at each size, plus ``latency_growth_ratio`` (Mailslot's p50 at
 the largest size over its p50 at the smallest). The curve goes to stdout as a table and to
@@ -50,7 +51,8 @@ LATENCY_SAMPLES = 40
 LIFECYCLE_ROUNDS = 30
 
 
-def _rss_kb(pid: int) -> int:
+def _rss_kb(pid: int | None) -> int:
+    assert pid is not None, "the server is not running"
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
@@ -113,7 +115,7 @@ async def _p50(send: Callable[[], Awaitable[Any]], got: asyncio.Queue[float]) ->
     return median(samples)
 
 
-async def _mailslot(n: int, window: float) -> dict[str, float]:
+async def _mailslot(n: int, window: float) -> dict[str, Any]:
     async with _server() as srv:
         c = srv.credentials
         ms = await mailslot.connect(srv.url, user=c.user, password=c.password, name="scale")
@@ -138,18 +140,31 @@ async def _mailslot(n: int, window: float) -> dict[str, float]:
             api = await _api_per_s(raw.jetstream(), window)
             target = boxes[n // 2].address
             p50 = await _p50(lambda: ms.send(target, payload()), got)
-            cycle = []
+            # Interleaved on this server, with the N online: each round one Mailslot open +
+            # destroy and one raw create + delete + purge (alternating which goes first), so
+            # both sides see the same load; medians and the quartiles of each.
+            cycle: list[float] = []
+            raw_cycle: list[float] = []
+            rjs = raw.jetstream()
             for i in range(LIFECYCLE_ROUNDS):
-                t0 = time.perf_counter()
-                box = await ms.open(f"{tag}-lc-{i}", ttl=5)
-                await box.destroy()
-                cycle.append((time.perf_counter() - t0) * 1000)
+                for side in (0, 1) if i % 2 == 0 else (1, 0):
+                    t0 = time.perf_counter()
+                    if side == 0:
+                        box = await ms.open(f"{tag}-lc-{i}", ttl=5)
+                        await box.destroy()
+                        cycle.append((time.perf_counter() - t0) * 1000)
+                    else:
+                        await _raw_cycle(rjs, f"{tag}-rawlc-{i}")
+                        raw_cycle.append((time.perf_counter() - t0) * 1000)
             return {
                 "open_per_s": n / took,
                 "rss_kb": rss,
                 "api_per_s": api,
                 "p50_ms": p50,
                 "cycle_ms": median(cycle),
+                "cycle_iqr": _quartiles(cycle),
+                "same_server_raw_cycle_ms": median(raw_cycle),
+                "same_server_raw_cycle_iqr": _quartiles(raw_cycle),
             }
         finally:
             await cancel_all(tasks)
@@ -200,18 +215,8 @@ async def _raw(n: int, window: float) -> dict[str, float]:
             p50 = await _p50(lambda: js.publish(subject, payload(), headers=raw_headers(target)), got)
             cycle = []
             for i in range(LIFECYCLE_ROUNDS):
-                durable = f"{tag}-lc-{i}"
                 t0 = time.perf_counter()
-                await js.add_consumer(
-                    p.MAIL_STREAM,
-                    ConsumerConfig(
-                        durable_name=durable,
-                        filter_subject=p.mail_subject_all_priorities(durable),
-                        ack_policy=AckPolicy.EXPLICIT,
-                    ),
-                )
-                await js.delete_consumer(p.MAIL_STREAM, durable)
-                await js.purge_stream(p.MAIL_STREAM, subject=p.mail_subject_all_priorities(durable))
+                await _raw_cycle(js, f"{tag}-lc-{i}")
                 cycle.append((time.perf_counter() - t0) * 1000)
             return {
                 "open_per_s": n / took,
@@ -225,6 +230,26 @@ async def _raw(n: int, window: float) -> dict[str, float]:
             await nc.close()
 
 
+async def _raw_cycle(js: Any, durable: str) -> None:
+    """One raw durable consumer created, deleted and its subjects purged."""
+    await js.add_consumer(
+        p.MAIL_STREAM,
+        ConsumerConfig(
+            durable_name=durable,
+            filter_subject=p.mail_subject_all_priorities(durable),
+            ack_policy=AckPolicy.EXPLICIT,
+        ),
+    )
+    await js.delete_consumer(p.MAIL_STREAM, durable)
+    await js.purge_stream(p.MAIL_STREAM, subject=p.mail_subject_all_priorities(durable))
+
+
+def _quartiles(xs: list[float]) -> list[float]:
+    """[p25, p75] of ``xs`` (the spread around the median)."""
+    q = sorted(xs)
+    return [round(q[len(q) // 4], 2), round(q[(3 * len(q)) // 4], 2)]
+
+
 async def _provision(srv: NatsServer) -> None:
     """The same streams as Mailslot's, created by Mailslot itself (the raw side reads the mail
     stream's subjects like a raw user of the same deployment would)."""
@@ -234,7 +259,7 @@ async def _provision(srv: NatsServer) -> None:
 
 
 async def run(sizes: list[int], window: float, console: Console) -> dict[str, Any]:
-    curve = []
+    curve: list[dict[str, Any]] = []
     for n in sizes:
         console.log(f"[bold]{n}[/] online mailboxes ...")
         t0 = time.monotonic()
@@ -245,7 +270,7 @@ async def run(sizes: list[int], window: float, console: Console) -> dict[str, An
             curve.append({"size": n, "mailslot_failed": str(exc), "mailslot_opened": exc.done})
             break
         raw = await _raw(n, window)
-        row = {
+        row: dict[str, Any] = {
             "size": n,
             "mailslot_open_per_s": round(ms["open_per_s"], 1),
             "raw_consumer_create_per_s": round(raw["open_per_s"], 1),
@@ -257,11 +282,15 @@ async def run(sizes: list[int], window: float, console: Console) -> dict[str, An
             "mailslot_p50_ms": round(ms["p50_ms"], 2),
             "raw_p50_ms": round(raw["p50_ms"], 2),
             "mailslot_open_destroy_ms": round(ms["cycle_ms"], 2),
-            "raw_create_delete_purge_ms": round(raw["cycle_ms"], 2),
+            "mailslot_open_destroy_iqr_ms": ms["cycle_iqr"],
+            "raw_create_delete_purge_ms": round(ms["same_server_raw_cycle_ms"], 2),
+            "raw_create_delete_purge_iqr_ms": ms["same_server_raw_cycle_iqr"],
+            "raw_create_delete_purge_own_server_ms": round(raw["cycle_ms"], 2),
             "open_rate_ratio": ratio(ms["open_per_s"], raw["open_per_s"]),
             "rss_ratio": ratio(ms["rss_kb"], raw["rss_kb"]),
             "p50_ratio": ratio(ms["p50_ms"], raw["p50_ms"]),
-            "open_destroy_ratio": ratio(ms["cycle_ms"], raw["cycle_ms"]),
+            # Against the raw cycle interleaved with it on the same server (same load).
+            "open_destroy_ratio": ratio(ms["cycle_ms"], ms["same_server_raw_cycle_ms"]),
         }
         curve.append(row)
         console.log(f"{n} done in {time.monotonic() - t0:.1f} s")

@@ -92,9 +92,11 @@ async def dead_letter_subjects(
     stored_before: float | None = None,
 ) -> list[DeadLetterResult]:
     """Move every message on ``subjects`` (optionally only those stored before a unix time)
-    to dead letters, oldest first."""
-    out: list[DeadLetterResult] = []
-    for subject in subjects:
+    to dead letters, oldest first on each subject. The subjects are walked concurrently (they
+    are disjoint): an empty mailbox costs one round trip, not one per subject."""
+
+    async def walk(subject: str) -> list[DeadLetterResult]:
+        out: list[DeadLetterResult] = []
         seq = 0
         while True:
             raw = await next_stored(js, subject, seq)
@@ -106,35 +108,59 @@ async def dead_letter_subjects(
             res = await move_to_dead_letters(js, raw, reason=reason, deliveries=0)
             if res is not None:
                 out.append(res)
-    return out
+        return out
+
+    walks = await asyncio.gather(*(walk(subject) for subject in subjects))
+    return [res for walked in walks for res in walked]
 
 
 async def reclaim_mailbox(js: JetStreamContext, address: str) -> ReclaimReport:
     """Reclaim now: consumers, then every message to dead letters (reason ``mailbox
     reclaimed``, bounces where asked), then the lease and the record (last, so a crash half-way
-    is finished by the next sweep)."""
+    is finished by the next sweep).
+
+    Three round trips for an empty mailbox: the consumer deletes with the lease read beside
+    them (a direct get, no bucket lookup); the dead-letter walks of its subjects
+    (concurrent); the lease's purge (or purge marker) beside the record's purge. The lease and
+    the record go together: a replica that still renews the lease writes the record again
+    either way (``Lease.renew``), so their order bought nothing."""
     p.validate_address(address)
     report = ReclaimReport(address)
-    report.consumers_deleted = await release_consumers(js, address)
+    report.consumers_deleted, alive = await asyncio.gather(
+        release_consumers(js, address), lease_alive(js, address)
+    )
     report.dead_lettered = await dead_letter_subjects(js, mailbox_subjects(address))
-    if await lease_alive(js, address):
-        # A live lease (destroy): leave a self-expiring purge marker instead of erasing the
-        # key, so registry watchers see the agent leave; the marker removes itself.
-        kv = await js.key_value(p.AGENTS_BUCKET)
-        await kv.purge(address, msg_ttl=LEAVE_MARKER_TTL)
-    else:
-        await _purge_key(js, p.AGENTS_BUCKET, address)
-    await _purge_key(js, p.MAILBOXES_BUCKET, address)
+    await asyncio.gather(_leave(js, address, alive=alive), _purge_key(js, p.MAILBOXES_BUCKET, address))
     return report
 
 
+async def _leave(js: JetStreamContext, address: str, *, alive: bool) -> None:
+    """Remove the lease of a reclaimed mailbox."""
+    if alive:
+        # A live lease (destroy): leave a self-expiring purge marker instead of erasing the
+        # key, so registry watchers see the agent leave; the marker removes itself. What
+        # KeyValue.purge(key, msg_ttl=...) publishes, without its STREAM.INFO bucket lookup.
+        await js.publish(
+            p.kv_subject(p.AGENTS_BUCKET, address),
+            headers={"KV-Operation": "PURGE", "Nats-Rollup": "sub"},
+            msg_ttl=LEAVE_MARKER_TTL,
+        )
+    else:
+        await _purge_key(js, p.AGENTS_BUCKET, address)
+
+
 async def lease_alive(js: JetStreamContext, address: str) -> bool:
-    kv = await js.key_value(p.AGENTS_BUCKET)
+    """Whether ``address`` holds a live lease: one last-by-subject direct get (what
+    ``KeyValue.get`` reads, without the ``js.key_value()`` STREAM.INFO lookup before it)."""
+    subject = p.kv_subject(p.AGENTS_BUCKET, address)
     try:
-        entry = await kv.get(address)
-    except jserr.KeyNotFoundError:
+        raw = await js.get_msg(p.kv_stream(p.AGENTS_BUCKET), subject=subject, direct=True)
+    except jserr.NotFoundError:
         return False
-    return entry.value is not None and entry.operation is None
+    headers = raw.headers or {}
+    if raw.subject != subject or not raw.data or "Nats-Marker-Reason" in headers:
+        return False  # a lapsed lease leaves the server's marker: no data, no KV-Operation
+    return headers.get("KV-Operation") not in ("DEL", "PURGE")
 
 
 async def lease_lapsed_at(js: JetStreamContext, address: str) -> float | None:
