@@ -74,8 +74,15 @@ class AgentHostMixin:
             del self._creating[agent_id]
 
     def _add_handler_types(self, cls: type | None) -> None:
-        """Serializers for what a RoutedAgent's handlers return: ``register()`` only adds the
-        types they accept, and an RPC answer must be serialized here."""
+        """Serializers for what an agent's handlers accept and return, before its type is
+        hosted: ``register()`` adds the accepted ones only after ``register_factory``
+        returns (and awaits subscriptions in between), by which time the type's mailbox may
+        already hand out waiting mail; an RPC answer must be serialized here too."""
+        handles = getattr(cls, "_handles_types", None)
+        if handles is not None:
+            with contextlib.suppress(Exception):
+                for _message_type, serializers in handles():
+                    self._ser.add_serializer(serializers)
         discover = getattr(cls, "_discover_handlers", None)
         if discover is None:
             return
