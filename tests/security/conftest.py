@@ -1,5 +1,6 @@
 """Fixtures for agents as principals: one real nats-server, tenant ACME with a tenant user
-and three agent credentials (alice, bob, and carol who may send to alice only)."""
+and three agent credentials (alice, bob, and carol who may send to alice only); ``tenant``
+is the tenant's own SDK client on it, and ``until`` waits for an async condition."""
 
 from __future__ import annotations
 
@@ -70,6 +71,16 @@ class Principals:
         self.srv.reload()
 
 
+async def until(check: Callable[[], Awaitable[bool]], *, within: float) -> None:
+    """Wait until ``await check()`` is true, polling every 50 ms; fail after ``within`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {within} s")
+        await asyncio.sleep(0.05)
+
+
 class RawClient:
     nc: Any
 
@@ -128,3 +139,9 @@ async def principals(tmp_path: Path) -> AsyncIterator[Principals]:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(c.close(), 10)
         srv.stop()
+
+
+@pytest.fixture
+async def tenant(principals: Principals) -> mailslot.Mailslot:
+    """The tenant's own SDK client (``ops``) on the principals' server, closed with them."""
+    return await principals.connect("tenant", name="ops")

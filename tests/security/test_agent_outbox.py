@@ -11,6 +11,8 @@ from mailslot_broker import protocol as p
 from mailslot_broker.sidecar import Sidecar, SidecarConfig
 from mailslot_broker.sidecar.outbox import OutboxMover, remaining_ttl
 
+from .conftest import until
+
 AW = p.agent_writes
 
 
@@ -18,21 +20,11 @@ async def _waiting(tenant, address: str) -> list:
     return await tenant.inspect(address).peek(limit=100)
 
 
-async def _until(check, *, within: float) -> None:
-    loop = asyncio.get_running_loop()
-    until = loop.time() + within
-    while not await check():
-        if loop.time() > until:
-            raise AssertionError(f"not within {within} s")
-        await asyncio.sleep(0.05)
-
-
 async def _outbox_count(tenant) -> int:
     return int((await tenant.js.stream_info(AW.OUTBOX_STREAM)).state.messages)
 
 
-async def test_an_agents_mail_arrives_in_priority_order_deduped_signed(principals):
-    tenant = await principals.connect("tenant", name="ops")
+async def test_an_agents_mail_arrives_in_priority_order_deduped_signed(principals, tenant):
     bob = await principals.connect("bob")
     order = [("low", "l"), ("normal", "n"), ("urgent", "u"), ("critical", "c")]
     for prio, text in order:
@@ -40,7 +32,7 @@ async def test_an_agents_mail_arrives_in_priority_order_deduped_signed(principal
     first = await bob.send("alice", "once", idempotency_key="k1")
     again = await bob.send("alice", "once", idempotency_key="k1")
     assert not first.duplicate and again.duplicate  # the outbox dedupes the send
-    await _until(lambda: _count_is(tenant, "alice", 5), within=5.0)
+    await until(lambda: _count_is(tenant, "alice", 5), within=5.0)
     alice = await principals.connect("alice")
     mb = await alice.open("alice", ttl=30)
     try:
@@ -62,11 +54,10 @@ async def _count_is(tenant, address: str, n: int) -> bool:
     return len(await _waiting(tenant, address)) == n
 
 
-async def test_a_move_done_twice_stores_the_mail_once(principals):
+async def test_a_move_done_twice_stores_the_mail_once(principals, tenant):
     """What a sidecar that crashed between the copy and the ack does: the outbox delivers
     again and the copy, with the same Nats-Msg-Id, is dropped by the mail stream."""
     await principals.stop_mover()
-    tenant = await principals.connect("tenant", name="ops")
     bob = await principals.connect("bob")
     await bob.send("alice", "twice?")
     mover = OutboxMover(tenant.js, is_leader=lambda: True)
@@ -81,9 +72,8 @@ async def test_a_move_done_twice_stores_the_mail_once(principals):
     await psub.unsubscribe()
 
 
-async def test_mail_sent_while_the_sidecar_is_down_arrives_once_when_it_is_back(principals):
+async def test_mail_sent_while_the_sidecar_is_down_arrives_once_when_it_is_back(principals, tenant):
     await principals.stop_mover()
-    tenant = await principals.connect("tenant", name="ops")
     bob = await principals.connect("bob")
     for i in range(3):
         rec = await bob.send("alice", f"while down {i}", priority="urgent")
@@ -96,7 +86,7 @@ async def test_mail_sent_while_the_sidecar_is_down_arrives_once_when_it_is_back(
     sidecar = Sidecar(config)
     await sidecar.start()
     try:
-        await _until(lambda: _count_is(tenant, "alice", 3), within=10.0)
+        await until(lambda: _count_is(tenant, "alice", 3), within=10.0)
         await asyncio.sleep(0.5)
         texts = [m.text() for m in await _waiting(tenant, "alice")]
         assert texts == [f"while down {i}" for i in range(3)]
@@ -105,13 +95,12 @@ async def test_mail_sent_while_the_sidecar_is_down_arrives_once_when_it_is_back(
         await sidecar.stop()
 
 
-async def test_a_subject_naming_no_mailbox_is_not_moved(principals):
+async def test_a_subject_naming_no_mailbox_is_not_moved(tenant):
     """A device uplink (``mout.dev.<from>...``) or a made-up priority, published with the
     tenant's credential (an agent's is refused ``mout.dev.>``): dropped, never moved."""
-    tenant = await principals.connect("tenant", name="ops")
     for subject in ("mout.dev.bob.2.alice", "mout.7.alice"):
         await tenant.js.publish(subject, b"forged")
-    await _until(lambda: _outbox_empty(tenant), within=5.0)
+    await until(lambda: _outbox_empty(tenant), within=5.0)
     assert await _waiting(tenant, "alice") == []
     stream = await tenant.js.stream_info(p.MAIL_STREAM, subjects_filter="mbox.dev.>")
     assert not stream.state.subjects
@@ -140,8 +129,7 @@ def test_a_moved_copy_keeps_the_rest_of_its_ttl(value, age, want):
     assert remaining_ttl(value, 1000.0, 1000.0 + age) == want
 
 
-async def test_the_tenant_credential_still_sends_straight_to_the_mailbox(principals):
-    tenant = await principals.connect("tenant", name="ops")
+async def test_the_tenant_credential_still_sends_straight_to_the_mailbox(principals, tenant):
     await principals.stop_mover()
     await tenant.send("alice", "direct")
     assert [m.text() for m in await _waiting(tenant, "alice")] == ["direct"]

@@ -12,6 +12,8 @@ from mailslot_broker import protocol as p
 from mailslot_broker.provision import provision_agent_writes
 from nats.js import errors as jserr
 
+from .conftest import until
+
 AW = p.agent_writes
 
 
@@ -27,25 +29,15 @@ async def _live(kv, key: str) -> bool:
     return bool(entry.value)
 
 
-async def _until(check, *, within: float) -> None:
-    loop = asyncio.get_running_loop()
-    until = loop.time() + within
-    while not await check():
-        if loop.time() > until:
-            raise AssertionError(f"not within {within} s")
-        await asyncio.sleep(0.05)
-
-
-async def test_an_agents_lease_holds_while_it_runs_and_lapses_after(principals):
-    tenant = await principals.connect("tenant", name="ops")
+async def test_an_agents_lease_holds_while_it_runs_and_lapses_after(principals, tenant):
     leases = await tenant.js.key_value(p.AGENTS_BUCKET)
     records = await tenant.js.key_value(p.MAILBOXES_BUCKET)
     alice = await principals.connect("alice")
     mb = await alice.open("alice", ttl=1.5, card={"description": "alice's card"})
     try:
-        await _until(lambda: _live(leases, "alice"), within=2.0)
+        await until(lambda: _live(leases, "alice"), within=2.0)
         assert b"alice's card" in (await leases.get("alice")).value
-        await _until(lambda: _live(records, "alice"), within=2.0)  # each bucket sources it
+        await until(lambda: _live(records, "alice"), within=2.0)  # each bucket sources it
         assert p.MailboxRecord.decode((await records.get("alice")).value).keep == mb.keep
         await asyncio.sleep(4.0)  # over two lease lifetimes: renewed every 0.5 s
         assert mb._lease is not None and mb._lease.renewals >= 5
@@ -55,7 +47,7 @@ async def test_an_agents_lease_holds_while_it_runs_and_lapses_after(principals):
         assert got.seq == mb._lease._revision
     finally:
         await mb.close()
-    await _until(lambda: _not(_live(leases, "alice")), within=4.0)  # ttl 1.5 s, ceil 2 s
+    await until(lambda: _not(_live(leases, "alice")), within=4.0)  # ttl 1.5 s, ceil 2 s
     assert "alice" in [a.address for a in await tenant.agents(include_offline=True)]
 
 
@@ -63,18 +55,17 @@ async def _not(aw) -> bool:
     return not await aw
 
 
-async def test_an_agent_opens_again_after_its_lease_lapsed(principals):
-    tenant = await principals.connect("tenant", name="ops")
+async def test_an_agent_opens_again_after_its_lease_lapsed(principals, tenant):
     leases = await tenant.js.key_value(p.AGENTS_BUCKET)
     alice = await principals.connect("alice")
     mb = await alice.open("alice", ttl=1.0)
-    await _until(lambda: _live(leases, "alice"), within=2.0)  # sourced into the bucket
+    await until(lambda: _live(leases, "alice"), within=2.0)  # sourced into the bucket
     await mb.close()
-    await _until(lambda: _not(_live(leases, "alice")), within=4.0)
+    await until(lambda: _not(_live(leases, "alice")), within=4.0)
     again = await alice.open("alice", ttl=1.0)
     try:
         assert not again.resumed
-        await _until(lambda: _live(leases, "alice"), within=2.0)
+        await until(lambda: _live(leases, "alice"), within=2.0)
         await tenant.send("alice", "after the lapse")
         got = await again.receive(timeout=5)
         assert got is not None and got.text() == "after the lapse"
@@ -100,8 +91,7 @@ async def test_two_replicas_of_an_agent_share_its_lease(principals):
         await b.close()
 
 
-async def test_a_tenant_credential_still_writes_the_buckets_directly(principals):
-    tenant = await principals.connect("tenant", name="ops")
+async def test_a_tenant_credential_still_writes_the_buckets_directly(tenant):
     mb = await tenant.open("ops-box", ttl=5)
     try:
         entry = await (await tenant.js.key_value(p.AGENTS_BUCKET)).get("ops-box")
@@ -112,9 +102,8 @@ async def test_a_tenant_credential_still_writes_the_buckets_directly(principals)
         await mb.close()
 
 
-async def test_provisioning_the_writes_stream_is_idempotent(principals):
+async def test_provisioning_the_writes_stream_is_idempotent(tenant):
     """Issuing (apply_on_tenant) made it; again changes nothing; the buckets source it."""
-    tenant = await principals.connect("tenant", name="ops")
     report = await provision_agent_writes(tenant.js)
     assert not report.changed
     for bucket in AW.UPLINKED_BUCKETS:
