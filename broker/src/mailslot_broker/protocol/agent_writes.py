@@ -24,20 +24,28 @@ dropped), the same headers without the ``Nats-*`` control headers, the rest of i
 
 Both streams are made when a tenant issues its first agent credential
 (:func:`mailslot_broker.provision.provision_agent_writes`), so a tenant without agents
-spends no stream on them.
+spends no stream on them. Their names are in :mod:`.names` and their configurations in
+:mod:`.configs`, with the other streams'; this module re-exports them, and keeps the
+subjects and their parsing.
 """
 
 from __future__ import annotations
 
-from nats.js.api import DiscardPolicy, RetentionPolicy, StreamConfig, StreamSource, SubjectTransform
+from nats.js.api import StreamSource, SubjectTransform
 
-from .configs import StreamSettings, _stream
-from .names import AGENTS_BUCKET, MAIL_PREFIX, MAILBOXES_BUCKET
+from .configs import agent_writes_stream_config, outbox_stream_config
+from .names import (
+    AGENT_WRITES_PREFIX,
+    AGENT_WRITES_STREAM,
+    AGENTS_BUCKET,
+    MAIL_PREFIX,
+    MAILBOXES_BUCKET,
+    OUTBOX_PREFIX,
+    OUTBOX_STREAM,
+)
 from .subjects import kv_subject
 from .values import Priority
 
-AGENT_WRITES_STREAM = "MAILSLOT_AGENT_WRITES"
-AGENT_WRITES_PREFIX = "kvup"
 #: The buckets agent credentials write through the stream: the lease and the mailbox record.
 UPLINKED_BUCKETS = (AGENTS_BUCKET, MAILBOXES_BUCKET)
 
@@ -51,23 +59,6 @@ def agent_write_subject(bucket: str, key: str) -> str:
     return agent_write_prefix(bucket) + key
 
 
-def agent_writes_stream_config(s: StreamSettings) -> StreamConfig:
-    return _stream(
-        s,
-        name=AGENT_WRITES_STREAM,
-        description="Mailslot writes of agent credentials: kvup.<bucket>.<address>, sourced by the buckets",
-        subjects=[f"{AGENT_WRITES_PREFIX}.>"],
-        retention=RetentionPolicy.LIMITS,
-        max_msgs_per_subject=1,
-        allow_msg_ttl=True,
-        allow_rollup_hdrs=False,
-        deny_delete=True,
-        discard=DiscardPolicy.OLD,
-    )
-
-
-OUTBOX_STREAM = "MAILSLOT_OUTBOX"
-OUTBOX_PREFIX = "mout"
 #: The sidecar's consumer of the outbox.
 OUTBOX_MOVER = "mailslot-outbox-mover"
 
@@ -88,20 +79,6 @@ def outbox_target(subject: str) -> tuple[Priority, str] | None:
     if len(parts) != 3 or parts[0] != OUTBOX_PREFIX or parts[1] not in ("0", "1", "2", "3") or not parts[2]:
         return None
     return Priority(int(parts[1])), parts[2]
-
-
-def outbox_stream_config(s: StreamSettings) -> StreamConfig:
-    return _stream(
-        s,
-        name=OUTBOX_STREAM,
-        description="Mailslot mail of agent credentials on its way: mout.<priority>.<address>",
-        subjects=[f"{OUTBOX_PREFIX}.>"],
-        retention=RetentionPolicy.WORK_QUEUE,
-        max_age=s.mail_max_age,
-        allow_msg_ttl=True,
-        allow_rollup_hdrs=False,
-        discard=DiscardPolicy.OLD,
-    )
 
 
 def bucket_sources(bucket: str) -> list[StreamSource]:

@@ -19,6 +19,8 @@ from nats.js.api import (
 
 from .defaults import DEFAULT_ACK_WAIT, DEFAULT_MAX_ACK_PENDING, DEFAULT_MAX_DELIVER, MAIL_MAX_AGE
 from .names import (
+    AGENT_WRITES_PREFIX,
+    AGENT_WRITES_STREAM,
     AGENTS_BUCKET,
     BELL_PREFIX,
     CLAIMS_BUCKET,
@@ -29,6 +31,8 @@ from .names import (
     MAIL_PREFIX,
     MAIL_STREAM,
     MAILBOXES_BUCKET,
+    OUTBOX_PREFIX,
+    OUTBOX_STREAM,
     SCHEDULE_PREFIX,
     SIDECAR_BUCKET,
     TOPIC_PREFIX,
@@ -119,6 +123,39 @@ def dlq_stream_config(s: StreamSettings) -> StreamConfig:
         retention=RetentionPolicy.LIMITS,
         max_age=s.dlq_max_age,
         republish=RePublish(src=f"{DLQ_PREFIX}.>", dest=f"{DEAD_BELL_PREFIX}.>", headers_only=True),
+    )
+
+
+def agent_writes_stream_config(s: StreamSettings) -> StreamConfig:
+    """Where agent credentials write their lease and mailbox record (:mod:`.agent_writes`):
+    no rollups, one message per subject, per-message TTLs; the buckets source it."""
+    return _stream(
+        s,
+        name=AGENT_WRITES_STREAM,
+        description="Mailslot writes of agent credentials: kvup.<bucket>.<address>, sourced by the buckets",
+        subjects=[f"{AGENT_WRITES_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        max_msgs_per_subject=1,
+        allow_msg_ttl=True,
+        allow_rollup_hdrs=False,
+        deny_delete=True,
+        discard=DiscardPolicy.OLD,
+    )
+
+
+def outbox_stream_config(s: StreamSettings) -> StreamConfig:
+    """Where agent credentials publish mail (:mod:`.agent_writes`): a WorkQueue without
+    rollups, which the sidecar moves into the mail stream."""
+    return _stream(
+        s,
+        name=OUTBOX_STREAM,
+        description="Mailslot mail of agent credentials on its way: mout.<priority>.<address>",
+        subjects=[f"{OUTBOX_PREFIX}.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        max_age=s.mail_max_age,
+        allow_msg_ttl=True,
+        allow_rollup_hdrs=False,
+        discard=DiscardPolicy.OLD,
     )
 
 

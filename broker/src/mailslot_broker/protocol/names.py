@@ -18,6 +18,11 @@ SIDECAR_BUCKET = "MAILSLOT_SIDECAR"
 SIDECAR_LEADER_KEY = "leader"
 #: Advisory claims on keys (repository paths): one KV key per claimed key, with a TTL.
 CLAIMS_BUCKET = "MAILSLOT_CLAIMS"
+#: The streams of agent credentials (:mod:`.agent_writes`): their lease and record writes,
+#: which the agents and mailboxes buckets source, and their outbox, which the sidecar moves
+#: into the mail stream.
+AGENT_WRITES_STREAM = "MAILSLOT_AGENT_WRITES"
+OUTBOX_STREAM = "MAILSLOT_OUTBOX"
 
 MAIL_PREFIX = "mbox"
 BELL_PREFIX = "bell"
@@ -25,6 +30,8 @@ SCHEDULE_PREFIX = "msched"
 TOPIC_PREFIX = "topic"
 DURABLE_TOPIC_PREFIX = "ptopic"
 DLQ_PREFIX = "dlq"
+AGENT_WRITES_PREFIX = "kvup"
+OUTBOX_PREFIX = "mout"
 #: Headers-only republish of every dead letter (``dlqbell.<p>.<address>``), which the audit
 #: stream records; like the mail stream's bell, nobody needs to listen.
 DEAD_BELL_PREFIX = "dlqbell"
