@@ -143,19 +143,15 @@ async def _mailslot(n: int, window: float) -> dict[str, Any]:
             # Interleaved on this server, with the N online: each round one Mailslot open +
             # destroy and one raw create + delete + purge (alternating which goes first), so
             # both sides see the same load; medians and the quartiles of each.
-            cycle: list[float] = []
-            raw_cycle: list[float] = []
             rjs = raw.jetstream()
-            for i in range(LIFECYCLE_ROUNDS):
-                for side in (0, 1) if i % 2 == 0 else (1, 0):
-                    t0 = time.perf_counter()
-                    if side == 0:
-                        box = await ms.open(f"{tag}-lc-{i}", ttl=5)
-                        await box.destroy()
-                        cycle.append((time.perf_counter() - t0) * 1000)
-                    else:
-                        await _raw_cycle(rjs, f"{tag}-rawlc-{i}")
-                        raw_cycle.append((time.perf_counter() - t0) * 1000)
+
+            async def open_destroy(i: int) -> None:
+                box = await ms.open(f"{tag}-lc-{i}", ttl=5)
+                await box.destroy()
+
+            cycle, raw_cycle = await _timed_rounds(
+                open_destroy, lambda i: _raw_cycle(rjs, f"{tag}-rawlc-{i}")
+            )
             return {
                 "open_per_s": n / took,
                 "rss_kb": rss,
@@ -186,14 +182,7 @@ async def _raw(n: int, window: float) -> dict[str, float]:
 
             async def make(i: int) -> Any:
                 durable = f"{tag}-{i}"
-                await js.add_consumer(
-                    p.MAIL_STREAM,
-                    ConsumerConfig(
-                        durable_name=durable,
-                        filter_subject=p.mail_subject_all_priorities(durable),
-                        ack_policy=AckPolicy.EXPLICIT,
-                    ),
-                )
+                await _add_raw_consumer(js, durable)
                 return await js.pull_subscribe_bind(durable, stream=p.MAIL_STREAM)
 
             subs, took = await _bounded(n, make)
@@ -213,11 +202,7 @@ async def _raw(n: int, window: float) -> dict[str, float]:
             target = f"{tag}-{n // 2}"
             subject = p.mail_subject(p.Priority.NORMAL, target)
             p50 = await _p50(lambda: js.publish(subject, payload(), headers=raw_headers(target)), got)
-            cycle = []
-            for i in range(LIFECYCLE_ROUNDS):
-                t0 = time.perf_counter()
-                await _raw_cycle(js, f"{tag}-lc-{i}")
-                cycle.append((time.perf_counter() - t0) * 1000)
+            [cycle] = await _timed_rounds(lambda i: _raw_cycle(js, f"{tag}-lc-{i}"))
             return {
                 "open_per_s": n / took,
                 "rss_kb": rss,
@@ -230,8 +215,22 @@ async def _raw(n: int, window: float) -> dict[str, float]:
             await nc.close()
 
 
-async def _raw_cycle(js: Any, durable: str) -> None:
-    """One raw durable consumer created, deleted and its subjects purged."""
+async def _timed_rounds(*cycles: Callable[[int], Awaitable[object]]) -> list[list[float]]:
+    """LIFECYCLE_ROUNDS rounds run one after another; in round i each cycle runs once
+    (``cycle(i)``, sequentially) and is timed in ms. With two cycles, which goes first
+    alternates round by round so both see the same load. The samples, one list per cycle."""
+    samples: list[list[float]] = [[] for _ in cycles]
+    for i in range(LIFECYCLE_ROUNDS):
+        order = range(len(cycles)) if i % 2 == 0 else reversed(range(len(cycles)))
+        for side in order:
+            t0 = time.perf_counter()
+            await cycles[side](i)
+            samples[side].append((time.perf_counter() - t0) * 1000)
+    return samples
+
+
+async def _add_raw_consumer(js: Any, durable: str) -> None:
+    """A raw durable pull consumer on the mail stream, filtered to one address's subjects."""
     await js.add_consumer(
         p.MAIL_STREAM,
         ConsumerConfig(
@@ -240,6 +239,11 @@ async def _raw_cycle(js: Any, durable: str) -> None:
             ack_policy=AckPolicy.EXPLICIT,
         ),
     )
+
+
+async def _raw_cycle(js: Any, durable: str) -> None:
+    """One raw durable consumer created, deleted and its subjects purged."""
+    await _add_raw_consumer(js, durable)
     await js.delete_consumer(p.MAIL_STREAM, durable)
     await js.purge_stream(p.MAIL_STREAM, subject=p.mail_subject_all_priorities(durable))
 
