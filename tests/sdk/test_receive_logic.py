@@ -80,6 +80,18 @@ def test_buffered_mail_stops_the_walk_at_its_own_priority() -> None:
     assert levels.next_level(after=CRITICAL) is None  # urgent and below: the buffer serves first
 
 
+def test_buffered_mail_serves_without_asking_only_if_no_level_above_may_hold_mail() -> None:
+    levels = Levels(unknown=False)
+    assert not levels.buffer_serves_first()  # nothing buffered
+    levels.push(mail(LOW, 1))
+    assert levels.buffer_serves_first()
+    levels.mark(CRITICAL, rung=True)  # a bell above it: while down, the low mail waits
+    assert not levels.buffer_serves_first()
+    levels.push(mail(CRITICAL, 2))  # mail as urgent as any flagged level is here already
+    assert levels.buffer_serves_first()
+    assert drain(levels) == [(CRITICAL, 2), (LOW, 1)]
+
+
 def test_an_empty_answer_clears_the_level_unless_it_rang_meanwhile() -> None:
     levels = Levels()
     gen, rung = levels.begin_pull(NORMAL)

@@ -281,6 +281,37 @@ async def test_broker_down_fails_fast_and_typed(server: NatsServer) -> None:
     assert exc is None and dt < 7.0, (dt, exc)
 
 
+async def test_prefetched_mail_waits_while_down_if_a_level_above_it_rang(server: NatsServer) -> None:
+    """Low mail prefetched before the broker went down is not handed out while it is down if
+    critical mail rang meanwhile: strict priority asks the critical level first once the
+    broker is back (seen on a cluster: buffered low mail handed out during the reconnect,
+    before the critical burst queued at the killed node)."""
+    async with mailslot.connect(server.url, **_creds(server), receive_outage_timeout=30) as ms:
+        mb = await ms.open("buffered-low", prefetch=3)
+        for i in range(3):
+            await ms.send("buffered-low", f"l{i}", priority="low")
+        first = await mb.receive(timeout=5)  # pulls all three, hands out one
+        assert first.text() == "l0"
+        await first.ack()
+        await ms.send("buffered-low", "c", priority="critical")
+        # Its bell says the critical level may hold mail (the receive loop's own state).
+        await wait_for(lambda: mb._receiver.levels.maybe[mailslot.Priority.CRITICAL], timeout=5)
+        await asyncio.to_thread(server.kill)
+        await wait_for(lambda: not ms.connected, timeout=5)
+
+        dt, exc = await _timed(mb.receive(timeout=1))
+        assert dt < 2.0, dt
+        assert isinstance(exc, mailslot.Disconnected), exc  # not l1: the critical level comes first
+
+        await asyncio.to_thread(server.start)
+        order = []
+        for _ in range(3):
+            m = await mb.receive(timeout=30)
+            order.append(m.text())
+            await m.ack()
+        assert order == ["c", "l1", "l2"]
+
+
 async def test_leaving_async_with_while_down_is_clean(server: NatsServer) -> None:
     async with mailslot.connect(server.url, **_creds(server), outage_timeout=1.0) as ms:
         mb = await ms.open("leaving")

@@ -81,6 +81,13 @@ class Levels:
                 return prio
         return None
 
+    def buffer_serves_first(self) -> bool:
+        """May the best buffered mail be handed out without asking the server first? Only if
+        no level above it may hold mail. While the connection is down nothing can be asked,
+        so mail of a lower level waits (a bell rang above it: that mail is stored, and comes
+        first once the connection is back)."""
+        return bool(self.buffer) and self.next_level() is None
+
     def begin_pull(self, prio: p.Priority) -> tuple[int, bool]:
         """Before pulling ``prio``: its generation, and whether a bell rang (taken)."""
         rung, self.rung[prio] = self.rung[prio], False

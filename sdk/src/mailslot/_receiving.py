@@ -20,7 +20,10 @@ mailbox with no mail has no consumers at all.
 Across a reconnect (the broker restarted, or the connection dropped): the waiting pulls and an
 in-flight pull died with the old connection, so the loop forgets them when it drops, waits for
 the connection to come back (bounded, then :class:`~mailslot.Disconnected`), and looks at
-every level again once it is back; the mailbox re-ensures its consumers meanwhile.
+every level again once it is back; the mailbox re-ensures its consumers meanwhile. Mail
+already buffered is handed out while the connection is down only if no level above it may
+hold mail (the drop flags every bound level, a bell any other): strict priority holds through
+a reconnect too.
 
 Across a failover (a cluster electing a new leader for one of the consumers): a pull that goes
 unanswered, is refused (503: no responders, the consumer has no leader or is gone) or is ended
@@ -382,7 +385,9 @@ class Receiver:
         while True:
             host._check_usable()
             if not nc.is_connected:
-                m = self.pop()  # mail already here is still ours to hand out
+                # Mail already here is still ours to hand out, unless a level above it may
+                # hold mail: that level is asked first once the connection is back.
+                m = self.pop() if levels.buffer_serves_first() else None
                 if m is not None:
                     return m
                 await self._ride_out(started, deadline)
