@@ -112,14 +112,7 @@ async def _steps(mb: Mailbox, progress: _Progress) -> None:
     # entries still at these revisions, never a concurrent opener's.
     written = asyncio.ensure_future(Written.read(js, mb.address))
     try:
-        await add_consumers(
-            js,
-            mb.address,
-            policy=mb.policy,
-            inactive_threshold=mb._inactive_threshold,
-            patience=mb.failover_timeout,
-            levels=before.levels,
-        )
+        await mb._add_consumers(before.levels, patience=mb.failover_timeout)
     finally:
         progress.written = await written
     mb._receiver.bound(before.levels)
@@ -133,14 +126,7 @@ async def ensure_consumers(mb: Mailbox) -> None:
     mail needs none until its bell. Creating an existing one changes nothing."""
     js = mb._link.js
     levels = await ride_out(lambda: levels_with_mail(js, mb.address), patience=mb.failover_timeout)
-    await add_consumers(
-        js,
-        mb.address,
-        policy=mb.policy,
-        inactive_threshold=mb._inactive_threshold,
-        patience=mb.failover_timeout,
-        levels=[prio for prio in p.PRIORITIES if prio in levels],
-    )
+    await mb._add_consumers([prio for prio in p.PRIORITIES if prio in levels], patience=mb.failover_timeout)
     mb._receiver.bound(levels, replace=True)
 
 

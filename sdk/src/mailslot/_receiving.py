@@ -50,7 +50,6 @@ from nats.js import errors as jserr
 
 from . import tracing
 from ._boundary import boundary, translate
-from ._mailbox_open import add_consumers
 from ._receive_failover import FailoverWait, NoAnswer, retry_delay
 from ._receive_pulls import Pulls, ReceiveHost
 from ._receive_state import Levels, Redeliveries, Verdict, redelivery_delay
@@ -120,14 +119,7 @@ class Receiver:
 
     async def _bind(self, prio: p.Priority) -> None:
         """Create the consumer of ``prio`` (a bell rang for a level we had none for)."""
-        host = self._host
-        await add_consumers(
-            self._link.js,
-            host.address,
-            policy=host.policy,
-            inactive_threshold=host._inactive_threshold,
-            levels=(prio,),
-        )
+        await self._host._add_consumers((prio,))
         self._bound.add(prio)
         self._active_at[prio] = time.monotonic()
 

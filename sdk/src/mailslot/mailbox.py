@@ -26,7 +26,7 @@ from . import signing
 from ._boundary import address as check_address
 from ._boundary import boundary, plain_seconds
 from ._mailbox_acks import ack_many
-from ._mailbox_open import ensure_consumers, open_mailbox, rebind, unbind
+from ._mailbox_open import add_consumers, ensure_consumers, open_mailbox, rebind, unbind
 from ._mailbox_settings import AgentCard, Settings, new_address
 from ._receiving import Receiver
 from .errors import InvalidInput, MailboxClosed, MailboxDestroyed, Timeout
@@ -108,6 +108,18 @@ class Mailbox(MailboxView):
         that. A consumer removed under a mailbox that is not receiving is re-created on its
         next pull. The sidecar still releases all of them when the lease lapses."""
         return max(3 * self.heartbeat, p.CONSUMER_IDLE_FLOOR)
+
+    async def _add_consumers(self, levels: Iterable[p.Priority], *, patience: float = 0.0) -> None:
+        """Create (or keep) the consumers of ``levels`` with this mailbox's retry policy and
+        inactivity threshold: the open, a re-ensure and the receive loop's bind share them."""
+        await add_consumers(
+            self._link.js,
+            self.address,
+            policy=self.policy,
+            inactive_threshold=self._inactive_threshold,
+            patience=patience,
+            levels=levels,
+        )
 
     async def _ensure_consumers(self) -> None:
         """Bring back consumers that may be gone: after a reconnect (a restarted server may
