@@ -24,7 +24,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     serve.add_argument(
         "--url", default=None, help="broker URL (default $MAILSLOT_URL, else the local broker)"
     )
-    serve.add_argument("--credentials", default=None, help="credentials file (default $MAILSLOT_CREDENTIALS)")
+    serve.add_argument(
+        "--credentials",
+        default=None,
+        help="credentials file (default $MAILSLOT_CREDENTIALS); a tenant credential: an agent "
+        "credential may not use the state store the tasks live in",
+    )
     serve.add_argument("--name", default=DEFAULT_NAME, help=f"the front's requester name ({DEFAULT_NAME})")
     serve.add_argument("--namespace", default=NAMESPACE, help=f"state namespace of the tasks ({NAMESPACE})")
     return ap
@@ -45,7 +50,16 @@ def main(argv: list[str] | None = None, *, prog: str = "mailslot-a2a") -> None:
         try:
             asyncio.run(_serve(args, host, int(port)))
         except mailslot.MailslotError as exc:  # e.g. the broker is unreachable: one line, exit 1
-            raise SystemExit(f"{prog}: {type(exc).__name__}: {exc}") from None
+            raise SystemExit(f"{prog}: {_public_name(exc)}: {exc}") from None
+
+
+def _public_name(exc: mailslot.MailslotError) -> str:
+    """The error's name in ``mailslot``'s public tree (``PermissionDenied``, not the SDK's
+    internal subclass of it)."""
+    for cls in type(exc).__mro__:
+        if getattr(mailslot, cls.__name__, None) is cls:
+            return cls.__name__
+    return type(exc).__name__
 
 
 if __name__ == "__main__":

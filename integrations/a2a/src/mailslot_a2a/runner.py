@@ -112,7 +112,14 @@ class A2ARunner:
                 ttl=self.lease_ttl,
                 prefetch=self.concurrency,
             )
-            self._cancels = await self.store.records.state.watch(prefix=("cancel",)).start()
+            try:
+                self._cancels = await self.store.records.state.watch(prefix=("cancel",)).start()
+            except BaseException:
+                # e.g. PermissionDenied: an agent credential may not use the state store.
+                # The mailbox just opened is closed again, not left renewing its lease.
+                mailbox, self._mailbox = self._mailbox, None
+                await mailbox.close()
+                raise
             self._spawn(self._watch_cancels())
             self._loop = asyncio.create_task(self._take(), name=f"mailslot-a2a:{self.address}")
         return self
