@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mailslot_broker import protocol as p
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from ._boundary import boundary
@@ -99,24 +101,51 @@ async def _steps(mb: Mailbox, progress: _Progress) -> None:
     nc, js = mb._link.nc, mb._link.js
     pulls = mb._receiver.pulls
     pulls.inbox = nc.new_inbox()
-    mb._subs.append(await nc.subscribe(pulls.inbox + ".*", cb=pulls.on_reply))
     # The bell subscription goes out before the look at which levels hold mail: mail stored
     # after that look rings (and the loop creates its level's consumer then).
-    mb._subs.append(await nc.subscribe(p.bell_subject_all_priorities(mb.address), cb=mb._receiver.on_bell))
+    await _subscribe(
+        mb,
+        (pulls.inbox + ".*", pulls.on_reply),
+        (p.bell_subject_all_priorities(mb.address), mb._receiver.on_bell),
+    )
     before = await ride_out(lambda: Before.read(js, mb.address), patience=mb.failover_timeout)
     progress.before = before  # nothing is written before this is known
     card, agent = mb.card.model_dump_json().encode(), mb._link.agent is not None
-    mb._lease = Lease(js, mb.address, mb.ttl, card, keep=mb.keep, agent=agent)
-    await mb._lease.acquire()
-    # What acquire wrote, read while the consumers are created: the undo only removes
-    # entries still at these revisions, never a concurrent opener's.
-    written = asyncio.ensure_future(Written.read(js, mb.address))
+    lease = mb._lease = Lease(js, mb.address, mb.ttl, card, keep=mb.keep, agent=agent)
+    # The undo only removes entries still at the revisions this open wrote, never a
+    # concurrent opener's. They come from the write acks (also those of an acquire that
+    # failed half-way), except for an agent credential: it writes through the agent writes
+    # stream, whose revisions are not the buckets', so those are read back, while the
+    # consumers are created.
     try:
-        await mb._add_consumers(before.levels, patience=mb.failover_timeout)
+        await lease.acquire()
     finally:
-        progress.written = await written
+        if not agent:
+            progress.written = Written(record=lease.record_revision, lease=lease.revision)
+    if agent:
+        written = asyncio.ensure_future(Written.read(js, mb.address))
+        try:
+            await mb._add_consumers(before.levels, patience=mb.failover_timeout)
+        finally:
+            progress.written = await written
+    else:
+        await mb._add_consumers(before.levels, patience=mb.failover_timeout)
     mb._receiver.bound(before.levels)
     mb._lease.start(on_recreated=mb._ensure_consumers)
+
+
+async def _subscribe(mb: Mailbox, *subs: tuple[str, Callable[[Msg], Awaitable[None]]]) -> None:
+    """Make ``subs`` at once: each waits for the permission guard's round trips
+    (:mod:`mailslot._boundary`), which then overlap. Every one is waited for and those made
+    are kept in ``mb._subs`` (so an undo removes them) before the first error is raised."""
+    nc = mb._link.nc
+    made = await asyncio.gather(
+        *(nc.subscribe(subject, cb=cb) for subject, cb in subs), return_exceptions=True
+    )
+    mb._subs.extend(sub for sub in made if not isinstance(sub, BaseException))
+    for sub in made:
+        if isinstance(sub, BaseException):
+            raise sub
 
 
 async def ensure_consumers(mb: Mailbox) -> None:
@@ -162,13 +191,17 @@ async def unbind(mb: Mailbox) -> None:
         mb._receiver.redeliveries.cancel_all()
         # Unsubscribing first makes the server drop our idle waiting pulls; draining hands
         # over anything already on its way, which is then given back with the buffer.
-        # Draining needs a round trip: not while the connection is down.
-        for sub in mb._subs:
+        # Draining needs a round trip: not while the connection is down. Both subscriptions
+        # at once, so their round trips overlap.
+
+        async def let_go(sub: Subscription) -> None:
             with contextlib.suppress(Exception):
                 if nc.is_connected:
                     await asyncio.wait_for(sub.drain(), 5.0)
                 else:
                     await sub.unsubscribe()
+
+        await asyncio.gather(*(let_go(sub) for sub in mb._subs))
         mb._subs.clear()
         buffered = mb._receiver.take_buffered()
         for m in buffered if nc.is_connected else ():

@@ -102,7 +102,10 @@ class Before:
 
 @dataclass(frozen=True)
 class Written:
-    """Revisions of the record and the lease just after open() wrote them (None: unknown)."""
+    """Revisions of the record and the lease open() wrote (None: unknown): from the write
+    acks (``Lease.record_revision``, ``Lease.revision``), or, for an agent credential (its
+    writes go through the agent writes stream, whose revisions are not the buckets'), read
+    back with :meth:`read` just after."""
 
     record: int | None = None
     lease: int | None = None

@@ -53,33 +53,60 @@ class Lease:
         self.value = value
         self.keep = keep
         self._kv: KeyValue | None = None
+        self._records: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
         self.renewals = 0
         self.resumed = False
         #: The revision of our last write, for the one-request renewal.
         self._revision: int | None = None
+        #: The revision of our last write of the mailbox record (from its ack).
+        self.record_revision: int | None = None
+
+    @property
+    def revision(self) -> int | None:
+        """The revision of this lease's last write of the lease (from its ack), if known."""
+        return self._revision
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
-            self._kv = await self._open(p.AGENTS_BUCKET)
+            self._kv = self._open(p.AGENTS_BUCKET)
         return self._kv
 
-    async def _open(self, bucket: str) -> KeyValue:
+    def _open(self, bucket: str) -> KeyValue:
+        """A handle on ``bucket`` without ``js.key_value()``'s ``STREAM.INFO`` lookup (a round
+        trip per call): provisioning creates both buckets with ``allow_direct``."""
         if not self.agent:
-            return await self._js.key_value(bucket)
+            return KeyValue(
+                name=bucket,
+                stream=p.kv_stream(bucket),
+                pre=p.kv_subject(bucket, ""),
+                js=self._js,
+                direct=True,
+            )
         aw = p.agent_writes
         pre = aw.agent_write_prefix(bucket)
         return KeyValue(name=bucket, stream=aw.AGENT_WRITES_STREAM, pre=pre, js=self._js, direct=True)
 
     async def acquire(self) -> None:
-        """Create the lease, or join it if it is alive (another replica, or a restart)."""
-        await self._write_record()
+        """Create the lease, or join it if it is alive (another replica, or a restart).
+
+        The record put and the lease create go out together (one round trip, not two). Both
+        are waited for, also when one fails, so neither lands after an undo; their revisions
+        (:attr:`record_revision`, :attr:`revision`) come from the acks."""
         kv = await self._bucket()
-        try:
-            self._revision = await kv.create(self.address, self.value, msg_ttl=self._msg_ttl)
+        record, lease = await asyncio.gather(
+            self._write_record(),
+            kv.create(self.address, self.value, msg_ttl=self._msg_ttl),
+            return_exceptions=True,
+        )
+        if not isinstance(lease, BaseException):
+            self._revision = lease
+        if isinstance(record, BaseException):
+            raise record
+        if not isinstance(lease, BaseException):
             return
-        except jserr.KeyWrongLastSequenceError:
-            pass
+        if not isinstance(lease, jserr.KeyWrongLastSequenceError):
+            raise lease
         try:
             entry = await kv.get(self.address)
         except jserr.KeyNotFoundError:
@@ -106,10 +133,14 @@ class Lease:
         """The mailbox record, before any lease: from here on the address owns a mailbox that
         waits ``keep`` seconds for its agent after the lease lapses. Writing it clears
         ``offline_since``, so it is also rewritten whenever the lease has to be re-created
-        (a stall or an outage longer than ``ttl``), or the record would keep saying offline."""
-        mailboxes = await self._open(p.MAILBOXES_BUCKET)
+        (a stall or an outage longer than ``ttl``), or the record would keep saying offline.
+        ``open()`` writes it beside the lease create: a lease whose record is still on its way
+        is one the sidecar does not act on (it works from records, and gives a record written
+        less than a grace period ago time for its lease)."""
+        if self._records is None:
+            self._records = self._open(p.MAILBOXES_BUCKET)
         record = p.MailboxRecord(opened_at=time.time(), keep=self.keep, card=json.loads(self.value or b"{}"))
-        await mailboxes.put(self.address, record.encode())
+        self.record_revision = await self._records.put(self.address, record.encode())
 
     async def renew(self) -> bool:
         """Renew the lease; True if it had to be re-created because it had lapsed (the
