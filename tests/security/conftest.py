@@ -18,6 +18,7 @@ from mailslot_broker import NatsServer, TenantSpec
 from mailslot_broker.agents import AgentRecord, apply_on_tenant, issue_record
 from mailslot_broker.config import nats_login
 from mailslot_broker.sidecar.outbox import OutboxMover
+from mailslot_broker.sidecar.views import MailboxViews
 from mailslot_broker.tasks import cancel_and_wait
 
 TENANT = "ACME"
@@ -33,6 +34,8 @@ class Principals:
     _open: list[Any] = field(default_factory=list)
     #: What the sidecar does for agent mail (sidecar/outbox.py): moves it from the outbox.
     _mover: asyncio.Task[None] | None = None
+    #: What the sidecar does for agents' reads of their own mailbox (sidecar/views.py).
+    views: MailboxViews | None = None
 
     async def start_mover(self) -> None:
         login = nats_login(self.spec.credentials.write(self.tmp / "mover.json"))
@@ -40,6 +43,18 @@ class Principals:
         self._open.append(nc)
         mover = OutboxMover(nc.jetstream(), is_leader=lambda: True, idle=0.5)
         self._mover = asyncio.create_task(mover.run())
+
+    async def start_views(self) -> None:
+        login = nats_login(self.spec.credentials.write(self.tmp / "views.json"))
+        nc = await nats.connect(self.srv.url, **login.options)
+        self._open.append(nc)
+        self.views = MailboxViews(nc.jetstream())
+        await self.views.start()
+
+    async def stop_views(self) -> None:
+        if self.views is not None:
+            await self.views.stop()
+            self.views = None
 
     async def stop_mover(self) -> None:
         if self._mover is not None:
@@ -132,8 +147,10 @@ async def principals(tmp_path: Path) -> AsyncIterator[Principals]:
             await apply_on_tenant(srv.url, spec.credentials, rec, name)
             pr.paths[name] = rec.credentials.write(tmp_path / f"{name}.json")
         await pr.start_mover()
+        await pr.start_views()
         yield pr
     finally:
+        await pr.stop_views()
         await pr.stop_mover()
         for c in reversed(pr._open):
             with contextlib.suppress(Exception):

@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from nats.js import errors as jserr
 
 from . import natscompat
+from . import protocol as p
 
 _STATUS = "Status"
 _DESCRIPTION = "Description"
@@ -39,10 +40,25 @@ async def direct_batch(
     has no DIRECT.GET responder (allow_direct off, or no such stream). A refused request
     subject fails at once, not after ``timeout``."""
     nc = natscompat.js_connection(js)
+    subject = f"{js._prefix}.DIRECT.GET.{stream}"
+    return await batch_request(nc, subject, request, timeout=timeout, limit=limit)
+
+
+async def batch_request(
+    nc: Any,
+    subject: str,
+    request: dict[str, Any],
+    *,
+    timeout: float = 5.0,
+    limit: int | None = None,
+) -> list[Msg] | None:
+    """Send ``request`` (JSON) to ``subject`` and collect an answer in the form of a batched
+    direct get: messages, then a ``Status`` of 204/404 (end), 413 (:class:`TooManyResults`),
+    503 (no responder: ``None``) or another code (an ``APIError``). Also how the sidecar
+    answers an agent's own-mailbox reads (:mod:`.protocol.views`)."""
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
     out: list[Msg] = []
-    subject = f"{js._prefix}.DIRECT.GET.{stream}"
     try:
         before = nc.last_error
         await nc.publish(subject, json.dumps(request).encode(), reply=inbox)
@@ -99,3 +115,16 @@ async def next_batch(
     if got is None:
         raise jserr.APIError(code=503, description=f"no DIRECT.GET responder for stream {stream}")
     return got
+
+
+async def last_seq(js: JetStreamContext, address: str) -> int:
+    """The highest stream sequence of mail waiting in ``address`` (0 if none): one
+    last-by-subject direct get per priority."""
+    last = 0
+    for prio in p.PRIORITIES:
+        try:
+            raw = await js.get_msg(p.MAIL_STREAM, subject=p.mail_subject(prio, address), direct=True)
+        except jserr.NotFoundError:
+            continue
+        last = max(last, raw.seq or 0)
+    return last

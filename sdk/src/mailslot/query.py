@@ -18,6 +18,7 @@ from mailslot_broker import mailscan, natscompat
 from mailslot_broker import protocol as p
 from nats.js import errors as jserr
 
+from . import _agent_views
 from ._boundary import boundary
 from ._boundary import count as check_count
 from ._boundary import priority as check_priority
@@ -59,7 +60,10 @@ _BATCH = 256
 async def _stored_run(link: Link, address: str, prio: p.Priority, after: int, n: int) -> list[Message]:
     """Up to ``n`` stored messages at ``prio`` with a sequence above ``after``, in one request."""
     subject = p.mail_subject(prio, address)
-    got = await mailscan.next_batch(link.js, p.MAIL_STREAM, subject, after + 1, n)
+    if link.agent is not None:  # may not read the stream by body: the sidecar reads it
+        got = await _agent_views.stored_run(link, address, prio, after, n)
+    else:
+        got = await mailscan.next_batch(link.js, p.MAIL_STREAM, subject, after + 1, n)
     out = []
     for msg in got:
         headers = dict(msg.headers or {})
@@ -133,15 +137,10 @@ async def query(
 async def last_seq(link: Link, address: str) -> int:
     """The highest stream sequence of mail waiting in ``address`` (0 if none): a reader that
     wants only mail stored from now on starts after it."""
-    last = 0
     with boundary():
-        for prio in p.PRIORITIES:
-            try:
-                raw = await link.js.get_msg(p.MAIL_STREAM, subject=p.mail_subject(prio, address), direct=True)
-            except jserr.NotFoundError:
-                continue
-            last = max(last, raw.seq or 0)
-    return last
+        if link.agent is not None:
+            return await _agent_views.last_seq(link, address)
+        return await mailscan.last_seq(link.js, address)
 
 
 async def delete(link: Link, address: str, ref: int | str | Message) -> None:

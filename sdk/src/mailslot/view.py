@@ -8,10 +8,12 @@ from datetime import datetime
 
 from mailslot_broker import protocol as p
 
+from . import _agent_views
 from ._boundary import boundary
 from ._stored import as_msg, next_stored
 from .link import Link
 from .message import Message
+from .query import _stored_run
 from .query import delete as _delete
 from .query import last_seq as _last_seq
 from .query import query as _query
@@ -42,7 +44,11 @@ class MailboxView:
 
     async def peek(self, limit: int = 10) -> list[Message]:
         """Up to ``limit`` waiting messages in delivery order (priority, then age). Messages
-        delivered but not yet acked are included: they are still in the mailbox."""
+        delivered but not yet acked are included: they are still in the mailbox. With an
+        agent credential the sidecar reads them (its own mailbox only; ``limit`` at most
+        10 000, as for :meth:`query`)."""
+        if self._link.agent is not None:
+            return await _query(self._link, self.address, limit=limit) if limit > 0 else []
         out: list[Message] = []
         with boundary():
             for prio in p.PRIORITIES:
@@ -58,6 +64,8 @@ class MailboxView:
         return out
 
     async def stats(self) -> MailboxStats:
+        if self._link.agent is not None:
+            return await self._agent_stats()
         with boundary():
             info = await self._link.js.stream_info(
                 p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(self.address)
@@ -69,6 +77,17 @@ class MailboxView:
                 stats.counts[prio.label] = n
                 first = await self._first(prio, 1) if n else None
                 stats.oldest[prio.label] = first.sent_at if first else None
+        return stats
+
+    async def _agent_stats(self) -> MailboxStats:
+        """:meth:`stats` asked of the sidecar (an agent credential may not read by body)."""
+        stats = MailboxStats(self.address)
+        with boundary():
+            counts = await _agent_views.counts(self._link, self.address)
+            for prio in p.PRIORITIES:
+                stats.counts[prio.label] = counts[prio]
+                first = await _stored_run(self._link, self.address, prio, 0, 1) if counts[prio] else []
+                stats.oldest[prio.label] = first[0].sent_at if first else None
         return stats
 
     async def query(

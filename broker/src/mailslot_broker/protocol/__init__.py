@@ -9,7 +9,7 @@ It is a package only to keep its parts small; import it as one module,
 ``from mailslot_broker import protocol as p``.
 """
 
-from . import agent_writes, audit, devices, jsapi
+from . import agent_writes, audit, devices, jsapi, views
 from .claims import (
     MAX_CLAIM_KEY_BYTES,
     MAX_CLAIM_KEYS,
@@ -330,4 +330,5 @@ __all__ = [
     "validate_topic",
     "validate_topic_pattern",
     "validate_ttl",
+    "views",
 ]

@@ -13,8 +13,9 @@ the subject (``CONSUMER.CREATE.<stream>.<name>.<filter>``, ``CONSUMER.MSG.NEXT.<
 ``DIRECT.GET.<stream>.<subject>``) can be scoped to one mailbox. Requests that carry their
 target in the body (``DIRECT.GET.<stream>`` with ``next_by_subj``, ``STREAM.MSG.GET``,
 ``STREAM.PURGE`` with a filter, ``STREAM.INFO`` with ``subjects_filter``) cannot: an agent
-gets none of them on the mail stream, so it cannot read another mailbox by sequence, and
-neither can it peek its own mailbox; it collects its replies through a consumer of its own
+gets none of them on the mail stream, so it cannot read another mailbox by sequence. It
+peeks its own mailbox by asking the sidecar on ``mview.<address>`` (:mod:`.views`), a subject
+that names the mailbox, and collects its replies through a consumer of its own
 (:func:`reply_consumer_name`).
 
 The sender (``Mailslot-From``) is a header, which no subject permission covers: an agent
@@ -41,6 +42,7 @@ from .names import (
 )
 from .subjects import consumer_name, kv_stream, kv_subject, reply_address
 from .values import Priority
+from .views import agent_view_subjects
 
 #: Public signing keys of agents: key = address, value = JSON ``{"public_key": "U...", ...}``.
 KEYS_BUCKET = "MAILSLOT_KEYS"
@@ -106,6 +108,9 @@ def agent_publish_allow(
         ]
     for addr in (address, reply_address(address)):  # term keeps the body in dead letters
         out.append(f"{DLQ_PREFIX}.*.{addr}")
+    # Peek, stats, query of its own mailbox and reply sub-address: asked of the sidecar on a
+    # subject that names the mailbox (.views), not read from the stream by body.
+    out += agent_view_subjects(address)
     for bucket in (AGENTS_BUCKET, MAILBOXES_BUCKET):  # the lease and the mailbox record
         # Written through the agent writes stream, never into the bucket (a bucket takes
         # Nats-Rollup headers: one key could wipe them all); read back from both.

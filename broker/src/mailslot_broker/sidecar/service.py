@@ -38,6 +38,7 @@ from .leader import LeaderElection
 from .metrics import HttpEndpoint, Metrics, snapshot
 from .outbox import OutboxMover
 from .reaper import Reaper, ReclaimEvent
+from .views import MailboxViews
 
 log = logging.getLogger("mailslot.sidecar")
 
@@ -85,6 +86,7 @@ class Sidecar:
         self.reaper: Reaper | None = None
         self.aging: Aging | None = None
         self.outbox: OutboxMover | None = None
+        self.views: MailboxViews | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._resync = asyncio.Event()
         self._advisories: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -163,6 +165,9 @@ class Sidecar:
         # agent credentials' mail, from their outbox to the mailboxes (sidecar/outbox.py)
         self.outbox = OutboxMover(self.js, is_leader=lambda: self.is_leader)
         self._spawn(self.outbox.run(), "outbox")
+        # agent credentials' reads of their own mailbox, on every replica (sidecar/views.py)
+        self.views = MailboxViews(self.js)
+        await self.views.start()
         if self.aging is not None:
             self._spawn(self._aging_loop(), "aging")
 
@@ -206,6 +211,8 @@ class Sidecar:
         self._stop_started = True
         if self.reaper is not None:
             await self.reaper.stop()
+        if self.views is not None:
+            await self.views.stop()
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self.leader is not None:

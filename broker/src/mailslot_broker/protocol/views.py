@@ -1,0 +1,84 @@
+"""Own-mailbox reads for agent credentials: a request subject that names the mailbox,
+answered by the sidecar.
+
+Every read of stored mail is body-addressed (``DIRECT.GET`` with ``next_by_subj``,
+``STREAM.INFO`` with ``subjects_filter``), and a subject permission cannot tell which mailbox
+a body names, so an agent credential is allowed none of them on the mail stream. It asks the
+sidecar instead, on ``mview.<address>``: the server lets it publish there for its own address
+and its reply sub-address only (:mod:`.principals`), and the sidecar (a tenant credential)
+reads that mailbox, the one the *subject* names, never one named by the body. Replicas share
+the requests (queue group :data:`VIEW_QUEUE`).
+
+Requests (JSON bodies) and answers, to the request's reply subject:
+
+- ``{"op": "scan", "priority": 0..3, "after": <seq>, "batch": <n>}``: up to
+  ``min(batch, MAX_SCAN_BATCH)`` stored messages at that priority with a sequence above
+  ``after``, oldest first, one reply each, in the form of a batched direct get (the stored
+  headers plus ``Nats-Subject``, ``Nats-Sequence``, ``Nats-Time-Stamp``), then an end marker
+  (header ``Status: 204``). A caller pages on with ``after`` = the last sequence it got. A
+  message whose relay would not fit the connection's ``max_payload`` (stored within a few
+  hundred bytes of it) comes without its body, with header :data:`BODY_OMITTED` = its size.
+- ``{"op": "stats"}``: one reply ``{"counts": {"0": n, "1": n, "2": n, "3": n}}``.
+- ``{"op": "last"}``: one reply ``{"last": <highest waiting seq, 0 if none>}``.
+- a request it cannot serve: one reply with headers ``Status: 400`` and ``Description``.
+
+No sidecar subscribed: the server answers the request with a no-responders status (503).
+"""
+
+from __future__ import annotations
+
+from .names import MAIL_PREFIX
+from .subjects import reply_address
+
+#: Request subjects: ``mview.<address>``.
+VIEW_PREFIX = "mview"
+#: The sidecar replicas' queue group.
+VIEW_QUEUE = "mailslot-sidecar-views"
+#: Most messages one scan answers.
+MAX_SCAN_BATCH = 256
+#: Header on a relayed message whose body did not fit: the body's size in bytes.
+BODY_OMITTED = "Mailslot-Body-Omitted"
+
+OP_SCAN = "scan"
+OP_STATS = "stats"
+OP_LAST = "last"
+
+
+def view_subject(address: str) -> str:
+    return f"{VIEW_PREFIX}.{address}"
+
+
+def view_subject_all() -> str:
+    """What the sidecar subscribes to."""
+    return f"{VIEW_PREFIX}.>"
+
+
+def view_address(subject: str) -> str | None:
+    """The address a request subject names (None if it is not a view subject)."""
+    prefix = VIEW_PREFIX + "."
+    if not subject.startswith(prefix) or len(subject) == len(prefix):
+        return None
+    return subject[len(prefix) :]
+
+
+def agent_view_subjects(address: str) -> list[str]:
+    """The view subjects an agent credential for ``address`` may publish: its mailbox and
+    its reply sub-address (a mailbox of its own), literally (never a longer address)."""
+    return [view_subject(address), view_subject(reply_address(address))]
+
+
+assert not VIEW_PREFIX.startswith(MAIL_PREFIX + ".")
+
+__all__ = [
+    "BODY_OMITTED",
+    "MAX_SCAN_BATCH",
+    "OP_LAST",
+    "OP_SCAN",
+    "OP_STATS",
+    "VIEW_PREFIX",
+    "VIEW_QUEUE",
+    "agent_view_subjects",
+    "view_address",
+    "view_subject",
+    "view_subject_all",
+]

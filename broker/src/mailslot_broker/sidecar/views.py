@@ -1,0 +1,162 @@
+"""Answering agent credentials' reads of their own mailbox (:mod:`..protocol.views`).
+
+An agent may not read the mail stream by body (a subject permission cannot tell which
+mailbox the body names), so it asks on ``mview.<address>``, which the server lets it publish
+for its own address only; this responder reads the mailbox the subject names with the
+sidecar's tenant credential and the same scan code the SDK uses
+(:func:`..mailscan.next_batch`). Every replica serves (queue group), leader or not: a read
+changes nothing. Nothing is consumed: direct gets and stream info only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from .. import mailscan, natscompat
+from .. import protocol as p
+
+log = logging.getLogger("mailslot.sidecar.views")
+
+v = p.views
+#: Headers of a stored message a relayed copy keeps besides the sender's own (no ``Nats-*``).
+_KEPT_NATS = (
+    p.Header.NATS_SUBJECT,
+    p.Header.NATS_SEQUENCE,
+    "Nats-Time-Stamp",
+    p.Header.NATS_MSG_ID,
+    p.Header.NATS_TTL,
+)
+#: Requests served at once per replica (more wait their turn).
+CONCURRENCY = 16
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def relayed(msg: Msg, max_payload: int) -> tuple[dict[str, str], bytes]:
+    """Headers and body of the reply that relays stored ``msg``: the body dropped (and its
+    size in :data:`~..protocol.views.BODY_OMITTED`) when the reply would not fit."""
+    hdrs = msg.headers or {}
+    out = {k: val for k, val in hdrs.items() if not k.startswith("Nats-") or k in _KEPT_NATS}
+    data = msg.data or b""
+    size = len("NATS/1.0\r\n\r\n") + sum(len(k) + len(val) + 4 for k, val in out.items()) + len(data)
+    if size > max_payload:
+        out[v.BODY_OMITTED] = str(len(data))
+        data = b""
+    return out, data
+
+
+def _int(body: dict[str, Any], key: str, lo: int, hi: int, default: int) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise BadRequest(f"{key} must be an integer in {lo}..{hi}")
+    return value
+
+
+class MailboxViews:
+    """The responder: subscribe with :meth:`start`, unsubscribe with :meth:`stop`."""
+
+    def __init__(self, js: JetStreamContext, *, timeout: float = 5.0) -> None:
+        self.js = js
+        self.nc = natscompat.js_connection(js)
+        self.timeout = timeout
+        self.served = 0
+        self._sub: Any = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(CONCURRENCY)
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(v.view_subject_all(), queue=v.VIEW_QUEUE, cb=self._on_request)
+
+    async def stop(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _on_request(self, msg: Msg) -> None:
+        if not msg.reply:
+            return
+        task = asyncio.create_task(self._serve(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, msg: Msg) -> None:
+        async with self._slots:
+            try:
+                await self.answer(msg)
+                self.served += 1
+            except asyncio.CancelledError:
+                raise
+            except BadRequest as exc:
+                await self._status(msg.reply, "400", str(exc))
+            except Exception as exc:
+                log.warning("mailbox view %s failed: %r", msg.subject, exc)
+                await self._status(msg.reply, "500", f"mailslot sidecar: {exc}")
+
+    async def _status(self, reply: str, code: str, description: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.nc.publish(reply, b"", headers={"Status": code, "Description": description[:200]})
+
+    async def answer(self, msg: Msg) -> None:
+        address = v.view_address(msg.subject)
+        try:
+            address = p.validate_address(address)
+            body = json.loads(msg.data or b"{}")
+        except Exception as exc:
+            raise BadRequest(f"not a mailbox view request: {exc}") from exc
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        op = body.get("op")
+        if op == v.OP_SCAN:
+            await self._scan(msg.reply, address, body)
+        elif op == v.OP_STATS:
+            counts = await self.counts(address)
+            await self.nc.publish(msg.reply, json.dumps({"counts": counts}).encode())
+        elif op == v.OP_LAST:
+            await self.nc.publish(msg.reply, json.dumps({"last": await self.last(address)}).encode())
+        else:
+            raise BadRequest(f"unknown op {op!r}")
+
+    async def _scan(self, reply: str, address: str, body: dict[str, Any]) -> None:
+        prio = p.Priority(_int(body, "priority", 0, 3, 0))
+        after = _int(body, "after", 0, 2**63 - 2, 0)
+        batch = _int(body, "batch", 1, 2**31, v.MAX_SCAN_BATCH)
+        got = await mailscan.next_batch(
+            self.js,
+            p.MAIL_STREAM,
+            p.mail_subject(prio, address),
+            after + 1,
+            min(batch, v.MAX_SCAN_BATCH),
+            timeout=self.timeout,
+        )
+        max_payload = int(self.nc.max_payload)
+        for m in got:
+            headers, data = relayed(m, max_payload)
+            await self.nc.publish(reply, data, headers=headers)
+        await self.nc.publish(reply, b"", headers={"Status": "204"})
+
+    async def counts(self, address: str) -> dict[str, int]:
+        info = await self.js.stream_info(
+            p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(address)
+        )
+        subjects = info.state.subjects or {}
+        return {str(int(prio)): int(subjects.get(p.mail_subject(prio, address), 0)) for prio in p.PRIORITIES}
+
+    async def last(self, address: str) -> int:
+        return await mailscan.last_seq(self.js, address)
+
+
+__all__ = ["CONCURRENCY", "MailboxViews", "relayed"]

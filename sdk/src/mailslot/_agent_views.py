@@ -1,0 +1,72 @@
+"""An agent credential's reads of its own mailbox, asked of the sidecar.
+
+An agent may not read the mail stream by body (``DIRECT.GET`` with ``next_by_subj``,
+``STREAM.INFO`` with ``subjects_filter``): a subject permission cannot tell which mailbox the
+body names. It asks on ``mview.<address>`` (:mod:`mailslot_broker.protocol.views`), which the
+server allows for its own address and reply sub-address only; the sidecar reads that
+mailbox and answers in the form of a batched direct get (:func:`mailscan.batch_request`).
+Another address's subject is refused by the server (:class:`PermissionDenied`); no sidecar
+subscribed is :class:`Unavailable`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mailslot_broker import mailscan
+from mailslot_broker import protocol as p
+from nats.aio.msg import Msg
+
+from .errors import BrokerFailure, Unavailable
+from .link import Link
+
+v = p.views
+#: How long a read waits for the sidecar's first answer.
+VIEW_TIMEOUT = 10.0
+
+
+async def _ask(link: Link, address: str, request: dict[str, Any], *, limit: int | None = None) -> list[Msg]:
+    subject = v.view_subject(address)
+    got = await mailscan.batch_request(link.nc, subject, request, timeout=VIEW_TIMEOUT, limit=limit)
+    if got is None:
+        raise Unavailable(
+            f"no Mailslot sidecar answers on {subject!r}: an agent credential reads its mailbox "
+            "through the sidecar (mailslot_broker.sidecar); is one running for this tenant?"
+        )
+    return got
+
+
+async def stored_run(link: Link, address: str, prio: p.Priority, after: int, n: int) -> list[Msg]:
+    """Up to ``n`` stored messages at ``prio`` above ``after`` (what :func:`mailscan.next_batch`
+    gives a tenant credential), paged by :data:`~mailslot_broker.protocol.views.MAX_SCAN_BATCH`."""
+    out: list[Msg] = []
+    while len(out) < n:
+        want = min(n - len(out), v.MAX_SCAN_BATCH)
+        request = {"op": v.OP_SCAN, "priority": int(prio), "after": after, "batch": want}
+        run = await _ask(link, address, request)
+        out += run
+        if len(run) < want:
+            break
+        after = int((run[-1].headers or {}).get(p.Header.NATS_SEQUENCE, after))
+    return out
+
+
+def _single(got: list[Msg], key: str) -> Any:
+    try:
+        return json.loads(got[0].data)[key]
+    except (IndexError, ValueError, KeyError, TypeError) as exc:
+        raise BrokerFailure(f"the sidecar's mailbox view answer has no {key!r}") from exc
+
+
+async def counts(link: Link, address: str) -> dict[p.Priority, int]:
+    """Waiting messages per priority."""
+    got = _single(await _ask(link, address, {"op": v.OP_STATS}, limit=1), "counts")
+    return {prio: int(got.get(str(int(prio)), 0)) for prio in p.PRIORITIES}
+
+
+async def last_seq(link: Link, address: str) -> int:
+    return int(_single(await _ask(link, address, {"op": v.OP_LAST}, limit=1), "last"))
+
+
+__all__ = ["VIEW_TIMEOUT", "counts", "last_seq", "stored_run"]
