@@ -142,6 +142,34 @@ def test_a_relayed_message_that_would_not_fit_loses_its_body_not_the_answer():
     assert data == b"" and h[V.BODY_OMITTED] == "1000"
 
 
+async def test_a_message_too_big_for_a_sidecar_answer_is_peeked_without_its_body(principals, tenant):
+    """Near max_payload, the relay's headers would not fit: the agent's peek shows the message
+    (id, sender, priority) and reading its body raises DecodeError; receiving gets it whole."""
+    size = tenant.max_payload
+    while True:  # the largest body a send takes (its headers count towards max_payload)
+        body = "z" * size
+        try:
+            await tenant.send("alice", body)
+            break
+        except mailslot.PayloadTooLarge:
+            size -= 16
+    alice = await principals.connect("alice")
+    (peeked,) = await alice.inspect("alice").peek()
+    assert peeked.sender == "ops" and peeked.headers[V.BODY_OMITTED] == str(len(body))
+    for read in (lambda: peeked.text(), peeked.json, lambda: peeked.model(str), lambda: peeked.data):
+        with pytest.raises(mailslot.DecodeError, match="left out of the peek"):
+            read()
+    (whole,) = await tenant.inspect("alice").peek()  # a tenant credential reads it directly
+    assert whole.text() == body
+    mb = await alice.open("alice", ttl=30)
+    try:
+        m = await mb.receive(timeout=5)
+        assert m.text() == body
+        await m.ack()
+    finally:
+        await mb.close()
+
+
 async def test_peek_round_trip_agent_vs_tenant(principals, tenant, capsys):
     """Not a benchmark: the numbers for the report (both must work; no ratio asserted)."""
     await tenant.send("alice", "timed")

@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from mailslot_broker.protocol import RESERVED_HEADER_PREFIXES, ContentType, Header
+from mailslot_broker.protocol.views import BODY_OMITTED
 from nats.aio.msg import Msg
 
 from . import payload as pl
+from .errors import DecodeError
 
 T = TypeVar("T")
 
@@ -85,21 +87,32 @@ class Envelope:
             if not k.startswith(RESERVED_HEADER_PREFIXES) and k != Header.TRACEPARENT
         }
 
+    def _body(self) -> bytes:
+        """The payload bytes; a typed error, not an empty payload, for a message an agent's
+        peek got without its body (it did not fit the sidecar's answer: receive it instead)."""
+        omitted = (self._msg.headers or {}).get(BODY_OMITTED)
+        if omitted is not None:
+            raise DecodeError(
+                f"the body of this message ({omitted} bytes) was left out of the peek: it does not "
+                "fit one answer of the sidecar; receive the message to read it"
+            )
+        return self._msg.data
+
     @property
     def data(self) -> bytes:
-        return self._msg.data
+        return self._body()
 
     @property
     def text(self) -> LegacyText:
         """The payload as UTF-8 text: call it, ``msg.text()`` (``DecodeError`` if it is not).
         It used to be a property: ``msg.text`` uncalled still reads as the text, with a
         ``DeprecationWarning``."""
-        return LegacyText(pl.decode_text(self._msg.data))
+        return LegacyText(pl.decode_text(self._body()))
 
     def json(self) -> Any:
         """The payload parsed as JSON (``DecodeError`` if it is not)."""
-        return pl.decode_json(self._msg.data)
+        return pl.decode_json(self._body())
 
     def model(self, model: type[T]) -> T:
         """Validate the payload as ``model`` (any type pydantic can validate)."""
-        return pl.decode_model(self._msg.data, model)
+        return pl.decode_model(self._body(), model)
