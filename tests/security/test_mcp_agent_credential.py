@@ -1,6 +1,6 @@
 """The MCP server (``mailslot-mcp``, stdio) with an agent credential: the agent's own mailbox
-and sends work and are signed; what the credential does not allow comes back as a tool error
-naming ``PermissionDenied``."""
+(peeked through the sidecar, received, acked) and sends work and are signed; what the
+credential does not allow comes back as a tool error naming ``PermissionDenied``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ async def test_mcp_stdio_with_an_agent_credential(principals):
     with anyio.fail_after(60):
         async with stdio_client(params) as (r, w), ClientSession(r, w) as session:
             await session.initialize()
+            peeked = await session.call_tool("inbox", {})  # its own mailbox, through the sidecar
+            assert not peeked.isError, peeked.content
+            assert peeked.structuredContent is not None
+            assert peeked.structuredContent["total"] == 1
+            assert [m["body"] for m in peeked.structuredContent["mail"]] == ["task for bob"]
             got = await session.call_tool("wait_for_mail", {"timeout": 10})
             assert not got.isError, got.content
             assert got.structuredContent is not None
