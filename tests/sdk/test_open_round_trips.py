@@ -1,6 +1,7 @@
 """What one ``open()`` + ``close()`` sends: no ``js.key_value()`` bucket lookup (a STREAM.INFO
 each), the record put and the lease create in flight together, the revisions the undo compares
-taken from their acks (nothing read back), and the two subscriptions made and drained at once.
+taken from their acks (nothing read back), the two subscriptions confirmed once while the
+reads run, and drained at once.
 A failed open still removes only what it wrote, at those revisions."""
 
 from __future__ import annotations
@@ -74,8 +75,12 @@ async def test_open_writes_without_lookups_and_reads_nothing_back(
         spans = {s: (a, b) for a, b, s in rec.calls if s in (put, create)}
         assert set(spans) == {put, create}, subjects
         assert spans[put][0] < spans[create][1] and spans[create][0] < spans[put][1], spans  # together
-        # The subscriptions' permission round trips overlap (the guard flushes after each SUB).
-        assert rec.overlapping("FLUSH"), rec.calls
+        # The subscriptions are confirmed once for both (the guard's two flushes), and the
+        # reads go out behind the SUBs while that runs.
+        flushes = [(a, b) for a, b, s in rec.calls if s == "FLUSH"]
+        assert len(flushes) == 2, rec.calls
+        reads = [(a, b) for a, b, s in rec.calls if s.startswith((record_get, lease_get))]
+        assert min(a for a, _ in reads) < flushes[-1][1], rec.calls
         # The revisions from the acks are the entries on the server.
         assert mb._lease is not None
         assert mb._lease.record_revision == await _seq(ms, p.MAILBOXES_BUCKET, address)

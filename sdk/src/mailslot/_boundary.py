@@ -92,6 +92,7 @@ class PermissionGuard:
         self._requests: dict[str, str] = {}  # reply token -> request subject
         self._denied_pub: dict[str, float] = {}
         self._denied_sub: dict[str, PermissionViolation] = {}
+        self._orig_subscribe: Any = None  # the connection's own subscribe, once installed
 
     def install(self) -> PermissionGuard:
         nc = self._nc
@@ -114,26 +115,45 @@ class PermissionGuard:
             await orig_publish(subject, payload, reply=reply, headers=headers)
 
         async def subscribe(subject: str, *args: Any, **kwargs: Any) -> Any:
-            self._denied_sub.pop(subject.lower(), None)
-            sub = await orig_subscribe(subject, *args, **kwargs)
-            if nc.is_connected:
-                # nats-server may write the -ERR for a refused SUB just after the PONG of the
-                # PING that follows it (measured: ~30% of the time); a second round trip has
-                # always carried it (0 misses in 600 tries).
-                for _ in range(2):
-                    with contextlib.suppress(Exception):
-                        await nc.flush(timeout=5)
-                    if subject.lower() in self._denied_sub:
-                        break
+            sub = await self.queue_subscription(subject, *args, **kwargs)
+            await self.confirm((subject, sub))
+            return sub
+
+        self._orig_subscribe = orig_subscribe
+        nc.publish, nc.subscribe = publish, subscribe
+        return self
+
+    async def queue_subscription(self, subject: str, *args: Any, **kwargs: Any) -> Any:
+        """Send a SUB without waiting for the server's verdict (:meth:`confirm` does): the
+        server handles one connection's commands in order, so a request sent after this one
+        reaches it behind the SUB, and its round trip may overlap the confirmation's."""
+        self._denied_sub.pop(subject.lower(), None)
+        return await self._orig_subscribe(subject, *args, **kwargs)
+
+    async def confirm(self, *made: tuple[str, Any]) -> None:
+        """Raise the :class:`PermissionViolation` of the first of ``made`` (subject and
+        subscription, from :meth:`queue_subscription`) the server refused, after
+        unsubscribing the refused ones; one confirmation for all of them."""
+        nc = self._nc
+        subjects = [subject.lower() for subject, _ in made]
+        if nc.is_connected:
+            # nats-server may write the -ERR for a refused SUB just after the PONG of the
+            # PING that follows it (measured: ~30% of the time); a second round trip has
+            # always carried it (0 misses in 600 tries).
+            for _ in range(2):
+                with contextlib.suppress(Exception):
+                    await nc.flush(timeout=5)
+                if any(s in self._denied_sub for s in subjects):
+                    break
+        first: PermissionViolation | None = None
+        for subject, sub in made:
             violation = self._denied_sub.pop(subject.lower(), None)
             if violation is not None:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
-                raise violation
-            return sub
-
-        nc.publish, nc.subscribe = publish, subscribe
-        return self
+                first = first or violation
+        if first is not None:
+            raise first
 
     def _prune(self) -> None:
         live = natscompat.pending_responses(self._nc)

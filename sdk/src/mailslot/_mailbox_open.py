@@ -102,14 +102,23 @@ async def _steps(mb: Mailbox, progress: _Progress) -> None:
     pulls = mb._receiver.pulls
     pulls.inbox = nc.new_inbox()
     # The bell subscription goes out before the look at which levels hold mail: mail stored
-    # after that look rings (and the loop creates its level's consumer then).
-    await _subscribe(
+    # after that look rings (and the loop creates its level's consumer then). The look is
+    # sent behind the SUBs while the server's verdict on them is awaited.
+    made = await _subscribe(
         mb,
         (pulls.inbox + ".*", pulls.on_reply),
         (p.bell_subject_all_priorities(mb.address), mb._receiver.on_bell),
     )
-    before = await ride_out(lambda: Before.read(js, mb.address), patience=mb.failover_timeout)
-    progress.before = before  # nothing is written before this is known
+    confirmed, read = await asyncio.gather(
+        _confirm(mb, made),
+        ride_out(lambda: Before.read(js, mb.address), patience=mb.failover_timeout),
+        return_exceptions=True,
+    )
+    for outcome in (confirmed, read):  # a refused subscription is the more telling error
+        if isinstance(outcome, BaseException):
+            raise outcome
+    assert isinstance(read, Before)
+    before = progress.before = read  # nothing is written before this is known
     card, agent = mb.card.model_dump_json().encode(), mb._link.agent is not None
     lease = mb._lease = Lease(js, mb.address, mb.ttl, card, keep=mb.keep, agent=agent)
     # The undo only removes entries still at the revisions this open wrote, never a
@@ -134,18 +143,34 @@ async def _steps(mb: Mailbox, progress: _Progress) -> None:
     mb._lease.start(on_recreated=mb._ensure_consumers)
 
 
-async def _subscribe(mb: Mailbox, *subs: tuple[str, Callable[[Msg], Awaitable[None]]]) -> None:
-    """Make ``subs`` at once: each waits for the permission guard's round trips
-    (:mod:`mailslot._boundary`), which then overlap. Every one is waited for and those made
-    are kept in ``mb._subs`` (so an undo removes them) before the first error is raised."""
-    nc = mb._link.nc
-    made = await asyncio.gather(
-        *(nc.subscribe(subject, cb=cb) for subject, cb in subs), return_exceptions=True
-    )
-    mb._subs.extend(sub for sub in made if not isinstance(sub, BaseException))
-    for sub in made:
-        if isinstance(sub, BaseException):
-            raise sub
+async def _subscribe(
+    mb: Mailbox, *subs: tuple[str, Callable[[Msg], Awaitable[None]]]
+) -> list[tuple[str, Any]]:
+    """Send the SUBs of ``subs``, kept in ``mb._subs`` (so an undo removes them); the
+    server's verdict on them is :func:`_confirm`'s. Without a guard (a connection not made
+    by ``connect``) each is confirmed as it is made, at once."""
+    nc, guard = mb._link.nc, mb._link.guard
+    made: list[tuple[str, Any]] = []
+    if guard is None:
+        outcomes = await asyncio.gather(
+            *(nc.subscribe(subject, cb=cb) for subject, cb in subs), return_exceptions=True
+        )
+        mb._subs.extend(sub for sub in outcomes if not isinstance(sub, BaseException))
+        for sub in outcomes:
+            if isinstance(sub, BaseException):
+                raise sub
+        return made
+    for subject, cb in subs:
+        sub = await guard.queue_subscription(subject, cb=cb)
+        mb._subs.append(sub)
+        made.append((subject, sub))
+    return made
+
+
+async def _confirm(mb: Mailbox, made: list[tuple[str, Any]]) -> None:
+    """Raise if the server refused any subscription :func:`_subscribe` queued."""
+    if made and mb._link.guard is not None:
+        await mb._link.guard.confirm(*made)
 
 
 async def ensure_consumers(mb: Mailbox) -> None:

@@ -256,6 +256,7 @@ async def open_client(options: ConnectOptions) -> Mailslot:
     client = Mailslot(
         nc, dataclasses.replace(options, name=name), url=servers[0], tenant=tenant, provisioned=report
     )
+    client._link.guard = guard
     if login.agent is not None:
         client._link.agent = login.agent  # its lease, record and mail go through its own streams
     if login.agent is not None and login.seed is not None:

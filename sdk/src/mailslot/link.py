@@ -26,6 +26,7 @@ from .errors import Disconnected, NotConnected
 from .options import ConnectOptions
 
 if TYPE_CHECKING:
+    from ._boundary import PermissionGuard
     from .signing import KeyCache, Signer
 
 
@@ -75,6 +76,9 @@ class Link:
         #: The address of an agent credential (None for a tenant credential): its lease and
         #: record go through MAILSLOT_AGENT_WRITES, its mail through MAILSLOT_OUTBOX.
         self.agent: str | None = None
+        #: The connection's permission guard (``connect`` installs it): a mailbox's open
+        #: queues its subscriptions and has them confirmed while it reads.
+        self.guard: PermissionGuard | None = None
         #: Senders' public keys, read on first check of a signed message (signing.py).
         self.key_cache: KeyCache | None = None
         #: The mailboxes open through this connection (a mailbox removes itself on close).
