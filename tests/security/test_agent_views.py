@@ -10,6 +10,7 @@ import time
 import mailslot
 import pytest
 from mailslot_broker import protocol as p
+from mailslot_broker.protocol import principals as principals_wire
 from mailslot_broker.sidecar.views import relayed
 
 from .conftest import until
@@ -109,10 +110,51 @@ async def test_no_sidecar_answering_is_unavailable(principals, tenant):
 
 
 async def test_a_bad_request_is_answered_with_400(principals, tenant):
-    nc = tenant.nc
+    nc = (await principals.connect("alice")).nc
     for body in (b"not json", b'{"op": "nope"}', b'{"op": "scan", "priority": 9}'):
         reply = await nc.request(V.view_subject("alice"), body, timeout=5)
         assert reply.headers["Status"] == "400"
+
+
+async def test_answers_go_only_to_the_requesting_agents_own_inbox(principals, tenant):
+    """The reply subject is the requester's choice and the sidecar publishes with the
+    tenant's rights: a reply subject that is not the agent's own inbox gets no answer at all
+    (not mail to bob, not a purge of the mail stream, not an answer to another inbox)."""
+    await tenant.send("bob", "bob's mail")
+    await tenant.send("alice", "alice's mail")
+    alice = await principals.connect("alice")
+    bob_mail = p.mail_subject(p.Priority.CRITICAL, "bob")
+    purge = f"$JS.API.STREAM.PURGE.{p.MAIL_STREAM}"
+    tenant_inbox = tenant.nc.new_inbox()
+    answered: list[object] = []
+
+    async def heard(m: object) -> None:
+        answered.append(m)
+
+    async def all_refused() -> bool:
+        return principals.views is not None and principals.views.refused == before + 4
+
+    sub = await tenant.nc.subscribe(tenant_inbox, cb=heard)
+    try:
+        assert principals.views is not None
+        before = principals.views.refused
+        for reply, body in [
+            (bob_mail, b'{"op": "stats"}'),
+            (purge, b'{"op": "scan"}'),
+            (tenant_inbox, b'{"op": "scan"}'),
+            (principals_wire.inbox_prefix("bob") + ".x", b'{"op": "last"}'),  # another agent's inbox
+        ]:
+            await alice.nc.publish(V.view_subject("alice"), body, reply=reply)
+        await alice.nc.flush()
+        await until(all_refused, within=5)
+        await tenant.nc.flush()
+        assert answered == []
+        assert [m.text() for m in await tenant.inspect("bob").peek()] == ["bob's mail"]
+        assert [m.text() for m in await tenant.inspect("alice").peek()] == ["alice's mail"]
+        # Its own inbox is still answered.
+        assert [m.text() for m in await alice.inspect("alice").peek()] == ["alice's mail"]
+    finally:
+        await sub.unsubscribe()
 
 
 async def test_the_sidecar_service_serves_the_views(principals, tenant):

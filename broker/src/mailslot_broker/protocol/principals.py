@@ -40,9 +40,9 @@ from .names import (
     TOPIC_PREFIX,
     TOPICS_STREAM,
 )
-from .subjects import consumer_name, kv_stream, kv_subject, reply_address
+from .subjects import REPLY_TOKEN, consumer_name, kv_stream, kv_subject, reply_address
 from .values import Priority
-from .views import agent_view_subjects
+from .views import agent_view_subjects, view_address
 
 #: Public signing keys of agents: key = address, value = JSON ``{"public_key": "U...", ...}``.
 KEYS_BUCKET = "MAILSLOT_KEYS"
@@ -57,6 +57,20 @@ def inbox_prefix(address: str) -> str:
     """The inbox prefix of an agent's connection: replies to its requests (JetStream API
     answers, pulled mail) go to ``_INBOX.<hash>.>``, which only it may subscribe to."""
     return f"_INBOX.{hashlib.sha256(address.encode()).hexdigest()[:24]}"
+
+
+def answers_own_inbox(view_subject: str, reply: str) -> bool:
+    """Is ``reply`` an inbox of the agent whose mailbox the view request names? The server
+    checks an agent's publish subject against its permissions, never the reply subject it
+    picks, and the sidecar publishes its answer there with the tenant's rights: a reply
+    subject of ``mbox.0.bob`` would mail bob, one of ``$JS.API.STREAM.PURGE...`` would purge.
+    So answers go only into the inbox prefix that agent alone may subscribe to."""
+    address = view_address(view_subject)
+    if not address:
+        return False
+    suffix = f".{REPLY_TOKEN}"
+    owner = address[: -len(suffix)] if address.endswith(suffix) else address
+    return reply.startswith(inbox_prefix(owner) + ".")
 
 
 def reply_consumer_name(address: str) -> str:
@@ -173,6 +187,7 @@ __all__ = [
     "agent_publish_allow",
     "agent_publish_deny",
     "agent_subscribe_allow",
+    "answers_own_inbox",
     "inbox_prefix",
     "reply_consumer_name",
     "reply_filter",

@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 
 from .. import mailscan, natscompat
 from .. import protocol as p
+from ..protocol import principals
 
 log = logging.getLogger("mailslot.sidecar.views")
 
@@ -35,6 +36,8 @@ _KEPT_NATS = (
 )
 #: Requests served at once per replica (more wait their turn).
 CONCURRENCY = 16
+#: Requests waiting in the subscription beyond those being served (the client drops more).
+PENDING_LIMIT = 1024
 
 
 class BadRequest(ValueError):
@@ -69,12 +72,18 @@ class MailboxViews:
         self.nc = natscompat.js_connection(js)
         self.timeout = timeout
         self.served = 0
+        self.refused = 0  # requests whose reply subject was not the requester's own inbox
         self._sub: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(CONCURRENCY)
 
     async def start(self) -> None:
-        self._sub = await self.nc.subscribe(v.view_subject_all(), queue=v.VIEW_QUEUE, cb=self._on_request)
+        self._sub = await self.nc.subscribe(
+            v.view_subject_all(),
+            queue=v.VIEW_QUEUE,
+            cb=self._on_request,
+            pending_msgs_limit=PENDING_LIMIT,
+        )
 
     async def stop(self) -> None:
         sub, self._sub = self._sub, None
@@ -87,24 +96,35 @@ class MailboxViews:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _on_request(self, msg: Msg) -> None:
-        if not msg.reply:
+        if not principals.answers_own_inbox(msg.subject, msg.reply or ""):
+            # Not the requesting agent's own inbox: answering would publish where the
+            # requester chose, with the tenant's rights. Dropped, unanswered.
+            self.refused += 1
+            log.debug("mailbox view %s: reply subject %r refused", msg.subject, msg.reply)
             return
+        # A slot before a task: while all are busy this callback waits, so requests queue in
+        # the subscription (bounded by PENDING_LIMIT, beyond it the client drops them), not
+        # as ever more tasks.
+        await self._slots.acquire()
         task = asyncio.create_task(self._serve(msg))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
 
     async def _serve(self, msg: Msg) -> None:
-        async with self._slots:
-            try:
-                await self.answer(msg)
-                self.served += 1
-            except asyncio.CancelledError:
-                raise
-            except BadRequest as exc:
-                await self._status(msg.reply, "400", str(exc))
-            except Exception as exc:
-                log.warning("mailbox view %s failed: %r", msg.subject, exc)
-                await self._status(msg.reply, "500", f"mailslot sidecar: {exc}")
+        try:
+            await self.answer(msg)
+            self.served += 1
+        except asyncio.CancelledError:
+            raise
+        except BadRequest as exc:
+            await self._status(msg.reply, "400", str(exc))
+        except Exception as exc:
+            log.warning("mailbox view %s failed: %r", msg.subject, exc)
+            await self._status(msg.reply, "500", f"mailslot sidecar: {exc}")
 
     async def _status(self, reply: str, code: str, description: str) -> None:
         with contextlib.suppress(Exception):
