@@ -10,6 +10,7 @@ the mailboxes by the sidecar, and the writes stream the buckets source."""
 
 from __future__ import annotations
 
+import mailslot
 import pytest
 from mailslot_broker import protocol as p
 from nats.js.errors import APIError
@@ -64,5 +65,31 @@ async def test_an_agents_lease_write_cannot_wipe_other_leases(principals):
         for bucket in p.agent_writes.UPLINKED_BUCKETS:
             kv = await tenant.js.key_value(bucket)
             assert "alice" in await kv.keys()
+    finally:
+        await mb.close()
+
+
+async def test_a_jetstream_answer_sent_to_a_mailbox_reads_unverified_and_can_be_refused(principals):
+    """Known gap: NATS checks a publisher's subject, never its reply subject, and JetStream
+    answers a request (here: the ack of an outbox publish) on whatever reply subject the
+    requester chose. So an agent can make the server store its answer in any mailbox, past
+    its send policy: a headerless JSON body of the server's making (``{"stream": ...,
+    "seq": ...}``), never the agent's content. It reads as mail with no sender, unverified,
+    and a ``require_verified`` mailbox dead-letters it."""
+    tenant = await principals.connect("tenant", name="ops")
+    raw = await principals.raw("alice")
+    into = p.mail_subject(p.Priority.CRITICAL, "bob")
+    await raw.nc.publish(
+        p.agent_writes.outbox_subject(p.mail_subject(p.Priority.NORMAL, "alice")), b"x", reply=into
+    )
+    await raw.nc.flush()
+    bob = await principals.connect("bob")
+    mb = await bob.open("bob", ttl=30, require_verified=True)
+    try:
+        with pytest.raises(mailslot.Timeout):  # nothing verified arrived
+            await mb.receive(timeout=1)
+        [dead] = await tenant.dead_letters.list("bob")
+        assert dead.reason == "sender not verified: no sender"
+        assert dead.sender is None and dead.json()["stream"] == p.agent_writes.OUTBOX_STREAM
     finally:
         await mb.close()
