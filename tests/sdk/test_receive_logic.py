@@ -80,16 +80,29 @@ def test_buffered_mail_stops_the_walk_at_its_own_priority() -> None:
     assert levels.next_level(after=CRITICAL) is None  # urgent and below: the buffer serves first
 
 
-def test_buffered_mail_serves_without_asking_only_if_no_level_above_may_hold_mail() -> None:
+def test_while_down_buffered_mail_waits_only_for_levels_flagged_before_the_drop() -> None:
     levels = Levels(unknown=False)
-    assert not levels.buffer_serves_first()  # nothing buffered
+    assert not levels.serves_while_down()  # nothing buffered
     levels.push(mail(LOW, 1))
-    assert levels.buffer_serves_first()
-    levels.mark(CRITICAL, rung=True)  # a bell above it: while down, the low mail waits
-    assert not levels.buffer_serves_first()
+    assert levels.serves_while_down()
+    levels.connected()
+    levels.mark(CRITICAL, rung=True)  # a bell above it before the drop: the low mail waits
+    levels.note_drop()
+    for prio in p.PRIORITIES:  # the drop's own flagging (every bound level) does not count
+        levels.mark(prio)
+    levels.note_drop()  # noted once per outage: a second note keeps the first
+    assert not levels.serves_while_down()
     levels.push(mail(CRITICAL, 2))  # mail as urgent as any flagged level is here already
-    assert levels.buffer_serves_first()
+    assert levels.serves_while_down()
     assert drain(levels) == [(CRITICAL, 2), (LOW, 1)]
+    levels.connected()
+    levels.maybe = dict.fromkeys(p.PRIORITIES, False)
+    levels.push(mail(LOW, 3))
+    assert levels.serves_while_down()  # the loop notes the drop itself if it sees it first
+    for prio in p.PRIORITIES:
+        levels.mark(prio)
+    levels.note_drop()
+    assert levels.serves_while_down()  # nothing was known above it
 
 
 def test_an_empty_answer_clears_the_level_unless_it_rang_meanwhile() -> None:

@@ -304,12 +304,49 @@ async def test_prefetched_mail_waits_while_down_if_a_level_above_it_rang(server:
         assert isinstance(exc, mailslot.Disconnected), exc  # not l1: the critical level comes first
 
         await asyncio.to_thread(server.start)
-        order = []
-        for _ in range(3):
+        order: list[str] = []  # first deliveries (after a kill -9 an ack may go unconfirmed
+        while len(order) < 3:  # and its message come again)
             m = await mb.receive(timeout=30)
-            order.append(m.text())
-            await m.ack()
+            if m.text() not in order:
+                order.append(m.text())
+            with contextlib.suppress(mailslot.Timeout):
+                await m.ack()
         assert order == ["c", "l1", "l2"]
+
+
+async def test_prefetched_mail_is_handed_out_while_down_if_nothing_above_it_rang(
+    server: NatsServer,
+) -> None:
+    """A level above the prefetched mail that was drained before the drop (still bound, so
+    the drop flags it) does not hold the mail back: only what was known before the drop
+    counts, and nothing rang there."""
+    async with mailslot.connect(server.url, **_creds(server), receive_outage_timeout=30) as ms:
+        mb = await ms.open("buffered-low-2", prefetch=3)
+        await ms.send("buffered-low-2", "n", priority="normal")
+        m = await mb.receive(timeout=5)
+        assert m.text() == "n"
+        await m.ack()  # normal drained, its consumer still bound
+        for i in range(3):
+            await ms.send("buffered-low-2", f"l{i}", priority="low")
+        first = await mb.receive(timeout=5)
+        assert first.text() == "l0"
+        await first.ack()
+        await asyncio.to_thread(server.kill)
+        await wait_for(lambda: not ms.connected, timeout=5)
+        got = await mb.receive(timeout=1)  # while down: mail already here is ours to hand out
+        assert got.text() == "l1" and not ms.connected
+        await asyncio.to_thread(server.start)
+        # After a kill -9 the server may have lost this delivery's state: the ack is then
+        # not confirmed and l1 comes again, which is not a loss.
+        with contextlib.suppress(mailslot.Timeout):
+            await got.ack()
+        rest: list[str] = []
+        while "l2" not in rest:
+            m = await mb.receive(timeout=30)
+            rest.append(m.text())
+            with contextlib.suppress(mailslot.Timeout):  # likewise
+                await m.ack()
+        assert set(rest) <= {"l1", "l2"}, rest
 
 
 async def test_leaving_async_with_while_down_is_clean(server: NatsServer) -> None:

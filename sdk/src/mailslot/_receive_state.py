@@ -44,6 +44,8 @@ class Levels:
         self._tiebreak = itertools.count()
         #: When every level was last looked at (the heartbeat sweep).
         self.swept_at = float("-inf")
+        #: The levels that may have held mail when the connection dropped (None while up).
+        self.flagged_at_drop: frozenset[p.Priority] | None = None
 
     # -- what may hold mail ----------------------------------------------------------------------
 
@@ -81,12 +83,27 @@ class Levels:
                 return prio
         return None
 
-    def buffer_serves_first(self) -> bool:
-        """May the best buffered mail be handed out without asking the server first? Only if
-        no level above it may hold mail. While the connection is down nothing can be asked,
-        so mail of a lower level waits (a bell rang above it: that mail is stored, and comes
-        first once the connection is back)."""
-        return bool(self.buffer) and self.next_level() is None
+    def note_drop(self) -> None:
+        """The connection dropped: remember which levels were known to may hold mail (a bell,
+        a redelivery due, not asked since) before the drop flags every bound level. Once per
+        outage: whichever sees it first (the loop, or the disconnect callback) notes it."""
+        if self.flagged_at_drop is None:
+            self.flagged_at_drop = frozenset(prio for prio in p.PRIORITIES if self.maybe[prio])
+
+    def connected(self) -> None:
+        """The connection is up: the next drop is noted afresh."""
+        self.flagged_at_drop = None
+
+    def serves_while_down(self) -> bool:
+        """May the best buffered mail be handed out while the connection is down? Only if no
+        level above it was known to may hold mail when it dropped: that mail is stored and
+        comes first once the connection is back (strict priority as far as it was known; a
+        bell that would have rung during the outage cannot be heard)."""
+        if not self.buffer:
+            return False
+        self.note_drop()
+        best = self.buffer[0][0]
+        return not any(prio < best for prio in self.flagged_at_drop or ())
 
     def begin_pull(self, prio: p.Priority) -> tuple[int, bool]:
         """Before pulling ``prio``: its generation, and whether a bell rang (taken)."""

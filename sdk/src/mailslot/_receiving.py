@@ -21,9 +21,9 @@ Across a reconnect (the broker restarted, or the connection dropped): the waitin
 in-flight pull died with the old connection, so the loop forgets them when it drops, waits for
 the connection to come back (bounded, then :class:`~mailslot.Disconnected`), and looks at
 every level again once it is back; the mailbox re-ensures its consumers meanwhile. Mail
-already buffered is handed out while the connection is down only if no level above it may
-hold mail (the drop flags every bound level, a bell any other): strict priority holds through
-a reconnect too.
+already buffered is handed out while the connection is down only if no level above it was
+known to may hold mail when it dropped (a bell rang, a redelivery fell due): strict priority
+holds through a reconnect as far as it was known.
 
 Across a failover (a cluster electing a new leader for one of the consumers): a pull that goes
 unanswered, is refused (503: no responders, the consumer has no leader or is gone) or is ended
@@ -191,6 +191,7 @@ class Receiver:
         reply to a pull in flight will never come. Forget them, flag every level, wake up."""
         self.pulls.waiting.clear()
         self._abort_pull()
+        self.levels.note_drop()
         self.look_everywhere()
 
     async def _ride_out(self, started: float, deadline: float | None) -> None:
@@ -377,15 +378,16 @@ class Receiver:
         while True:
             host._check_usable()
             if not nc.is_connected:
-                # Mail already here is still ours to hand out, unless a level above it may
-                # hold mail: that level is asked first once the connection is back.
-                m = self.pop() if levels.buffer_serves_first() else None
+                # Mail already here is still ours to hand out, unless a level above it was
+                # known to may hold mail: that level is asked first once the connection is back.
+                m = self.pop() if levels.serves_while_down() else None
                 if m is not None:
                     return m
                 await self._ride_out(started, deadline)
                 continue
             # Heartbeat: look everywhere once, for redeliveries nobody rang for (a wall
             # clock, so that receives with short timeouts sweep too).
+            levels.connected()
             levels.sweep(now=time.monotonic(), heartbeat=host.heartbeat, levels=self._bound)
             self._wake.clear()
             blocked: p.Priority | None = None
