@@ -121,3 +121,35 @@ async def test_a_failed_open_leaves_a_record_rewritten_after_its_write(
     # ... while the lease, which nobody rewrote, is gone (its purge marker).
     with pytest.raises(jserr.KeyNotFoundError):
         await (await ms.js.key_value(p.AGENTS_BUCKET)).get(address)
+
+
+async def test_a_failed_open_leaves_a_lease_another_opener_created_after_its_look(
+    ms: mailslot.Mailslot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another opener creates the lease between this open's look and its create (so the
+    create is refused), and this open's record write fails: the undo must not purge the
+    other opener's live lease, which this open never wrote."""
+    from mailslot import _mailbox_undo
+    from mailslot.lease import Lease
+
+    address = unique("rt-race")
+    real_read = _mailbox_undo.Before.read
+
+    async def look_then_raced(js: Any, addr: str) -> Any:
+        before = await real_read(js, addr)
+        kv = await ms.js.key_value(p.AGENTS_BUCKET)
+        await kv.create(addr, b'{"theirs": true}')  # the other opener, just after our look
+        return before
+
+    async def record_fails(self: Lease) -> None:
+        raise mailslot.BrokerFailure("record write failed (test)")
+
+    monkeypatch.setattr(_mailbox_undo.Before, "read", look_then_raced)
+    monkeypatch.setattr(Lease, "_write_record", record_fails)
+    try:
+        with pytest.raises(mailslot.BrokerFailure, match="record write failed"):
+            await ms.open(address, ttl=30)
+    finally:
+        monkeypatch.undo()
+    entry = await (await ms.js.key_value(p.AGENTS_BUCKET)).get(address)
+    assert entry.value == b'{"theirs": true}'

@@ -130,7 +130,11 @@ async def _steps(mb: Mailbox, progress: _Progress) -> None:
         await lease.acquire()
     finally:
         if not agent:
-            progress.written = Written(record=lease.record_revision, lease=lease.revision)
+            progress.written = Written(
+                record=lease.record_revision,
+                lease=lease.revision,
+                lease_not_ours=lease.revision is None and lease.create_refused,
+            )
     if agent:
         written = asyncio.ensure_future(Written.read(js, mb.address))
         try:

@@ -109,6 +109,9 @@ class Written:
 
     record: int | None = None
     lease: int | None = None
+    #: The lease create was refused (the key was taken after the look before writing) and
+    #: this open wrote no lease: a live one now is another opener's.
+    lease_not_ours: bool = False
 
     @classmethod
     async def read(cls, js: JetStreamContext, address: str) -> Written:
@@ -127,8 +130,8 @@ async def remove_created(js: JetStreamContext, address: str, before: Before, wri
     # 1. The lease, unless it was alive before (a replica, or this agent restarting) or
     #    somebody else holds it now. A self-expiring purge marker, as destroy() leaves, so
     #    registry watchers see the agent that never opened leave again.
-    lease_held = before.lease_live
-    if not before.lease_live:
+    lease_held = before.lease_live or revs.lease_not_ours
+    if not lease_held:
         now = await kv_entry(js, p.AGENTS_BUCKET, address)
         if now is not None and now.live:
             if revs.lease is not None and now.seq != revs.lease:

@@ -61,6 +61,9 @@ class Lease:
         self._revision: int | None = None
         #: The revision of our last write of the mailbox record (from its ack).
         self.record_revision: int | None = None
+        #: The create found the key taken (a live lease, or a lapsed one's marker): a
+        #: lease this acquire has not written is not its own to undo.
+        self.create_refused = False
 
     @property
     def revision(self) -> int | None:
@@ -101,6 +104,7 @@ class Lease:
         )
         if not isinstance(lease, BaseException):
             self._revision = lease
+        self.create_refused = isinstance(lease, jserr.KeyWrongLastSequenceError)
         if isinstance(record, BaseException):
             raise record
         if not isinstance(lease, BaseException):
@@ -130,8 +134,8 @@ class Lease:
         return float(math.ceil(self.ttl))
 
     async def _write_record(self) -> None:
-        """The mailbox record, before any lease: from here on the address owns a mailbox that
-        waits ``keep`` seconds for its agent after the lease lapses. Writing it clears
+        """The mailbox record: from then on the address owns a mailbox that waits ``keep``
+        seconds for its agent after the lease lapses. Writing it clears
         ``offline_since``, so it is also rewritten whenever the lease has to be re-created
         (a stall or an outage longer than ``ttl``), or the record would keep saying offline.
         ``open()`` writes it beside the lease create: a lease whose record is still on its way
