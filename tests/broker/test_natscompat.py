@@ -50,6 +50,23 @@ async def test_kv_update_is_a_conditional_write_with_a_ttl(nc: Client) -> None:
         pytest.fail("a per-message TTL written by kv_update did not expire")
 
 
+async def test_kv_handle_reads_and_writes_a_bucket_without_a_lookup(nc: Client) -> None:
+    js = nc.jetstream()
+    made = await js.create_key_value(KeyValueConfig(bucket="H", history=1, direct=True))
+    kv = natscompat.kv_handle(js, bucket="H", stream="KV_H", prefix="$KV.H.")
+    rev = await kv.create("k", b"1")
+    assert (await kv.get("k")).value == b"1" and (await made.get("k")).revision == rev
+    with pytest.raises(jserr.KeyWrongLastSequenceError):
+        await kv.create("k", b"2")
+    assert list(inspect.signature(KeyValue.__init__).parameters)[1:6] == [
+        "name",
+        "stream",
+        "pre",
+        "js",
+        "direct",
+    ]
+
+
 def test_public_kv_update_has_no_ttl() -> None:
     """Why kv_update exists: the public update() takes no msg_ttl (drop it when it does)."""
     assert "msg_ttl" not in inspect.signature(KeyValue.update).parameters

@@ -36,6 +36,16 @@ async def kv_update(
     return int(await kv._update(key, value, last=last, msg_ttl=msg_ttl))
 
 
+def kv_handle(js: JetStreamContext, *, bucket: str, stream: str, prefix: str) -> KeyValue:
+    """A KV handle on ``bucket`` (its entries under ``prefix``, stored in ``stream``) without
+    ``js.key_value()``'s ``STREAM.INFO`` lookup, a round trip per call. nats-py's
+    ``KeyValue`` constructor is not documented: the bucket must have ``allow_direct`` (reads
+    are direct gets) and no mirror."""
+    from nats.js.kv import KeyValue
+
+    return KeyValue(name=bucket, stream=stream, pre=prefix, js=js, direct=True)
+
+
 def response_prefix(nc: Client) -> str | None:
     """The subject prefix of the connection's request/reply mux (``_INBOX.<nuid>.``), None
     before its first request."""

@@ -79,16 +79,13 @@ class Lease:
         """A handle on ``bucket`` without ``js.key_value()``'s ``STREAM.INFO`` lookup (a round
         trip per call): provisioning creates both buckets with ``allow_direct``."""
         if not self.agent:
-            return KeyValue(
-                name=bucket,
-                stream=p.kv_stream(bucket),
-                pre=p.kv_subject(bucket, ""),
-                js=self._js,
-                direct=True,
+            return natscompat.kv_handle(
+                self._js, bucket=bucket, stream=p.kv_stream(bucket), prefix=p.kv_subject(bucket, "")
             )
         aw = p.agent_writes
-        pre = aw.agent_write_prefix(bucket)
-        return KeyValue(name=bucket, stream=aw.AGENT_WRITES_STREAM, pre=pre, js=self._js, direct=True)
+        return natscompat.kv_handle(
+            self._js, bucket=bucket, stream=aw.AGENT_WRITES_STREAM, prefix=aw.agent_write_prefix(bucket)
+        )
 
     async def acquire(self) -> None:
         """Create the lease, or join it if it is alive (another replica, or a restart).
