@@ -39,6 +39,15 @@ MAX_SCAN_BATCH = 256
 #: Header on a relayed message whose body did not fit: the body's size in bytes.
 BODY_OMITTED = "Mailslot-Body-Omitted"
 
+#: The status replies of a view answer (the header and codes of a batched direct get's).
+STATUS_HEADER = "Status"
+DESCRIPTION_HEADER = "Description"
+STATUS_END = "204"
+STATUS_BAD_REQUEST = "400"
+STATUS_FAILED = "500"
+#: The ``Nats-*`` headers of a stored message a relayed copy keeps (no other ``Nats-*``).
+RELAYED_NATS_HEADERS = ("Nats-Subject", "Nats-Sequence", "Nats-Time-Stamp", "Nats-Msg-Id", "Nats-TTL")
+
 OP_SCAN = "scan"
 OP_STATS = "stats"
 OP_LAST = "last"
@@ -71,10 +80,16 @@ assert not VIEW_PREFIX.startswith(MAIL_PREFIX + ".")
 
 __all__ = [
     "BODY_OMITTED",
+    "DESCRIPTION_HEADER",
     "MAX_SCAN_BATCH",
     "OP_LAST",
     "OP_SCAN",
     "OP_STATS",
+    "RELAYED_NATS_HEADERS",
+    "STATUS_BAD_REQUEST",
+    "STATUS_END",
+    "STATUS_FAILED",
+    "STATUS_HEADER",
     "VIEW_PREFIX",
     "VIEW_QUEUE",
     "agent_view_subjects",

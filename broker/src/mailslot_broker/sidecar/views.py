@@ -21,34 +21,28 @@ from nats.js import JetStreamContext
 
 from .. import mailscan, natscompat
 from .. import protocol as p
+from ..errors import ProtocolViolation
 from ..protocol import principals
+from ..tasks import cancel_and_wait
 
 log = logging.getLogger("mailslot.sidecar.views")
 
 v = p.views
-#: Headers of a stored message a relayed copy keeps besides the sender's own (no ``Nats-*``).
-_KEPT_NATS = (
-    p.Header.NATS_SUBJECT,
-    p.Header.NATS_SEQUENCE,
-    "Nats-Time-Stamp",
-    p.Header.NATS_MSG_ID,
-    p.Header.NATS_TTL,
-)
 #: Requests served at once per replica (more wait their turn).
 CONCURRENCY = 16
 #: Requests waiting in the subscription beyond those being served (the client drops more).
 PENDING_LIMIT = 1024
 
 
-class BadRequest(ValueError):
-    pass
+class BadRequest(ProtocolViolation):
+    """A view request the sidecar cannot serve: answered with a 400, never retried."""
 
 
 def relayed(msg: Msg, max_payload: int) -> tuple[dict[str, str], bytes]:
     """Headers and body of the reply that relays stored ``msg``: the body dropped (and its
     size in :data:`~..protocol.views.BODY_OMITTED`) when the reply would not fit."""
     hdrs = msg.headers or {}
-    out = {k: val for k, val in hdrs.items() if not k.startswith("Nats-") or k in _KEPT_NATS}
+    out = {k: val for k, val in hdrs.items() if not k.startswith("Nats-") or k in v.RELAYED_NATS_HEADERS}
     data = msg.data or b""
     size = len("NATS/1.0\r\n\r\n") + sum(len(k) + len(val) + 4 for k, val in out.items()) + len(data)
     if size > max_payload:
@@ -90,10 +84,7 @@ class MailboxViews:
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-        for t in list(self._tasks):
-            t.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
 
     async def _on_request(self, msg: Msg) -> None:
         if not principals.answers_own_inbox(msg.subject, msg.reply or ""):
@@ -121,14 +112,15 @@ class MailboxViews:
         except asyncio.CancelledError:
             raise
         except BadRequest as exc:
-            await self._status(msg.reply, "400", str(exc))
+            await self._status(msg.reply, v.STATUS_BAD_REQUEST, str(exc))
         except Exception as exc:
             log.warning("mailbox view %s failed: %r", msg.subject, exc)
-            await self._status(msg.reply, "500", f"mailslot sidecar: {exc}")
+            await self._status(msg.reply, v.STATUS_FAILED, f"mailslot sidecar: {exc}")
 
     async def _status(self, reply: str, code: str, description: str) -> None:
         with contextlib.suppress(Exception):
-            await self.nc.publish(reply, b"", headers={"Status": code, "Description": description[:200]})
+            headers = {v.STATUS_HEADER: code, v.DESCRIPTION_HEADER: description[:200]}
+            await self.nc.publish(reply, b"", headers=headers)
 
     async def answer(self, msg: Msg) -> None:
         address = v.view_address(msg.subject)
@@ -166,7 +158,7 @@ class MailboxViews:
         for m in got:
             headers, data = relayed(m, max_payload)
             await self.nc.publish(reply, data, headers=headers)
-        await self.nc.publish(reply, b"", headers={"Status": "204"})
+        await self.nc.publish(reply, b"", headers={v.STATUS_HEADER: v.STATUS_END})
 
     async def counts(self, address: str) -> dict[str, int]:
         info = await self.js.stream_info(
