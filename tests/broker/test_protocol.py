@@ -29,6 +29,8 @@ def test_valid_addresses(address):
         "a.",
         "a\tb",
         "a\nb",
+        "a\n",  # a regex anchored with $ lets a trailing newline through
+        "a.b\n",
         "ä",
         "x" * 129,
         "a.b.c.d.e.f.g.h.i",
@@ -91,10 +93,10 @@ def test_ttl_rounds_up():
 def test_topics_and_patterns():
     assert p.validate_topic("build.done") == "build.done"
     assert p.validate_topic_pattern("build.*.>") == "build.*.>"
-    for bad in ["build.*", "a..b", "", "a b"]:
+    for bad in ["build.*", "a..b", "", "a b", "build.done\n"]:
         with pytest.raises(InvalidTopic):
             p.validate_topic(bad)
-    for bad in ["a.>.b", "a..b", "a b"]:
+    for bad in ["a.>.b", "a..b", "a b", "a.*\n"]:
         with pytest.raises(InvalidTopic):
             p.validate_topic_pattern(bad)
 
@@ -120,3 +122,16 @@ def print_to_str(value: object) -> str:
     out = io.StringIO()
     print(value, file=out, end="")
     return out.getvalue()
+
+
+def test_a_trailing_newline_is_never_a_valid_token() -> None:
+    """``re.match`` with ``$`` accepts "name\\n" (``$`` matches before a final newline); the
+    validators use ``fullmatch``. Found by the address property test above."""
+    from mailslot_broker.tenants import TenantError, validate_tenant_name
+
+    assert validate_tenant_name("acme") == "acme"
+    with pytest.raises(TenantError):
+        validate_tenant_name("acme\n")
+    subject = p.devices.downlink_subject("dev1", p.Priority.NORMAL, None, "id-1\n")
+    assert "\n" not in subject and not subject.endswith(".id-1")  # hashed, not passed through
+    assert p.devices.downlink_subject("dev1", p.Priority.NORMAL, None, "id-1").endswith(".id-1")

@@ -37,7 +37,7 @@ TENANTS_DIR = "tenants"
 LOCAL_SERVER_NAME = "mailslot-local"
 
 #: Account names become config keys and subject-free identifiers: keep them plain.
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _RESERVED = {SYSTEM_ACCOUNT, "$G", "GLOBAL"}
 
 
@@ -46,7 +46,7 @@ class TenantError(LauncherError):
 
 
 def validate_tenant_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or name.upper() in _RESERVED:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name.upper() in _RESERVED:
         raise TenantError(
             f"invalid tenant name {name!r}: letters, digits, '_' and '-', starting with a "
             f"letter, at most 64 characters, not one of {sorted(_RESERVED)}"

@@ -59,7 +59,7 @@ REASON_UNKNOWN_SENDER = "device sender unknown"
 REASON_NO_MAILBOX = "no such mailbox"
 REASON_OVERSIZE = "device mail too large"
 
-_ID_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class DeviceTopicError(ProtocolViolation):
@@ -121,7 +121,7 @@ def downlink_topic_filter(device: str) -> str:
 
 def downlink_subject(device: str, priority: Priority, sender: str | None, msg_id: str) -> str:
     """The NATS subject of the downlink topic; ids that are not one safe token are hashed."""
-    if not _ID_TOKEN.match(msg_id):
+    if not _ID_TOKEN.fullmatch(msg_id):
         msg_id = hashlib.sha256(msg_id.encode()).hexdigest()[:32]
     who = to_mqtt_level(sender) if sender else NO_SENDER
     return f"{DOWNLINK_PREFIX}.{to_mqtt_level(device)}.{int(priority)}.{who}.{msg_id}"

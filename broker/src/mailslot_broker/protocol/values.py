@@ -76,7 +76,7 @@ def parse_priority(value: Priority | str | int) -> Priority:
 #: An address is 1..MAX_ADDRESS_TOKENS dot-separated tokens of letters, digits, '_' and '-'.
 MAX_ADDRESS_LENGTH = 128
 MAX_ADDRESS_TOKENS = 8
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 #: Topic names share the token alphabet; patterns may also use '*' tokens and a final '>'.
 MAX_TOPIC_LENGTH = 200
 
@@ -101,7 +101,7 @@ def validate_address(address: object) -> str:
     for token in tokens:
         if not token:
             raise InvalidAddress(f"address {address!r} has an empty token")
-        if not _TOKEN.match(token):
+        if not _TOKEN.fullmatch(token):
             bad = sorted({c for c in token if not re.match(r"[A-Za-z0-9_-]", c)})
             raise InvalidAddress(
                 f"address {address!r} contains {''.join(bad)!r}; allowed are letters, digits, "
@@ -125,7 +125,7 @@ def _validate_topic_like(name: object, *, allow_wildcards: bool, what: str) -> s
             continue
         if not token:
             raise InvalidTopic(f"{what} {name!r} has an empty token")
-        if not _TOKEN.match(token):
+        if not _TOKEN.fullmatch(token):
             hint = "wildcards '*' and a final '>'" if allow_wildcards else "no wildcards"
             raise InvalidTopic(
                 f"{what} {name!r} has an invalid token {token!r} (letters, digits, '_', '-'; {hint})"
