@@ -188,3 +188,24 @@ async def test_a_replaced_watch_consumer_is_reported_and_deleted(nc: Client) -> 
     finally:
         await kvscan.stop_watch(js, watcher)
     assert await js.consumers_info("KV_W") == []
+
+
+async def test_a_watch_stopped_while_its_consumer_is_being_replaced_leaves_none(nc: Client) -> None:
+    """nats-py makes the replacement consumer in a background task. A watch stopped before that
+    task ends used to delete only the consumer it was leaving, and the replacement appeared
+    after, with nothing subscribed to it, until its inactive threshold (seen as a registry
+    watch's consumer outliving its close in the idle-deployment consumer count)."""
+    js = nc.jetstream()
+    kv = await js.create_key_value(KeyValueConfig(bucket="R", history=1))
+    await kv.put("k", b"v")
+    for _ in range(5):
+        watcher = await kvscan.watch(js, kv, inactive_threshold=60)
+        await watcher._sub._sub._jsi.reset_ordered_consumer(1)  # the replacement is in flight
+        await kvscan.stop_watch(js, watcher)
+        for _ in range(40):
+            names = [c.name for c in await js.consumers_info("KV_R")]
+            if not names:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail(f"a consumer outlived its watch: {names}")

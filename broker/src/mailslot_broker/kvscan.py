@@ -58,6 +58,10 @@ CHUNK = 256
 #: that vanished, or a consumer nats-py replaced after missed heartbeats.
 WATCH_INACTIVE_THRESHOLD = 15.0
 
+#: How long :func:`stop_watch` waits for a replacement of the consumer that nats-py is still
+#: making (one CONSUMER.CREATE round trip); past it, that one goes by its inactive threshold.
+REPLACEMENT_WAIT = 2.0
+
 _TIMESTAMP = "Nats-Time-Stamp"
 _STATUS = "Status"
 _DESCRIPTION = "Description"
@@ -289,9 +293,10 @@ async def stop_watch(js: JetStreamContext, watcher: KeyValue.KeyWatcher | None) 
     consumer then goes by its inactive threshold (short if opened with :func:`watch`)."""
     if watcher is None:
         return
-    where = natscompat.watcher_consumer(watcher)
     with contextlib.suppress(Exception):
         await watcher.stop()
+    await natscompat.replacements_settled(watcher, timeout=REPLACEMENT_WAIT)
+    where = natscompat.watcher_consumer(watcher)
     if where is None or not js._nc.is_connected:
         return
     with contextlib.suppress(Exception):

@@ -12,6 +12,7 @@ that test covers (:data:`TESTED_NATS_PY`).
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -85,18 +86,46 @@ def on_consumer_replaced(
     behind ``watcher``. nats-py does that after two missed idle heartbeats or a sequence gap and
     never deletes the consumer it abandons, so the server keeps it until its inactive
     threshold: on a loaded machine a watcher that is otherwise idle leaves one behind now and
-    then."""
+    then. The replacement is made in a background task; :func:`replacements_settled` waits
+    for the ones in flight."""
     psub: Any = watcher._sub
     jsi = psub._sub._jsi
     recreate = jsi.recreate_consumer
+    inflight = _REPLACING.setdefault(watcher, set())
 
-    async def recreate_then_report() -> None:
+    def recreate_then_report() -> Awaitable[None]:
+        # Called when nats-py makes its background task, so the replacement is known to be in
+        # flight before the task first runs.
         old = psub._consumer
-        await recreate()
-        if old and psub._consumer != old:
-            await callback(psub._stream, old)
+        done = asyncio.get_running_loop().create_future()
+        inflight.add(done)
+
+        async def run() -> None:
+            try:
+                await recreate()
+                if old and psub._consumer != old:
+                    await callback(psub._stream, old)
+            finally:
+                inflight.discard(done)
+                done.set_result(None)
+
+        return run()
 
     jsi.recreate_consumer = recreate_then_report
+
+
+async def replacements_settled(watcher: KeyValue.KeyWatcher, *, timeout: float) -> None:
+    """Wait (at most ``timeout`` s) until no replacement of ``watcher``'s consumer is in
+    flight, so that :func:`watcher_consumer` names the consumer that stays. A watch stopped
+    while nats-py was still making the replacement deleted the consumer it was leaving, and
+    the replacement appeared after it, subscribed by nobody, until its inactive threshold."""
+    pending = list(_REPLACING.get(watcher, ()))
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+
+
+#: Watchers -> replacements of their consumer in flight (see :func:`on_consumer_replaced`).
+_REPLACING: weakref.WeakKeyDictionary[Any, set[asyncio.Future[None]]] = weakref.WeakKeyDictionary()
 
 
 def js_connection(js: JetStreamContext) -> Client:
