@@ -158,9 +158,9 @@ async def test_idle_deployment_holds_constant_consumers(ms, make_sidecar, monkey
             settle = time.monotonic() + 5.0
             while i % 4 == 0 and counts != base and time.monotonic() < settle:
                 # A watch's consumer that outlives its close for a moment is not one left
-                # behind; one still there after 5 s is. (Seen in a serial run: a watch closed
-                # while nats-py was still making its replacement consumer left that one, now
-                # waited for by kvscan.stop_watch: tests/broker/test_natscompat.py.)
+                # behind; one still there after 5 s is. (Seen in a serial run, cause not
+                # proven. One way it happened, now closed: a watch stopped while nats-py was
+                # still making a replacement consumer; tests/broker/test_natscompat.py.)
                 await asyncio.sleep(0.25)
                 counts = await consumer_counts(ms.js)
             if counts != base:
