@@ -22,9 +22,10 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
 from ._boundary import boundary, plain_seconds, seconds
+from ._events import Events
 from ._replay import NATS_STREAM, History, Replay
 from .envelope import Envelope
-from .errors import InvalidInput, Timeout
+from .errors import InvalidInput
 from .link import Link
 from .message import _parse_float, _parse_time
 from .outgoing import check_size, new_message_id, stamp
@@ -129,8 +130,6 @@ async def publish(
 
 # -- subscribing -------------------------------------------------------------------------------
 
-_CLOSED = object()
-
 
 class TopicSubscription:
     """Live (and optionally replayed) messages on a topic pattern.
@@ -162,11 +161,11 @@ class TopicSubscription:
         self._link = link
         self.queue = queue
         self.replay = replay
-        self._out: asyncio.Queue[Any] = asyncio.Queue()
+        self._out: Events[Broadcast] = Events()
         self._history = (
             None
             if replay is None
-            else History(link, self.pattern, replay, deliver=self._deliver, fail=self._out.put_nowait)
+            else History(link, self.pattern, replay, deliver=self._deliver, fail=self._out.put)
         )
         self._sub: NatsSubscription | None = None
         self._started = False
@@ -214,7 +213,7 @@ class TopicSubscription:
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
-        self._out.put_nowait(_CLOSED)
+        self._out.close()
 
     @property
     def closed(self) -> bool:
@@ -232,10 +231,10 @@ class TopicSubscription:
         if self._history is not None:
             self._history.on_live(msg)  # held back while history is read, duplicates dropped
         else:
-            self._out.put_nowait(Broadcast(msg))
+            self._out.put(Broadcast(msg))
 
     def _deliver(self, msg: Msg, seq: int | None) -> None:
-        self._out.put_nowait(Broadcast(msg, replayed=seq is not None, seq=seq))
+        self._out.put(Broadcast(msg, replayed=seq is not None, seq=seq))
 
     # -- reconnects (called by the client) ----------------------------------------------------
 
@@ -254,16 +253,7 @@ class TopicSubscription:
         :class:`StopAsyncIteration` once closed."""
         await self.start()
         t = plain_seconds(timeout, what="timeout")
-        try:
-            item = await asyncio.wait_for(self._out.get(), t)
-        except asyncio.TimeoutError:
-            raise Timeout(f"nothing on {self.pattern} within {t:g} s") from None
-        if item is _CLOSED:
-            self._out.put_nowait(_CLOSED)
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
+        return await self._out.next(t, nothing=lambda t: f"nothing on {self.pattern} within {t:g} s")
 
     def __aiter__(self) -> TopicSubscription:
         return self

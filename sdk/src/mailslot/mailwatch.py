@@ -36,14 +36,13 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from ._boundary import boundary, plain_seconds
-from .errors import Timeout
+from ._events import Events
 from .link import Link
 
 ChangeKind = Literal["arrived", "acked", "termed", "dead", "resync"]
 
 #: How many removed stream sequences a feed remembers to report each removal once.
 _REMEMBER = 4096
-_CLOSED = object()
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ class MailWatch:
         self._link = link
         self.address = address
         self.removals = removals
-        self._out: asyncio.Queue[Any] = asyncio.Queue()
+        self._out: Events[MailChange] = Events()
         self._subs: list[Subscription] = []
         self._seen: deque[int] = deque(maxlen=_REMEMBER)
         self._seen_set: set[int] = set()
@@ -136,7 +135,7 @@ class MailWatch:
             return
         self._closed = True
         await self._unsubscribe()
-        self._out.put_nowait(_CLOSED)
+        self._out.close()
 
     @property
     def closed(self) -> bool:
@@ -160,7 +159,7 @@ class MailWatch:
                 self._seen_set.discard(self._seen[0])
             self._seen.append(change.seq)
             self._seen_set.add(change.seq)
-        self._out.put_nowait(change)
+        self._out.put(change)
 
     def _stored(self, kind: ChangeKind, msg: Msg, seq_header: str) -> None:
         """A message was stored on ``bell.<p>.<address>`` or ``dlq.<p>.<address>``."""
@@ -210,19 +209,13 @@ class MailWatch:
         :class:`StopAsyncIteration` once closed."""
         await self.start()
         t = plain_seconds(timeout, what="timeout")
-        try:
-            item = await asyncio.wait_for(self._out.get(), t)
-        except asyncio.TimeoutError:
-            raise Timeout(f"no change of mailbox {self.address} within {t:g} s") from None
-        if item is _CLOSED:
-            self._out.put_nowait(_CLOSED)
-            raise StopAsyncIteration
-        assert isinstance(item, MailChange)
-        return item
+        return await self._out.next(
+            t, nothing=lambda t: f"no change of mailbox {self.address} within {t:g} s"
+        )
 
     def pending(self) -> int:
         """Changes reported but not read yet (an observer may coalesce them into one look)."""
-        return max(0, self._out.qsize() - (1 if self._closed else 0))
+        return self._out.pending()
 
     def __aiter__(self) -> MailWatch:
         return self
