@@ -18,13 +18,15 @@ from nats.js import errors as jserr
 
 from . import natscompat
 from . import protocol as p
+from .errors import BrokerError
 
 _STATUS = "Status"
 _DESCRIPTION = "Description"
 
 
-class TooManyResults(Exception):
-    """The server refused a batch that would match too many subjects (413)."""
+class TooManyResults(BrokerError):
+    """The server refused a batch that would match too many subjects (413); callers read
+    fewer subjects at a time (kvscan halves its batch)."""
 
 
 async def direct_batch(
@@ -128,3 +130,6 @@ async def last_seq(js: JetStreamContext, address: str) -> int:
             continue
         last = max(last, raw.seq or 0)
     return last
+
+
+__all__ = ["TooManyResults", "batch_request", "direct_batch", "last_seq", "next_batch"]
