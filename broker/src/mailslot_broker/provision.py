@@ -167,8 +167,8 @@ def _refused(what: str, exc: jserr.APIError) -> str:
         return (
             f"{what} could not be created: the account's stream quota (max_streams) is used up. "
             f"Mailslot needs {PROVISIONED_STREAMS} streams at connect, one more each for the claims "
-            "and state buckets (made on first use), two for agent credentials (made when the "
-            f"first agent credential is issued); raise the tenant's max_streams. ({exc})"
+            "and state buckets (made on first use), two for agent credentials and the state bucket "
+            f"(made when the first agent credential is issued); raise the tenant's max_streams. ({exc})"
         )
     return f"{what} could not be created: {exc}"
 
@@ -282,6 +282,9 @@ async def provision(
     # account that never claims spends no stream on it (tenants often have max_streams).
     for make_kv in BUCKET_CONFIGS:
         await ensure_bucket(js, make_kv(s), report, requested_replicas=s.replicas)
+    agent_state = await provision_agent_state(js, s)
+    report.created += agent_state.created
+    report.updated += agent_state.updated
     return report
 
 
@@ -297,29 +300,64 @@ async def provision_agent_writes(
     js: JetStreamContext, settings: p.StreamSettings | None = None
 ) -> ProvisionReport:
     """The streams of agent credentials (``protocol.agent_writes``): the one they write their
-    lease and record into, which the agents and mailboxes buckets source, and their outbox.
-    Made when a tenant issues an agent credential, not at connect: a tenant without agents
-    spends no stream on them."""
+    lease, record and state into, which the agents, mailboxes and state buckets source, and
+    their outbox. Made when a tenant issues an agent credential, not at connect: a tenant
+    without agents spends no stream on them. The state bucket, otherwise made on first use,
+    is made here too (an agent credential cannot create it), or given the source if it
+    exists without one (a tenant whose agents were issued before agents had state)."""
     s = settings or p.StreamSettings()
     report = ProvisionReport()
     aw = p.agent_writes
     for make in (aw.agent_writes_stream_config, aw.outbox_stream_config):
         await ensure_stream(js, make(s), report, requested_replicas=s.replicas)
-    for bucket in aw.UPLINKED_BUCKETS:
-        name = p.kv_stream(bucket)
-        try:
-            have = (await js.stream_info(name)).config
-        except jserr.NotFoundError:  # issued before any client connected
-            kv = {p.AGENTS_BUCKET: p.agents_bucket_config, p.MAILBOXES_BUCKET: p.mailboxes_bucket_config}
-            await ensure_bucket(js, kv[bucket](s), report, requested_replicas=s.replicas)
-            have = (await js.stream_info(name)).config
-        want = aw.bucket_sources(bucket)
-        if _sources_key(have.sources) == _sources_key(want):
-            report.unchanged.append(name)
-            continue
-        others = [src for src in have.sources or [] if src.name != aw.AGENT_WRITES_STREAM]
-        await js.update_stream(dataclasses.replace(have, sources=[*others, *want]))
-        report.updated.append(name)
+    for bucket in aw.SOURCED_BUCKETS:
+        await _ensure_sourced(js, bucket, s, report)
+    return report
+
+
+_SOURCED_CONFIGS = {
+    p.AGENTS_BUCKET: p.agents_bucket_config,
+    p.MAILBOXES_BUCKET: p.mailboxes_bucket_config,
+    p.STATE_BUCKET: p.state_bucket_config,
+}
+
+
+async def _ensure_sourced(
+    js: JetStreamContext, bucket: str, s: p.StreamSettings, report: ProvisionReport
+) -> None:
+    """``bucket`` exists and sources its part of the agent writes stream (idempotent)."""
+    aw = p.agent_writes
+    name = p.kv_stream(bucket)
+    try:
+        have = (await js.stream_info(name)).config
+    except jserr.NotFoundError:  # issued before any client connected, or never used
+        await ensure_bucket(js, _SOURCED_CONFIGS[bucket](s), report, requested_replicas=s.replicas)
+        have = (await js.stream_info(name)).config
+    want = aw.bucket_sources(bucket)
+    if _sources_key(have.sources) == _sources_key(want):
+        report.unchanged.append(name)
+        return
+    others = [src for src in have.sources or [] if src.name != aw.AGENT_WRITES_STREAM]
+    await js.update_stream(dataclasses.replace(have, sources=[*others, *want]))
+    report.updated.append(name)
+
+
+async def provision_agent_state(
+    js: JetStreamContext, settings: p.StreamSettings | None = None
+) -> ProvisionReport:
+    """At connect, for a tenant that has agents (its agent writes stream exists): the state
+    bucket sources the agents' state writes. Tenants whose agents were issued before agent
+    state existed get it on their next tenant connect, without reissuing; a tenant without
+    agents pays one ``STREAM.NAMES`` (by subject: an empty answer, not a refusal)."""
+    s = settings or p.StreamSettings()
+    report = ProvisionReport()
+    aw = p.agent_writes
+    try:
+        found = await js.find_stream_name_by_subject(aw.agent_write_subject(p.STATE_BUCKET, ">"))
+    except jserr.NotFoundError:
+        return report
+    if found == aw.AGENT_WRITES_STREAM:
+        await _ensure_sourced(js, p.STATE_BUCKET, s, report)
     return report
 
 

@@ -15,6 +15,8 @@ from mailslot_broker.provision import ProvisionReport
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from ._agent_card import read_card
+from ._agent_state import open_state
 from ._boundary import address as check_address
 from .audit import Audit
 from .broadcast import Published, Replay, TopicSubscription
@@ -368,6 +370,17 @@ class Mailslot:
         listed too, with ``status == "offline"`` (mail sent to them waits)."""
         return await list_agents(self._link, capability=capability, tag=tag, include_offline=include_offline)
 
+    async def agent(self, address: str, *, include_offline: bool = False) -> AgentCard | None:
+        """One agent's card, read by its address (no listing): the card ``agents()`` lists
+        for it, or None. An agent credential may read its own card only (``_agent_card.py``)."""
+        return await read_card(self._link, check_address(address), include_offline=include_offline)
+
+    @property
+    def agent_address(self) -> str | None:
+        """The address of the agent credential this client connected with; None for a
+        tenant credential."""
+        return self._link.agent
+
     async def discover(
         self, text: str | None = None, *, limit: int = 20, page: int = 1, include_offline: bool = False
     ) -> list[AgentCard]:
@@ -412,12 +425,14 @@ class Mailslot:
         ``release``, ``list``; the holder defaults to this client's name."""
         return Claims(self._link)
 
-    def state(self, namespace: str) -> StateStore:
+    def state(self, namespace: str, *, agent: str | None = None) -> StateStore:
         """Versioned key/value state under ``namespace``: ``get``, ``put`` (conditional with
         ``expect_revision``), ``delete``, ``items``/``keys``/``purge`` by prefix, ``watch``
-        (closed with the client)."""
+        (closed with the client). On an agent credential, the agent's own namespace (its
+        part of the bucket, ``_agent_state.py``); ``agent=ADDRESS`` on a tenant credential
+        reads and writes that agent's."""
         self._link.check_open()
-        return StateStore(self._link, namespace, watches=self._streams)
+        return open_state(self._link, namespace, agent=agent, watches=self._streams)
 
     def inspect(self, address: str) -> MailboxView:
         """Read-only view of any mailbox (``peek``, ``stats``), opened or not."""

@@ -6,7 +6,9 @@ the revision it read (``expect_revision``, 0 = only if absent), and then lands o
 wrote the key since, so two writers racing on a key cannot both win. Keys are tuples of
 segments and are listed, purged and watched by prefix with a subject filter on the server, so
 a prefix of hundreds of keys costs a request or two, not a get per key. The layout (bucket,
-key encoding, limits) is the protocol's (``mailslot_broker.protocol.state``).
+key encoding, limits) is the protocol's (``mailslot_broker.protocol.state``). On an agent
+credential the store is an :class:`~mailslot._agent_state.AgentStateStore`: the same API on
+the agent's own part of the bucket (why and how: :mod:`mailslot._agent_state`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,10 @@ import contextlib
 import functools
 import math
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, TypeAlias, TypeVar
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
 
-from mailslot_broker import errors as berr
 from mailslot_broker import kvscan, natscompat
 from mailslot_broker import protocol as p
 from mailslot_broker.kvscan import KvItem
@@ -33,13 +33,12 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from ._boundary import boundary, checking, plain_seconds, translate
 from ._kv_marker import write_marker
 from ._ride_out import ride_out
-from .errors import InvalidPayload, InvalidStateKey, StateConflict, StateTooLarge, Timeout
+from ._state_types import Key, StateChange, StateEntry, _entry, _key_check
+from .errors import InvalidPayload, StateConflict, StateTooLarge, Timeout
 from .link import Link
 
 T = TypeVar("T")
 
-#: A key: one segment, or a tuple of 1..8 (a prefix may also be ``()``).
-Key: TypeAlias = str | tuple[str, ...]
 #: How long a deleted key keeps its purge marker (then nothing of it is left in the bucket).
 DELETE_MARKER_TTL = 60.0
 #: Deletes of one purge in flight at once.
@@ -47,44 +46,12 @@ _PURGE_CONCURRENCY = 64
 _STOP = object()
 
 
-@dataclass(frozen=True)
-class StateEntry:
-    """A key's current value and revision; ``updated_at`` is when the server stored it."""
-
-    key: tuple[str, ...]
-    value: bytes
-    revision: int
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class StateChange:
-    """One change seen by a watch: a new value, or ``value=None`` when the key was deleted
-    (deleted, purged, or its TTL ran out)."""
-
-    key: tuple[str, ...]
-    value: bytes | None
-    revision: int
-
-    @property
-    def deleted(self) -> bool:
-        return self.value is None
-
-
-@contextlib.contextmanager
-def _key_check() -> Iterator[None]:
-    try:
-        yield
-    except berr.ProtocolViolation as exc:
-        raise InvalidStateKey(str(exc)) from exc
-
-
-def _entry(key: tuple[str, ...], item: KvItem) -> StateEntry:
-    return StateEntry(key, item.value, item.revision, item.created or datetime.now(timezone.utc))
-
-
 class StateStore:
     """Versioned state under one namespace. Get it with ``ms.state(namespace)``."""
+
+    #: The part of the bucket the namespace is in: None for a tenant's namespaces, an agent's
+    #: scope (``protocol.state.agent_state_scope``) for an agent's.
+    _scope: str | None = None
 
     def __init__(self, link: Link, namespace: str, *, watches: weakref.WeakSet[Any] | None = None) -> None:
         with _key_check():
@@ -107,12 +74,12 @@ class StateStore:
         self._link.check_open()
         with _key_check():
             checked = p.validate_state_key(key)
-            return checked, p.state_kv_key(self.namespace, checked)
+            return checked, p.state_kv_key(self.namespace, checked, scope=self._scope)
 
     def _filters(self, prefix: object) -> list[str]:
         self._link.check_open()
         with _key_check():
-            return p.state_filters(self.namespace, p.validate_state_prefix(prefix))
+            return p.state_filters(self.namespace, p.validate_state_prefix(prefix), scope=self._scope)
 
     def _value(self, value: object) -> bytes:
         if not isinstance(value, (bytes, bytearray, memoryview)):
@@ -160,6 +127,10 @@ class StateStore:
             await ensure_bucket(js, config, ProvisionReport(), requested_replicas=s.replicas)
             return await js.key_value(p.STATE_BUCKET)
 
+    def _subject(self, kv_key: str) -> str:
+        """Where a write of ``kv_key`` is published."""
+        return p.kv_subject(p.STATE_BUCKET, kv_key)
+
     async def _ride_out(self, read: Callable[[], Awaitable[T]]) -> T:
         """A read, asked again through a leader election (:mod:`mailslot._ride_out`); writes
         are not repeated: a write whose answer was lost may have landed."""
@@ -200,7 +171,7 @@ class StateStore:
         kv = await self._bucket()
         if last is None:
             with boundary():
-                ack = await self._link.js.publish(p.kv_subject(p.STATE_BUCKET, kv_key), data, msg_ttl=seconds)
+                ack = await self._link.js.publish(self._subject(kv_key), data, msg_ttl=seconds)
             return int(ack.seq)
         rev = await self._update(kv, kv_key, data, last, seconds)
         if rev is None and last == 0:
@@ -245,8 +216,8 @@ class StateStore:
 
     async def _drop(self, kv_key: str, last: int | None) -> bool:
         """Purge ``kv_key`` (only while at ``last``, if given); False if it was not."""
-        subject = p.kv_subject(p.STATE_BUCKET, kv_key)
-        return await write_marker(self._link, subject, p.delete_headers(last), ttl=DELETE_MARKER_TTL)
+        headers = p.delete_headers(last, rollup=self._scope is None)
+        return await write_marker(self._link, self._subject(kv_key), headers, ttl=DELETE_MARKER_TTL)
 
     async def _scan(self, prefix: Key) -> dict[str, StateEntry]:
         filters = self._filters(prefix)
@@ -258,7 +229,7 @@ class StateStore:
                     functools.partial(kvscan.read_bucket, self._link.js, p.STATE_BUCKET, pattern)
                 )
                 for kv_key, item in items.items():
-                    key = p.state_key_of(self.namespace, kv_key)
+                    key = p.state_key_of(self.namespace, kv_key, scope=self._scope)
                     if key is not None:
                         out[kv_key] = _entry(key, item)
         return out
@@ -398,4 +369,4 @@ class StateWatch:
         await self.close()
 
 
-__all__ = ["DELETE_MARKER_TTL", "StateChange", "StateEntry", "StateStore", "StateWatch"]
+__all__ = ["DELETE_MARKER_TTL", "Key", "StateChange", "StateEntry", "StateStore", "StateWatch"]

@@ -127,6 +127,13 @@ class SyncMailslot(_SyncSends):
     ) -> list[AgentCard]:
         return PORTAL.call(self._c.agents(capability=capability, tag=tag, include_offline=include_offline))
 
+    def agent(self, address: str, *, include_offline: bool = False) -> AgentCard | None:
+        return PORTAL.call(self._c.agent(address, include_offline=include_offline))
+
+    @property
+    def agent_address(self) -> str | None:
+        return self._c.agent_address
+
     def discover(
         self, text: str | None = None, *, limit: int = 20, page: int = 1, include_offline: bool = False
     ) -> list[AgentCard]:
@@ -158,8 +165,8 @@ class SyncMailslot(_SyncSends):
     def claims(self) -> SyncClaims:
         return SyncClaims(self._c.claims)
 
-    def state(self, namespace: str) -> SyncStateStore:
-        return SyncStateStore(self._c.state(namespace))
+    def state(self, namespace: str, *, agent: str | None = None) -> SyncStateStore:
+        return SyncStateStore(self._c.state(namespace, agent=agent))
 
     def inspect(self, address: str) -> SyncMailboxView:
         return SyncMailboxView(self._c.inspect(address))

@@ -22,7 +22,24 @@ rollups) and the sidecar moves it to ``mbox.<priority>.<to>``
 (:mod:`mailslot_broker.sidecar.outbox`): the same id (``Nats-Msg-Id``, so a second move is
 dropped), the same headers without the ``Nats-*`` control headers, the rest of its TTL.
 
-Both streams are made when a tenant issues its first agent credential
+**State.** An agent's state store (``ms.state(ns)`` on an agent credential; the layout is in
+:mod:`.state`: ``=agent.<b64(address)>.<ns>...``) goes the same way:
+``kvup.MAILSLOT_STATE.<kv key>``, sourced into ``KV_MAILSLOT_STATE`` as
+``$KV.MAILSLOT_STATE.<kv key>``. The writes stream is where the agent's revisions live: its
+reads are last-by-subject direct gets of the writes stream, its listings a consumer of it, and
+its compare-and-set writes (``Nats-Expected-Last-Subject-Sequence``) compare against the
+writes stream's sequence of that subject, which is the revision the agent was handed (the
+bucket's copy has a sequence of its own, and the header is not applied again there). A
+delete is a ``KV-Operation: PURGE`` marker without ``Nats-Rollup`` (refused here): one message
+per subject replaces the value in the writes stream, and history 1 in the bucket. A value's
+``Nats-TTL`` runs out in both: the writes stream keeps no marker (limit markers would force
+rollups on), the bucket leaves one, which is how an agent's watch (a consumer of the bucket,
+its revisions read back from the ``Nats-Stream-Source`` header) sees a key expire. The cost:
+an agent's state is stored twice (the writes stream keeps each key's last message, as it does
+a lease's). A tenant credential reads and writes an agent's state the same way
+(``ms.state(ns, agent=address)``), so the revisions it sees are the agent's.
+
+The streams are made when a tenant issues its first agent credential
 (:func:`mailslot_broker.provision.provision_agent_writes`), so a tenant without agents
 spends no stream on them. Their names are in :mod:`.names` and their configurations in
 :mod:`.configs`, with the other streams'; this module re-exports them, and keeps the
@@ -30,6 +47,8 @@ subjects and their parsing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from nats.js.api import StreamSource, SubjectTransform
 
@@ -43,11 +62,16 @@ from .names import (
     OUTBOX_PREFIX,
     OUTBOX_STREAM,
 )
+from .state import STATE_BUCKET
 from .subjects import kv_subject
 from .values import Priority
 
-#: The buckets agent credentials write through the stream: the lease and the mailbox record.
+#: The buckets agent credentials write through the stream keyed by their address: the lease
+#: and the mailbox record.
 UPLINKED_BUCKETS = (AGENTS_BUCKET, MAILBOXES_BUCKET)
+#: Every bucket that sources its part of the writes stream: those two and the state store
+#: (keyed by an agent's scope, :func:`mailslot_broker.protocol.state.agent_state_scope`).
+SOURCED_BUCKETS = (*UPLINKED_BUCKETS, STATE_BUCKET)
 
 
 def agent_write_prefix(bucket: str) -> str:
@@ -81,6 +105,20 @@ def outbox_target(subject: str) -> tuple[Priority, str] | None:
     return Priority(int(parts[1])), parts[2]
 
 
+#: The header the server puts on a sourced copy: ``<stream>[:<id>] <seq> <filter> <dest> ...``.
+STREAM_SOURCE_HEADER = "Nats-Stream-Source"
+
+
+def written_revision(headers: Mapping[str, str] | None) -> int | None:
+    """The writes stream's sequence of a bucket message sourced from it (the revision its
+    writer was handed); None for a message the bucket has of its own (a TTL's limit marker,
+    or a write that did not come through the writes stream)."""
+    parts = (headers or {}).get(STREAM_SOURCE_HEADER, "").split()
+    if len(parts) < 2 or parts[0].split(":", 1)[0] != AGENT_WRITES_STREAM or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
 def bucket_sources(bucket: str) -> list[StreamSource]:
     """What ``bucket``'s stream sources: its keys in the writes stream, as its own subjects."""
     back = SubjectTransform(src=agent_write_prefix(bucket) + ">", dest=kv_subject(bucket, ">"))
@@ -93,6 +131,8 @@ __all__ = [
     "OUTBOX_MOVER",
     "OUTBOX_PREFIX",
     "OUTBOX_STREAM",
+    "SOURCED_BUCKETS",
+    "STREAM_SOURCE_HEADER",
     "UPLINKED_BUCKETS",
     "agent_write_prefix",
     "agent_write_subject",
@@ -101,4 +141,5 @@ __all__ = [
     "outbox_stream_config",
     "outbox_subject",
     "outbox_target",
+    "written_revision",
 ]

@@ -127,12 +127,13 @@ def dlq_stream_config(s: StreamSettings) -> StreamConfig:
 
 
 def agent_writes_stream_config(s: StreamSettings) -> StreamConfig:
-    """Where agent credentials write their lease and mailbox record (:mod:`.agent_writes`):
-    no rollups, one message per subject, per-message TTLs; the buckets source it."""
+    """Where agent credentials write their lease, mailbox record and state
+    (:mod:`.agent_writes`): no rollups, one message per subject, per-message TTLs; the
+    agents, mailboxes and state buckets source it."""
     return _stream(
         s,
         name=AGENT_WRITES_STREAM,
-        description="Mailslot writes of agent credentials: kvup.<bucket>.<address>, sourced by the buckets",
+        description="Mailslot writes of agent credentials: kvup.<bucket>.<key>, sourced by the buckets",
         subjects=[f"{AGENT_WRITES_PREFIX}.>"],
         retention=RetentionPolicy.LIMITS,
         max_msgs_per_subject=1,

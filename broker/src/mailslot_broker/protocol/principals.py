@@ -18,6 +18,13 @@ peeks its own mailbox by asking the sidecar on ``mview.<address>`` (:mod:`.views
 that names the mailbox, and collects its replies through a consumer of its own
 (:func:`reply_consumer_name`).
 
+Its state store (``ms.state(ns)``) is its own part of the state bucket, the scope
+``=agent.<b64(address)>`` (:mod:`.state`, :func:`agent_state_grants`): written through the
+agent writes stream (:mod:`.agent_writes`), read by last-by-subject direct gets, listed and
+watched through consumers of the state bucket whose ``CONSUMER.CREATE`` subject carries a
+filter inside that scope. Every permission names the scope, so no grant reaches another
+agent's state or a tenant namespace (whose first token never has the scope's ``=``).
+
 The sender (``Mailslot-From``) is a header, which no subject permission covers: an agent
 signs it instead (:func:`signed_text`), with the ed25519 nkey whose public key is published
 at ``$KV.MAILSLOT_KEYS.<address>`` by the issuer.
@@ -40,6 +47,7 @@ from .names import (
     TOPIC_PREFIX,
     TOPICS_STREAM,
 )
+from .state import STATE_BUCKET, agent_state_scope
 from .subjects import REPLY_TOKEN, consumer_name, kv_stream, kv_subject, reply_address
 from .values import Priority
 from .views import agent_view_subjects, view_address
@@ -94,6 +102,36 @@ def _direct_last(bucket: str, key: str) -> str:
     return f"$JS.API.DIRECT.GET.{kv_stream(bucket)}.{kv_subject(bucket, key)}"
 
 
+def agent_state_grants(address: str) -> list[str]:
+    """What an agent's state store needs, all of it inside its scope
+    (``=agent.<b64(address)>.>``):
+
+    * writes: ``kvup.MAILSLOT_STATE.<scope>.>`` into the agent writes stream (no rollups);
+      the state bucket sources them (never a publish into the bucket itself);
+    * reads: the last-by-subject direct get of those subjects in the writes stream (whose
+      revisions are the agent's, so compare-and-set holds), and of their sourced copies in the
+      bucket (how a listing knows the bucket has caught up with the agent's last write);
+    * listing and watching: a push consumer of the state bucket, named by the client, whose
+      filter in the ``CONSUMER.CREATE`` subject lies in the scope (the server checks the
+      body's filter is that one), delivered to the agent's own inbox (the only one it can
+      subscribe to), and its deletion. ``CONSUMER.DELETE`` cannot be scoped by filter, so it
+      names any consumer of the state bucket: another's watch can be ended by an agent that
+      knows its random name (consumer names are never listed to agents), never read. No
+      consumer of the writes stream is granted: it holds the buckets' own sourcing.
+    """
+    scope = agent_state_scope(address)
+    bucket_stream = kv_stream(STATE_BUCKET)
+    written = agent_write_subject(STATE_BUCKET, f"{scope}.{ANY}")
+    copied = kv_subject(STATE_BUCKET, f"{scope}.{ANY}")
+    return [
+        written,
+        f"$JS.API.DIRECT.GET.{AGENT_WRITES_STREAM}.{written}",
+        f"$JS.API.DIRECT.GET.{bucket_stream}.{copied}",
+        f"$JS.API.CONSUMER.CREATE.{bucket_stream}.*.{copied}",
+        f"$JS.API.CONSUMER.DELETE.{bucket_stream}.*",
+    ]
+
+
 def _send_subjects(pattern: str) -> list[str]:
     """Mail to the addresses ``pattern`` matches, through the outbox (``mout.<p>.<to>``,
     moved to ``mbox.<p>.<to>`` by the sidecar): never the mail stream itself, which takes
@@ -137,6 +175,7 @@ def agent_publish_allow(
             _direct_last(bucket, address),
             f"$JS.API.STREAM.INFO.{kv_stream(bucket)}",
         ]
+    out += agent_state_grants(address)
     # Every agent's public key: they are public.
     out += [_direct_last(KEYS_BUCKET, ANY), f"$JS.API.STREAM.INFO.{kv_stream(KEYS_BUCKET)}"]
     topics = list(topics)
@@ -186,6 +225,7 @@ __all__ = [
     "SIGNATURE_VERSION",
     "agent_publish_allow",
     "agent_publish_deny",
+    "agent_state_grants",
     "agent_subscribe_allow",
     "answers_own_inbox",
     "inbox_prefix",

@@ -10,6 +10,17 @@ key under a prefix is matched by the server with a subject filter (the prefix's 
 
 Values are opaque bytes. Their limit comes from the server's ``max_payload``, which counts
 the headers of a write too: :func:`max_value_size` leaves room for them.
+
+**An agent's part of the bucket.** An agent credential (``protocol.principals``) keeps its
+namespaces under a scope of its own: ``=agent.<b64(address)>.<namespace>.<b64(seg)>...``
+(:func:`agent_state_scope`). The address is one token (its UTF-8 in URL-safe base64, like a
+segment), so one agent's scope can never be a prefix of another's (``a.b`` and ``a`` are
+``YS5i`` and ``YQ``: different tokens, and a subject filter matches whole tokens), and the
+first token has a ``=``, which no namespace has, so no tenant namespace's filter (``<ns>.>``)
+matches an agent's keys, nor an agent's filter a namespace's. A subject permission on
+``...=agent.<b64(address)>.>`` therefore covers exactly that agent's state, all its
+namespaces, and nothing else. How an agent writes and reads it (through the agent writes
+stream, never the bucket) is in :mod:`.agent_writes`.
 """
 
 from __future__ import annotations
@@ -37,6 +48,10 @@ MAX_STATE_KV_KEY = 3072
 STATE_HEADER_ALLOWANCE = 256
 
 _NAMESPACE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_NAMESPACE_LENGTH}}}")
+
+
+#: The first token of every agent's scope: ``=`` is valid in a KV key but in no namespace.
+AGENT_STATE_TOKEN = "=agent"
 
 
 def validate_namespace(namespace: object) -> str:
@@ -86,9 +101,20 @@ def _token(seg: str) -> str:
     return base64.urlsafe_b64encode(seg.encode()).decode().rstrip("=")
 
 
-def state_kv_key(namespace: str, key: tuple[str, ...]) -> str:
-    """The KV key of ``key`` in ``namespace`` (both already validated)."""
-    kv_key = ".".join((namespace, *map(_token, key)))
+def agent_state_scope(address: str) -> str:
+    """The part of the bucket an agent credential for ``address`` (validated) keeps its
+    namespaces in: ``=agent.<b64(address)>``."""
+    return f"{AGENT_STATE_TOKEN}.{_token(address)}"
+
+
+def _head(namespace: str, scope: str | None) -> str:
+    return namespace if scope is None else f"{scope}.{namespace}"
+
+
+def state_kv_key(namespace: str, key: tuple[str, ...], *, scope: str | None = None) -> str:
+    """The KV key of ``key`` in ``namespace`` (both already validated), under an agent's
+    ``scope`` (:func:`agent_state_scope`) when given. The length limit counts the scope."""
+    kv_key = ".".join((_head(namespace, scope), *map(_token, key)))
     if len(kv_key) > MAX_STATE_KV_KEY:
         raise ProtocolViolation(
             f"state key is {len(kv_key)} characters encoded; the limit is {MAX_STATE_KV_KEY}"
@@ -96,11 +122,12 @@ def state_kv_key(namespace: str, key: tuple[str, ...]) -> str:
     return kv_key
 
 
-def state_key_of(namespace: str, kv_key: str) -> tuple[str, ...] | None:
-    """The key a KV key of ``namespace`` encodes; None if it is not one."""
-    ns, _, rest = kv_key.partition(".")
-    if ns != namespace or not rest:
+def state_key_of(namespace: str, kv_key: str, *, scope: str | None = None) -> tuple[str, ...] | None:
+    """The key a KV key of ``namespace`` (under ``scope``) encodes; None if it is not one."""
+    head = _head(namespace, scope) + "."
+    if not kv_key.startswith(head) or len(kv_key) == len(head):
         return None
+    rest = kv_key[len(head) :]
     out: list[str] = []
     for token in rest.split("."):
         try:
@@ -110,20 +137,24 @@ def state_key_of(namespace: str, kv_key: str) -> tuple[str, ...] | None:
     return tuple(out)
 
 
-def state_filters(namespace: str, prefix: tuple[str, ...]) -> list[str]:
+def state_filters(namespace: str, prefix: tuple[str, ...], *, scope: str | None = None) -> list[str]:
     """KV key patterns matching every key under ``prefix`` (itself included): ``<ns>.>`` for
     the whole namespace, else the prefix's own key and ``<prefix>.>``."""
     if not prefix:
-        return [f"{namespace}.>"]
-    own = state_kv_key(namespace, prefix)
+        return [f"{_head(namespace, scope)}.>"]
+    own = state_kv_key(namespace, prefix, scope=scope)
     return [own, f"{own}.>"] if len(prefix) < MAX_KEY_SEGMENTS else [own]
 
 
-def delete_headers(revision: int | None) -> dict[str, str]:
+def delete_headers(revision: int | None, *, rollup: bool = True) -> dict[str, str]:
     """Headers of a delete: a KV purge of the key (its value goes, not only hidden), landing
     only while ``revision`` is still its latest when one is given. Sent with a TTL, so a
-    deleted key leaves no marker behind for good."""
-    headers = {"KV-Operation": "PURGE", "Nats-Rollup": "sub"}
+    deleted key leaves no marker behind for good. ``rollup=False`` for an agent's delete: the
+    agent writes stream refuses ``Nats-Rollup`` and keeps one message per subject anyway, so
+    the marker replaces the value there and, sourced, in the bucket (history 1)."""
+    headers = {"KV-Operation": "PURGE"}
+    if rollup:
+        headers["Nats-Rollup"] = "sub"
     if revision is not None:
         headers[Header.NATS_EXPECTED_LAST_SUBJECT_SEQ] = str(revision)
     return headers
@@ -135,12 +166,14 @@ def max_value_size(max_payload: int) -> int:
 
 
 __all__ = [
+    "AGENT_STATE_TOKEN",
     "MAX_KEY_SEGMENTS",
     "MAX_NAMESPACE_LENGTH",
     "MAX_SEGMENT_BYTES",
     "MAX_STATE_KV_KEY",
     "STATE_BUCKET",
     "STATE_HEADER_ALLOWANCE",
+    "agent_state_scope",
     "delete_headers",
     "max_value_size",
     "state_filters",

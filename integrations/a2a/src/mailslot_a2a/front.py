@@ -15,6 +15,13 @@ without the header a stream replays the task's whole log).
 The JSON-RPC layer is a2a-sdk's own (``create_jsonrpc_routes``): parse errors, unknown methods
 and bad params get the SDK's error codes; an unknown agent is ``-32602`` (invalid params) and
 an oversize message ``-32600`` (payload too large), both before anything is written.
+
+On an agent credential (``mailslot.connect(url, credentials=<agent file>)``) the front fronts
+that one agent: its tasks live in the agent's own state (``ms.state`` is the agent's part of
+the bucket there), and since such a credential may not list the registry (a body-addressed
+read) nor read another agent's card, the agent's card is read by its address
+(``ms.agent(address)``) and any other address is unknown to this front (``-32602``), as it
+is at ``/agents``. On a tenant credential nothing of that applies: the registry is listed.
 """
 
 from __future__ import annotations
@@ -78,6 +85,9 @@ class FrontDesk(TaskDesk):
         self._lock = asyncio.Lock()
 
     async def card_of(self, agent: str) -> mailslot.AgentCard | None:
+        own = self.ms.agent_address
+        if own is not None:  # an agent credential: its own card, read by its address
+            return await self.ms.agent(agent, include_offline=True) if agent == own else None
         async with self._lock:
             if agent not in self._known or time.monotonic() - self._read_at > REGISTRY_CACHE:
                 cards = await self.ms.agents(include_offline=True)
@@ -167,7 +177,12 @@ class Front:
         return JSONResponse(self.card_for(card))
 
     async def _agents(self, request: Request) -> Response:
-        cards = await self.ms.agents(include_offline=True)
+        own = self.ms.agent_address
+        if own is not None:  # an agent credential may not list: it fronts its own agent
+            card = await self.desk.card_of(own)
+            cards = [card] if card is not None else []
+        else:
+            cards = await self.ms.agents(include_offline=True)
         return JSONResponse(
             [{"address": c.address, "url": self.agent_url(c.address)} for c in cards if c.address]
         )

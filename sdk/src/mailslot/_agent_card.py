@@ -1,0 +1,61 @@
+"""One agent's card by its address: ``ms.agent(address)``.
+
+The registry's listing (:func:`mailslot.registry.list_agents`) reads every key of the agents
+and mailboxes buckets at once, with a body-addressed direct get (``multi_last``), which a
+subject permission cannot scope, so an agent credential may not list. This reads the one
+address instead, with two last-by-subject direct gets (``DIRECT.GET.<stream>.<subject>``):
+its lease (the live card), and only without one its mailbox record (the card it last had,
+``status="offline"``): the same card ``agents(include_offline=True)`` lists for it.
+
+What an agent credential may read this way is its own card: it already reads its own lease
+and record (``protocol.principals``), and nobody else's. Cards could be called public
+metadata, but granting every card would also tell every agent who is online (the lease) and
+the other agents' mailbox records, which the threat model (docs/deploy.md) keeps from them;
+the one caller that needs it, an A2A front running on an agent's credential, fronts that
+agent only. A tenant credential reads any card.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mailslot_broker import protocol as p
+from nats.js import errors as jserr
+from nats.js.kv import KV_MARKER_REASON, KV_OP
+
+from ._boundary import boundary
+from .link import Link
+from .mailbox import AgentCard
+from .registry import _card
+
+
+async def _last_value(link: Link, bucket: str, address: str) -> bytes | None:
+    """The key's value; None when it has none (absent, deleted, or a lapsed lease's marker)."""
+    try:
+        msg = await link.js.get_last_msg(p.kv_stream(bucket), p.kv_subject(bucket, address), direct=True)
+    except jserr.NotFoundError:
+        return None
+    headers = msg.headers or {}
+    if headers.get(KV_OP) or headers.get(KV_MARKER_REASON) or not msg.data:
+        return None
+    return bytes(msg.data)
+
+
+async def read_card(link: Link, address: str, *, include_offline: bool = False) -> AgentCard | None:
+    """``address``'s card while its lease lives; else, with ``include_offline``, the card its
+    mailbox record keeps (``status="offline"``); else None."""
+    link.check_open()
+    with boundary():
+        live = await _last_value(link, p.AGENTS_BUCKET, address)
+        if live is not None:
+            return _card(address, live)
+        if not include_offline:
+            return None
+        record = await _last_value(link, p.MAILBOXES_BUCKET, address)
+    if record is None:
+        return None
+    card = _card(address, json.dumps(p.MailboxRecord.decode(record).card).encode())
+    return card.model_copy(update={"status": "offline"})
+
+
+__all__ = ["read_card"]

@@ -1,0 +1,138 @@
+"""An agent credential's state store (``ms.state(ns)``, sdk/_agent_state.py): its own part of
+the state bucket, written through the agent writes stream, with the store's semantics kept
+(revisions, compare-and-set, deletes, TTLs, prefix listing and watching), and a tenant
+credential reading it with ``ms.state(ns, agent=...)``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import mailslot
+import pytest
+from mailslot_broker import protocol as p
+from mailslot_broker.protocol import state as pstate
+from mailslot_broker.provision import provision_agent_writes
+
+from .conftest import until
+
+
+async def test_put_get_list_delete_in_its_own_namespace(principals):
+    alice = await principals.connect("alice")
+    store = alice.state("notes")
+    assert "agent='alice'" in repr(store)
+    rev = await store.put(("a", "one"), b"1")
+    await store.put(("a", "two.with/odd chars"), b"2")
+    await store.put(("b",), b"3")
+    got = await store.get(("a", "one"))
+    assert got is not None and got.value == b"1" and got.revision == rev
+    assert await store.keys() == [("a", "one"), ("a", "two.with/odd chars"), ("b",)]
+    assert [(e.key, e.value) for e in await store.items(("a",))] == [
+        (("a", "one"), b"1"),
+        (("a", "two.with/odd chars"), b"2"),
+    ]
+    listed = {e.key: e.revision for e in await store.items()}
+    assert listed[("a", "one")] == rev  # a listing reports the revisions get and put use
+    await store.delete(("a", "one"))
+    assert await store.get(("a", "one")) is None
+    assert await store.keys(("a",)) == [("a", "two.with/odd chars")]
+    assert await store.purge() == 2
+    assert await store.keys() == []
+
+
+async def test_compare_and_set_holds(principals):
+    alice = await principals.connect("alice")
+    other = await principals.connect("alice")  # a second process of the same agent
+    mine, theirs = alice.state("cas"), other.state("cas")
+    first = await mine.put("k", b"v1", expect_revision=0)
+    with pytest.raises(mailslot.StateConflict):
+        await theirs.put("k", b"again", expect_revision=0)
+    second = await theirs.put("k", b"v2", expect_revision=first)
+    with pytest.raises(mailslot.StateConflict):
+        await mine.put("k", b"stale", expect_revision=first)
+    with pytest.raises(mailslot.StateConflict):
+        await mine.delete("k", expect_revision=first)
+    entry = await mine.get("k")
+    assert entry is not None and (entry.value, entry.revision) == (b"v2", second)
+    await mine.delete("k", expect_revision=second)
+    assert await theirs.get("k") is None
+    # Created again over its delete marker, only if absent.
+    again = await theirs.put("k", b"v3", expect_revision=0)
+    assert (await mine.get("k")).revision == again  # type: ignore[union-attr]
+
+
+async def test_watch_sees_puts_deletes_and_expiry(principals):
+    alice = await principals.connect("alice")
+    store = alice.state("w")
+    before = await store.put(("x", "old"), b"old")
+    async with store.watch(("x",), include_existing=True) as changes:
+        first = await changes.next(timeout=5)
+        assert (first.key, first.value, first.revision) == (("x", "old"), b"old", before)
+        rev = await store.put(("x", "new"), b"new")
+        change = await changes.next(timeout=5)
+        assert (change.key, change.value, change.revision) == (("x", "new"), b"new", rev)
+        await store.put(("y",), b"elsewhere")  # outside the prefix: not seen
+        await store.delete(("x", "old"))
+        gone = await changes.next(timeout=5)
+        assert gone.key == ("x", "old") and gone.deleted
+        await store.put(("x", "brief"), b"b", ttl=1)
+        assert (await changes.next(timeout=5)).key == ("x", "brief")
+        expired = await changes.next(timeout=10)
+        assert expired.key == ("x", "brief") and expired.deleted
+        assert await store.get(("x", "brief")) is None
+        assert await store.put(("x", "brief"), b"back", expect_revision=0)
+    async with store.watch() as fresh:  # without include_existing: only what comes after
+        await store.put(("z",), b"z")
+        assert (await fresh.next(timeout=5)).key == ("z",)
+
+
+async def test_tenant_reads_and_writes_an_agents_state_with_its_revisions(principals, tenant):
+    alice = await principals.connect("alice")
+    rev = await alice.state("shared").put("k", b"from alice")
+    seen = tenant.state("shared", agent="alice")
+    entry = await seen.get("k")
+    assert entry is not None and (entry.value, entry.revision) == (b"from alice", rev)
+    assert await seen.keys() == [("k",)]
+    await seen.put("k", b"from ops", expect_revision=rev)
+    assert (await alice.state("shared").get("k")).value == b"from ops"  # type: ignore[union-attr]
+    # The tenant's own namespace of that name is another one.
+    assert await tenant.state("shared").get("k") is None
+    # And the copy in the bucket, under the agent's scope, is the agent's value.
+    kv = await tenant.js.key_value(p.STATE_BUCKET)
+    scope = pstate.agent_state_scope("alice")
+    kv_key = pstate.state_kv_key("shared", ("k",), scope=scope)
+
+    async def copied() -> bool:
+        return (await kv.get(kv_key)).value == b"from ops"
+
+    await until(copied, within=5)
+
+
+async def test_a_tenant_namespace_is_unchanged(principals, tenant):
+    """A tenant credential's ``ms.state(ns)`` writes the bucket directly, as before."""
+    rev = await tenant.state("plain").put("k", b"v")
+    kv = await tenant.js.key_value(p.STATE_BUCKET)
+    assert (await kv.get(pstate.state_kv_key("plain", ("k",)))).revision == rev
+    with pytest.raises(Exception):  # noqa: B017 - nothing went to the writes stream
+        await tenant.js.get_last_msg(
+            p.agent_writes.AGENT_WRITES_STREAM,
+            p.agent_writes.agent_write_subject(p.STATE_BUCKET, pstate.state_kv_key("plain", ("k",))),
+        )
+
+
+async def test_state_sourcing_is_provisioned_idempotently(principals, tenant):
+    """Issuing made the state bucket source the writes stream; again changes nothing; a
+    bucket that lost it (a tenant whose agents predate agent state) gets it back at the next
+    tenant connect."""
+    report = await provision_agent_writes(tenant.js)
+    assert not report.changed
+    name = p.kv_stream(p.STATE_BUCKET)
+    info = await tenant.js.stream_info(name)
+    assert [s.name for s in info.config.sources or []] == [p.agent_writes.AGENT_WRITES_STREAM]
+    import dataclasses
+
+    await tenant.js.update_stream(dataclasses.replace(info.config, sources=[]))
+    again = await principals.connect("tenant")
+    assert again.provisioned is not None and name in again.provisioned.updated
+    info = await tenant.js.stream_info(name)
+    assert [s.name for s in info.config.sources or []] == [p.agent_writes.AGENT_WRITES_STREAM]
+    await asyncio.sleep(0)
