@@ -31,6 +31,7 @@ from nats.js import errors as jserr
 from . import kvscan
 from . import protocol as p
 from .deadletters import DeadLetterResult, move_to_dead_letters, next_stored
+from .protocol import principals
 
 
 @dataclass
@@ -114,23 +115,59 @@ async def dead_letter_subjects(
     return [res for walked in walks for res in walked]
 
 
+async def _delete_reply_consumer(js: JetStreamContext, address: str) -> list[str]:
+    """The consumer an agent credential collects its replies through
+    (:func:`~.protocol.principals.reply_consumer_name`), if it made one."""
+    name = principals.reply_consumer_name(address)
+    try:
+        await js.delete_consumer(p.MAIL_STREAM, name)
+    except jserr.NotFoundError:
+        return []
+    return [name]
+
+
+async def forget_agent_writes(js: JetStreamContext, address: str) -> None:
+    """Remove what an agent credential wrote for ``address`` in ``MAILSLOT_AGENT_WRITES``
+    (``kvup.<bucket>.<address>``: its lease and its record). The buckets hold their own
+    copies (purged beside this); without this the writes stream kept the record for good and
+    a live lease until its TTL, so a gone agent left a trace, and its next open found its old
+    lease there and read as resumed. A tenant without agent credentials has no such stream:
+    nothing to do."""
+
+    async def purge(bucket: str) -> None:
+        with contextlib.suppress(jserr.NotFoundError):
+            await js.purge_stream(
+                p.agent_writes.AGENT_WRITES_STREAM,
+                subject=p.agent_writes.agent_write_subject(bucket, address),
+            )
+
+    await asyncio.gather(*(purge(bucket) for bucket in p.agent_writes.UPLINKED_BUCKETS))
+
+
 async def reclaim_mailbox(js: JetStreamContext, address: str) -> ReclaimReport:
     """Reclaim now: consumers, then every message to dead letters (reason ``mailbox
     reclaimed``, bounces where asked), then the lease and the record (last, so a crash half-way
     is finished by the next sweep).
 
-    Three round trips for an empty mailbox: the consumer deletes with the lease read beside
-    them (a direct get, no bucket lookup); the dead-letter walks of its subjects
-    (concurrent); the lease's purge (or purge marker) beside the record's purge. The lease and
-    the record go together: a replica that still renews the lease writes the record again
-    either way (``Lease.renew``), so their order bought nothing."""
+    Three round trips for an empty mailbox: the consumer deletes (the four levels' and an
+    agent credential's reply consumer) with the lease read beside them (a direct get, no
+    bucket lookup); the dead-letter walks of its subjects (concurrent); the lease's purge (or
+    purge marker) beside the record's purge and the purge of the agent's own writes of both
+    (:func:`forget_agent_writes`). The lease and the record go together: a replica that still
+    renews the lease writes the record again either way (``Lease.renew``), so their order
+    bought nothing."""
     p.validate_address(address)
     report = ReclaimReport(address)
-    report.consumers_deleted, alive = await asyncio.gather(
-        release_consumers(js, address), lease_alive(js, address)
+    levels, replies, alive = await asyncio.gather(
+        release_consumers(js, address), _delete_reply_consumer(js, address), lease_alive(js, address)
     )
+    report.consumers_deleted = [*levels, *replies]
     report.dead_lettered = await dead_letter_subjects(js, mailbox_subjects(address))
-    await asyncio.gather(_leave(js, address, alive=alive), _purge_key(js, p.MAILBOXES_BUCKET, address))
+    await asyncio.gather(
+        _leave(js, address, alive=alive),
+        _purge_key(js, p.MAILBOXES_BUCKET, address),
+        forget_agent_writes(js, address),
+    )
     return report
 
 

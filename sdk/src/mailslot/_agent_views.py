@@ -18,17 +18,28 @@ from mailslot_broker import mailscan
 from mailslot_broker import protocol as p
 from nats.aio.msg import Msg
 
+from ._boundary import boundary
 from .errors import BrokerFailure, Unavailable
 from .link import Link
 
 v = p.views
 #: How long a read waits for the sidecar's first answer.
 VIEW_TIMEOUT = 10.0
+#: How long a destroy waits for the sidecar's answer: it moves every waiting message to dead
+#: letters first (about a millisecond each).
+DESTROY_TIMEOUT = 120.0
 
 
-async def _ask(link: Link, address: str, request: dict[str, Any], *, limit: int | None = None) -> list[Msg]:
+async def _ask(
+    link: Link,
+    address: str,
+    request: dict[str, Any],
+    *,
+    limit: int | None = None,
+    timeout: float = VIEW_TIMEOUT,
+) -> list[Msg]:
     subject = v.view_subject(address)
-    got = await mailscan.batch_request(link.nc, subject, request, timeout=VIEW_TIMEOUT, limit=limit)
+    got = await mailscan.batch_request(link.nc, subject, request, timeout=timeout, limit=limit)
     if got is None:
         raise Unavailable(
             f"no Mailslot sidecar answers on {subject!r}: an agent credential reads its mailbox "
@@ -69,4 +80,46 @@ async def last_seq(link: Link, address: str) -> int:
     return int(_single(await _ask(link, address, {"op": v.OP_LAST}, limit=1), "last"))
 
 
-__all__ = ["VIEW_TIMEOUT", "counts", "last_seq", "stored_run"]
+async def destroy(link: Link, address: str) -> dict[str, Any]:
+    """Have the sidecar destroy ``address`` (the agent's own mailbox: the server refuses
+    another's view subject, :class:`PermissionDenied`) as a tenant credential's
+    ``Mailbox.destroy()`` would; returns what it did (``dead_lettered``, ``bounces``,
+    ``consumers_deleted``)."""
+    with boundary():
+        got = await _ask(link, address, {"op": v.OP_DESTROY}, limit=1, timeout=DESTROY_TIMEOUT)
+    done = _single(got, "destroyed")
+    if not isinstance(done, dict):
+        raise BrokerFailure("the sidecar's destroy answer is not an object")
+    return done
+
+
+async def registry(link: Link, *, include_offline: bool) -> list[tuple[str, bytes, bool]]:
+    """Every card of the registry, ``(address, card JSON, offline)`` in address order, asked
+    of the sidecar a page of :data:`~mailslot_broker.protocol.views.MAX_AGENTS_BATCH` at a
+    time (an agent credential may not read the agents bucket by body). Asked on the agent's
+    own view subject: the registry is the tenant's, the same whoever asks. Pages are read one
+    after another, so an agent that joins or leaves meanwhile may show in one page and not in
+    another (each card is current when its page was read)."""
+    assert link.agent is not None
+    out: list[tuple[str, bytes, bool]] = []
+    after = ""
+    while True:
+        request = {
+            "op": v.OP_AGENTS,
+            "include_offline": include_offline,
+            "after": after,
+            "batch": v.MAX_AGENTS_BATCH,
+        }
+        page = await _ask(link, link.agent, request)
+        for m in page:
+            headers = m.headers or {}
+            address = headers.get(v.AGENT_HEADER)
+            if not address:
+                raise BrokerFailure("the sidecar's registry answer has a card without its address")
+            out.append((address, m.data or b"", headers.get(v.AGENT_OFFLINE_HEADER) == "1"))
+        if len(page) < v.MAX_AGENTS_BATCH:
+            return out
+        after = out[-1][0]
+
+
+__all__ = ["DESTROY_TIMEOUT", "VIEW_TIMEOUT", "counts", "destroy", "last_seq", "registry", "stored_run"]

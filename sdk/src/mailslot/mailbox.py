@@ -22,7 +22,7 @@ from mailslot_broker import protocol as p
 from mailslot_broker.reclaim import reclaim_mailbox
 from nats.aio.subscription import Subscription
 
-from . import signing
+from . import _agent_views, signing
 from ._boundary import address as check_address
 from ._boundary import boundary, plain_seconds
 from ._mailbox_acks import ack_many
@@ -156,11 +156,20 @@ class Mailbox(MailboxView):
         await rebind(self)
 
     async def destroy(self) -> None:
-        """Reclaim now: delete every message, the consumers, the lease and the card."""
+        """Reclaim now: every waiting message to dead letters (reason ``mailbox reclaimed``,
+        bounce notices where senders asked), the consumers, the lease and the card.
+
+        With an agent credential (its own mailbox only) the sidecar does it, the same steps
+        (``mview.<address>``, :mod:`mailslot_broker.protocol.views`): :class:`Unavailable`
+        if no sidecar answers (the mailbox is closed then, its mail and record stay; call
+        ``destroy()`` again once one runs)."""
         await self.close()
         self._destroyed = True
         with boundary():
-            await reclaim_mailbox(self._link.js, self.address)
+            if self._link.agent is not None:
+                await _agent_views.destroy(self._link, self.address)
+            else:
+                await reclaim_mailbox(self._link.js, self.address)
 
     async def __aenter__(self) -> Mailbox:
         return self

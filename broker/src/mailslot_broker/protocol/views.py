@@ -20,7 +20,25 @@ Requests (JSON bodies) and answers, to the request's reply subject:
   hundred bytes of it) comes without its body, with header :data:`BODY_OMITTED` = its size.
 - ``{"op": "stats"}``: one reply ``{"counts": {"0": n, "1": n, "2": n, "3": n}}``.
 - ``{"op": "last"}``: one reply ``{"last": <highest waiting seq, 0 if none>}``.
+- ``{"op": "destroy"}``: what a tenant credential's ``Mailbox.destroy()`` does, for the
+  mailbox the subject names (never its reply sub-address: 400), done by the sidecar
+  (:func:`mailslot_broker.reclaim.reclaim_mailbox`): its consumers, every waiting message to
+  dead letters with reason ``mailbox reclaimed`` (bounces where asked), its lease, its record
+  and the agent's own writes of both. One reply ``{"destroyed": {"dead_lettered": n,
+  "bounces": n, "consumers_deleted": [...]}}``. The server lets an agent publish only its own
+  view subjects, so an agent destroys its own mailbox and no other.
+- ``{"op": "agents", "include_offline": bool, "after": "<address>", "batch": <n>}``: the
+  registry (every card is public inside a tenant, whoever asks), read from the agents bucket
+  (and, with ``include_offline``, the mailbox records of agents whose lease lapsed) in one
+  batched read: up to ``min(batch, MAX_AGENTS_BATCH)`` cards with an address above ``after``,
+  in address order, one reply each (the card's JSON, header :data:`AGENT_HEADER` = its address,
+  :data:`AGENT_OFFLINE_HEADER` ``= 1`` for an offline one), then the end marker. A caller pages
+  on with ``after`` = the last address it got.
 - a request it cannot serve: one reply with headers ``Status: 400`` and ``Description``.
+
+Requests whose reply subject is not an inbox of the agent the subject names (its own inbox
+prefix, :func:`.principals.answers_own_inbox`) are dropped unanswered and not acted on: the
+sidecar would publish its answer there with the tenant's rights.
 
 No sidecar subscribed: the server answers the request with a no-responders status (503).
 """
@@ -51,6 +69,15 @@ RELAYED_NATS_HEADERS = ("Nats-Subject", "Nats-Sequence", "Nats-Time-Stamp", "Nat
 OP_SCAN = "scan"
 OP_STATS = "stats"
 OP_LAST = "last"
+OP_DESTROY = "destroy"
+OP_AGENTS = "agents"
+
+#: Most cards one ``agents`` answer holds.
+MAX_AGENTS_BATCH = 256
+#: Headers of a card in an ``agents`` answer: its address, and ``1`` when the agent is offline
+#: (its lease lapsed, its mailbox kept: the card is the one in its mailbox record).
+AGENT_HEADER = "Mailslot-Agent"
+AGENT_OFFLINE_HEADER = "Mailslot-Agent-Offline"
 
 
 def view_subject(address: str) -> str:
@@ -79,9 +106,14 @@ def agent_view_subjects(address: str) -> list[str]:
 assert not VIEW_PREFIX.startswith(MAIL_PREFIX + ".")
 
 __all__ = [
+    "AGENT_HEADER",
+    "AGENT_OFFLINE_HEADER",
     "BODY_OMITTED",
     "DESCRIPTION_HEADER",
+    "MAX_AGENTS_BATCH",
     "MAX_SCAN_BATCH",
+    "OP_AGENTS",
+    "OP_DESTROY",
     "OP_LAST",
     "OP_SCAN",
     "OP_STATS",

@@ -1,11 +1,14 @@
-"""Answering agent credentials' reads of their own mailbox (:mod:`..protocol.views`).
+"""Answering agent credentials' reads of their own mailbox, its destroy and registry
+listings (:mod:`..protocol.views`).
 
 An agent may not read the mail stream by body (a subject permission cannot tell which
 mailbox the body names), so it asks on ``mview.<address>``, which the server lets it publish
 for its own address only; this responder reads the mailbox the subject names with the
 sidecar's tenant credential and the same scan code the SDK uses
 (:func:`..mailscan.next_batch`). Every replica serves (queue group), leader or not: a read
-changes nothing. Nothing is consumed: direct gets and stream info only.
+changes nothing. Nothing is consumed: direct gets and stream info only. The one request
+that changes something, ``destroy``, is the tenant-side destroy (reclaim, idempotent and safe
+to run on any replica at once with the reaper), for the mailbox the subject names.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from .. import mailscan, natscompat
+from .. import kvscan, mailscan, natscompat
 from .. import protocol as p
 from ..errors import ProtocolViolation
 from ..protocol import principals
+from ..reclaim import reclaim_mailbox
 from ..tasks import cancel_and_wait
 
 log = logging.getLogger("mailslot.sidecar.views")
@@ -58,6 +62,22 @@ def _int(body: dict[str, Any], key: str, lo: int, hi: int, default: int) -> int:
     return value
 
 
+async def registry_cards(js: JetStreamContext, *, include_offline: bool) -> list[tuple[str, bytes, bool]]:
+    """``(address, card JSON, offline)`` of every agent with a live lease, and with
+    ``include_offline`` of every agent whose lease lapsed while its mailbox is kept (the card
+    its record holds), in address order: what a tenant credential's ``agents()`` reads
+    (``mailslot.registry.list_agents``), in the same two batched reads."""
+    items = await kvscan.read_bucket(js, p.AGENTS_BUCKET)
+    records = await kvscan.read_bucket(js, p.MAILBOXES_BUCKET) if include_offline else {}
+    out = [(key, item.value, False) for key, item in items.items() if item.value]
+    for key, item in records.items():
+        if key in items and items[key].value:
+            continue
+        out.append((key, json.dumps(p.MailboxRecord.decode(item.value).card).encode(), True))
+    out.sort(key=lambda c: c[0])
+    return out
+
+
 class MailboxViews:
     """The responder: subscribe with :meth:`start`, unsubscribe with :meth:`stop`."""
 
@@ -67,6 +87,7 @@ class MailboxViews:
         self.timeout = timeout
         self.served = 0
         self.refused = 0  # requests whose reply subject was not the requester's own inbox
+        self.destroyed = 0  # mailboxes destroyed at their agent's request
         self._sub: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(CONCURRENCY)
@@ -139,6 +160,10 @@ class MailboxViews:
             await self.nc.publish(msg.reply, json.dumps({"counts": counts}).encode())
         elif op == v.OP_LAST:
             await self.nc.publish(msg.reply, json.dumps({"last": await self.last(address)}).encode())
+        elif op == v.OP_DESTROY:
+            await self._destroy(msg.reply, address)
+        elif op == v.OP_AGENTS:
+            await self._agents(msg.reply, body)
         else:
             raise BadRequest(f"unknown op {op!r}")
 
@@ -160,6 +185,48 @@ class MailboxViews:
             await self.nc.publish(reply, data, headers=headers)
         await self.nc.publish(reply, b"", headers={v.STATUS_HEADER: v.STATUS_END})
 
+    async def _destroy(self, reply: str, address: str) -> None:
+        """What ``Mailbox.destroy()`` does on a tenant credential, for the agent's own mailbox
+        (the subject's address, which the server lets only that agent, or the tenant,
+        publish): the same :func:`~..reclaim.reclaim_mailbox`."""
+        if p.is_reply_address(address):
+            raise BadRequest("a reply sub-address is destroyed with its mailbox, not on its own")
+        report = await reclaim_mailbox(self.js, address)
+        self.destroyed += 1
+        log.info(
+            "destroyed %s at its agent's request (%d messages to dead letters)",
+            address,
+            report.messages_dead_lettered,
+        )
+        answer = {
+            "destroyed": {
+                "dead_lettered": report.messages_dead_lettered,
+                "bounces": report.bounces,
+                "consumers_deleted": report.consumers_deleted,
+            }
+        }
+        await self.nc.publish(reply, json.dumps(answer).encode())
+
+    async def _agents(self, reply: str, body: dict[str, Any]) -> None:
+        """One page of the registry: cards are public inside a tenant, so whoever may ask
+        (any agent, on its own view subject) gets the same list a tenant's ``agents()``
+        reads."""
+        after = body.get("after", "")
+        if not isinstance(after, str):
+            raise BadRequest("after must be an address (a string)")
+        include_offline = body.get("include_offline", False)
+        if not isinstance(include_offline, bool):
+            raise BadRequest("include_offline must be true or false")
+        batch = min(_int(body, "batch", 1, 2**31, v.MAX_AGENTS_BATCH), v.MAX_AGENTS_BATCH)
+        cards = await registry_cards(self.js, include_offline=include_offline)
+        page = [c for c in cards if c[0] > after][:batch]
+        for address, card, offline in page:
+            headers = {v.AGENT_HEADER: address}
+            if offline:
+                headers[v.AGENT_OFFLINE_HEADER] = "1"
+            await self.nc.publish(reply, card, headers=headers)
+        await self.nc.publish(reply, b"", headers={v.STATUS_HEADER: v.STATUS_END})
+
     async def counts(self, address: str) -> dict[str, int]:
         info = await self.js.stream_info(
             p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(address)
@@ -171,4 +238,4 @@ class MailboxViews:
         return await mailscan.last_seq(self.js, address)
 
 
-__all__ = ["CONCURRENCY", "MailboxViews", "relayed"]
+__all__ = ["CONCURRENCY", "MailboxViews", "registry_cards", "relayed"]
