@@ -1,6 +1,8 @@
 """The agent registry: every live lease in ``MAILSLOT_AGENTS`` carries the agent's card.
 
-Listing reads the bucket's current values (one batched direct get, no consumer); watching
+Listing reads the bucket's current values (one batched direct get, no consumer; with an
+agent credential the sidecar reads them and answers a page at a time, ``mview.<address>``
+op ``agents``, :mod:`mailslot_broker.protocol.views`); watching
 follows the bucket through one consumer, deleted when the watch closes. A card appears when an
 agent opens its mailbox and disappears when its lease lapses (the server's limit marker
 reaches watchers as a PURGE), when the mailbox is destroyed, or when the key is deleted.
@@ -24,6 +26,7 @@ from mailslot_broker import protocol as p
 from mailslot_broker.tasks import cancel_and_wait
 from nats.js.kv import KeyValue
 
+from . import _agent_views
 from ._boundary import boundary, plain_seconds
 from .errors import Timeout
 from .link import Link
@@ -59,6 +62,16 @@ async def list_agents(
     include_offline: bool = False,
 ) -> list[AgentCard]:
     link.check_open()
+    if link.agent is not None:
+        # An agent credential may not read the buckets by body: the sidecar reads them.
+        with boundary():
+            found = await _agent_views.registry(link, include_offline=include_offline)
+        cards = [_card(key, value) for key, value, _ in found]
+        cards = [
+            c.model_copy(update={"status": "offline"}) if offline else c
+            for c, (_, _, offline) in zip(cards, found, strict=True)
+        ]
+        return [c for c in cards if _matches(c, capability, tag)]
     # One batched direct get of every key's current value: no consumer is created (a
     # ``watchall()`` per listing left one behind on the server for 300 s each time).
     with boundary():
