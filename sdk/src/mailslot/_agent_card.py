@@ -30,9 +30,16 @@ from .registry import _card
 
 
 async def _last_value(link: Link, bucket: str, address: str) -> bytes | None:
-    """The key's value; None when it has none (absent, deleted, or a lapsed lease's marker)."""
+    """The key's value; None when it has none (absent, deleted, or a lapsed lease's marker).
+    An agent credential reads its own lease and record where it writes them, the agent writes
+    stream: the bucket's copy is the same, one sourcing hop later."""
+    if link.agent is not None:
+        aw = p.agent_writes
+        stream, subject = aw.AGENT_WRITES_STREAM, aw.agent_write_subject(bucket, address)
+    else:
+        stream, subject = p.kv_stream(bucket), p.kv_subject(bucket, address)
     try:
-        msg = await link.js.get_last_msg(p.kv_stream(bucket), p.kv_subject(bucket, address), direct=True)
+        msg = await link.js.get_last_msg(stream, subject, direct=True)
     except jserr.NotFoundError:
         return None
     headers = msg.headers or {}
