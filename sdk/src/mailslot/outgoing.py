@@ -60,6 +60,18 @@ def _address(value: Any) -> str:
     return _cached_address(value) if type(value) is str else check_address(value)
 
 
+@functools.lru_cache(maxsize=1024)
+def _cached_sender(value: str) -> str:
+    return header_value(value, what="sender")
+
+
+def _sender(value: Any) -> str | None:
+    """Validated sender; memoised like addresses (a client sends as the same few names)."""
+    if value is None or value == "":
+        return None
+    return _cached_sender(value) if type(value) is str else header_value(value, what="sender")
+
+
 def _priority(value: Any) -> p.Priority:
     if type(value) is str:
         return _cached_priority(value)
@@ -149,7 +161,9 @@ def stamp(
 def check_size(subject: str, data: bytes, headers: Mapping[str, str], *, max_payload: int, what: str) -> None:
     """Refuse before publishing what the server would refuse after: its max_payload counts
     the subject and headers too (estimated with a margin for the protocol line)."""
-    size = len(data) + len(subject) + sum(len(k) + len(v) + 4 for k, v in headers.items()) + 64
+    size = len(data) + len(subject) + 64 + 4 * len(headers)
+    for k, v in headers.items():
+        size += len(k) + len(v)
     if size > max_payload:
         raise PayloadTooLarge(f"{what} is {size} bytes with headers; the server accepts {max_payload}")
 
@@ -180,7 +194,7 @@ def prepare(
     delay_s = seconds(delay, what="delay")
     if reply_to is not None:
         reply_to = _address(reply_to)
-    sender = _optional_value(sender, what="sender")
+    sender = _sender(sender)
     correlation_id = _optional_value(correlation_id, what="correlation_id")
     thread_id = _optional_value(thread_id, what="thread_id")
     traceparent = _optional_value(traceparent, what="traceparent")
