@@ -17,6 +17,7 @@ from typing import Any
 from mailslot_broker import mailscan
 from mailslot_broker import protocol as p
 from nats.aio.msg import Msg
+from nats.js import errors as jserr
 
 from ._boundary import boundary
 from .errors import BrokerFailure, Unavailable
@@ -93,6 +94,29 @@ async def destroy(link: Link, address: str) -> dict[str, Any]:
     return done
 
 
+async def supersede(link: Link, to: str, key: str, *, outbox_seq: int, msg_id: str) -> int:
+    """Keep-latest for an agent credential's send (stored in its outbox at ``outbox_seq``):
+    the sidecar waits for the move, then deletes the older mail with ``key`` that this agent
+    sent to ``to`` (never another sender's); returns how many went."""
+    assert link.agent is not None
+    request = {"op": v.OP_SUPERSEDE, "to": to, "key": key, "outbox_seq": outbox_seq}
+    with boundary():
+        try:
+            got = await _ask(link, link.agent, request, limit=1, timeout=v.SUPERSEDE_MOVE_WAIT + VIEW_TIMEOUT)
+        except jserr.APIError as exc:
+            if str(exc.code) != v.STATUS_TIMEOUT:
+                raise
+            raise Unavailable(
+                f"message {msg_id} was sent, but older mail with replace_key {key!r} was not "
+                f"replaced: {exc.description}"
+            ) from exc
+        except Unavailable as exc:
+            raise Unavailable(
+                f"message {msg_id} was sent, but older mail with replace_key {key!r} was not replaced: {exc}"
+            ) from exc
+    return int(_single(got, "superseded"))
+
+
 async def registry(link: Link, *, include_offline: bool) -> list[tuple[str, bytes, bool]]:
     """Every card of the registry, ``(address, card JSON, offline)`` in address order, asked
     of the sidecar a page of :data:`~mailslot_broker.protocol.views.MAX_AGENTS_BATCH` at a
@@ -122,4 +146,13 @@ async def registry(link: Link, *, include_offline: bool) -> list[tuple[str, byte
         after = out[-1][0]
 
 
-__all__ = ["DESTROY_TIMEOUT", "VIEW_TIMEOUT", "counts", "destroy", "last_seq", "registry", "stored_run"]
+__all__ = [
+    "DESTROY_TIMEOUT",
+    "VIEW_TIMEOUT",
+    "counts",
+    "destroy",
+    "last_seq",
+    "registry",
+    "stored_run",
+    "supersede",
+]

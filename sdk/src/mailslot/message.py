@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import nats.errors as nerr
 from mailslot_broker import natscompat
 from mailslot_broker.protocol import (
+    MAIL_STREAM,
     Header,
     Priority,
     decode_tags,
@@ -33,7 +34,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Receipt:
-    """What the server confirmed for one send."""
+    """What the server confirmed for one send.
+
+    ``seq`` is the sequence of the stored message in ``stream``. For a tenant credential
+    that is the mail stream (``MAILSLOT_MAIL``): the receiver's ``msg.seq``, what
+    ``query(after=...)`` and ``delete(seq)`` take. An agent credential's mail is stored in
+    its outbox (``MAILSLOT_OUTBOX``), which the sidecar moves into the mailbox, where it gets
+    a sequence of its own: ``seq`` then counts in the outbox and names nothing in the
+    mailbox; find the message there by ``id``."""
 
     id: str
     to: str
@@ -41,6 +49,14 @@ class Receipt:
     seq: int
     duplicate: bool = False
     scheduled: bool = False
+    #: The stream ``seq`` counts in: ``MAILSLOT_MAIL``, or ``MAILSLOT_OUTBOX`` for an agent
+    #: credential's send.
+    stream: str = MAIL_STREAM
+
+    @property
+    def in_mailbox(self) -> bool:
+        """Whether ``seq`` is the message's sequence in the mailbox (the mail stream)."""
+        return self.stream == MAIL_STREAM
 
     @property
     def correlation_id(self) -> str:

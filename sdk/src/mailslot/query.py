@@ -209,10 +209,18 @@ async def supersede(link: Link, address: str, key: str, *, newer: int) -> int:
 
 
 async def keep_latest(link: Link, sent: Iterable[tuple[str | None, Receipt]]) -> None:
-    """After a send: for each message stored with a keep-latest key, remove the older ones."""
+    """After a send: for each message stored with a keep-latest key, remove the older ones.
+
+    An agent credential may not delete mail, and its receipt's ``seq`` counts in its outbox,
+    not the mail stream: the sidecar does it once the message has moved into the mailbox,
+    and removes only older mail with the key that this agent sent (never another sender's,
+    whose ``Mailslot-From`` the sidecar cannot check; ``mview.<address>`` op ``supersede``)."""
     for key, rec in sent:
         if key and not rec.duplicate:
-            await supersede(link, rec.to, key, newer=rec.seq)
+            if link.agent is not None:
+                await _agent_views.supersede(link, rec.to, key, outbox_seq=rec.seq, msg_id=rec.id)
+            else:
+                await supersede(link, rec.to, key, newer=rec.seq)
 
 
 async def send_many_keeping_latest(

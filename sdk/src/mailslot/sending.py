@@ -43,7 +43,8 @@ _RETRIED = (*_TRANSIENT, Disconnected)
 
 
 def receipt(out: Outgoing, ack: PubAck) -> Receipt:
-    """What the server confirmed for one prepared message."""
+    """What the server confirmed for one prepared message: its sequence in the stream that
+    stored it (the outbox for an agent credential, :class:`Receipt`)."""
     return Receipt(
         id=out.id,
         to=out.to,
@@ -51,6 +52,7 @@ def receipt(out: Outgoing, ack: PubAck) -> Receipt:
         seq=ack.seq,
         duplicate=bool(ack.duplicate),
         scheduled=out.scheduled,
+        stream=ack.stream or p.MAIL_STREAM,
     )
 
 

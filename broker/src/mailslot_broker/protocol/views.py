@@ -34,6 +34,17 @@ Requests (JSON bodies) and answers, to the request's reply subject:
   in address order, one reply each (the card's JSON, header :data:`AGENT_HEADER` = its address,
   :data:`AGENT_OFFLINE_HEADER` ``= 1`` for an offline one), then the end marker. A caller pages
   on with ``after`` = the last address it got.
+- ``{"op": "supersede", "to": "<address>", "key": "<replace key>", "outbox_seq": <n>}``:
+  keep-latest for an agent's send (``send(..., replace_key=...)``), after the agent stored
+  the new message in its outbox at sequence ``outbox_seq``. The sidecar waits until its
+  outbox mover has moved everything up to that sequence (at most :data:`SUPERSEDE_MOVE_WAIT`
+  seconds; then ``Status: 504``), then deletes from ``to``'s mailbox every waiting message
+  with that key that this agent sent through its outbox before it: ``Mailslot-From`` is the
+  agent the subject names and :data:`OUTBOX_SEQ_HEADER` (stamped by the mover, never taken
+  from the agent) is below ``outbox_seq``. Never another sender's mail: the sidecar cannot
+  check a signature, but it knows who asked (the server lets only that agent publish its view
+  subject), so a forged ``Mailslot-From`` can at most have the forger's mail replaced by the
+  agent it names. One reply ``{"superseded": <n>}``.
 - a request it cannot serve: one reply with headers ``Status: 400`` and ``Description``.
 
 Requests whose reply subject is not an inbox of the agent the subject names (its own inbox
@@ -71,6 +82,14 @@ OP_STATS = "stats"
 OP_LAST = "last"
 OP_DESTROY = "destroy"
 OP_AGENTS = "agents"
+OP_SUPERSEDE = "supersede"
+
+#: Header the outbox mover puts on every message it moves into a mailbox: the message's
+#: sequence in the outbox (what the agent's receipt says), replacing any the agent wrote.
+OUTBOX_SEQ_HEADER = "Mailslot-Outbox-Seq"
+#: Seconds a ``supersede`` waits for the mover to have moved the new message.
+SUPERSEDE_MOVE_WAIT = 10.0
+STATUS_TIMEOUT = "504"
 
 #: Most cards one ``agents`` answer holds.
 MAX_AGENTS_BATCH = 256
@@ -117,11 +136,15 @@ __all__ = [
     "OP_LAST",
     "OP_SCAN",
     "OP_STATS",
+    "OP_SUPERSEDE",
+    "OUTBOX_SEQ_HEADER",
     "RELAYED_NATS_HEADERS",
     "STATUS_BAD_REQUEST",
     "STATUS_END",
     "STATUS_FAILED",
     "STATUS_HEADER",
+    "STATUS_TIMEOUT",
+    "SUPERSEDE_MOVE_WAIT",
     "VIEW_PREFIX",
     "VIEW_QUEUE",
     "agent_view_subjects",

@@ -8,8 +8,9 @@ message to ``mbox.<p>.<to>``:
 
 1. pull a batch from the outbox (one durable consumer, explicit acks);
 2. publish each to its mailbox with the same body, the same headers without the ``Nats-*``
-   control headers, the same ``Nats-Msg-Id`` and the rest of its ``Nats-TTL`` (one that ran
-   out meanwhile expired as its sender asked: it is dropped);
+   control headers, the same ``Nats-Msg-Id``, the rest of its ``Nats-TTL`` (one that ran
+   out meanwhile expired as its sender asked: it is dropped) and its outbox sequence
+   (``Mailslot-Outbox-Seq``, what the sender's receipt says; keep-latest orders by it);
 3. ack it in the outbox once the mail stream has acked the copy; a copy that failed is naked
    and moved again.
 
@@ -64,6 +65,9 @@ def moved_headers(msg: Msg, now: float) -> dict[str, str] | None:
     """The headers of the mailbox copy of ``msg``; None when its TTL ran out in the outbox."""
     hdrs = msg.headers or {}
     out = {k: v for k, v in hdrs.items() if not k.startswith("Nats-")}
+    # Where it was in the outbox (the sender's receipt): keep-latest of agents' mail orders by
+    # it (sidecar/views.py, op supersede). The mover's, never the agent's own.
+    out[p.views.OUTBOX_SEQ_HEADER] = str(msg.metadata.sequence.stream)
     msg_id = hdrs.get(Header.NATS_MSG_ID)
     if msg_id:
         out[Header.NATS_MSG_ID] = msg_id

@@ -17,10 +17,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js import errors as jserr
 
 from .. import kvscan, mailscan, natscompat
 from .. import protocol as p
@@ -78,6 +80,48 @@ async def registry_cards(js: JetStreamContext, *, include_offline: bool) -> list
     return out
 
 
+async def supersede_own(
+    js: JetStreamContext, to: str, key: str, *, sender: str, before: int, timeout: float = 5.0
+) -> int:
+    """Delete the waiting mail of ``to`` with keep-latest ``key`` that ``sender`` sent through
+    its outbox before outbox sequence ``before`` (the mover's ``Mailslot-Outbox-Seq``);
+    returns how many went. Mail of any other sender, and mail stored without passing the
+    outbox, stays."""
+    gone = 0
+    for prio in p.PRIORITIES:
+        subject = p.mail_subject(prio, to)
+        seq = 1
+        older: list[int] = []
+        while True:
+            got = await mailscan.next_batch(
+                js, p.MAIL_STREAM, subject, seq, v.MAX_SCAN_BATCH, timeout=timeout
+            )
+            for m in got:
+                h = m.headers or {}
+                stored = int(h.get(p.Header.NATS_SEQUENCE, "0"))
+                seq = max(seq, stored + 1)
+                if h.get(p.Header.REPLACE_KEY) != key or h.get(p.Header.FROM) != sender:
+                    continue
+                try:
+                    moved_from = int(h.get(v.OUTBOX_SEQ_HEADER, ""))
+                except ValueError:
+                    continue  # not moved from the outbox
+                if moved_from < before:
+                    older.append(stored)
+            if len(got) < v.MAX_SCAN_BATCH:
+                break
+        for stored in older:
+            try:
+                await js.delete_msg(p.MAIL_STREAM, stored)
+                gone += 1
+            except jserr.NotFoundError:
+                continue
+            except jserr.APIError as exc:
+                if not p.jsapi.is_already_gone(exc):
+                    raise
+    return gone
+
+
 class MailboxViews:
     """The responder: subscribe with :meth:`start`, unsubscribe with :meth:`stop`."""
 
@@ -88,6 +132,7 @@ class MailboxViews:
         self.served = 0
         self.refused = 0  # requests whose reply subject was not the requester's own inbox
         self.destroyed = 0  # mailboxes destroyed at their agent's request
+        self.superseded = 0  # messages replaced by a keep-latest send of their agent
         self._sub: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(CONCURRENCY)
@@ -164,6 +209,8 @@ class MailboxViews:
             await self._destroy(msg.reply, address)
         elif op == v.OP_AGENTS:
             await self._agents(msg.reply, body)
+        elif op == v.OP_SUPERSEDE:
+            await self._supersede(msg.reply, address, body)
         else:
             raise BadRequest(f"unknown op {op!r}")
 
@@ -227,6 +274,43 @@ class MailboxViews:
             await self.nc.publish(reply, card, headers=headers)
         await self.nc.publish(reply, b"", headers={v.STATUS_HEADER: v.STATUS_END})
 
+    async def _supersede(self, reply: str, address: str, body: dict[str, Any]) -> None:
+        """Keep-latest for an agent's send: once the new message has moved out of the
+        outbox, delete the older mail with its key that this agent sent to ``to`` through its
+        outbox (:mod:`..protocol.views`, op ``supersede``)."""
+        try:
+            to = p.validate_address(body.get("to"))
+            key = p.validate_replace_key(body.get("key"))
+        except Exception as exc:
+            raise BadRequest(f"not a supersede request: {exc}") from exc
+        newer = _int(body, "outbox_seq", 1, 2**63 - 2, 0)
+        sender = address[: -len(p.REPLY_TOKEN) - 1] if p.is_reply_address(address) else address
+        if not await self._moved_through(newer):
+            await self._status(
+                reply,
+                v.STATUS_TIMEOUT,
+                f"outbox message {newer} not moved within {v.SUPERSEDE_MOVE_WAIT:g} s "
+                "(is the sidecar's leader running?); nothing was replaced",
+            )
+            return
+        gone = await supersede_own(self.js, to, key, sender=sender, before=newer, timeout=self.timeout)
+        self.superseded += gone
+        await self.nc.publish(reply, json.dumps({"superseded": gone}).encode())
+
+    async def _moved_through(self, seq: int) -> bool:
+        """Whether the outbox holds nothing up to ``seq`` any more (a WorkQueue: what the mover
+        acked is gone), waiting up to :data:`~..protocol.views.SUPERSEDE_MOVE_WAIT`."""
+        deadline = time.monotonic() + v.SUPERSEDE_MOVE_WAIT
+        pause = 0.005
+        while True:
+            state = (await self.js.stream_info(p.agent_writes.OUTBOX_STREAM)).state
+            if state.messages == 0 or state.first_seq > seq:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.2)
+
     async def counts(self, address: str) -> dict[str, int]:
         info = await self.js.stream_info(
             p.MAIL_STREAM, subjects_filter=p.mail_subject_all_priorities(address)
@@ -238,4 +322,4 @@ class MailboxViews:
         return await mailscan.last_seq(self.js, address)
 
 
-__all__ = ["CONCURRENCY", "MailboxViews", "registry_cards", "relayed"]
+__all__ = ["CONCURRENCY", "MailboxViews", "registry_cards", "relayed", "supersede_own"]
