@@ -136,3 +136,32 @@ async def test_state_sourcing_is_provisioned_idempotently(principals, tenant):
     info = await tenant.js.stream_info(name)
     assert [s.name for s in info.config.sources or []] == [p.agent_writes.AGENT_WRITES_STREAM]
     await asyncio.sleep(0)
+
+
+async def test_a_watch_whose_consumer_vanished_makes_it_again_and_misses_nothing(
+    principals, tenant, monkeypatch
+):
+    """A watch consumer delivers without acks and goes when left without interest (an outage
+    past its inactive threshold): the watch notices the silence (no idle heartbeat) and
+    makes it again from the stream sequence after the last change it reported. Here the
+    tenant deletes the consumers, and a change made while none exists still arrives, once."""
+    from mailslot import _agent_state_watch
+
+    monkeypatch.setattr(_agent_state_watch, "HEARTBEAT", 0.3)
+    alice = await principals.connect("alice")
+    store = alice.state("w2")
+    async with store.watch() as changes:
+        await store.put("before", b"1")
+        assert (await changes.next(timeout=5)).key == ("before",)
+        stream = p.kv_stream(p.STATE_BUCKET)
+        names = await tenant.js._jsm.consumers_info(stream)  # noqa: SLF001 - the test's view
+        assert names
+        for info in names:
+            await tenant.js.delete_consumer(stream, info.name)
+        await store.put("meanwhile", b"2")
+        change = await changes.next(timeout=10)
+        assert (change.key, change.value) == (("meanwhile",), b"2")
+        await store.put("after", b"3")
+        assert (await changes.next(timeout=5)).key == ("after",)
+        with pytest.raises(mailslot.Timeout):
+            await changes.next(timeout=1)  # nothing twice

@@ -35,29 +35,25 @@ unchanged (:class:`mailslot.state.StateStore`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import uuid
 import weakref
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
-from mailslot_broker.kvscan import WATCH_INACTIVE_THRESHOLD, KvItem
+from mailslot_broker.kvscan import KvItem
 from mailslot_broker.protocol import state as pstate
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import errors as jserr
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.kv import KV_DEL, KV_MARKER_REASON, KV_OP, KV_PURGE, KeyValue
+from nats.js.kv import KeyValue
 
+from ._agent_state_watch import AgentStateWatch, _Feed, _operation, _revision
 from ._boundary import boundary, checking
-from ._state_types import StateChange, StateEntry
+from ._state_types import StateEntry
 from .errors import Timeout
 from .link import Link
-from .state import _STOP, DELETE_MARKER_TTL, StateStore, StateWatch
+from .state import DELETE_MARKER_TTL, StateStore, StateWatch
 
 _AW = p.agent_writes
 _BUCKET_STREAM = p.kv_stream(p.STATE_BUCKET)
@@ -78,67 +74,6 @@ def open_state(
     if who is None:
         return StateStore(link, namespace, watches=watches)
     return AgentStateStore(link, namespace, agent=who, watches=watches)
-
-
-def _operation(headers: Mapping[str, str] | None) -> str | None:
-    h = headers or {}
-    if h.get(KV_OP):
-        return h[KV_OP]
-    reason = h.get(KV_MARKER_REASON)
-    if reason is None:
-        return None
-    return KV_DEL if reason == "Remove" else KV_PURGE
-
-
-def _revision(msg: Msg) -> int:
-    """The writes stream's revision of a bucket message (0: the bucket's own marker)."""
-    found = _AW.written_revision(msg.headers)
-    if found is not None:
-        return found
-    return 0 if _operation(msg.headers) else int(msg.metadata.sequence.stream)
-
-
-class _Feed:
-    """One push consumer of the state bucket, filtered on ``pattern`` (a KV key pattern in
-    the agent's scope), delivered to this connection's inbox; ``initial`` messages were in
-    the bucket when it was made."""
-
-    def __init__(self, link: Link, pattern: str) -> None:
-        self.link = link
-        self.pattern = pattern
-        self.name = f"ast{uuid.uuid4().hex}"
-        self.sub: Subscription | None = None
-        self.initial = 0
-        #: Set once the consumer is made (and :attr:`initial` known): deliveries wait for it.
-        self.ready = asyncio.Event()
-
-    async def open(self, on_msg: Any, *, existing: bool) -> _Feed:
-        nc, js = self.link.nc, self.link.js
-        inbox = nc.new_inbox()
-        self.sub = await nc.subscribe(inbox, cb=on_msg)
-        config = ConsumerConfig(
-            name=self.name,
-            filter_subject=p.kv_subject(p.STATE_BUCKET, self.pattern),
-            deliver_subject=inbox,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT if existing else DeliverPolicy.NEW,
-            ack_policy=AckPolicy.NONE,
-            inactive_threshold=WATCH_INACTIVE_THRESHOLD,
-            mem_storage=True,
-            num_replicas=1,
-        )
-        try:
-            info = await js.add_consumer(_BUCKET_STREAM, config)
-            self.initial = int(info.num_pending or 0)
-        finally:
-            self.ready.set()
-        return self
-
-    async def close(self) -> None:
-        if self.sub is not None:
-            with contextlib.suppress(Exception):
-                await self.sub.unsubscribe()
-        with contextlib.suppress(Exception):
-            await self.link.js.delete_consumer(_BUCKET_STREAM, self.name)
 
 
 class AgentStateStore(StateStore):
@@ -279,61 +214,4 @@ class AgentStateStore(StateStore):
         return watch
 
 
-class AgentStateWatch(StateWatch):
-    """:class:`~mailslot.state.StateWatch` of an agent's state: a push consumer of the bucket
-    per filter (see the module); each change once, in order per key."""
-
-    _store: AgentStateStore
-
-    def __init__(self, store: AgentStateStore, filters: list[str], *, include_existing: bool) -> None:
-        super().__init__(store, filters, include_existing=include_existing)
-        self._feeds: list[_Feed] = []
-
-    async def start(self) -> StateWatch:
-        if self._started:
-            return self
-        self._started = True
-        store = self._store
-        store._link.check_open()
-        try:
-            await store._caught_up()  # writes acknowledged before the watch are not news
-            with boundary():
-                for pattern in self._filters:
-                    feed = _Feed(store._link, pattern)
-                    self._feeds.append(feed)
-                    await feed.open(self._on_msg(feed), existing=self.include_existing)
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    def _on_msg(self, feed: _Feed) -> Any:
-        store = self._store
-        head = p.kv_subject(p.STATE_BUCKET, "")
-
-        async def on_msg(msg: Msg) -> None:
-            await feed.ready.wait()  # nats-py runs one subscription's callbacks in order
-            kv_key = msg.subject[len(head) :]
-            key = pstate.state_key_of(store.namespace, kv_key, scope=store._scope)
-            meta = msg.metadata
-            seq = int(meta.sequence.stream)
-            if key is None or self._seen.get(kv_key, 0) >= seq:
-                return
-            self._seen[kv_key] = seq
-            deleted = _operation(msg.headers) is not None
-            if int(meta.sequence.consumer) <= feed.initial and deleted:
-                return  # an old delete is not news
-            self._out.put_nowait(StateChange(key, None if deleted else (msg.data or b""), _revision(msg)))
-
-        return on_msg
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for feed in self._feeds:
-            await feed.close()
-        self._out.put_nowait(_STOP)
-
-
-__all__ = ["AgentStateStore", "AgentStateWatch", "open_state"]
+__all__ = ["AgentStateStore", "open_state"]
