@@ -116,3 +116,13 @@ async def test_keep_latest_while_nothing_moves_the_outbox_times_out_typed(princi
     assert await tenant.inspect("alice").peek() == []
     await principals.start_mover()
     await until(lambda: _arrived(tenant, "alice", 1), within=5.0)
+
+
+async def test_keep_latest_finds_older_mail_past_one_scan_page(principals, tenant):
+    await tenant.send_many([{"to": "alice", "payload": f"m{i}"} for i in range(V.MAX_SCAN_BATCH + 20)])
+    bob = await principals.connect("bob")
+    await bob.send("alice", "bob v1", replace_key="status")
+    await bob.send("alice", "bob v2", replace_key="status")
+    keyed = await tenant.inspect("alice").query(key="status")
+    assert [m.text() for m in keyed] == ["bob v2"]
+    assert len(await tenant.inspect("alice").peek(limit=1000)) == V.MAX_SCAN_BATCH + 21

@@ -96,6 +96,7 @@ async def supersede_own(
             got = await mailscan.next_batch(
                 js, p.MAIL_STREAM, subject, seq, v.MAX_SCAN_BATCH, timeout=timeout
             )
+            start = seq
             for m in got:
                 h = m.headers or {}
                 stored = int(h.get(p.Header.NATS_SEQUENCE, "0"))
@@ -108,7 +109,7 @@ async def supersede_own(
                     continue  # not moved from the outbox
                 if moved_from < before:
                     older.append(stored)
-            if len(got) < v.MAX_SCAN_BATCH:
+            if len(got) < v.MAX_SCAN_BATCH or seq == start:  # the end (or no sequences: stop)
                 break
         for stored in older:
             try:
