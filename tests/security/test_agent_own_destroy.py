@@ -250,3 +250,34 @@ async def test_a_reclaim_removes_the_agents_writes_and_the_agent_opens_again(pri
 
 async def _not(aw) -> bool:
     return not await aw
+
+
+async def test_the_sidecars_reaper_reclaims_an_agents_mailbox_and_its_writes(principals, tenant):
+    """End to end: the sidecar service (its reaper acting on the lapsed lease, retention 0)
+    reclaims the agent's mailbox and leaves nothing of it in the writes stream."""
+    from mailslot_broker.sidecar import Sidecar, SidecarConfig
+
+    creds = principals.spec.credentials.write(principals.tmp / "sidecar.json")
+    config = SidecarConfig(
+        url=principals.srv.url, credentials=creds, http_port=None, leader_ttl=1.0, reclaim_grace=0.0
+    )
+    sidecar = Sidecar(config)
+    await sidecar.start()
+    try:
+        bob = await principals.connect("bob")
+        mb = await bob.open("bob", ttl=1.0, keep=0)
+        await until(lambda: _has(tenant, p.MAILBOXES_BUCKET, "bob"), within=3.0)
+        await tenant.send("bob", "left unread")
+        await mb.close()
+
+        async def gone() -> bool:
+            return await _writes_of(tenant, "bob") == {} and await tenant.dead_letters.list("bob") != []
+
+        await until(gone, within=15.0)
+        assert await _dead(tenant, "bob") == [("left unread", p.REASON_RECLAIMED)]
+        assert await _key(tenant, p.MAILBOXES_BUCKET, "bob") is None
+        again = await bob.open("bob", ttl=5)
+        assert not again.resumed
+        await again.close()
+    finally:
+        await sidecar.stop()
