@@ -5,6 +5,7 @@ read, write, list, watch, purge or roll up alice's state, nor the tenant's own n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -264,3 +265,37 @@ async def test_one_card_by_address_is_an_agents_own(principals):
     await until(offline, within=10)
     kept = await tenant.agent("dave", include_offline=True)
     assert kept is not None and kept.name == "Dave" and kept.status == "offline"
+
+
+async def test_a_state_consumer_delivering_elsewhere_delivers_nothing_there(principals, tenant):
+    """A push consumer's deliver subject is its creator's choice, and the server does not
+    check it against the creator's subscribe permissions. Pinned (nats-server 2.15): bob's
+    consumer of his own state, delivering to alice's mailbox subject or to the JetStream API
+    (his value a purge request's body), stores no mail and purges nothing: the server sends
+    a push consumer's messages only while a client subscribes to its deliver subject."""
+    await tenant.send("alice", "keep me")
+    bob = await principals.connect("bob")
+    await bob.state("notes").put("body", b"{}")
+    raw = await principals.raw("bob")
+    own = p.kv_subject(p.STATE_BUCKET, f"{pstate.agent_state_scope('bob')}.>")
+    for i, target in enumerate(
+        (p.mail_subject(p.Priority.NORMAL, "alice"), "$JS.API.STREAM.PURGE.MAILSLOT_MAIL")
+    ):
+        body = {
+            "stream_name": BUCKET_STREAM,
+            "config": {
+                "name": f"elsewhere{i}",
+                "filter_subject": own,
+                "deliver_subject": target,
+                "deliver_policy": "all",
+                "ack_policy": "none",
+            },
+        }
+        answer = await raw.nc.request(
+            f"$JS.API.CONSUMER.CREATE.{BUCKET_STREAM}.elsewhere{i}.{own}",
+            json.dumps(body).encode(),
+            timeout=3,
+        )
+        assert "error" not in json.loads(answer.data)
+    await asyncio.sleep(2)
+    assert [m.text() for m in await tenant.inspect("alice").peek()] == ["keep me"]
