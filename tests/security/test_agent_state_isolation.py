@@ -299,3 +299,42 @@ async def test_a_state_consumer_delivering_elsewhere_delivers_nothing_there(prin
         assert "error" not in json.loads(answer.data)
     await asyncio.sleep(2)
     assert [m.text() for m in await tenant.inspect("alice").peek()] == ["keep me"]
+
+
+async def test_known_gap_a_state_consumer_delivers_to_a_subscribed_subject(principals, tenant):
+    """Known gap, pinned: where a client does subscribe to the deliver subject, the server
+    delivers there, whatever the consumer creator may publish to. So carol, whose topics
+    are ``carol.>``, can hand her own state values to subscribers of ``topic.elsewhere``. The
+    message keeps its stored subject (``$KV.MAILSLOT_STATE.=agent.<carol>...``), not the
+    topic's, so a Mailslot topic subscription does not take it for a broadcast; a raw
+    subscriber that ignores the subject reads it. The same holds for the reply subject of a
+    pull (docs/deploy.md, "Reply subjects are not permissions")."""
+    got: list[tuple[str, bytes]] = []
+
+    async def seen(msg) -> None:
+        got.append((msg.subject, msg.data))
+
+    await tenant.nc.subscribe("topic.elsewhere", cb=seen)
+    await tenant.nc.flush()
+    carol = await principals.connect("carol")
+    await carol.state("notes").put("body", b"carol speaking")
+    raw = await principals.raw("carol")
+    own = p.kv_subject(p.STATE_BUCKET, f"{pstate.agent_state_scope('carol')}.>")
+    body = {
+        "stream_name": BUCKET_STREAM,
+        "config": {
+            "name": "elsewhere",
+            "filter_subject": own,
+            "deliver_subject": "topic.elsewhere",
+            "deliver_policy": "all",
+            "ack_policy": "none",
+        },
+    }
+    create = f"$JS.API.CONSUMER.CREATE.{BUCKET_STREAM}.elsewhere.{own}"
+    await raw.nc.request(create, json.dumps(body).encode(), timeout=3)
+
+    async def arrived() -> bool:
+        return bool(got)
+
+    await until(arrived, within=5)
+    assert got == [(p.kv_subject(p.STATE_BUCKET, _kv_key("carol", "notes", "body")), b"carol speaking")]
