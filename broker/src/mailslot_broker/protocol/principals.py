@@ -118,6 +118,10 @@ def agent_state_grants(address: str) -> list[str]:
       names any consumer of the state bucket: another's watch can be ended by an agent that
       knows its random name (consumer names are never listed to agents), never read. No
       consumer of the writes stream is granted: it holds the buckets' own sourcing.
+
+    The deliver subject is in the body, which no permission sees: an agent can point its
+    consumer at any subject a client subscribes to and hand its own values there (a known
+    gap, docs/deploy.md threat model, as with a pull's reply subject).
     """
     scope = agent_state_scope(address)
     bucket_stream = kv_stream(STATE_BUCKET)
