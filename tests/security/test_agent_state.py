@@ -154,7 +154,7 @@ async def test_a_watch_whose_consumer_vanished_makes_it_again_and_misses_nothing
         await store.put("before", b"1")
         assert (await changes.next(timeout=5)).key == ("before",)
         stream = p.kv_stream(p.STATE_BUCKET)
-        names = await tenant.js._jsm.consumers_info(stream)  # noqa: SLF001 - the test's view
+        names = await tenant.js.consumers_info(stream)
         assert names
         for info in names:
             await tenant.js.delete_consumer(stream, info.name)
