@@ -231,7 +231,10 @@ def test_no_agents_grants_reach_another_agents_or_a_namespaces_keys(mine, other)
     assert _matches(grants[0], AW.agent_write_subject(p.STATE_BUCKET, own))
 
 
-async def test_one_card_by_address_is_an_agents_own(principals):
+async def test_one_card_by_address_reads_as_the_registry_lists_it(principals):
+    """An agent reads its own card directly (its own lease and record), another agent's as
+    ``agents()`` lists it: through the sidecar (cards are public inside a tenant), and
+    ``Unavailable`` without one, never by a read of the other's lease or record."""
     alice = await principals.connect("alice")
     mb = await alice.open("alice", ttl=30, card=mailslot.AgentCard(name="Alice"))
     bob = await principals.connect("bob")
@@ -241,8 +244,6 @@ async def test_one_card_by_address_is_an_agents_own(principals):
         assert bob.agent_address == "bob" and tenant.agent_address is None
         own = await bob.agent("bob")
         assert own is not None and own.name == "Bob" and own.address == "bob"
-        with pytest.raises(mailslot.PermissionDenied):
-            await bob.agent("alice")
 
         async def listed() -> bool:  # the tenant reads the bucket: one sourcing hop later
             return await tenant.agent("alice") is not None
@@ -251,6 +252,15 @@ async def test_one_card_by_address_is_an_agents_own(principals):
         seen = await tenant.agent("alice")
         assert seen is not None and seen.name == "Alice"
         assert await tenant.agent("nobody") is None
+        await principals.stop_views()
+        with pytest.raises(mailslot.Unavailable, match="sidecar"):
+            await bob.agent("alice")  # no sidecar to list the registry
+        assert await bob.agent("bob") == own  # its own card needs none
+        await principals.start_views()
+        listed_alice = await bob.agent("alice")
+        assert listed_alice is not None and listed_alice.name == "Alice" and listed_alice.address == "alice"
+        assert listed_alice == next(c for c in await bob.agents() if c.address == "alice")
+        assert await bob.agent("nobody") is None
     finally:
         await mb.close()
         await bob_mb.close()

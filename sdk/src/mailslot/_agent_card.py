@@ -7,12 +7,12 @@ address instead, with two last-by-subject direct gets (``DIRECT.GET.<stream>.<su
 its lease (the live card), and only without one its mailbox record (the card it last had,
 ``status="offline"``): the same card ``agents(include_offline=True)`` lists for it.
 
-What an agent credential may read this way is its own card: it already reads its own lease
-and record (``protocol.principals``), and nobody else's. Cards could be called public
-metadata, but granting every card would also tell every agent who is online (the lease) and
-the other agents' mailbox records, which the threat model (docs/deploy.md) keeps from them;
-the one caller that needs it, an A2A front running on an agent's credential, fronts that
-agent only. A tenant credential reads any card.
+An agent credential reads its own card this way (it reads its own lease and record where it
+writes them, ``protocol.principals``). Another agent's card it gets as ``agents()`` lists it:
+cards are public inside a tenant (the registry is how agents find each other, and the
+sidecar lists every card to any agent, ``protocol.views`` op ``agents``), so ``agent(other)``
+answers what ``agents()`` would, through the same sidecar listing, not through a grant on
+other agents' leases and records. A tenant credential reads any card directly.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from nats.js.kv import KV_MARKER_REASON, KV_OP
 from ._boundary import boundary
 from .link import Link
 from .mailbox import AgentCard
-from .registry import _card
+from .registry import _card, list_agents
 
 
 async def _last_value(link: Link, bucket: str, address: str) -> bytes | None:
@@ -52,6 +52,8 @@ async def read_card(link: Link, address: str, *, include_offline: bool = False) 
     """``address``'s card while its lease lives; else, with ``include_offline``, the card its
     mailbox record keeps (``status="offline"``); else None."""
     link.check_open()
+    if link.agent is not None and address != link.agent:
+        return await _listed_card(link, address, include_offline=include_offline)
     with boundary():
         live = await _last_value(link, p.AGENTS_BUCKET, address)
         if live is not None:
@@ -63,6 +65,14 @@ async def read_card(link: Link, address: str, *, include_offline: bool = False) 
         return None
     card = _card(address, json.dumps(p.MailboxRecord.decode(record).card).encode())
     return card.model_copy(update={"status": "offline"})
+
+
+async def _listed_card(link: Link, address: str, *, include_offline: bool) -> AgentCard | None:
+    """Another agent's card, for an agent credential: the one the sidecar's listing holds."""
+    for card in await list_agents(link, include_offline=include_offline):
+        if card.address == address:
+            return card
+    return None
 
 
 __all__ = ["read_card"]
