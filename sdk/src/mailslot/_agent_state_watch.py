@@ -22,7 +22,7 @@ from nats.js.kv import KV_DEL, KV_MARKER_REASON, KV_OP, KV_PURGE
 from ._boundary import boundary
 from ._state_types import StateChange
 from .link import Link
-from .state import _STOP, StateWatch
+from .state import StateWatch
 
 if TYPE_CHECKING:
     from ._agent_state import AgentStateStore
@@ -210,7 +210,7 @@ class AgentStateWatch(StateWatch):
             deleted = _operation(msg.headers) is not None
             if int(meta.sequence.consumer) <= feed.initial and deleted:
                 return  # an old delete is not news
-            self._out.put_nowait(StateChange(key, None if deleted else (msg.data or b""), _revision(msg)))
+            self._out.put(StateChange(key, None if deleted else (msg.data or b""), _revision(msg)))
 
         return on_msg
 
@@ -221,7 +221,7 @@ class AgentStateWatch(StateWatch):
         await cancel_and_wait(self._tasks)
         for feed in self._feeds:
             await feed.close()
-        self._out.put_nowait(_STOP)
+        self._out.close()
 
 
 __all__ = ["HEARTBEAT", "WATCH_SILENCE", "AgentStateWatch"]

@@ -28,7 +28,7 @@ from nats.js.kv import KeyValue
 
 from . import _agent_views
 from ._boundary import boundary, plain_seconds
-from .errors import Timeout
+from ._events import Events
 from .link import Link
 from .mailbox import AgentCard
 
@@ -101,9 +101,6 @@ class AgentEvent:
     at: datetime
 
 
-_STOP = object()
-
-
 class AgentWatch:
     """Async iterator of :class:`AgentEvent`. ``initial=True`` first reports every agent that
     is already live as a ``join``."""
@@ -114,7 +111,7 @@ class AgentWatch:
         self._known: dict[str, AgentCard] = {}
         self._revisions: dict[str, int] = {}
         self._watcher: KeyValue.KeyWatcher | None = None
-        self._out: asyncio.Queue[Any] = asyncio.Queue()
+        self._out: Events[AgentEvent] = Events()
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
         self._closed = False
@@ -149,7 +146,7 @@ class AgentWatch:
             self._known[key] = card
             self._revisions[key] = item.revision
             if self.initial:
-                self._out.put_nowait(AgentEvent("join", key, card, now))
+                self._out.put(AgentEvent("join", key, card, now))
 
     def __await__(self) -> Any:
         return self.start().__await__()
@@ -172,15 +169,15 @@ class AgentWatch:
                 if entry.operation in ("DEL", "PURGE") or not entry.value:
                     card = self._known.pop(entry.key, None)
                     if card is not None and live:
-                        self._out.put_nowait(AgentEvent("leave", entry.key, card, now))
+                        self._out.put(AgentEvent("leave", entry.key, card, now))
                 else:
                     card = _card(entry.key, entry.value)
                     old = self._known.get(entry.key)
                     self._known[entry.key] = card
                     if old is None and emit:
-                        self._out.put_nowait(AgentEvent("join", entry.key, card, now))
+                        self._out.put(AgentEvent("join", entry.key, card, now))
                     elif old is not None and old != card and live:
-                        self._out.put_nowait(AgentEvent("update", entry.key, card, now))
+                        self._out.put(AgentEvent("update", entry.key, card, now))
                 if not live and entry.delta == 0:
                     live = True
                     if not self._ready.done():
@@ -188,7 +185,7 @@ class AgentWatch:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._out.put_nowait(exc)
+            self._out.put(exc)
         finally:
             if not self._ready.done():
                 self._ready.set_result(None)
@@ -201,7 +198,7 @@ class AgentWatch:
             with contextlib.suppress(Exception):
                 await self._watcher.stop()
         await cancel_and_wait([self._task])
-        self._out.put_nowait(_STOP)
+        self._out.close()
         # Last, so that a slow server cannot hold up the iterator's end.
         await kvscan.stop_watch(self._link.js, self._watcher)
 
@@ -209,16 +206,7 @@ class AgentWatch:
         """The next event; :class:`Timeout` after ``timeout`` s, StopAsyncIteration once closed."""
         await self.start()
         t = plain_seconds(timeout, what="timeout")
-        try:
-            item = await asyncio.wait_for(self._out.get(), t)
-        except asyncio.TimeoutError:
-            raise Timeout(f"no agent event within {t:g} s") from None
-        if item is _STOP:
-            self._out.put_nowait(_STOP)
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
+        return await self._out.next(t, nothing=lambda t: f"no agent event within {t:g} s")
 
     @property
     def known(self) -> dict[str, AgentCard]:

@@ -31,10 +31,11 @@ from nats.js import errors as jserr
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from ._boundary import boundary, checking, plain_seconds, translate
+from ._events import Events
 from ._kv_marker import write_marker
 from ._ride_out import ride_out
 from ._state_types import Key, StateChange, StateEntry, _entry, _key_check
-from .errors import InvalidPayload, StateConflict, StateTooLarge, Timeout
+from .errors import InvalidPayload, StateConflict, StateTooLarge
 from .link import Link
 
 T = TypeVar("T")
@@ -43,7 +44,6 @@ T = TypeVar("T")
 DELETE_MARKER_TTL = 60.0
 #: Deletes of one purge in flight at once.
 _PURGE_CONCURRENCY = 64
-_STOP = object()
 
 
 class StateStore:
@@ -278,7 +278,7 @@ class StateWatch:
         self._tasks: list[asyncio.Task[None]] = []
         self._seen: dict[str, int] = {}
         self._since = 0
-        self._out: asyncio.Queue[Any] = asyncio.Queue()
+        self._out: Events[StateChange] = Events()
         self._started = False
         self._closed = False
 
@@ -323,26 +323,17 @@ class StateWatch:
                 deleted = entry.operation in (KV_DEL, KV_PURGE)
                 if revision <= self._since and (deleted or not self.include_existing):
                     continue
-                self._out.put_nowait(StateChange(key, None if deleted else (entry.value or b""), revision))
+                self._out.put(StateChange(key, None if deleted else (entry.value or b""), revision))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._out.put_nowait(translate(exc))
+            self._out.put(translate(exc))
 
     async def next(self, *, timeout: float | timedelta | None = None) -> StateChange:
         """The next change; :class:`Timeout` after ``timeout`` s, StopAsyncIteration once closed."""
         t = plain_seconds(timeout, what="timeout")
         await self.start()
-        try:
-            item = await asyncio.wait_for(self._out.get(), t)
-        except asyncio.TimeoutError:
-            raise Timeout(f"no state change within {t:g} s") from None
-        if item is _STOP:
-            self._out.put_nowait(_STOP)
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
+        return await self._out.next(t, nothing=lambda t: f"no state change within {t:g} s")
 
     async def close(self) -> None:
         if self._closed:
@@ -352,7 +343,7 @@ class StateWatch:
             with contextlib.suppress(Exception):
                 await watcher.stop()
         await cancel_and_wait(self._tasks)
-        self._out.put_nowait(_STOP)
+        self._out.close()
         for watcher in self._watchers:
             await kvscan.stop_watch(self._store._link.js, watcher)
 
