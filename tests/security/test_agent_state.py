@@ -165,3 +165,74 @@ async def test_a_watch_whose_consumer_vanished_makes_it_again_and_misses_nothing
         assert (await changes.next(timeout=5)).key == ("after",)
         with pytest.raises(mailslot.Timeout):
             await changes.next(timeout=1)  # nothing twice
+
+
+async def test_a_watch_that_cannot_make_its_consumer_again_raises_typed(principals, tenant, monkeypatch):
+    """The watch's consumer is gone and the bucket's ``max_consumers`` is full, so it cannot
+    be made again: no waiting cures that, so the iterator raises the server's refusal as the
+    SDK's error (not Timeout after Timeout, nor a ``next()`` that hangs), then ends."""
+    import dataclasses
+
+    from mailslot import _agent_state_watch
+
+    monkeypatch.setattr(_agent_state_watch, "HEARTBEAT", 0.3)
+    alice = await principals.connect("alice")
+    store = alice.state("w3")
+    stream = p.kv_stream(p.STATE_BUCKET)
+    async with store.watch() as changes:
+        await store.put("a", b"1")
+        assert (await changes.next(timeout=5)).key == ("a",)
+        names = [c.name for c in await tenant.js.consumers_info(stream)]
+        info = await tenant.js.stream_info(stream)
+        await tenant.js.update_stream(dataclasses.replace(info.config, max_consumers=len(names)))
+        for name in names:
+            await tenant.js.delete_consumer(stream, name)
+        for i in range(len(names)):  # the slots taken, by somebody else
+            await tenant.js.add_consumer(stream, durable_name=f"fill{i}")
+        with pytest.raises(mailslot.BrokerFailure, match="maximum consumers"):
+            await asyncio.wait_for(changes.next(), 10)  # no timeout of its own: raises, not hangs
+        with pytest.raises(StopAsyncIteration):
+            await changes.next(timeout=1)
+
+
+def test_a_watch_retries_transient_failures_up_to_failover_timeout():
+    """Which failures to make a watch's consumer again are retried, and for how long: an
+    unanswered or refused request (a leader election) up to ``failover_timeout``, then
+    Unavailable; time disconnected does not count; a permanent refusal ends it at once."""
+    import nats.errors as nerr
+    from mailslot._agent_state_watch import Reopening, transient
+    from nats.js import errors as jserr
+
+    assert transient(nerr.TimeoutError()) and transient(nerr.NoRespondersError())
+    assert transient(mailslot.Disconnected("down"))
+    assert transient(jserr.ServiceUnavailableError(code=503, description="no leader"))
+    assert not transient(
+        jserr.APIError(code=400, err_code=10026, description="maximum consumers limit reached")
+    )
+    assert not transient(
+        jserr.ServiceUnavailableError(
+            code=503, err_code=10039, description="jetstream not enabled for account"
+        )
+    )
+    assert not transient(mailslot.PermissionDenied("nope"))
+    assert not transient(nerr.ConnectionClosedError())
+
+    policy = Reopening(30.0)
+    assert policy.failed(nerr.TimeoutError(), now=100.0, connected=True) is None
+    assert policy.failed(nerr.NoRespondersError(), now=129.0, connected=True) is None
+    err = policy.failed(nerr.TimeoutError(), now=130.0, connected=True)
+    assert isinstance(err, mailslot.Unavailable) and "30.0 s" in str(err)
+    assert isinstance(err.__cause__, nerr.TimeoutError)
+    policy.succeeded()  # made again: the clock starts afresh
+    assert policy.failed(nerr.TimeoutError(), now=200.0, connected=True) is None
+    assert policy.failed(mailslot.Disconnected("down"), now=500.0, connected=False) is None
+    assert policy.failed(nerr.TimeoutError(), now=501.0, connected=True) is None  # outage not counted
+    denied = policy.failed(
+        jserr.APIError(code=400, err_code=10026, description="maximum consumers limit reached"),
+        now=501.5,
+        connected=True,
+    )
+    assert isinstance(denied, mailslot.BrokerFailure)
+    assert isinstance(
+        policy.failed(nerr.ConnectionClosedError(), now=502.0, connected=False), mailslot.NotConnected
+    )

@@ -14,13 +14,16 @@ from mailslot_broker import protocol as p
 from mailslot_broker.kvscan import WATCH_INACTIVE_THRESHOLD
 from mailslot_broker.protocol import state as pstate
 from mailslot_broker.tasks import cancel_and_wait
+from nats import errors as nerr
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import errors as jserr
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.kv import KV_DEL, KV_MARKER_REASON, KV_OP, KV_PURGE
 
-from ._boundary import boundary
+from ._boundary import boundary, translate
 from ._state_types import StateChange
+from .errors import Disconnected, Timeout, Unavailable
 from .link import Link
 from .state import StateWatch
 
@@ -33,6 +36,54 @@ _BUCKET_STREAM = p.kv_stream(p.STATE_BUCKET)
 #: consumer again.
 HEARTBEAT = 5.0
 WATCH_SILENCE = 3
+
+#: Failures to make a watch consumer again that a moment may cure: unanswered (a leader
+#: election, or the connection dropping), no responders (no stream or consumer leader yet).
+_TRANSIENT = (nerr.TimeoutError, asyncio.TimeoutError, nerr.NoRespondersError, Timeout, Disconnected)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether making a watch's consumer again may work if asked again: an unanswered or
+    refused request (as :mod:`mailslot._ride_out` and the receive loop's failover count
+    them), not a refusal that no waiting cures (permissions, the stream's consumer limit,
+    JetStream off, a closed client)."""
+    if isinstance(exc, jserr.APIError):
+        # 503 without JetStream off: nobody leads the stream (yet).
+        return exc.code == 503 and not p.jsapi.is_jetstream_disabled(exc)
+    return isinstance(exc, _TRANSIENT)
+
+
+class Reopening:
+    """When a watch stops making its consumer again, sans I/O: a failure that is not
+    :func:`transient` ends the watch at once, a transient one once failures have gone on for
+    ``patience`` seconds (the client's ``failover_timeout``). Time the connection is down does
+    not count: a watch waits out an outage, as a tenant's (nats-py's ordered consumer) does."""
+
+    def __init__(self, patience: float) -> None:
+        self.patience = patience
+        self.failing_since: float | None = None
+
+    def succeeded(self) -> None:
+        self.failing_since = None
+
+    def failed(self, exc: BaseException, *, now: float, connected: bool) -> BaseException | None:
+        """The error that ends the watch (typed, with ``exc`` as its cause), or None: try again."""
+        if not transient(exc):
+            return translate(exc)
+        if not connected:
+            self.failing_since = None
+            return None
+        if self.failing_since is None:
+            self.failing_since = now
+        failing = now - self.failing_since
+        if failing < self.patience:
+            return None
+        err = Unavailable(
+            f"a state watch could not make its consumer again for {failing:.1f} s "
+            f"(failover_timeout {self.patience:g} s): {translate(exc)}"
+        )
+        err.__cause__ = exc
+        return err
 
 
 def _operation(headers: Mapping[str, str] | None) -> str | None:
@@ -151,8 +202,11 @@ class AgentStateWatch(StateWatch):
         return self
 
     async def _keep(self) -> None:
-        """Make a feed's consumer again when it skipped or fell silent (see the class)."""
+        """Make a feed's consumer again when it skipped or fell silent (see the class); a
+        failure that asking again will not cure ends the watch with it (:class:`Reopening`)."""
         loop = asyncio.get_running_loop()
+        link = self._store._link
+        policy = Reopening(link.options.failover_timeout)
         while True:
             try:
                 feed = await asyncio.wait_for(self._stale.get(), HEARTBEAT)
@@ -163,8 +217,18 @@ class AgentStateWatch(StateWatch):
                 feed = silent[0]
             if feed not in self._feeds:
                 continue  # replaced already
-            with contextlib.suppress(Exception):  # down still: tried again at the next tick
+            try:
                 await self._reopen(feed)
+            except Exception as exc:
+                err = policy.failed(exc, now=loop.time(), connected=link.connected)
+                if err is None:
+                    continue  # tried again at the next tick
+                if err is not exc and err.__cause__ is None:
+                    err.__cause__ = exc  # as `raise ... from exc` at the boundary
+                self._out.put(err)
+                self._out.close()  # what came before is read first; then the iteration ends
+                return
+            policy.succeeded()
 
     async def _reopen(self, old: _Feed) -> None:
         new = _Feed(old.link, old.pattern)
@@ -224,4 +288,4 @@ class AgentStateWatch(StateWatch):
         self._out.close()
 
 
-__all__ = ["HEARTBEAT", "WATCH_SILENCE", "AgentStateWatch"]
+__all__ = ["HEARTBEAT", "WATCH_SILENCE", "AgentStateWatch", "Reopening", "transient"]
