@@ -33,6 +33,7 @@ _UPGRADABLE = (
     "republish",
     "max_consumers",
     "description",
+    "max_msg_size",
 )
 #: What :func:`provision` creates at connect: the streams, then the buckets (each bucket is a
 #: stream too). The claims and state buckets are made on first use, one stream each more.
@@ -74,7 +75,7 @@ def _norm(name: str, value: object) -> object:
         return bool(value)
     if name == "description":
         return value or None
-    if name == "max_consumers":
+    if name in ("max_consumers", "max_msg_size"):
         return value if value is not None else -1
     if name == "num_replicas":
         return value or 1
@@ -83,7 +84,13 @@ def _norm(name: str, value: object) -> object:
 
 def _diff(want: StreamConfig, have: StreamConfig) -> tuple[list[str], list[str]]:
     conflicts = [f for f in _FIXED if _norm(f, getattr(want, f)) != _norm(f, getattr(have, f))]
-    changes = [f for f in _UPGRADABLE if _norm(f, getattr(want, f)) != _norm(f, getattr(have, f))]
+    changes = [
+        f
+        for f in _UPGRADABLE
+        if _norm(f, getattr(want, f)) != _norm(f, getattr(have, f))
+        # A stream Mailslot sets no message size for keeps the deployment's.
+        and not (f == "max_msg_size" and want.max_msg_size is None)
+    ]
     return conflicts, changes
 
 
@@ -308,8 +315,11 @@ async def provision_agent_writes(
     s = settings or p.StreamSettings()
     report = ProvisionReport()
     aw = p.agent_writes
-    for make in (aw.agent_writes_stream_config, aw.outbox_stream_config):
-        await ensure_stream(js, make(s), report, requested_replicas=s.replicas)
+    # The outbox's max_msg_size follows this server's max_payload (an existing outbox is
+    # updated to it: one made before it had the mover's room, or on a changed server).
+    max_payload = int(natscompat.js_connection(js).max_payload)
+    for want in (aw.agent_writes_stream_config(s), aw.outbox_stream_config(s, max_payload=max_payload)):
+        await ensure_stream(js, want, report, requested_replicas=s.replicas)
     for bucket in aw.SOURCED_BUCKETS:
         await _ensure_sourced(js, bucket, s, report)
     return report

@@ -12,6 +12,7 @@ subscribed is :class:`Unavailable`.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from mailslot_broker import mailscan
@@ -22,6 +23,8 @@ from nats.js import errors as jserr
 from ._boundary import boundary
 from .errors import BrokerFailure, Unavailable
 from .link import Link
+
+log = logging.getLogger("mailslot.registry")
 
 v = p.views
 #: How long a read waits for the sidecar's first answer.
@@ -123,7 +126,9 @@ async def registry(link: Link, *, include_offline: bool) -> list[tuple[str, byte
     time (an agent credential may not read the agents bucket by body). Asked on the agent's
     own view subject: the registry is the tenant's, the same whoever asks. Pages are read one
     after another, so an agent that joins or leaves meanwhile may show in one page and not in
-    another (each card is current when its page was read)."""
+    another (each card is current when its page was read). A card the sidecar could not
+    answer with (too large for ``max_payload`` with its headers: it comes without its body)
+    is left out with a warning: one oversized card does not take the listing with it."""
     assert link.agent is not None
     out: list[tuple[str, bytes, bool]] = []
     after = ""
@@ -140,10 +145,19 @@ async def registry(link: Link, *, include_offline: bool) -> list[tuple[str, byte
             address = headers.get(v.AGENT_HEADER)
             if not address:
                 raise BrokerFailure("the sidecar's registry answer has a card without its address")
+            after = address
+            omitted = headers.get(v.BODY_OMITTED)
+            if omitted is not None:
+                log.warning(
+                    "agent %s left out of the listing: its card (%s bytes) is too large for the "
+                    "sidecar to answer with",
+                    address,
+                    omitted,
+                )
+                continue
             out.append((address, m.data or b"", headers.get(v.AGENT_OFFLINE_HEADER) == "1"))
         if len(page) < v.MAX_AGENTS_BATCH:
             return out
-        after = out[-1][0]
 
 
 __all__ = [

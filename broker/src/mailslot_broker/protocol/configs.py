@@ -47,6 +47,10 @@ from .subjects import (
 from .values import (
     Priority,
 )
+from .views import OUTBOX_MOVE_ROOM
+
+#: The nats-server's default ``max_payload`` (1 MiB), for a config made without a connection.
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
 
 # --- stream and bucket configurations ----------------------------------------------------------
 
@@ -144,9 +148,11 @@ def agent_writes_stream_config(s: StreamSettings) -> StreamConfig:
     )
 
 
-def outbox_stream_config(s: StreamSettings) -> StreamConfig:
+def outbox_stream_config(s: StreamSettings, *, max_payload: int = DEFAULT_MAX_PAYLOAD) -> StreamConfig:
     """Where agent credentials publish mail (:mod:`.agent_writes`): a WorkQueue without
-    rollups, which the sidecar moves into the mail stream."""
+    rollups, which the sidecar moves into the mail stream. Its messages (headers and body)
+    stay :data:`~.views.OUTBOX_MOVE_ROOM` below the server's ``max_payload``: the mover adds
+    headers, and a copy over ``max_payload`` would cost the mover its connection."""
     return _stream(
         s,
         name=OUTBOX_STREAM,
@@ -154,6 +160,7 @@ def outbox_stream_config(s: StreamSettings) -> StreamConfig:
         subjects=[f"{OUTBOX_PREFIX}.>"],
         retention=RetentionPolicy.WORK_QUEUE,
         max_age=s.mail_max_age,
+        max_msg_size=max_payload - OUTBOX_MOVE_ROOM,
         allow_msg_ttl=True,
         allow_rollup_hdrs=False,
         discard=DiscardPolicy.OLD,

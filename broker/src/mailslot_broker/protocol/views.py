@@ -32,19 +32,20 @@ Requests (JSON bodies) and answers, to the request's reply subject:
   (and, with ``include_offline``, the mailbox records of agents whose lease lapsed) in one
   batched read: up to ``min(batch, MAX_AGENTS_BATCH)`` cards with an address above ``after``,
   in address order, one reply each (the card's JSON, header :data:`AGENT_HEADER` = its address,
-  :data:`AGENT_OFFLINE_HEADER` ``= 1`` for an offline one), then the end marker. A caller pages
+  :data:`AGENT_OFFLINE_HEADER` ``= 1`` for an offline one; a card too large to answer with
+  them comes without its body, with :data:`BODY_OMITTED`), then the end marker. A caller pages
   on with ``after`` = the last address it got.
 - ``{"op": "supersede", "to": "<address>", "key": "<replace key>", "outbox_seq": <n>}``:
   keep-latest for an agent's send (``send(..., replace_key=...)``), after the agent stored
   the new message in its outbox at sequence ``outbox_seq``. The sidecar waits until its
-  outbox mover has moved everything up to that sequence (at most :data:`SUPERSEDE_MOVE_WAIT`
-  seconds; then ``Status: 504``), then deletes from ``to``'s mailbox every waiting message
-  with that key that this agent sent through its outbox before it: ``Mailslot-From`` is the
-  agent the subject names and :data:`OUTBOX_SEQ_HEADER` (stamped by the mover, never taken
-  from the agent) is below ``outbox_seq``. Never another sender's mail: the sidecar cannot
-  check a signature, but it knows who asked (the server lets only that agent publish its view
-  subject), so a forged ``Mailslot-From`` can at most have the forger's mail replaced by the
-  agent it names. One reply ``{"superseded": <n>}``.
+  outbox mover has moved that message (the outbox no longer holds that sequence; at most
+  :data:`SUPERSEDE_MOVE_WAIT` seconds; then ``Status: 504``), then deletes from ``to``'s
+  mailbox every waiting message with that key that this agent sent through its outbox before
+  it: ``Mailslot-From`` is the agent the subject names and :data:`OUTBOX_SEQ_HEADER`
+  (stamped by the mover, never taken from the agent) is below ``outbox_seq``. Never another
+  sender's mail: the sidecar cannot check a signature, but it knows who asked (the server
+  lets only that agent publish its view subject), so a forged ``Mailslot-From`` can at most
+  have the forger's mail replaced by the agent it names. One reply ``{"superseded": <n>}``.
 - a request it cannot serve: one reply with headers ``Status: 400`` and ``Description``.
 
 Requests whose reply subject is not an inbox of the agent the subject names (its own inbox
@@ -56,6 +57,8 @@ No sidecar subscribed: the server answers the request with a no-responders statu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .names import MAIL_PREFIX
 from .subjects import reply_address
 
@@ -65,7 +68,9 @@ VIEW_PREFIX = "mview"
 VIEW_QUEUE = "mailslot-sidecar-views"
 #: Most messages one scan answers.
 MAX_SCAN_BATCH = 256
-#: Header on a relayed message whose body did not fit: the body's size in bytes.
+#: Header on a view answer whose body did not fit the connection's ``max_payload`` with its
+#: subject and headers (a relayed message, an ``agents`` card): the body's size in bytes,
+#: the body left out.
 BODY_OMITTED = "Mailslot-Body-Omitted"
 
 #: The status replies of a view answer (the header and codes of a batched direct get's).
@@ -87,6 +92,15 @@ OP_SUPERSEDE = "supersede"
 #: Header the outbox mover puts on every message it moves into a mailbox: the message's
 #: sequence in the outbox (what the agent's receipt says), replacing any the agent wrote.
 OUTBOX_SEQ_HEADER = "Mailslot-Outbox-Seq"
+#: Bytes the outbox leaves below the server's ``max_payload`` (its ``max_msg_size``) for what
+#: the mover adds to a copy: :data:`OUTBOX_SEQ_HEADER` with up to 20 digits (45 bytes on the
+#: wire) and a remaining ``Nats-TTL`` a few bytes longer than the sender's, with room to spare.
+#: A message the outbox stored therefore fits the mail stream once moved.
+OUTBOX_MOVE_ROOM = 128
+#: Dead-letter reason of an outbox message whose mailbox copy would exceed ``max_payload``
+#: (stored before the outbox had :data:`OUTBOX_MOVE_ROOM`, or on a server whose
+#: ``max_payload`` shrank): the mover terminates it and dead-letters its headers, once.
+REASON_OUTBOX_OVERSIZE = "too large to move from the outbox"
 #: Seconds a ``supersede`` waits for the mover to have moved the new message.
 SUPERSEDE_MOVE_WAIT = 10.0
 STATUS_TIMEOUT = "504"
@@ -97,6 +111,16 @@ MAX_AGENTS_BATCH = 256
 #: (its lease lapsed, its mailbox kept: the card is the one in its mailbox record).
 AGENT_HEADER = "Mailslot-Agent"
 AGENT_OFFLINE_HEADER = "Mailslot-Agent-Offline"
+
+
+def message_size(headers: Mapping[str, str] | None, data: bytes) -> int:
+    """What the server counts against ``max_payload`` for a message: its header block as
+    nats-py writes it (``NATS/1.0``, one ``key: value`` line each, the blank line) and its
+    body. A message over ``max_payload`` costs the publisher its connection."""
+    size = len(data)
+    if headers:
+        size += len("NATS/1.0\r\n\r\n") + sum(len(k) + len(val) + 4 for k, val in headers.items())
+    return size
 
 
 def view_subject(address: str) -> str:
@@ -137,7 +161,9 @@ __all__ = [
     "OP_SCAN",
     "OP_STATS",
     "OP_SUPERSEDE",
+    "OUTBOX_MOVE_ROOM",
     "OUTBOX_SEQ_HEADER",
+    "REASON_OUTBOX_OVERSIZE",
     "RELAYED_NATS_HEADERS",
     "STATUS_BAD_REQUEST",
     "STATUS_END",
@@ -148,6 +174,7 @@ __all__ = [
     "VIEW_PREFIX",
     "VIEW_QUEUE",
     "agent_view_subjects",
+    "message_size",
     "view_address",
     "view_subject",
     "view_subject_all",

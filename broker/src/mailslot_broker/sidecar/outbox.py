@@ -14,6 +14,13 @@ message to ``mbox.<p>.<to>``:
 3. ack it in the outbox once the mail stream has acked the copy; a copy that failed is naked
    and moved again.
 
+A copy that would exceed the server's ``max_payload`` (headers and body: the server closes
+the connection of whoever publishes one) is never published: the outbox keeps
+:data:`~..protocol.views.OUTBOX_MOVE_ROOM` for what the mover adds, so only a message stored
+before it had that room (or on a server whose ``max_payload`` shrank) gets there. It is
+dead-lettered without its body (reason :data:`~..protocol.views.REASON_OUTBOX_OVERSIZE`) and
+terminated in the outbox, never naked to come back forever.
+
 At least once plus the id: a move repeated after a crash (the outbox redelivers after
 ``ack_wait``) is within the mail stream's dedupe window and stored once. An agent's send is
 acked when the outbox stored it, so nothing acked is lost while the sidecar is down: the mail
@@ -37,7 +44,9 @@ from nats.js import JetStreamContext
 from nats.js import errors as jserr
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from .. import natscompat
 from .. import protocol as p
+from ..deadletters import dead_letter_headers
 from ..protocol import Header
 
 log = logging.getLogger("mailslot.sidecar.outbox")
@@ -102,6 +111,7 @@ class OutboxMover:
         self.retry_wait = retry_wait
         self.moved = 0
         self.dropped = 0
+        self.oversize = 0  # messages too large to move, dead-lettered without their body
         self._psub: Any = None
 
     async def _bind(self) -> Any:
@@ -180,6 +190,9 @@ class OutboxMover:
                 await m.ack()  # nothing to move (no mailbox, or its TTL ran out)
                 continue
             assert target is not None
+            if p.views.message_size(headers, m.data or b"") > self._max_payload():
+                await self._too_large(m, target, headers)
+                continue
             todo.append((m, p.mail_subject(*target), headers))
         # One batch in flight at once, published in order (FIFO within a level holds).
         results = await asyncio.gather(
@@ -196,6 +209,47 @@ class OutboxMover:
             moved += 1
         self.moved += moved
         return moved
+
+    def _max_payload(self) -> int:
+        return int(natscompat.js_connection(self.js).max_payload)
+
+    async def _too_large(self, m: Msg, target: tuple[p.Priority, str], moved: dict[str, str]) -> None:
+        """Dead-letter ``m`` without its body (its copy would not fit ``max_payload``) and
+        terminate it in the outbox; a failed dead letter is naked and tried again."""
+        prio, address = target
+        seq = m.metadata.sequence.stream
+        size = p.views.message_size(moved, m.data or b"")
+        log.warning(
+            "outbox: message %d to %s is %d bytes once moved, over max_payload %d; dead-lettered",
+            seq,
+            address,
+            size,
+            self._max_payload(),
+        )
+        reason = p.views.REASON_OUTBOX_OVERSIZE
+        headers = dead_letter_headers(
+            m.headers, mail_seq=seq, reason=reason, deliveries=m.metadata.num_delivered or 1
+        )
+        extra = {
+            Header.DEAD_BODY_LOST: f"{len(m.data or b'')} bytes, too large to move from the outbox",
+            Header.TO: address,
+            Header.PRIORITY: prio.label,
+            # Not the mail stream's dead-{seq}: an outbox sequence is another count.
+            Header.NATS_MSG_ID: f"outbox-dead-{seq}",
+        }
+        headers.update(extra)
+        if p.views.message_size(headers, b"") > self._max_payload():
+            # The headers themselves are what is too large: keep only the dead letter's own.
+            keep = (Header.DEAD_REASON, Header.DEAD_DELIVERIES, Header.DEAD_SEQ, Header.DEAD_AT)
+            headers = {k: headers[k] for k in keep} | extra
+        try:
+            await self.js.publish(p.dlq_subject(prio, address), b"", headers=headers, timeout=5.0)
+        except Exception as exc:
+            log.warning("outbox: dead-lettering oversize message %d failed: %r (again later)", seq, exc)
+            await m.nak(delay=1.0)
+            return
+        await m.term()
+        self.oversize += 1
 
 
 __all__ = ["MOVE_ACK_WAIT", "OutboxMover", "moved_headers", "remaining_ttl"]

@@ -44,17 +44,23 @@ class BadRequest(ProtocolViolation):
     """A view request the sidecar cannot serve: answered with a 400, never retried."""
 
 
+def fitted(
+    headers: dict[str, str], data: bytes, max_payload: int, *, subject: str = ""
+) -> tuple[dict[str, str], bytes]:
+    """``headers`` and ``data`` of an answer published to ``subject``, the body left out (its
+    size in :data:`~..protocol.views.BODY_OMITTED`) when subject, headers and body together
+    would exceed ``max_payload``: a publish over it costs the sidecar its connection."""
+    if len(subject) + v.message_size(headers, data) > max_payload:
+        return {**headers, v.BODY_OMITTED: str(len(data))}, b""
+    return headers, data
+
+
 def relayed(msg: Msg, max_payload: int) -> tuple[dict[str, str], bytes]:
     """Headers and body of the reply that relays stored ``msg``: the body dropped (and its
     size in :data:`~..protocol.views.BODY_OMITTED`) when the reply would not fit."""
     hdrs = msg.headers or {}
     out = {k: val for k, val in hdrs.items() if not k.startswith("Nats-") or k in v.RELAYED_NATS_HEADERS}
-    data = msg.data or b""
-    size = len("NATS/1.0\r\n\r\n") + sum(len(k) + len(val) + 4 for k, val in out.items()) + len(data)
-    if size > max_payload:
-        out[v.BODY_OMITTED] = str(len(data))
-        data = b""
-    return out, data
+    return fitted(out, msg.data or b"", max_payload)
 
 
 def _int(body: dict[str, Any], key: str, lo: int, hi: int, default: int) -> int:
@@ -75,7 +81,8 @@ async def registry_cards(js: JetStreamContext, *, include_offline: bool) -> list
     for key, item in records.items():
         if key in items and items[key].value:
             continue
-        out.append((key, json.dumps(p.MailboxRecord.decode(item.value).card).encode(), True))
+        card = json.dumps(p.MailboxRecord.decode(item.value).card, separators=(",", ":"))
+        out.append((key, card.encode(), True))
     out.sort(key=lambda c: c[0])
     return out
 
@@ -187,7 +194,25 @@ class MailboxViews:
     async def _status(self, reply: str, code: str, description: str) -> None:
         with contextlib.suppress(Exception):
             headers = {v.STATUS_HEADER: code, v.DESCRIPTION_HEADER: description[:200]}
-            await self.nc.publish(reply, b"", headers=headers)
+            await self._publish(reply, b"", headers)
+
+    async def _publish(self, reply: str, data: bytes, headers: dict[str, str] | None = None) -> None:
+        """Publish one answer (every answer goes through here): its body left out, with
+        :data:`~..protocol.views.BODY_OMITTED`, when it would not fit ``max_payload``
+        (:func:`fitted`). What does not fit even so (headers alone too large) is never
+        published: it raises, and the request is answered with a 500."""
+        max_payload = int(self.nc.max_payload)
+        out, body = fitted(dict(headers or {}), data, max_payload, subject=reply)
+        if len(reply) + v.message_size(out, body) > max_payload:
+            raise ProtocolViolation(f"a view answer's headers alone exceed max_payload {max_payload}")
+        if v.BODY_OMITTED in out and v.BODY_OMITTED not in (headers or {}):
+            log.warning(
+                "mailbox view answer to %s: %s bytes left out (over max_payload %d)",
+                reply,
+                out[v.BODY_OMITTED],
+                max_payload,
+            )
+        await self.nc.publish(reply, body, headers=out or None)
 
     async def answer(self, msg: Msg) -> None:
         address = v.view_address(msg.subject)
@@ -203,9 +228,9 @@ class MailboxViews:
             await self._scan(msg.reply, address, body)
         elif op == v.OP_STATS:
             counts = await self.counts(address)
-            await self.nc.publish(msg.reply, json.dumps({"counts": counts}).encode())
+            await self._publish(msg.reply, json.dumps({"counts": counts}).encode())
         elif op == v.OP_LAST:
-            await self.nc.publish(msg.reply, json.dumps({"last": await self.last(address)}).encode())
+            await self._publish(msg.reply, json.dumps({"last": await self.last(address)}).encode())
         elif op == v.OP_DESTROY:
             await self._destroy(msg.reply, address)
         elif op == v.OP_AGENTS:
@@ -230,8 +255,8 @@ class MailboxViews:
         max_payload = int(self.nc.max_payload)
         for m in got:
             headers, data = relayed(m, max_payload)
-            await self.nc.publish(reply, data, headers=headers)
-        await self.nc.publish(reply, b"", headers={v.STATUS_HEADER: v.STATUS_END})
+            await self._publish(reply, data, headers)
+        await self._publish(reply, b"", {v.STATUS_HEADER: v.STATUS_END})
 
     async def _destroy(self, reply: str, address: str) -> None:
         """What ``Mailbox.destroy()`` does on a tenant credential, for the agent's own mailbox
@@ -253,7 +278,7 @@ class MailboxViews:
                 "consumers_deleted": report.consumers_deleted,
             }
         }
-        await self.nc.publish(reply, json.dumps(answer).encode())
+        await self._publish(reply, json.dumps(answer).encode())
 
     async def _agents(self, reply: str, body: dict[str, Any]) -> None:
         """One page of the registry: cards are public inside a tenant, so whoever may ask
@@ -272,8 +297,8 @@ class MailboxViews:
             headers = {v.AGENT_HEADER: address}
             if offline:
                 headers[v.AGENT_OFFLINE_HEADER] = "1"
-            await self.nc.publish(reply, card, headers=headers)
-        await self.nc.publish(reply, b"", headers={v.STATUS_HEADER: v.STATUS_END})
+            await self._publish(reply, card, headers)  # a card too large comes without its body
+        await self._publish(reply, b"", {v.STATUS_HEADER: v.STATUS_END})
 
     async def _supersede(self, reply: str, address: str, body: dict[str, Any]) -> None:
         """Keep-latest for an agent's send: once the new message has moved out of the
@@ -296,7 +321,7 @@ class MailboxViews:
             return
         gone = await supersede_own(self.js, to, key, sender=sender, before=newer, timeout=self.timeout)
         self.superseded += gone
-        await self.nc.publish(reply, json.dumps({"superseded": gone}).encode())
+        await self._publish(reply, json.dumps({"superseded": gone}).encode())
 
     async def _moved_through(self, seq: int) -> bool:
         """Whether the outbox holds nothing up to ``seq`` any more (a WorkQueue: what the mover
@@ -323,4 +348,4 @@ class MailboxViews:
         return await mailscan.last_seq(self.js, address)
 
 
-__all__ = ["CONCURRENCY", "MailboxViews", "registry_cards", "relayed", "supersede_own"]
+__all__ = ["CONCURRENCY", "MailboxViews", "fitted", "registry_cards", "relayed", "supersede_own"]
