@@ -67,6 +67,16 @@ class Reply(Message):
         raise MessageError("a reply cannot be termed")
 
 
+def _stored_for(subject: str | None, prefix: str, address: str) -> bool:
+    """Is ``subject`` ``<prefix>.<p>.<address>``, exactly this address's?"""
+    if not subject or not subject.startswith(prefix + "."):
+        return False
+    try:
+        return p.parse_mail_subject(subject)[1] == address
+    except (ValueError, IndexError):
+        return False
+
+
 class ReplyBox:
     """The reply sub-address of one open mailbox: bell subscription and waiters."""
 
@@ -102,6 +112,11 @@ class ReplyBox:
     # -- finding and taking replies ----------------------------------------------------------
 
     async def _on_bell(self, msg: Msg) -> None:
+        # Only a bell the stream rang for this reply address: a push consumer can deliver to
+        # any subject (its deliver subject is in the request body, which no permission sees),
+        # but what it delivers keeps the subject it was stored on.
+        if not _stored_for(msg.subject, p.BELL_PREFIX, self.address):
+            return
         h = msg.headers or {}
         corr = h.get(Header.CORRELATION_ID)
         try:
@@ -152,6 +167,8 @@ class ReplyBox:
             return None
         if (raw.headers or {}).get(Header.CORRELATION_ID) != correlation_id:
             return None
+        if not _stored_for(raw.subject, p.MAIL_PREFIX, self.address):
+            return None  # stored in another mailbox: not a reply to us, whatever it says
         try:
             if not keep:
                 await js.delete_msg(p.MAIL_STREAM, seq)
