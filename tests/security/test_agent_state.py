@@ -236,3 +236,56 @@ def test_a_watch_retries_transient_failures_up_to_failover_timeout():
     assert isinstance(
         policy.failed(nerr.ConnectionClosedError(), now=502.0, connected=False), mailslot.NotConnected
     )
+
+
+async def _unsource(tenant) -> None:
+    """The state bucket as a tenant's whose agents predate agent state: no source."""
+    import dataclasses
+
+    name = p.kv_stream(p.STATE_BUCKET)
+    info = await tenant.js.stream_info(name)
+    await tenant.js.update_stream(dataclasses.replace(info.config, sources=[]))
+
+
+async def test_a_bucket_not_sourcing_the_writes_fails_listings_not_lists_stale(
+    principals, tenant, monkeypatch
+):
+    """Without the bucket's source the agent's writes never reach it: keys, items, purge and
+    a watch raise Unavailable naming the cause after the catch-up bound, instead of listing
+    (and purging) what the bucket happens to hold. A tenant connect provisions it again."""
+    import time
+
+    from mailslot import _agent_state
+
+    monkeypatch.setattr(_agent_state, "CATCH_UP", 1.0)
+    alice = await principals.connect("alice")
+    store = alice.state("unsourced")
+    await store.put("old", b"1")
+    assert await store.keys() == [("old",)]
+    await _unsource(tenant)
+    await store.put("new", b"2")  # in the writes stream, never in the bucket
+    for call in (store.keys, store.items, store.purge):
+        t0 = time.monotonic()
+        with pytest.raises(mailslot.Unavailable, match="connect once with the tenant credential"):
+            await call()
+        assert time.monotonic() - t0 < 5
+    with pytest.raises(mailslot.Unavailable, match="sourcing"):
+        async with store.watch():
+            pass
+    assert (await store.get("new")).value == b"2"  # type: ignore[union-attr]  # reads the writes stream
+    # The tenant credential reads the bucket's config: it fails at once, with the cause.
+    monkeypatch.setattr(_agent_state, "CATCH_UP", 30.0)
+    t0 = time.monotonic()
+    with pytest.raises(mailslot.Unavailable, match="is not sourcing the agent writes stream"):
+        await tenant.state("unsourced", agent="alice").keys()
+    assert time.monotonic() - t0 < 5
+    monkeypatch.setattr(_agent_state, "CATCH_UP", 1.0)
+    await principals.connect("tenant")  # provisions the source again
+
+    async def listed() -> bool:
+        try:
+            return await store.keys() == [("new",), ("old",)]
+        except mailslot.Unavailable:
+            return False
+
+    await until(listed, within=10)

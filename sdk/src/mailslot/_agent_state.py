@@ -25,7 +25,9 @@ headers, which no permission stops: a credential allowed to publish one key of
   nothing for it, so ``expect_revision=0`` creates it again). The bucket is a copy that
   trails the writes stream by a sourcing hop, so a listing (and a watch) first waits until
   the bucket has the namespace's latest write in the writes stream, whoever made it: it
-  sees every write acknowledged before it began, as with a tenant's store.
+  sees every write acknowledged before it began, as with a tenant's store. A bucket that
+  does not catch up (it is not sourcing the writes stream) is :class:`~mailslot.Unavailable`,
+  never a stale listing.
 
 A tenant credential reads and writes an agent's state with ``ms.state(ns, agent=address)``:
 this same store, with the same revisions. ``ms.state(ns)`` on a tenant credential is
@@ -51,15 +53,23 @@ from nats.js.kv import KeyValue
 from ._agent_state_watch import AgentStateWatch, _Feed, _operation, _revision
 from ._boundary import boundary, checking
 from ._state_types import StateEntry
-from .errors import Timeout
+from .errors import Timeout, Unavailable
 from .link import Link
 from .state import DELETE_MARKER_TTL, StateStore, StateWatch
 
 _AW = p.agent_writes
 _BUCKET_STREAM = p.kv_stream(p.STATE_BUCKET)
 #: How long a listing waits for the bucket to have the namespace's latest write (a sourcing hop
-#: takes about a millisecond; past this it lists what the bucket holds).
+#: takes about a millisecond; past this it raises Unavailable rather than list a stale copy).
 CATCH_UP = 5.0
+_PROVISION = (
+    "A tenant whose agents were issued before agent state gets that sourcing at its next "
+    "tenant connect: connect once with the tenant credential to provision it."
+)
+_NOT_SOURCED = (
+    f"the state bucket ({_BUCKET_STREAM}) is not sourcing the agent writes stream "
+    f"({_AW.AGENT_WRITES_STREAM}), so it has none of the agents' state writes. {_PROVISION}"
+)
 #: How long a listing waits for the messages its consumer announced.
 LIST_TIMEOUT = 10.0
 
@@ -134,10 +144,15 @@ class AgentStateStore(StateStore):
         return True
 
     async def _caught_up(self) -> None:
-        """Wait until the bucket has the namespace's latest write (or give up after
-        :data:`CATCH_UP`): the last-by-subject direct get of ``<scope>.<ns>.>`` in the writes
-        stream names it, whoever wrote it, and sourced copies arrive in order, so once the
-        bucket has that one it has every earlier one."""
+        """Wait until the bucket has the namespace's latest write: the last-by-subject direct
+        get of ``<scope>.<ns>.>`` in the writes stream names it, whoever wrote it, and sourced
+        copies arrive in order, so once the bucket has that one it has every earlier one.
+
+        :class:`Unavailable` if it has not after :data:`CATCH_UP` (a listing of what the
+        bucket holds would be stale, and a purge would undercount): the usual cause is a
+        bucket that does not source the writes stream (a tenant whose agents predate agent
+        state, until its next tenant connect provisions it). A tenant credential, which may
+        read the bucket's config, checks that at the first miss and fails at once."""
         js = self._link.js
         pattern = self._subject(f"{self._scope}.{self.namespace}.>")
         with boundary():
@@ -153,7 +168,8 @@ class AgentStateStore(StateStore):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CATCH_UP
         delay = 0.001
-        while loop.time() < deadline:
+        checked = self._link.agent is not None  # an agent may not read the bucket's config
+        while True:
             with boundary():
                 try:
                     msg = await js.get_last_msg(_BUCKET_STREAM, subject, direct=True)
@@ -162,8 +178,24 @@ class AgentStateStore(StateStore):
                         return
                 except jserr.NotFoundError:
                     pass
+                if not checked:
+                    checked = True
+                    if not await self._sourced():
+                        raise Unavailable(_NOT_SOURCED)
+            if loop.time() >= deadline:
+                raise Unavailable(
+                    f"the state bucket has not caught up with the agent writes stream in "
+                    f"{CATCH_UP:g} s (it lacks revision {revision} of namespace "
+                    f"{self.namespace!r}): is {_BUCKET_STREAM} sourcing {_AW.AGENT_WRITES_STREAM}? "
+                    f"{_PROVISION}"
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    async def _sourced(self) -> bool:
+        """Whether the state bucket sources the writes stream (a tenant credential's check)."""
+        info = await self._ride_out(lambda: self._link.js.stream_info(_BUCKET_STREAM))
+        return any(src.name == _AW.AGENT_WRITES_STREAM for src in info.config.sources or [])
 
     async def _scan(self, prefix: Any) -> dict[str, StateEntry]:
         filters = self._filters(prefix)
