@@ -120,8 +120,9 @@ async def test_runner_on_its_own_credential_keeps_tasks_in_its_own_state_and_sto
 
 
 async def test_front_on_an_agent_credential_fronts_that_agent_only(agents: Agents) -> None:
-    """Bob's front serves bob's card (read by its address, not by listing the registry, which
-    bob may not), lists bob alone, and refuses alice (unknown here) before writing anything."""
+    """Bob's front serves bob's card (read by its address, not by listing the registry: bob's
+    tasks live in bob's own state, so the front fronts bob only), lists bob alone, and refuses
+    alice (unknown here, though registered) before writing anything."""
     tenant = await agents.connect("tenant")
     alice_runner = A2ARunner(tenant, EchoExecutor(), agent_card("alice"), address="alice")
     await alice_runner.start()

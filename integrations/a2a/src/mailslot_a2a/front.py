@@ -17,11 +17,14 @@ and bad params get the SDK's error codes; an unknown agent is ``-32602`` (invali
 an oversize message ``-32600`` (payload too large), both before anything is written.
 
 On an agent credential (``mailslot.connect(url, credentials=<agent file>)``) the front fronts
-that one agent: its tasks live in the agent's own state (``ms.state`` is the agent's part of
-the bucket there), and since such a credential may not list the registry (a body-addressed
-read) nor read another agent's card, the agent's card is read by its address
-(``ms.agent(address)``) and any other address is unknown to this front (``-32602``), as it
-is at ``/agents``. On a tenant credential nothing of that applies: the registry is listed.
+that one agent, by its own choice: its tasks live in the agent's own state (``ms.state`` is
+the agent's part of the bucket there), where no other agent's runner reads or writes, so a
+task it took for another address would never be run nor answered there. Such a credential
+could list the registry and read other agents' cards (``ms.agents()``, and ``ms.agent(other)``
+as that lists it, through the sidecar), but the front does not: it reads the agent's own card
+by its address (``ms.agent(address)``, directly, no sidecar needed), any other address is
+unknown to this front (``-32602``), and ``/agents`` lists that one agent. On a tenant
+credential nothing of that applies: the registry is listed.
 """
 
 from __future__ import annotations
@@ -178,7 +181,7 @@ class Front:
 
     async def _agents(self, request: Request) -> Response:
         own = self.ms.agent_address
-        if own is not None:  # an agent credential may not list: it fronts its own agent
+        if own is not None:  # an agent credential: the front fronts its own agent only
             card = await self.desk.card_of(own)
             cards = [card] if card is not None else []
         else:
