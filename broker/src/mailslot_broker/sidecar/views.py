@@ -38,6 +38,13 @@ v = p.views
 CONCURRENCY = 16
 #: Requests waiting in the subscription beyond those being served (the client drops more).
 PENDING_LIMIT = 1024
+#: Keep-latest requests (op ``supersede``) served at once per replica, on slots of their own:
+#: each may wait up to SUPERSEDE_MOVE_WAIT for the mover, and must not hold the slots of
+#: scans, stats and destroys meanwhile.
+SUPERSEDE_CONCURRENCY = 16
+#: Keep-latest requests running or waiting for a slot; one more is answered at once with
+#: ``Status: 504`` (nothing replaced) rather than queued behind them.
+SUPERSEDE_QUEUE = 64
 
 
 class BadRequest(ProtocolViolation):
@@ -61,6 +68,15 @@ def relayed(msg: Msg, max_payload: int) -> tuple[dict[str, str], bytes]:
     hdrs = msg.headers or {}
     out = {k: val for k, val in hdrs.items() if not k.startswith("Nats-") or k in v.RELAYED_NATS_HEADERS}
     return fitted(out, msg.data or b"", max_payload)
+
+
+def _op(data: bytes | None) -> Any:
+    """The ``op`` of a request body, None when it has none (answered later with a 400)."""
+    try:
+        body = json.loads(data or b"{}")
+    except ValueError:
+        return None
+    return body.get("op") if isinstance(body, dict) else None
 
 
 def _int(body: dict[str, Any], key: str, lo: int, hi: int, default: int) -> int:
@@ -144,6 +160,9 @@ class MailboxViews:
         self._sub: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._supersede_slots = asyncio.Semaphore(SUPERSEDE_CONCURRENCY)
+        self._supersedes: set[asyncio.Task[None]] = set()
+        self.busy = 0  # keep-latest requests turned away: SUPERSEDE_QUEUE were in hand
 
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(
@@ -167,6 +186,20 @@ class MailboxViews:
             self.refused += 1
             log.debug("mailbox view %s: reply subject %r refused", msg.subject, msg.reply)
             return
+        if _op(msg.data) == v.OP_SUPERSEDE:
+            # Never waits here: a keep-latest may wait seconds for the mover, and this
+            # callback holding the subscription would stall every other agent's view.
+            if len(self._supersedes) >= SUPERSEDE_QUEUE:
+                self.busy += 1
+                await self._status(
+                    msg.reply, v.STATUS_TIMEOUT, "too many keep-latest sends in hand; nothing was replaced"
+                )
+                return
+            task = asyncio.create_task(self._serve_supersede(msg))
+            self._supersedes.add(task)
+            self._tasks.add(task)
+            task.add_done_callback(self._supersede_done)
+            return
         # A slot before a task: while all are busy this callback waits, so requests queue in
         # the subscription (bounded by PENDING_LIMIT, beyond it the client drops them), not
         # as ever more tasks.
@@ -178,6 +211,14 @@ class MailboxViews:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slots.release()
+
+    def _supersede_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._supersedes.discard(task)
+
+    async def _serve_supersede(self, msg: Msg) -> None:
+        async with self._supersede_slots:
+            await self._serve(msg)
 
     async def _serve(self, msg: Msg) -> None:
         try:
@@ -324,13 +365,15 @@ class MailboxViews:
         await self._publish(reply, json.dumps({"superseded": gone}).encode())
 
     async def _moved_through(self, seq: int) -> bool:
-        """Whether the outbox holds nothing up to ``seq`` any more (a WorkQueue: what the mover
-        acked is gone), waiting up to :data:`~..protocol.views.SUPERSEDE_MOVE_WAIT`."""
+        """Whether the outbox no longer holds message ``seq`` (a WorkQueue: what the mover
+        acked is gone), waiting up to :data:`~..protocol.views.SUPERSEDE_MOVE_WAIT`. That one
+        message only: another the mover keeps retrying holds up no one else's keep-latest."""
         deadline = time.monotonic() + v.SUPERSEDE_MOVE_WAIT
         pause = 0.005
         while True:
-            state = (await self.js.stream_info(p.agent_writes.OUTBOX_STREAM)).state
-            if state.messages == 0 or state.first_seq > seq:
+            try:
+                await self.js.get_msg(p.agent_writes.OUTBOX_STREAM, seq=seq)
+            except jserr.NotFoundError:
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -348,4 +391,13 @@ class MailboxViews:
         return await mailscan.last_seq(self.js, address)
 
 
-__all__ = ["CONCURRENCY", "MailboxViews", "fitted", "registry_cards", "relayed", "supersede_own"]
+__all__ = [
+    "CONCURRENCY",
+    "SUPERSEDE_CONCURRENCY",
+    "SUPERSEDE_QUEUE",
+    "MailboxViews",
+    "fitted",
+    "registry_cards",
+    "relayed",
+    "supersede_own",
+]
