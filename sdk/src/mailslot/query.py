@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from mailslot_broker import mailscan, natscompat
+from mailslot_broker import mailscan, natscompat, tenant_reads
 from mailslot_broker import protocol as p
 from nats.js import errors as jserr
 
@@ -185,27 +185,12 @@ async def _find_seq(link: Link, address: str, ref: int | str) -> int:
 async def supersede(link: Link, address: str, key: str, *, newer: int) -> int:
     """Delete the messages of ``address`` with keep-latest ``key`` stored before sequence
     ``newer``; returns how many went. Not atomic with the publish: a receiver may take the
-    older one in between, which is then simply delivered first."""
-    gone = 0
+    older one in between, which is then simply delivered first. The same scan and delete
+    as the sidecar's for an agent's send (:func:`mailslot_broker.tenant_reads.delete_keyed`)."""
     with boundary():
-        for prio in p.PRIORITIES:
-            older = []
-            async with contextlib.aclosing(_scan(link, address, prio, 0)) as found:
-                async for m in found:
-                    if m.seq >= newer:
-                        break
-                    older.append(m)
-            for m in older:
-                if m.replace_key != key:
-                    continue
-                with contextlib.suppress(jserr.NotFoundError):
-                    try:
-                        await link.js.delete_msg(p.MAIL_STREAM, m.seq)
-                        gone += 1
-                    except jserr.APIError as exc:
-                        if not p.jsapi.is_already_gone(exc):
-                            raise
-    return gone
+        return await tenant_reads.delete_keyed(
+            link.js, address, key, older=lambda _h, _seq: True, below=newer
+        )
 
 
 async def keep_latest(link: Link, sent: Iterable[tuple[str | None, Receipt]]) -> None:

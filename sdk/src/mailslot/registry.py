@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 import pydantic
-from mailslot_broker import kvscan
+from mailslot_broker import kvscan, tenant_reads
 from mailslot_broker import protocol as p
 from mailslot_broker.tasks import cancel_and_wait
 from nats.js.kv import KeyValue
@@ -62,33 +61,21 @@ async def list_agents(
     include_offline: bool = False,
 ) -> list[AgentCard]:
     link.check_open()
-    if link.agent is not None:
-        # An agent credential may not read the buckets by body: the sidecar reads them.
-        with boundary():
-            found = await _agent_views.registry(link, include_offline=include_offline)
-        cards = [_card(key, value) for key, value, _ in found]
-        cards = [
-            c.model_copy(update={"status": "offline"}) if offline else c
-            for c, (_, _, offline) in zip(cards, found, strict=True)
-        ]
-        return [c for c in cards if _matches(c, capability, tag)]
-    # One batched direct get of every key's current value: no consumer is created (a
-    # ``watchall()`` per listing left one behind on the server for 300 s each time).
     with boundary():
-        items = await kvscan.read_bucket(link.js, p.AGENTS_BUCKET)
-        records = await kvscan.read_bucket(link.js, p.MAILBOXES_BUCKET) if include_offline else {}
-    cards = [_card(key, item.value) for key, item in items.items() if item.value]
+        if link.agent is not None:
+            # An agent credential may not read the buckets by body: the sidecar reads them,
+            # with the same tenant_reads.registry_cards.
+            found = await _agent_views.registry(link, include_offline=include_offline)
+        else:
+            found = await tenant_reads.registry_cards(link.js, include_offline=include_offline)
+    cards = [_card(key, value) for key, value, _ in found]
     # An offline agent (lease lapsed, mailbox kept) is known by its mailbox record, which holds
     # its last card; until the sidecar has noticed the lapse the card still says "online".
-    for key, item in records.items():
-        if key in items and items[key].value:
-            continue
-        record = p.MailboxRecord.decode(item.value)
-        card = _card(key, json.dumps(record.card).encode())
-        cards.append(card.model_copy(update={"status": "offline"}))
-    cards = [c for c in cards if _matches(c, capability, tag)]
-    cards.sort(key=lambda c: c.address or "")
-    return cards
+    cards = [
+        c.model_copy(update={"status": "offline"}) if offline else c
+        for c, (_, _, offline) in zip(cards, found, strict=True)
+    ]
+    return [c for c in cards if _matches(c, capability, tag)]
 
 
 @dataclass(frozen=True)

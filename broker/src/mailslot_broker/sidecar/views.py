@@ -18,18 +18,20 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
 
-from .. import kvscan, mailscan, natscompat
+from .. import mailscan, natscompat, tenant_reads
 from .. import protocol as p
 from ..errors import ProtocolViolation
 from ..protocol import principals
 from ..reclaim import reclaim_mailbox
 from ..tasks import cancel_and_wait
+from ..tenant_reads import registry_cards  # re-exported: the listing the op answers
 
 log = logging.getLogger("mailslot.sidecar.views")
 
@@ -86,64 +88,25 @@ def _int(body: dict[str, Any], key: str, lo: int, hi: int, default: int) -> int:
     return value
 
 
-async def registry_cards(js: JetStreamContext, *, include_offline: bool) -> list[tuple[str, bytes, bool]]:
-    """``(address, card JSON, offline)`` of every agent with a live lease, and with
-    ``include_offline`` of every agent whose lease lapsed while its mailbox is kept (the card
-    its record holds), in address order: what a tenant credential's ``agents()`` reads
-    (``mailslot.registry.list_agents``), in the same two batched reads."""
-    items = await kvscan.read_bucket(js, p.AGENTS_BUCKET)
-    records = await kvscan.read_bucket(js, p.MAILBOXES_BUCKET) if include_offline else {}
-    out = [(key, item.value, False) for key, item in items.items() if item.value]
-    for key, item in records.items():
-        if key in items and items[key].value:
-            continue
-        card = json.dumps(p.MailboxRecord.decode(item.value).card, separators=(",", ":"))
-        out.append((key, card.encode(), True))
-    out.sort(key=lambda c: c[0])
-    return out
-
-
 async def supersede_own(
     js: JetStreamContext, to: str, key: str, *, sender: str, before: int, timeout: float = 5.0
 ) -> int:
     """Delete the waiting mail of ``to`` with keep-latest ``key`` that ``sender`` sent through
     its outbox before outbox sequence ``before`` (the mover's ``Mailslot-Outbox-Seq``);
     returns how many went. Mail of any other sender, and mail stored without passing the
-    outbox, stays."""
-    gone = 0
-    for prio in p.PRIORITIES:
-        subject = p.mail_subject(prio, to)
-        seq = 1
-        older: list[int] = []
-        while True:
-            got = await mailscan.next_batch(
-                js, p.MAIL_STREAM, subject, seq, v.MAX_SCAN_BATCH, timeout=timeout
-            )
-            start = seq
-            for m in got:
-                h = m.headers or {}
-                stored = int(h.get(p.Header.NATS_SEQUENCE, "0"))
-                seq = max(seq, stored + 1)
-                if h.get(p.Header.REPLACE_KEY) != key or h.get(p.Header.FROM) != sender:
-                    continue
-                try:
-                    moved_from = int(h.get(v.OUTBOX_SEQ_HEADER, ""))
-                except ValueError:
-                    continue  # not moved from the outbox
-                if moved_from < before:
-                    older.append(stored)
-            if len(got) < v.MAX_SCAN_BATCH or seq == start:  # the end (or no sequences: stop)
-                break
-        for stored in older:
-            try:
-                await js.delete_msg(p.MAIL_STREAM, stored)
-                gone += 1
-            except jserr.NotFoundError:
-                continue
-            except jserr.APIError as exc:
-                if not p.jsapi.is_already_gone(exc):
-                    raise
-    return gone
+    outbox, stays. The scan and delete are the tenant's keep-latest
+    (:func:`~..tenant_reads.delete_keyed`)."""
+
+    def older(headers: Mapping[str, str], _seq: int) -> bool:
+        if headers.get(p.Header.FROM) != sender:
+            return False
+        try:
+            moved_from = int(headers.get(v.OUTBOX_SEQ_HEADER, ""))
+        except ValueError:
+            return False  # not moved from the outbox
+        return moved_from < before
+
+    return await tenant_reads.delete_keyed(js, to, key, older=older, timeout=timeout)
 
 
 class MailboxViews:
@@ -332,7 +295,7 @@ class MailboxViews:
         if not isinstance(include_offline, bool):
             raise BadRequest("include_offline must be true or false")
         batch = min(_int(body, "batch", 1, 2**31, v.MAX_AGENTS_BATCH), v.MAX_AGENTS_BATCH)
-        cards = await registry_cards(self.js, include_offline=include_offline)
+        cards = await tenant_reads.registry_cards(self.js, include_offline=include_offline)
         page = [c for c in cards if c[0] > after][:batch]
         for address, card, offline in page:
             headers = {v.AGENT_HEADER: address}
