@@ -34,6 +34,7 @@ from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.types.a2a_pb2 import AgentCard, CancelTaskRequest
 from a2a.utils.errors import A2AError
 from mailslot import tracing
+from mailslot.tasks import cancel_and_wait
 
 from .cards import from_a2a, mailslot_interface, with_interfaces
 from .codec import request_of
@@ -243,12 +244,8 @@ class A2ARunner:
     async def close(self) -> None:
         """Stop taking requests. Tasks still running are cancelled; their mail was not acked,
         so they run again after the ack wait (here or at another replica)."""
-        jobs = [t for t in (self._loop, *self._running) if t is not None]
-        for job in jobs:
-            job.cancel()
-        for job in jobs:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await job
+        # Cancelled again until they end: a receive can swallow one cancel (mailslot.tasks).
+        await cancel_and_wait([self._loop, *self._running])
         self._loop = None
         # The SDK's producer/consumer tasks of what ran here; bounded, as a task the SDK left
         # stuck must not keep the runner from closing.

@@ -13,7 +13,6 @@ same task reads from a cursor of its own: nobody takes events from anybody else.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -24,6 +23,7 @@ from a2a.server.tasks import PushNotificationConfigStore
 from a2a.types.a2a_pb2 import TaskPushNotificationConfig
 from a2a.utils.proto_utils import to_stream_response
 from google.protobuf.json_format import MessageToDict
+from mailslot.tasks import cancel_and_wait
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 log = logging.getLogger("mailslot_a2a.webhooks")
@@ -101,12 +101,7 @@ class Webhooks:
             log.warning("webhook %s gave up after %d attempts: %s", config.url, self.attempts, exc)
 
     async def close(self) -> None:
-        pumps = list(self._pumps.values())
-        for pump in pumps:
-            pump.cancel()
-        for pump in pumps:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pump
+        await cancel_and_wait(list(self._pumps.values()))
         if self._own_client:
             await self._client.aclose()
 

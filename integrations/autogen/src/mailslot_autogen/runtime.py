@@ -46,6 +46,7 @@ from autogen_core import (
 )
 from autogen_core._runtime_impl_helpers import SubscriptionManager
 from autogen_core._serialization import UnknownPayload
+from mailslot.tasks import cancel_and_wait
 
 from . import addressing as a
 from ._receiving import MailHandling
@@ -158,9 +159,7 @@ class MailslotAgentRuntime(MailHandling, AgentRuntime):
             await sub.close()
         for box in self._boxes.values():
             await box.close()
-        for t in self._loops:
-            t.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await cancel_and_wait(self._loops)  # a receive can swallow one cancel (mailslot.tasks)
         await asyncio.gather(*list(self._inflight), return_exceptions=True)
         for agent in list(self._instances.values()):  # changed outside a handler, if at all
             try:

@@ -22,6 +22,7 @@ import mailslot
 from autogen_agentchat.base import ChatAgent, TaskResult, Team
 from autogen_core import CancellationToken
 from mailslot import tracing
+from mailslot.tasks import cancel_and_wait
 
 from .codec import AgentResult, parse_task
 
@@ -202,9 +203,11 @@ class AgentWorker:
         except asyncio.TimeoutError:
             acquired = False
         try:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Cancelled again until it ends: a receive can swallow one cancel (mailslot.tasks).
+            await cancel_and_wait([task])
+            failed = None if task.cancelled() else task.exception()
+            if failed is not None:
+                raise failed
         finally:
             if acquired:
                 self._lock.release()

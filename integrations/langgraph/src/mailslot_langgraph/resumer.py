@@ -34,6 +34,7 @@ from typing import Any
 
 import mailslot
 from langgraph.types import Command, Interrupt
+from mailslot.tasks import cancel_and_wait
 
 from ._following import follow_paused
 from .durable import is_mail_wait
@@ -121,12 +122,8 @@ class Resumer:
         for h in self._timers:
             h.cancel()
         self._timers.clear()
-        tasks = list(self._waits.values()) + list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
+        # Cancelled again until they end: a receive can swallow one cancel (mailslot.tasks).
+        await cancel_and_wait(list(self._waits.values()) + list(self._tasks))
         self._waits.clear()
 
     @property

@@ -13,6 +13,7 @@ from typing import Any
 
 import mailslot
 from mailslot.natsio import NatsMsg, NatsSubscription
+from mailslot.tasks import cancel_and_wait
 
 from . import wire as w
 from .agents import DEFAULT_AGENT_TTL, Agents
@@ -61,10 +62,7 @@ class Gateway:
                 await sub.unsubscribe()
             except Exception as exc:  # the connection may be gone already
                 log.debug("unsubscribe: %r", exc)
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))  # a receive can swallow one cancel (mailslot.tasks)
 
     async def __aenter__(self) -> Gateway:
         return await self.start()

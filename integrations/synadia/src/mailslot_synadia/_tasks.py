@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from typing import Any
 
+from mailslot.tasks import cancel_and_wait
+
 
 async def stop_tasks(tasks: Iterable[asyncio.Future[Any] | None]) -> None:
-    """Cancel ``tasks`` and wait for each to end; their outcomes are dropped."""
-    live = [t for t in tasks if t is not None and not t.done()]
-    for task in live:
-        task.cancel()
-    for task in live:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    """Cancel ``tasks`` and wait for each to end (cancelled again while one still runs: a
+    receive can swallow one cancel, ``mailslot.tasks``); their outcomes are dropped."""
+    await cancel_and_wait(tasks)
