@@ -142,3 +142,20 @@ async def test_a_card_too_large_to_answer_leaves_the_listing_whole(principals, t
 
 async def _listed(ms: mailslot.Mailslot, addresses: list[str]) -> bool:
     return [c.address for c in await ms.agents()] == addresses
+
+
+async def test_an_agent_send_that_would_not_fit_once_moved_is_refused_typed_before_sending(principals, tenant):
+    """The SDK checks an agent's mail against what its outbox takes (``max_payload`` less
+    the mover's room), so a send near the limit fails with PayloadTooLarge before anything
+    is published, not with the stream's generic refusal after."""
+    bob = await principals.connect("bob")
+    room = p.views.OUTBOX_MOVE_ROOM
+    body = b"x" * (bob.max_payload - room // 2 - 400)  # fits max_payload with Mailslot's headers
+    with pytest.raises(mailslot.PayloadTooLarge):
+        await bob.send("alice", body)
+    with pytest.raises(mailslot.PayloadTooLarge):
+        await bob.send_many([{"to": "alice", "payload": body}])
+    assert (await tenant.inspect("alice").stats()).total == 0
+    await tenant.send("alice", body)  # a tenant credential has the whole max_payload
+    small = await bob.send("alice", b"x" * (bob.max_payload - room - 600))
+    assert small.stream == p.agent_writes.OUTBOX_STREAM

@@ -225,7 +225,7 @@ class Mailslot:
             to,
             payload,
             sender=sender or self.name,
-            max_payload=self.max_payload,
+            max_payload=self._link.mail_max_payload,
             priority=priority,
             ttl=ttl,
             delay=delay,

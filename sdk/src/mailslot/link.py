@@ -19,6 +19,7 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mailslot_broker import protocol as p
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
@@ -94,6 +95,15 @@ class Link:
     @property
     def max_payload(self) -> int:
         return int(self.nc.max_payload)
+
+    @property
+    def mail_max_payload(self) -> int:
+        """What one mail message may take on the wire (headers included): the server's
+        ``max_payload``, less for an agent credential, whose outbox leaves room for what the
+        sidecar's mover adds to the mailbox copy (``protocol.views.OUTBOX_MOVE_ROOM``)."""
+        if self.agent is None:
+            return self.max_payload
+        return self.max_payload - p.views.OUTBOX_MOVE_ROOM
 
     @property
     def connected(self) -> bool:

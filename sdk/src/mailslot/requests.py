@@ -80,7 +80,7 @@ def prepare_request(
         to,
         payload,
         sender=mb.address if sender is None else sender,
-        max_payload=mb._link.max_payload,
+        max_payload=mb._link.mail_max_payload,
         priority=priority,
         ttl=ttl,
         idempotency_key=idempotency_key,

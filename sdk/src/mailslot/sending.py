@@ -62,7 +62,7 @@ async def publish(link: Link, out: Outgoing) -> Receipt:
     Traced as one send span (:mod:`mailslot.tracing`) whatever the retries."""
     link.check_open()
     signing.seal(link, out)
-    span = tracing.start_send(out, max_payload=link.max_payload)
+    span = tracing.start_send(out, max_payload=link.mail_max_payload)
     if span is None:
         return await _publish(link, out)
     try:
@@ -155,7 +155,7 @@ def prepare_many(link: Link, messages: Iterable[Mapping[str, Any]]) -> list[Outg
                 + ", ".join(sorted(SEND_MANY_KEYS))
             )
         kw.setdefault("sender", link.name)
-        prepared.append(prepare(to, payload, max_payload=link.max_payload, **kw))
+        prepared.append(prepare(to, payload, max_payload=link.mail_max_payload, **kw))
     return prepared
 
 
@@ -191,7 +191,7 @@ async def publish_many(link: Link, messages: Iterable[Mapping[str, Any]], *, win
                     # Nothing is pipelined into a dead connection: wait (outage_timeout).
                     await link.until_connected()
                 signing.seal(link, o)
-                span = tracing.start_send(o, max_payload=link.max_payload)
+                span = tracing.start_send(o, max_payload=link.mail_max_payload)
                 fut = await link.js.publish_async(subject_of(link, o), o.data, headers=o.headers)
                 pending.append((o, fut, span))
             while pending:
