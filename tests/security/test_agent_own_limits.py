@@ -144,7 +144,7 @@ async def _listed(ms: mailslot.Mailslot, addresses: list[str]) -> bool:
     return [c.address for c in await ms.agents()] == addresses
 
 
-async def test_an_agent_send_that_would_not_fit_once_moved_is_refused_typed_before_sending(principals, tenant):
+async def test_an_agent_send_too_large_once_moved_is_refused_typed_before_sending(principals, tenant):
     """The SDK checks an agent's mail against what its outbox takes (``max_payload`` less
     the mover's room), so a send near the limit fails with PayloadTooLarge before anything
     is published, not with the stream's generic refusal after."""
