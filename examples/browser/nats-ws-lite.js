@@ -88,8 +88,13 @@ class NatsWsLite {
       }
       this.buf = this.buf.slice(eol + 2);
       if (op === "INFO") {
-        this._send("CONNECT " + JSON.stringify(this.opts) + CRLF + "SUB " + this.inbox + ".* 0" + CRLF + "PING" + CRLF);
-        this.subs.set(0, (m) => this._reply(m));
+        // CONNECT once, after the first INFO; a server sends INFO again later (e.g. new
+        // cluster URLs), which is news, not a cue to log in again.
+        if (!this._connected) {
+          this._connected = true;
+          this._send("CONNECT " + JSON.stringify(this.opts) + CRLF + "SUB " + this.inbox + ".* 0" + CRLF + "PING" + CRLF);
+          this.subs.set(0, (m) => this._reply(m));
+        }
       } else if (op === "PING") {
         this._send("PONG" + CRLF);
       } else if (op === "PONG") {
