@@ -11,6 +11,7 @@ import time
 
 import mailslot
 import pytest
+from mailslot.signing import matches  # NATS subject matching, as the server does it
 from mailslot_broker import protocol as p
 from mailslot_broker.protocol import principals
 from mailslot_broker.protocol import state as pstate
@@ -200,17 +201,6 @@ async def test_a_rollup_header_on_an_agents_state_write_is_refused(principals):
     assert (await bob.state("notes").get("k")).value == b"v"  # type: ignore[union-attr]
 
 
-def _matches(pattern: str, subject: str) -> bool:
-    """NATS subject matching (``*`` one token, ``>`` the rest)."""
-    pt, st = pattern.split("."), subject.split(".")
-    for i, tok in enumerate(pt):
-        if tok == ">":
-            return len(st) > i
-        if i >= len(st) or (tok != "*" and tok != st[i]):
-            return False
-    return len(pt) == len(st)
-
-
 @pytest.mark.parametrize(("mine", "other"), [("a", "a.b"), ("a.b", "a"), ("ab", "a"), ("a.b", "a.b.c")])
 def test_no_agents_grants_reach_another_agents_or_a_namespaces_keys(mine, other):
     """Addresses of several tokens, and one a prefix of another: every state grant of one
@@ -226,9 +216,9 @@ def test_no_agents_grants_reach_another_agents_or_a_namespaces_keys(mine, other)
             f"$JS.API.DIRECT.GET.{BUCKET_STREAM}.{p.kv_subject(p.STATE_BUCKET, kv_key)}",
             f"$JS.API.CONSUMER.CREATE.{BUCKET_STREAM}.x.{p.kv_subject(p.STATE_BUCKET, kv_key)}",
         ]
-        assert not [(g, s) for g in grants for s in subjects if _matches(g, s)]
+        assert not [(g, s) for g in grants for s in subjects if matches(g, s)]
     own = _kv_key(mine, "ns", "k")
-    assert _matches(grants[0], AW.agent_write_subject(p.STATE_BUCKET, own))
+    assert matches(grants[0], AW.agent_write_subject(p.STATE_BUCKET, own))
 
 
 async def test_one_card_by_address_reads_as_the_registry_lists_it(principals):

@@ -182,24 +182,15 @@ class AgentStateWatch(StateWatch):
         self._feeds: list[_Feed] = []
         self._stale: asyncio.Queue[_Feed] = asyncio.Queue()
 
-    async def start(self) -> StateWatch:
-        if self._started:
-            return self
-        self._started = True
+    async def _open(self) -> None:
         store = self._store
-        store._link.check_open()
-        try:
-            await store._caught_up()  # writes acknowledged before the watch are not news
-            with boundary():
-                for pattern in self._filters:
-                    feed = _Feed(store._link, pattern)
-                    self._feeds.append(feed)
-                    await feed.open(self._on_msg(feed), existing=self.include_existing, heartbeat=HEARTBEAT)
-            self._tasks.append(asyncio.create_task(self._keep(), name="mailslot:agent-state-watch"))
-        except BaseException:
-            await self.close()
-            raise
-        return self
+        await store._caught_up()  # writes acknowledged before the watch are not news
+        with boundary():
+            for pattern in self._filters:
+                feed = _Feed(store._link, pattern)
+                self._feeds.append(feed)
+                await feed.open(self._on_msg(feed), existing=self.include_existing, heartbeat=HEARTBEAT)
+        self._tasks.append(asyncio.create_task(self._keep(), name="mailslot:agent-state-watch"))
 
     async def _keep(self) -> None:
         """Make a feed's consumer again when it skipped or fell silent (see the class); a

@@ -286,25 +286,29 @@ class StateWatch:
         if self._started:
             return self
         self._started = True
-        store = self._store
-        store._link.check_open()
-        kv = await store._bucket()
-        js = store._link.js
+        self._store._link.check_open()
         try:
-            with boundary():
-                # What the stream held before the watch: nats-py's watch first delivers every
-                # key's last value, and which of those are old is told by revision, not by its
-                # "initial values done" marker (which can come before them under load).
-                info = await js.stream_info(p.kv_stream(p.STATE_BUCKET))
-                self._since = int(info.state.last_seq)
-                for pattern in self._filters:
-                    watcher = await kvscan.watch(js, kv, pattern)
-                    self._watchers.append(watcher)
-                    self._tasks.append(asyncio.create_task(self._pump(watcher), name="mailslot:state-watch"))
+            await self._open()
         except BaseException:
             await self.close()
             raise
         return self
+
+    async def _open(self) -> None:
+        """Start watching (an agent credential's watch opens its own consumers instead)."""
+        store = self._store
+        kv = await store._bucket()
+        js = store._link.js
+        with boundary():
+            # What the stream held before the watch: nats-py's watch first delivers every
+            # key's last value, and which of those are old is told by revision, not by its
+            # "initial values done" marker (which can come before them under load).
+            info = await js.stream_info(p.kv_stream(p.STATE_BUCKET))
+            self._since = int(info.state.last_seq)
+            for pattern in self._filters:
+                watcher = await kvscan.watch(js, kv, pattern)
+                self._watchers.append(watcher)
+                self._tasks.append(asyncio.create_task(self._pump(watcher), name="mailslot:state-watch"))
 
     def __await__(self) -> Any:
         return self.start().__await__()
