@@ -29,6 +29,7 @@ from nats.js import JetStreamContext
 from nats.js import errors as jserr
 from nats.js.api import RawStreamMsg
 
+from . import natscompat
 from . import protocol as p
 from .errors import InvalidAddress
 from .protocol import Header
@@ -165,7 +166,7 @@ async def delete_stored(js: JetStreamContext, stream: str, seq: int) -> bool:
     a concurrent reclaim: the sidecar and an operator's ``reclaim_expired`` can race on the
     same mailbox). Any other failure raises."""
     try:
-        await js.delete_msg(stream, seq)
+        await natscompat.delete_msg(js, stream, seq)  # moved or consumed: no erase
     except jserr.APIError as exc:
         if isinstance(exc, jserr.NotFoundError) or p.jsapi.is_already_gone(exc):
             return False

@@ -2,22 +2,28 @@
 
 nats-py has no public API for some things Mailslot needs: a KV compare-and-set that carries
 a per-message TTL, the request/reply mux (to fail a request the server refused at once), the
-connection behind a message, the server's INFO, reconnect options changed after connecting, and the layout of
-a JetStream ack reply subject. They live here, and only here, so that a nats-py upgrade
-breaks one module; ``tests/broker/test_natscompat.py`` checks each against a real server and
-fails loudly when nats-py changes them. The nats-py pin in ``pyproject.toml`` is the range
-that test covers (:data:`TESTED_NATS_PY`).
+connection behind a message, the server's INFO, reconnect options changed after connecting,
+the layout of a JetStream ack reply subject, and a message delete without secure erase. They
+live here, and only here, so that a nats-py upgrade breaks one module;
+``tests/broker/test_natscompat.py`` checks each against a real server and fails loudly when
+nats-py changes them. The nats-py pin in ``pyproject.toml`` is the range that test covers
+(:data:`TESTED_NATS_PY`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.js import errors as jserr
+
+from . import protocol as p
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -131,6 +137,21 @@ _REPLACING: weakref.WeakKeyDictionary[Any, set[asyncio.Future[None]]] = weakref.
 def js_connection(js: JetStreamContext) -> Client:
     """The connection behind a JetStream context (nats-py keeps it private)."""
     return js._nc
+
+
+async def delete_msg(js: JetStreamContext, stream: str, seq: int, *, erase: bool = False) -> None:
+    """``js.delete_msg`` without the secure erase nats-py always asks for (it has no option to
+    leave it out; see :func:`~mailslot_broker.protocol.msg_delete_request` for what it costs).
+    Errors are nats-py's own, as its ``_api_request`` raises them: ``ServiceUnavailableError``
+    for no responders, ``APIError`` subclasses (``NotFoundError``, ...) for a refusal."""
+    body = json.dumps(p.msg_delete_request(seq, erase=erase)).encode()
+    try:
+        msg = await js_connection(js).request(p.msg_delete_subject(stream), body, timeout=5.0)
+    except NoRespondersError:
+        raise jserr.ServiceUnavailableError from None
+    resp = json.loads(msg.data)
+    if "error" in resp:
+        raise jserr.APIError.from_error(resp["error"])
 
 
 def server_info(nc: Client) -> dict[str, Any]:

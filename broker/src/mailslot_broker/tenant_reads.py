@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
 
-from . import kvscan, mailscan
+from . import kvscan, mailscan, natscompat
 from . import protocol as p
 
 #: Messages per direct-get batch of a keep-latest scan.
@@ -76,7 +76,7 @@ async def delete_keyed(
                 break
         for stored in doomed:
             try:
-                await js.delete_msg(p.MAIL_STREAM, stored)
+                await natscompat.delete_msg(js, p.MAIL_STREAM, stored)  # superseded: no erase
                 gone += 1
             except jserr.NotFoundError:
                 continue

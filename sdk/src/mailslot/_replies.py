@@ -11,6 +11,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
+from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from mailslot_broker.protocol import Header
 from nats.aio.msg import Msg
@@ -51,7 +52,7 @@ class Reply(Message):
             js = self._mailbox._link.js
             with boundary(), contextlib.suppress(jserr.NotFoundError):
                 try:
-                    await js.delete_msg(p.MAIL_STREAM, self.seq)
+                    await natscompat.delete_msg(js, p.MAIL_STREAM, self.seq)
                 except jserr.APIError as exc:
                     if not p.jsapi.is_already_gone(exc):
                         raise
@@ -171,7 +172,7 @@ class ReplyBox:
             return None  # stored in another mailbox: not a reply to us, whatever it says
         try:
             if not keep:
-                await js.delete_msg(p.MAIL_STREAM, seq)
+                await natscompat.delete_msg(js, p.MAIL_STREAM, seq)  # taken: no erase
         except (jserr.NotFoundError, jserr.BadRequestError):
             return None  # another replica took it first
         except jserr.APIError as exc:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from mailslot_broker.deadletters import dead_letter_headers
 from mailslot_broker.protocol import Header
@@ -220,7 +221,7 @@ class DeadLetters:
     async def _delete(self, seq: int) -> None:
         """Delete a DLQ entry; one deleted meanwhile (a concurrent requeue) is not an error."""
         try:
-            await self._link.js.delete_msg(p.DLQ_STREAM, seq)
+            await natscompat.delete_msg(self._link.js, p.DLQ_STREAM, seq)  # requeued: no erase
         except jserr.NotFoundError:
             return
         except jserr.APIError as exc:

@@ -154,7 +154,8 @@ async def delete(link: Link, address: str, ref: int | str | Message) -> None:
     with boundary():
         seq = await _find_seq(link, address, ref)
         try:
-            await link.js.delete_msg(p.MAIL_STREAM, seq)
+            # Deleted on purpose, unread: the server overwrites its bytes (moves and takes don't).
+            await natscompat.delete_msg(link.js, p.MAIL_STREAM, seq, erase=True)
         except jserr.NotFoundError as exc:
             raise MessageNotFound(f"message {ref} not found in mailbox {address}") from exc
         except jserr.APIError as exc:

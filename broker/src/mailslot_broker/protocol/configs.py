@@ -272,3 +272,18 @@ def pull_request(*, batch: int, no_wait: bool = False, expires: float | None = N
 
 def pull_subject(stream: str, consumer: str) -> str:
     return f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+
+
+def msg_delete_subject(stream: str) -> str:
+    return f"$JS.API.STREAM.MSG.DELETE.{stream}"
+
+
+def msg_delete_request(seq: int, *, erase: bool) -> dict[str, Any]:
+    """JSON body of ``$JS.API.STREAM.MSG.DELETE.<stream>``. Without ``no_erase`` the server
+    overwrites the message's bytes on disk first (measured on 2.15.1, file store: 6.5 ms a
+    delete against 0.8 ms without), which a message moved elsewhere or consumed gains nothing
+    from: an ack on the work-queue mail stream removes a message without erasing it either."""
+    body: dict[str, Any] = {"seq": seq}
+    if not erase:
+        body["no_erase"] = True
+    return body
