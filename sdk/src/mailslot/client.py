@@ -31,7 +31,7 @@ from .options import ConnectOptions
 from .outgoing import prepare
 from .query import keep_latest, send_many_keeping_latest
 from .registry import AgentWatch, list_agents
-from .sending import publish
+from .sending import DEFAULT_SEND_WINDOW, publish
 from .state import StateStore
 from .view import MailboxView
 
@@ -246,10 +246,12 @@ class Mailslot:
         self,
         messages: Iterable[Mapping[str, Any]],
         *,
-        window: int = 512,
+        window: int = DEFAULT_SEND_WINDOW,
     ) -> list[Receipt]:
         """Pipelined send for bulk producers: every item is validated first (nothing is sent
-        if one is invalid), then published with at most ``window`` acks outstanding.
+        if one is invalid), then published with at most ``window`` acks outstanding (by
+        default nats-py's own limit of async publishes in flight, 4,000: a smaller window
+        left the pipe idle while the oldest ack came back).
 
         Each item is a mapping of :meth:`send`'s arguments: ``{"to": ..., "payload": ...,
         "priority": ...}``.

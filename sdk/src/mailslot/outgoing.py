@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,12 @@ _IDEMPOTENCY_NS = uuid.UUID("6f1d6a3e-3c8e-4d55-9a55-6d61696c736c")
 
 
 def new_message_id() -> str:
-    return uuid.uuid4().hex
+    """A random (version 4) UUID in hex, as ``uuid.uuid4().hex`` is, without building a
+    ``UUID`` object (that was a tenth of ``prepare``'s CPU)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return b.hex()
 
 
 @dataclass
@@ -77,6 +83,9 @@ def _priority(value: Any) -> p.Priority:
         return _cached_priority(value)
     return check_priority(value)
 
+
+#: ``Priority.label`` looked up, not computed (the enum's ``name`` is a slow descriptor).
+_LABELS = {prio: prio.label for prio in p.Priority}
 
 _RESERVED = tuple(x.lower() for x in p.RESERVED_HEADER_PREFIXES)
 
@@ -162,8 +171,7 @@ def check_size(subject: str, data: bytes, headers: Mapping[str, str], *, max_pay
     """Refuse before publishing what the server would refuse after: its max_payload counts
     the subject and headers too (estimated with a margin for the protocol line)."""
     size = len(data) + len(subject) + 64 + 4 * len(headers)
-    for k, v in headers.items():
-        size += len(k) + len(v)
+    size += sum(map(len, headers)) + sum(map(len, headers.values()))
     if size > max_payload:
         raise PayloadTooLarge(f"{what} is {size} bytes with headers; the server accepts {max_payload}")
 
@@ -209,7 +217,7 @@ def prepare(
     data, hdrs = stamp(payload, headers=headers, msg_id=msg_id, sender=sender, now=now)
     hdrs[Header.NATS_MSG_ID] = msg_id
     hdrs[Header.TO] = to
-    hdrs[Header.PRIORITY] = prio.label
+    hdrs[Header.PRIORITY] = _LABELS[prio]
     if reply_to:
         hdrs[Header.REPLY_TO] = reply_to
     if correlation_id:

@@ -32,6 +32,7 @@ from .connection import open_client
 from .mailbox import AgentCard
 from .message import Receipt
 from .options import DEFAULT_FAILOVER_TIMEOUT, ConnectOptions
+from .sending import DEFAULT_SEND_WINDOW
 
 
 class SyncMailslot(_SyncSends):
@@ -68,7 +69,9 @@ class SyncMailslot(_SyncSends):
     def _sends_with(self) -> Mailslot:
         return self._c
 
-    def send_many(self, messages: Iterable[Mapping[str, Any]], *, window: int = 512) -> list[Receipt]:
+    def send_many(
+        self, messages: Iterable[Mapping[str, Any]], *, window: int = DEFAULT_SEND_WINDOW
+    ) -> list[Receipt]:
         return PORTAL.call(self._c.send_many(messages, window=window))
 
     def open(
