@@ -170,8 +170,16 @@ async def test_webhooks_survive_a_front_restart(connect, runner) -> None:
         async with serving(first.app) as base, httpx.AsyncClient(base_url=base, headers=V1) as http:
             params = send_params("later", taskPushNotificationConfig={"url": f"{hook_url}/hook"})
             sent = (await http.post(f"/agents/{agent}", json=rpc("SendMessage", params))).json()
+        task_id, desk = sent["result"]["task"]["id"], first.desk
+
+        async def submitted_delivered() -> bool:
+            # Delivered and the front's cursor past it: a front closed before it posted
+            # SUBMITTED would leave it to the next front (1 run in ~5 under load), one closed
+            # between the post and the cursor move would have it delivered twice.
+            return bool(received) and await desk.feed.cursor(task_id, desk.webhooks.reader) > 0
+
+        await wait_for(submitted_delivered, timeout=10)
         await first.close()  # the front goes away with the task queued
-        await wait_for(lambda: received, timeout=10)  # it had delivered SUBMITTED
         await runner(agent, EchoExecutor())  # the agent runs the task while no front is up
         await asyncio.sleep(0.5)
         assert len(received) == 1
