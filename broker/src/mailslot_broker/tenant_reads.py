@@ -14,10 +14,10 @@ import json
 from collections.abc import Callable, Mapping
 
 from nats.js import JetStreamContext
-from nats.js import errors as jserr
 
-from . import kvscan, mailscan, natscompat
+from . import kvscan, mailscan
 from . import protocol as p
+from .deadletters import delete_stored
 
 #: Messages per direct-get batch of a keep-latest scan.
 SCAN_BATCH = 256
@@ -75,14 +75,8 @@ async def delete_keyed(
             if len(got) < SCAN_BATCH or seq == start:  # the end (or no sequences: stop)
                 break
         for stored in doomed:
-            try:
-                await natscompat.delete_msg(js, p.MAIL_STREAM, stored)  # superseded: no erase
+            if await delete_stored(js, p.MAIL_STREAM, stored):  # superseded: no erase
                 gone += 1
-            except jserr.NotFoundError:
-                continue
-            except jserr.APIError as exc:
-                if not p.jsapi.is_already_gone(exc):
-                    raise
     return gone
 
 

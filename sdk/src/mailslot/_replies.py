@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
+from mailslot_broker.deadletters import delete_stored
 from mailslot_broker.protocol import Header
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -49,13 +50,8 @@ class Reply(Message):
         if self._settled:
             return
         if self._kept and self._mailbox is not None:
-            js = self._mailbox._link.js
-            with boundary(), contextlib.suppress(jserr.NotFoundError):
-                try:
-                    await natscompat.delete_msg(js, p.MAIL_STREAM, self.seq)
-                except jserr.APIError as exc:
-                    if not p.jsapi.is_already_gone(exc):
-                        raise
+            with boundary():
+                await delete_stored(self._mailbox._link.js, p.MAIL_STREAM, self.seq)  # gone: fine
         self._settled = True
 
     async def in_progress(self) -> None:

@@ -84,9 +84,6 @@ def _priority(value: Any) -> p.Priority:
     return check_priority(value)
 
 
-#: ``Priority.label`` looked up, not computed (the enum's ``name`` is a slow descriptor).
-_LABELS = {prio: prio.label for prio in p.Priority}
-
 _RESERVED = tuple(x.lower() for x in p.RESERVED_HEADER_PREFIXES)
 
 
@@ -217,7 +214,7 @@ def prepare(
     data, hdrs = stamp(payload, headers=headers, msg_id=msg_id, sender=sender, now=now)
     hdrs[Header.NATS_MSG_ID] = msg_id
     hdrs[Header.TO] = to
-    hdrs[Header.PRIORITY] = _LABELS[prio]
+    hdrs[Header.PRIORITY] = prio.label
     if reply_to:
         hdrs[Header.REPLY_TO] = reply_to
     if correlation_id:

@@ -33,7 +33,7 @@ class Priority(enum.IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        return _LABELS[self]  # a lookup: the enum's ``name`` is a slow descriptor (every send)
 
     def __str__(self) -> str:
         """``print(msg.priority)`` shows ``critical``, as a person reads it; the wire always
@@ -47,6 +47,9 @@ class Priority(enum.IntEnum):
 
 
 PRIORITIES: tuple[Priority, ...] = tuple(Priority)
+
+
+_LABELS = {prio: prio.name.lower() for prio in Priority}
 
 
 def parse_priority(value: Priority | str | int) -> Priority:
