@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import mailslot
 import pytest
 from mailslot_broker import protocol as p
 from mailslot_broker.cluster import NatsCluster
-from mailslot_broker.provision import provision
+from mailslot_broker.provision import FULL_COUNT_WAIT, provision
 from testsupport import PYTHON, ROOT
 
 STREAMS = (p.MAIL_STREAM, p.TOPICS_STREAM, p.DLQ_STREAM)
@@ -40,7 +41,8 @@ async def test_default_clients_create_r3_and_never_lower_it(cluster, tmp_path) -
     creds = cluster.credentials.write(tmp_path / "c.json")
     # The first client ever, with default settings: the deployment decides (3 nodes -> R3).
     async with mailslot.connect(cluster.urls, credentials=creds) as ms:
-        assert set((await _replicas(ms)).values()) == {3}
+        # A fallback below the deployment's size is reported: shown if this ever fails.
+        assert set((await _replicas(ms)).values()) == {3}, ms.provisioned.warnings
         assert set(ms.provisioned.replicas.values()) == {3}
     # A default-settings CLI command (what broke it before).
     env = dict(os.environ, MAILSLOT_URL=",".join(cluster.urls), MAILSLOT_CREDENTIALS=str(creds))
@@ -85,3 +87,24 @@ async def test_a_two_node_cluster_gets_two_replicas(tmp_path) -> None:
             assert set((await _replicas(ms)).values()) == {2}
     finally:
         small.stop(grace=5.0)
+
+
+async def test_a_refused_full_count_costs_one_wait_and_is_reported(tmp_path) -> None:
+    """Three nodes, one without JetStream: the deployment counts three but can place two.
+    A refusal of the full count is first taken for a node not placeable yet (a cluster still
+    forming) and retried for a while; then the streams get two replicas (mail is not held
+    hostage), the operator is told, and only the first create waited."""
+    mixed = NatsCluster(tmp_path / "mixed", size=3)
+    mixed.nodes[2].config.jetstream = False
+    mixed.start()
+    try:
+        creds = mixed.credentials.write(tmp_path / "c.json")
+        started = time.monotonic()
+        async with mailslot.connect(mixed.urls[:2], credentials=creds) as ms:
+            elapsed = time.monotonic() - started
+            assert set((await _replicas(ms)).values()) == {2}
+            assert len(ms.provisioned.warnings) == len(STREAMS + BUCKETS), ms.provisioned.warnings
+            assert all("refused 3" in w and "operator" in w for w in ms.provisioned.warnings)
+    finally:
+        mixed.stop(grace=5.0)
+    assert FULL_COUNT_WAIT <= elapsed < 2 * FULL_COUNT_WAIT + 10, elapsed

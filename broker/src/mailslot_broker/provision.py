@@ -15,6 +15,7 @@ from typing import Any
 from nats.js import JetStreamContext
 from nats.js import errors as jserr
 from nats.js.api import KeyValueConfig, StreamConfig
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from . import natscompat
 from . import protocol as p
@@ -44,6 +45,12 @@ PROVISIONED_STREAMS = len(STREAM_CONFIGS) + len(BUCKET_CONFIGS)
 #: Replicas a stream or bucket is created with when the settings leave it to the deployment:
 #: the most the cluster accepts, tried from min(3, its size) down (see :func:`cluster_size`).
 _REPLICA_CHOICES = (3, 2, 1)
+#: How long a refusal of the deployment's full count is retried before fewer replicas are
+#: created, for good. A node of a cluster that is still forming (or restarting) is in the
+#: INFO's node list before JetStream can place a replica on it: a fresh three-node cluster
+#: under load refused R3 for a moment and got R2 streams (a flaky test showed it). A node
+#: that is really down costs the first create this long, once per provisioning.
+FULL_COUNT_WAIT = 5.0
 
 
 @dataclass
@@ -55,6 +62,9 @@ class ProvisionReport:
     replicas: dict[str, int] = field(default_factory=dict)
     #: Things an operator should know (e.g. fewer replicas than were asked for).
     warnings: list[str] = field(default_factory=list)
+    #: The deployment refused its full count for :data:`FULL_COUNT_WAIT` once already: the
+    #: creates after that fall back at once instead of waiting again.
+    full_count_refused: bool = field(default=False, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -131,28 +141,56 @@ def _replica_attempts(requested: int | None, size: int | None) -> tuple[int, ...
     return tuple(n for n in _REPLICA_CHOICES if size is None or n <= size)
 
 
-def _replica_refused(exc: jserr.APIError) -> bool:
+def _replica_refused(exc: BaseException) -> bool:
     """The server's answer to more replicas than it can place (single server: "replicas > 1
     not supported in non-clustered mode"; cluster: insufficient resources / no suitable peers)."""
     return p.jsapi.is_replicas_refused(exc)
 
 
 async def _create(
-    js: JetStreamContext, create: Callable[[int], Awaitable[object]], requested: int | None
+    js: JetStreamContext,
+    name: str,
+    create: Callable[[int], Awaitable[object]],
+    requested: int | None,
+    report: ProvisionReport,
 ) -> int:
     size = deployment_size(js) if requested is None else None
     attempts = _replica_attempts(requested, size)
     for i, n in enumerate(attempts):
         try:
-            await create(n)
-            return n
+            if i == 0 and size is not None and size > 1 and not report.full_count_refused:
+                await _create_full_count(create, n)
+            else:
+                await create(n)
         except jserr.APIError as exc:
             # Checked before anything else: a cluster refuses too many replicas with a 400
             # (10005), which would otherwise read as "someone created it first".
             if i + 1 < len(attempts) and _replica_refused(exc):
+                if i == 0 and size is not None:
+                    report.full_count_refused = True
                 continue
             raise
+        if n < attempts[0]:
+            report.warnings.append(
+                f"{name} was created with {n} replica(s): the deployment refused {attempts[0]} "
+                f"(a node down?); raising replicas is an operator action: "
+                f"provision(js, StreamSettings(replicas={attempts[0]}), raise_replicas=True)"
+            )
+        return n
     raise AssertionError("unreachable")
+
+
+async def _create_full_count(create: Callable[[int], Awaitable[object]], n: int) -> None:
+    """``create(n)`` with a refusal retried for :data:`FULL_COUNT_WAIT` (the deployment's
+    size is known, so a refusal is a node not placeable yet, or down)."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(_replica_refused),
+        stop=stop_after_delay(FULL_COUNT_WAIT),
+        wait=wait_exponential(multiplier=0.1, max=1.0),
+        reraise=True,
+    ):
+        with attempt:
+            await create(n)
 
 
 def _check_replicas(name: str, have: int, requested: int | None, report: ProvisionReport) -> bool:
@@ -195,7 +233,11 @@ async def ensure_stream(
         except jserr.NotFoundError:
             try:
                 n = await _create(
-                    js, lambda n: js.add_stream(dataclasses.replace(want, num_replicas=n)), requested_replicas
+                    js,
+                    want.name,
+                    lambda n: js.add_stream(dataclasses.replace(want, num_replicas=n)),
+                    requested_replicas,
+                    report,
                 )
                 report.created.append(want.name)
                 report.replicas[want.name] = n
@@ -251,8 +293,10 @@ async def ensure_bucket(
             try:
                 n = await _create(
                     js,
+                    name,
                     lambda n: js.create_key_value(dataclasses.replace(want, replicas=n)),
                     requested_replicas,
+                    report,
                 )
                 report.created.append(name)
                 report.replicas[name] = n
