@@ -15,7 +15,7 @@ from mailslot_broker import natscompat, provision
 from mailslot_broker import protocol as p
 from mailslot_broker.cluster import NatsCluster, start_node_server
 from mailslot_broker.ports import PortReservation
-from mailslot_broker.provision import cluster_size
+from mailslot_broker.replicas import cluster_size
 from nats.aio.client import Client
 from nats.js.errors import APIError
 from testsupport import wait_for

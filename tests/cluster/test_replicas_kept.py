@@ -16,7 +16,8 @@ import mailslot
 import pytest
 from mailslot_broker import protocol as p
 from mailslot_broker.cluster import NatsCluster
-from mailslot_broker.provision import FULL_COUNT_WAIT, provision
+from mailslot_broker.provision import provision
+from mailslot_broker.replicas import FULL_COUNT_WAIT
 from testsupport import PYTHON, ROOT
 
 STREAMS = (p.MAIL_STREAM, p.TOPICS_STREAM, p.DLQ_STREAM)
