@@ -245,3 +245,36 @@ async def test_delete_msg_leaves_out_the_erase_unless_asked(nc: Client) -> None:
     assert p.jsapi.is_already_gone(gone.value)
     with pytest.raises(jserr.NotFoundError):
         await natscompat.delete_msg(js, "NOPE", 1)
+
+
+async def test_api_request_and_prefix(nc: Client) -> None:
+    js = nc.jetstream()
+    assert natscompat.api_prefix(js) == "$JS.API"
+    await js.add_stream(name="AR", subjects=["ar.>"])
+    await js.publish("ar.a", b"1")
+    await js.publish("ar.b", b"2")
+    body = json.dumps({"subjects_filter": "ar.a"}).encode()
+    resp = await natscompat.api_request(js, "STREAM.INFO.AR", body, timeout=5)
+    assert resp["state"]["subjects"] == {"ar.a": 1}
+    with pytest.raises(jserr.NotFoundError):
+        await natscompat.api_request(js, "STREAM.INFO.NONE", b"", timeout=5)
+
+
+async def test_pending_publishes_are_the_live_futures_of_publish_async(nc: Client) -> None:
+    js = nc.jetstream()
+    await js.add_stream(name="PP", subjects=["pp"])
+    assert len(natscompat.pending_publishes(js)) == 0
+    fut = await js.publish_async("pp", b"1")
+    pending = natscompat.pending_publishes(js)
+    assert list(pending.values()) == [fut]  # failing it here fails the publish
+    await fut
+    assert len(pending) == 0
+    second = await js.publish_async("pp", b"2")
+    pending[next(iter(pending))].set_exception(RuntimeError("lost"))
+    with pytest.raises(RuntimeError, match="lost"):
+        await second
+
+
+def test_marker_msg() -> None:
+    m = natscompat.marker_msg(headers={"Status": "000"})
+    assert isinstance(m, Msg) and m.headers == {"Status": "000"} and m.subject == "" and m.data == b""

@@ -160,8 +160,8 @@ async def key_counts(
         if offset:
             req["offset"] = offset
         try:
-            resp = await js._api_request(
-                f"{js._prefix}.STREAM.INFO.{stream}", json.dumps(req).encode(), timeout=timeout
+            resp = await natscompat.api_request(
+                js, f"STREAM.INFO.{stream}", json.dumps(req).encode(), timeout=timeout
             )
         except jserr.NotFoundError as exc:
             raise jserr.BucketNotFoundError from exc
@@ -297,7 +297,7 @@ async def stop_watch(js: JetStreamContext, watcher: KeyValue.KeyWatcher | None) 
         await watcher.stop()
     await natscompat.replacements_settled(watcher, timeout=REPLACEMENT_WAIT)
     where = natscompat.watcher_consumer(watcher)
-    if where is None or not js._nc.is_connected:
+    if where is None or not natscompat.js_connection(js).is_connected:
         return
     with contextlib.suppress(Exception):
         await js.delete_consumer(*where)

@@ -42,7 +42,7 @@ async def direct_batch(
     has no DIRECT.GET responder (allow_direct off, or no such stream). A refused request
     subject fails at once, not after ``timeout``."""
     nc = natscompat.js_connection(js)
-    subject = f"{js._prefix}.DIRECT.GET.{stream}"
+    subject = f"{natscompat.api_prefix(js)}.DIRECT.GET.{stream}"
     return await batch_request(nc, subject, request, timeout=timeout, limit=limit)
 
 

@@ -3,7 +3,8 @@
 nats-py has no public API for some things Mailslot needs: a KV compare-and-set that carries
 a per-message TTL, the request/reply mux (to fail a request the server refused at once), the
 connection behind a message, the server's INFO, reconnect options changed after connecting,
-the layout of a JetStream ack reply subject, and a message delete without secure erase. They
+the layout of a JetStream ack reply subject, a message delete without secure erase, the
+JetStream API request behind nats-py's methods and its in-flight ``publish_async`` futures. They
 live here, and only here, so that a nats-py upgrade breaks one module;
 ``tests/broker/test_natscompat.py`` checks each against a real server and fails loudly when
 nats-py changes them. The nats-py pin in ``pyproject.toml`` is the range that test covers
@@ -17,7 +18,7 @@ import json
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
@@ -139,6 +140,26 @@ def js_connection(js: JetStreamContext) -> Client:
     return js._nc
 
 
+def api_prefix(js: JetStreamContext) -> str:
+    """The JetStream API subject prefix of ``js`` (``$JS.API``, or a domain's)."""
+    return str(js._prefix)
+
+
+async def api_request(js: JetStreamContext, subject: str, body: bytes, *, timeout: float) -> dict[str, Any]:
+    """One JetStream API request (``subject`` after :func:`api_prefix`) answered as a dict,
+    for the requests nats-py has no method for (a filtered, paged STREAM.INFO). A refusal
+    raises nats-py's ``APIError`` subclass for it."""
+    resp: dict[str, Any] = await js._api_request(f"{api_prefix(js)}.{subject}", body, timeout=timeout)
+    return resp
+
+
+def pending_publishes(js: JetStreamContext) -> Mapping[str, asyncio.Future[Any]]:
+    """The futures of ``publish_async`` calls not acknowledged yet, keyed by reply token (the
+    live dict: failing a future fails that publish). Ask at use: nats-py replaces the dict
+    when its first ``publish_async`` sets up the reply subscription."""
+    return js._publish_async_futures
+
+
 async def delete_msg(js: JetStreamContext, stream: str, seq: int, *, erase: bool = False) -> None:
     """``js.delete_msg`` without the secure erase nats-py always asks for (it has no option to
     leave it out; see :func:`~mailslot_broker.protocol.msg_delete_request` for what it costs).
@@ -164,6 +185,11 @@ def server_info(nc: Client) -> dict[str, Any]:
 def msg_client(msg: Msg) -> Client:
     """The connection a message arrived on (to publish to its reply subject)."""
     return msg._client
+
+
+def marker_msg(*, headers: dict[str, str]) -> Msg:
+    """A :class:`nats.aio.msg.Msg` on no connection, for a queue's in-band marker."""
+    return Msg(_client=cast(Any, None), subject="", headers=headers)
 
 
 def stored_msg(nc: Client, *, subject: str, data: bytes, headers: dict[str, str] | None) -> Msg:

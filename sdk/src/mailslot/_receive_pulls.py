@@ -14,8 +14,9 @@ import itertools
 import json
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, cast
+from typing import Protocol
 
+from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from nats.aio.msg import Msg
 
@@ -29,7 +30,7 @@ from .message import Message
 _PULL_REPLY_TIMEOUT = 2.0
 
 #: Put on the reply queue to end a pull whose reply cannot come any more (connection lost).
-_ABORT = Msg(_client=cast(Any, None), subject="", headers={"Status": "000"})
+_ABORT = natscompat.marker_msg(headers={"Status": "000"})
 
 
 class ReceiveHost(Protocol):

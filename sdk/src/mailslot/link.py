@@ -19,6 +19,7 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -186,10 +187,10 @@ class Link:
         # Replies to requests in flight went to the dead socket: fail them now rather than
         # after their timeout (a publish is retried with the same message id).
         err = self.disconnected_error(0.0)
-        for fut in list(getattr(self.nc, "_resp_map", {}).values()):
+        for fut in list(natscompat.pending_responses(self.nc).values()):
             if not fut.done():
                 fut.set_exception(Disconnected(str(err)))
-        for fut in list(getattr(self.js, "_publish_async_futures", {}).values()):
+        for fut in list(natscompat.pending_publishes(self.js).values()):
             if not fut.done():
                 fut.add_done_callback(_retrieve)  # nobody may be awaiting it
                 fut.set_exception(Disconnected(str(err)))
