@@ -24,10 +24,11 @@ __all__ = ["FULL_COUNT_WAIT", "cluster_size", "create_replicated", "deployment_s
 #: the most the cluster accepts, tried from min(3, its size) down (see :func:`cluster_size`).
 _REPLICA_CHOICES = (3, 2, 1)
 #: How long a refusal of the deployment's full count is retried before fewer replicas are
-#: created, for good. A node of a cluster that is still forming (or restarting) is in the
-#: INFO's node list before JetStream can place a replica on it: a fresh three-node cluster
-#: under load refused R3 for a moment and got R2 streams (a flaky test showed it). A node
-#: that is really down costs the first create this long, once per provisioning.
+#: created, for good. A node of a cluster that is still forming can be in the INFO's node
+#: list before JetStream can place a replica on it: the likeliest way a fresh three-node
+#: cluster under load got R2 streams (a flaky test; not reproduced in 27 tries since). A
+#: node that can never be placed on (no JetStream) costs the first create this long, once
+#: per provisioning.
 FULL_COUNT_WAIT = 5.0
 
 
@@ -61,8 +62,9 @@ def deployment_size(js: JetStreamContext) -> int | None:
 
 def _replica_attempts(requested: int | None, size: int | None) -> tuple[int, ...]:
     """An operator's count alone; else from min(3, size) down. The counts below stay as a
-    fallback for a node that is down (the cluster then refuses the full count) and for a
-    size that is not known (all of them, from 3)."""
+    fallback for a node JetStream cannot place on (one without JetStream, or not yet a peer:
+    the cluster then refuses the full count; a node that is merely stopped is still placed
+    on) and for a size that is not known (all of them, from 3)."""
     if requested is not None:
         return (requested,)
     return tuple(n for n in _REPLICA_CHOICES if size is None or n <= size)
@@ -102,7 +104,7 @@ async def create_replicated(
             return n, None
         return n, (
             f"{name} was created with {n} replica(s): the deployment refused {attempts[0]} "
-            f"(a node down?); raising replicas is an operator action: "
+            f"(a node without JetStream, or not a peer yet?); raising replicas is an operator action: "
             f"provision(js, StreamSettings(replicas={attempts[0]}), raise_replicas=True)"
         )
     raise AssertionError("unreachable")
@@ -110,7 +112,7 @@ async def create_replicated(
 
 async def _create_full_count(create: Callable[[int], Awaitable[object]], n: int) -> None:
     """``create(n)`` with a refusal retried for :data:`FULL_COUNT_WAIT` (the deployment's
-    size is known, so a refusal is a node not placeable yet, or down)."""
+    size is known, so a refusal is a node not placeable yet, or never)."""
     async for attempt in AsyncRetrying(
         retry=retry_if_exception(_replica_refused),
         stop=stop_after_delay(FULL_COUNT_WAIT),
