@@ -10,11 +10,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-#: (section, key, target): ratios that have a target in issue 10, and which way is good.
+#: (section, key, target): the single-message paths' targets (the scale work's: they may not
+#: lose to raw nats-py by more than this), and which way is good.
 TARGETS = {
-    ("send", "send_many_vs_publish_async_ratio"): (">=", 0.9),
-    ("receive", "receive_vs_fetch_ack_ratio"): (">=", 0.8),
-    ("latency", "p50_vs_raw_pull_ratio"): ("<=", 1.5),
+    ("send", "send_vs_publish_ratio"): (">=", 0.95),
+    ("send", "send_many_vs_publish_async_ratio"): (">=", 0.95),
+    ("receive", "receive_vs_fetch_ack_ratio"): (">=", 0.9),
+    ("latency", "p50_vs_raw_pull_ratio"): ("<=", 1.3),
 }
 
 

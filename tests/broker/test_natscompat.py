@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 
+import nats.errors as nerr
 import pytest
 from mailslot_broker import NatsServer, kvscan, natscompat
 from mailslot_broker import protocol as p
@@ -278,3 +280,81 @@ async def test_pending_publishes_are_the_live_futures_of_publish_async(nc: Clien
 def test_marker_msg() -> None:
     m = natscompat.marker_msg(headers={"Status": "000"})
     assert isinstance(m, Msg) and m.headers == {"Status": "000"} and m.subject == "" and m.data == b""
+
+
+_WIRE = {
+    "Mailslot-Id": "0f" * 16,
+    "Nats-Msg-Id": "0f" * 16,
+    "Mailslot-To": "ops.alice",
+    "Content-Type": "application/octet-stream",
+    "X-Empty": "",
+}
+
+
+async def _frames(nc: Client, send: Callable[[], Awaitable[None]]) -> list[bytes]:
+    """The commands ``send`` queues on ``nc`` (read off its pending buffer before the flush)."""
+    before = len(nc._pending)
+    queue, nc._flush_queue = nc._flush_queue, None  # hold the flusher back for one look
+    try:
+        await send()
+        return [bytes(c) for c in nc._pending[before:]]
+    finally:
+        nc._flush_queue = queue
+        await nc.flush()
+
+
+async def test_publish_wire_writes_the_frame_nats_py_writes(nc: Client) -> None:
+    """Same HPUB bytes, same counters, same delivery as ``nc.publish`` for the same headers."""
+    got: list[Msg] = []
+
+    async def keep(m: Msg) -> None:
+        got.append(m)
+
+    await nc.subscribe("wire.t", cb=keep)
+    await nc.flush()
+    ours = await _frames(
+        nc,
+        lambda: natscompat.publish_wire(
+            nc, "wire.t", b"body", "r.1", natscompat.WireHeaders(_WIRE), nc.publish
+        ),
+    )
+    theirs = await _frames(nc, lambda: nc.publish("wire.t", b"body", reply="r.1", headers=dict(_WIRE)))
+    assert ours == theirs and len(ours) == 1
+    out = nc.stats["out_msgs"]
+    await natscompat.publish_wire(nc, "wire.t", b"body", "", natscompat.WireHeaders(_WIRE), nc.publish)
+    assert nc.stats["out_msgs"] == out + 1
+    await nc.flush()
+    for _ in range(50):
+        if len(got) == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert [m.headers for m in got] == [dict(_WIRE)] * 3 and {m.data for m in got} == {b"body"}
+
+
+async def test_publish_wire_leaves_the_odd_cases_to_nats_py(nc: Client) -> None:
+    """A value with a line break, an oversize payload, a bad subject and a closed connection
+    behave exactly as nats-py's own publish (its escaping, its errors)."""
+    assert natscompat.encode_headers({"A": "x\r\nPUB evil 0"}) is None
+    broken = natscompat.WireHeaders({"A": "x\r\nPUB evil 0"})
+    ours = await _frames(nc, lambda: natscompat.publish_wire(nc, "wire.t", b"", "", broken, nc.publish))
+    theirs = await _frames(nc, lambda: nc.publish("wire.t", b"", headers={"A": "x\r\nPUB evil 0"}))
+    assert ours == theirs and b"x  PUB evil 0" in ours[0]
+    with pytest.raises(nerr.MaxPayloadError):
+        await natscompat.publish_wire(
+            nc, "wire.t", b"x" * (nc.max_payload + 1), "", natscompat.WireHeaders(_WIRE), nc.publish
+        )
+    with pytest.raises(nerr.BadSubjectError):
+        await natscompat.publish_wire(nc, "bad subject", b"", "", natscompat.WireHeaders(_WIRE), nc.publish)
+    with pytest.raises(nerr.BadSubjectError):
+        await natscompat.publish_wire(nc, "", b"", "", natscompat.WireHeaders(_WIRE), nc.publish)
+    await nc.close()
+    with pytest.raises(nerr.ConnectionClosedError):
+        await natscompat.publish_wire(nc, "wire.t", b"", "", natscompat.WireHeaders(_WIRE), nc.publish)
+
+
+def test_publish_wire_reads_attributes_nats_py_still_has() -> None:
+    nc = Client()
+    for name in ("_pending", "_flush_queue", "_max_payload", "_skip_subject_validation", "stats"):
+        assert hasattr(nc, name), name
+    assert {"out_msgs", "out_bytes"} <= set(nc.stats)
+    assert list(inspect.signature(Client._send_command).parameters)[:2] == ["self", "cmd"]

@@ -112,7 +112,10 @@ class PermissionGuard:
                     if len(self._requests) > 1024:
                         self._prune()
                     self._requests[reply[len(prefix_str) :]] = subject.lower()
-            await orig_publish(subject, payload, reply=reply, headers=headers)
+            if type(headers) is natscompat.WireHeaders:
+                await natscompat.publish_wire(nc, subject, payload, reply, headers, orig_publish)
+            else:
+                await orig_publish(subject, payload, reply=reply, headers=headers)
 
         async def subscribe(subject: str, *args: Any, **kwargs: Any) -> Any:
             sub = await self.queue_subscription(subject, *args, **kwargs)

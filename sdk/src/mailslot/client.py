@@ -239,7 +239,8 @@ class Mailslot:
             replace_key=replace_key,
         )
         rec = await publish(self._link, out)
-        await keep_latest(self._link, [(out.replace_key, rec)])
+        if out.replace_key:
+            await keep_latest(self._link, [(out.replace_key, rec)])
         return rec
 
     async def send_many(
