@@ -74,11 +74,22 @@ async def _raw(b: Bench, n: int, *, sync_ack: bool) -> float:
 async def run(b: Bench) -> dict[str, Any]:
     s = b.scale
     rounds: dict[str, list[float]] = {"mailslot": [], "mailslot_each": [], "raw_ack": [], "raw_ack_sync": []}
-    for _ in range(s.repeat):
-        rounds["mailslot"].append(await _mailslot(b, s.receive))
-        rounds["mailslot_each"].append(await _mailslot(b, s.receive, each=True))
-        rounds["raw_ack"].append(await _raw(b, s.receive, sync_ack=False))
-        rounds["raw_ack_sync"].append(await _raw(b, s.receive, sync_ack=True))
+    for i in range(s.repeat):
+        # Each pair that is compared runs back to back, which of the two first alternating:
+        # a round is ~0.2 s and this VM's speed drifts within seconds.
+        pairs = (
+            (
+                ("mailslot", lambda: _mailslot(b, s.receive)),
+                ("raw_ack", lambda: _raw(b, s.receive, sync_ack=False)),
+            ),
+            (
+                ("mailslot_each", lambda: _mailslot(b, s.receive, each=True)),
+                ("raw_ack_sync", lambda: _raw(b, s.receive, sync_ack=True)),
+            ),
+        )
+        for pair in pairs:
+            for name, fn in pair if i % 2 == 0 else reversed(pair):
+                rounds[name].append(await fn())
     med = {k: median(v) for k, v in rounds.items()}
     return {
         "messages_per_round": s.receive,

@@ -74,11 +74,9 @@ async def run(b: Bench) -> dict[str, Any]:
         rounds["send"].append(ms_rate)
         rounds["publish"].append(raw_rate)
         await b.purge(to)
-        for name, fn, n in (
-            ("send_many", _ms_send_many, s.send_many),
-            ("publish_async", _raw_publish_async, s.send_many),
-        ):
-            rounds[name].append(await fn(b, to, n))
+        pair = (("send_many", _ms_send_many), ("publish_async", _raw_publish_async))
+        for name, fn in pair if len(rounds["send_many"]) % 2 == 0 else reversed(pair):
+            rounds[name].append(await fn(b, to, s.send_many))
             await b.purge(to)
     med = {k: median(v) for k, v in rounds.items()}
     return {

@@ -7,7 +7,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -35,7 +35,7 @@ def new_message_id() -> str:
     return b.hex()
 
 
-@dataclass
+@dataclass(slots=True)
 class Outgoing:
     """One message ready to publish. Build with :func:`prepare`."""
 
@@ -48,7 +48,6 @@ class Outgoing:
     scheduled: bool = False
     #: Set for ``send(..., replace_key=...)``: older mail with this key is removed once stored.
     replace_key: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=4096)
