@@ -18,7 +18,7 @@ help:
 	@echo "make test        run the whole test suite (real nats-server)"
 	@echo "make up|down|status   manage the local broker"
 	@echo "make lint        ruff + mypy"
-	@echo "make bench       benchmarks against raw nats-py (bench-quick: < 2 min)"
+	@echo "make bench       benchmarks against raw nats-py (bench-quick: ~3 min)"
 	@echo "make bench-scale what an online agent costs at 100, 1,000 and 5,000 mailboxes (< 10 min)"
 
 $(CURDIR)/.tools/bin/uv:

@@ -87,7 +87,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     g = ap.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="smaller runs, under two minutes")
+    g.add_argument("--quick", action="store_true", help="smaller runs, about three minutes")
     g.add_argument("--smoke", action="store_true", help="tiny runs that only check it works")
     ap.add_argument("--only", help=f"comma-separated subset of: {','.join(SECTIONS)}")
     ap.add_argument("--repeat", type=int, help="rounds per comparison (medians are reported)")

@@ -32,7 +32,7 @@ PAYLOAD_SIZE = 256
 
 @dataclass(frozen=True)
 class Scale:
-    """How big each benchmark is; ``quick`` must finish in under two minutes."""
+    """How big each benchmark is; ``quick`` takes about three minutes."""
 
     name: str
     repeat: int
