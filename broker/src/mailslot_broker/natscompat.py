@@ -20,9 +20,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from nats.aio.client import _validate_subject
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.js import errors as jserr
+from nats.protocol.command import hpub_cmd
 
 from . import protocol as p
 
@@ -108,9 +110,6 @@ async def publish_wire(
     block built by :func:`encode_headers`. Anything out of the common case (closed, draining
     or reconnecting connection, oversize payload, a value with a line break) goes to
     ``publish``, nats-py's own, which raises or buffers as it always does."""
-    from nats.aio.client import _validate_subject
-    from nats.protocol.command import hpub_cmd
-
     hdr = encode_headers(headers)
     usual = subject and nc.is_connected and not nc.is_draining_pubs and len(payload) <= nc._max_payload
     if hdr is None or not usual:

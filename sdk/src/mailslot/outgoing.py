@@ -122,8 +122,6 @@ def _tags_and_key(tags: Iterable[str] | None, replace_key: str | None) -> tuple[
 
 
 def _encode(payload: Any) -> tuple[bytes, str]:
-    if type(payload) is bytes:
-        return payload, p.ContentType.BYTES
     try:
         data, content_type = pl.encode(payload)
     except InvalidPayload:

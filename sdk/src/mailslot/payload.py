@@ -16,6 +16,8 @@ T = TypeVar("T")
 
 def encode(payload: Any) -> tuple[bytes, str]:
     """(bytes, content type) for a pydantic model, bytes, str or any JSON-able value."""
+    if type(payload) is bytes:  # the common case first: the model check is the costly one
+        return payload, ContentType.BYTES
     if isinstance(payload, pydantic.BaseModel):
         return payload.model_dump_json().encode(), ContentType.JSON
     if isinstance(payload, (bytes, bytearray, memoryview)):
