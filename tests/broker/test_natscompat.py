@@ -4,11 +4,13 @@ server: when nats-py changes one of them this fails, not production."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import json
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 
+import nats
 import nats.errors as nerr
 import pytest
 from mailslot_broker import NatsServer, kvscan, natscompat
@@ -31,6 +33,16 @@ def test_private_signatures_are_unchanged() -> None:
     assert "_client" in {f.name for f in Msg.__dataclass_fields__.values()}
     nc = Client()
     assert hasattr(nc, "_resp_map") and hasattr(nc, "_resp_sub_prefix")
+    # deliver_subjects_only stands in for the reader's per-message call
+    assert list(inspect.signature(Client._process_msg).parameters) == [
+        "self",
+        "sid",
+        "subject",
+        "reply",
+        "data",
+        "headers",
+    ]
+    assert "self.nc._process_msg(" in inspect.getsource(importlib.import_module("nats.protocol.parser"))
 
 
 async def test_kv_update_is_a_conditional_write_with_a_ttl(nc: Client) -> None:
@@ -358,3 +370,84 @@ def test_publish_wire_reads_attributes_nats_py_still_has() -> None:
         assert hasattr(nc, name), name
     assert {"out_msgs", "out_bytes"} <= set(nc.stats)
     assert list(inspect.signature(Client._send_command).parameters)[:2] == ["self", "cmd"]
+
+
+async def test_deliver_subjects_only_skips_the_msg_and_keeps_other_subscriptions(
+    nc: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    parsed: list[Msg] = []
+    plain: list[Msg] = []
+    subjects: list[str] = []
+
+    async def parsed_cb(msg: Msg) -> None:
+        parsed.append(msg)
+
+    async def plain_cb(msg: Msg) -> None:
+        plain.append(msg)
+
+    def on_subject(subject: str) -> None:
+        subjects.append(subject)
+        if subject.endswith("boom"):
+            raise RuntimeError("boom")
+
+    bells = await nc.subscribe("bells.>", cb=parsed_cb)
+    other = await nc.subscribe("other.>", cb=plain_cb)
+    natscompat.deliver_subjects_only(bells, on_subject)
+    before = nc.stats["in_msgs"]
+    for subject in ("bells.a", "bells.boom", "bells.b", "other.x"):
+        await nc.publish(subject, b"", headers={"Nats-Sequence": "7", "X": "y"})
+    await nc.flush()
+    for _ in range(100):
+        if plain:
+            break
+        await asyncio.sleep(0.01)
+    assert subjects == ["bells.a", "bells.boom", "bells.b"]  # in order, a failing one logged
+    assert parsed == []  # nats-py built no Msg for them
+    assert [m.subject for m in plain] == ["other.x"] and plain[0].headers == {"Nats-Sequence": "7", "X": "y"}
+    assert nc.stats["in_msgs"] - before == 4
+    assert "subject-only subscription's callback failed" in caplog.text
+
+    await bells.unsubscribe()
+    await nc.publish("bells.c", b"")
+    again = await nc.subscribe("bells.>", cb=parsed_cb)  # a new subscription parses as usual
+    await nc.publish("bells.d", b"", headers={"X": "z"})
+    await nc.flush()
+    for _ in range(100):
+        if parsed:
+            break
+        await asyncio.sleep(0.01)
+    assert subjects == ["bells.a", "bells.boom", "bells.b"]
+    assert [m.subject for m in parsed] == ["bells.d"]
+    await again.unsubscribe()
+    await other.unsubscribe()
+
+
+async def test_deliver_subjects_only_survives_a_reconnect(server: NatsServer) -> None:
+    subjects: list[str] = []
+
+    async def never(msg: Msg) -> None:
+        raise AssertionError("parsed")
+
+    c = server.credentials
+    nc = await nats.connect(
+        server.url, user=c.user, password=c.password, reconnect_time_wait=0.1, max_reconnect_attempts=-1
+    )
+    try:
+        sub = await nc.subscribe("ring.>", cb=never)
+        natscompat.deliver_subjects_only(sub, subjects.append)
+        server.kill()
+        server.start()
+        for _ in range(500):
+            await asyncio.sleep(0.02)
+            if nc.is_connected and nc.stats["reconnects"] >= 1:
+                break
+        assert nc.stats["reconnects"] >= 1
+        await nc.publish("ring.x", b"", headers={"A": "b"})
+        await nc.flush()
+        for _ in range(100):
+            if subjects:
+                break
+            await asyncio.sleep(0.01)
+        assert subjects == ["ring.x"]
+    finally:
+        await nc.close()

@@ -354,7 +354,7 @@ class FakeClock:
 
 def redeliveries() -> tuple[FakeClock, list[p.Priority], Redeliveries]:
     clock, woken = FakeClock(), []
-    return clock, woken, Redeliveries(schedule=clock.call_later, due=woken.append)
+    return clock, woken, Redeliveries(schedule=clock.call_later, due=woken.append, clock=lambda: clock.now)
 
 
 def test_redelivery_delay_follows_backoff_then_ack_wait() -> None:
@@ -398,6 +398,45 @@ def test_a_nak_wakes_its_level_after_its_delay_or_at_once() -> None:
     assert woken == [NORMAL, URGENT]
     clock.advance(60)
     assert woken == [NORMAL, URGENT]  # the ack-wait timers were replaced
+
+
+def test_a_batch_handed_out_keeps_one_timer_and_wakes_each_level_once() -> None:
+    clock, woken, timers = redeliveries()
+    batch = [mail(NORMAL if seq % 2 else LOW, seq) for seq in range(1, 501)]
+    for m in batch:
+        timers.arm(m, 30.0)
+    live = [h for _, _, h in clock.pending if not h.cancelled]
+    assert len(live) == 1 and len(timers) == 500  # one loop timer, not 500
+    for m in batch[:499]:
+        timers.settled(m)
+    assert timers._heap and len(timers._heap) <= 2 * len(timers) + 64 + 500
+    clock.advance(30.1)
+    assert woken == [LOW] and len(timers) == 0  # only the unsettled one's level (seq 500)
+
+
+def test_settled_mail_does_not_pile_up_behind_a_long_ack_wait() -> None:
+    clock, woken, timers = redeliveries()
+    for seq in range(10_000):  # a receive-and-ack loop: each message settled at once
+        m = mail(NORMAL, seq)
+        timers.arm(m, 30.0)
+        timers.settled(m)
+    timers.arm(mail(LOW, 20_000), 30.0)
+    for seq in range(10_000, 10_500):
+        timers.arm(mail(NORMAL, seq), 30.0)
+        timers.settled(mail(NORMAL, seq))
+    assert len(timers) == 1 and len(timers._heap) <= 2 * 1 + 65
+    clock.advance(31)
+    assert woken == [LOW]
+
+
+def test_an_earlier_wake_up_moves_the_one_timer_forward() -> None:
+    clock, woken, timers = redeliveries()
+    timers.arm(mail(LOW, 1), 30.0)
+    timers.arm(mail(URGENT, 2), 1.0)  # e.g. a backoff's first step
+    clock.advance(1.1)
+    assert woken == [URGENT]
+    clock.advance(29)
+    assert woken == [URGENT, LOW]
 
 
 def test_closing_cancels_every_wake_up() -> None:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -104,11 +105,11 @@ async def _steps(mb: Mailbox, progress: _Progress) -> None:
     # The bell subscription goes out before the look at which levels hold mail: mail stored
     # after that look rings (and the loop creates its level's consumer then). The look is
     # sent behind the SUBs while the server's verdict on them is awaited.
-    made = await _subscribe(
-        mb,
-        (pulls.inbox + ".*", pulls.on_reply),
-        (p.bell_subject_all_priorities(mb.address), mb._receiver.on_bell),
-    )
+    bells = p.bell_subject_all_priorities(mb.address)
+    made = await _subscribe(mb, (pulls.inbox + ".*", pulls.on_reply), (bells, mb._receiver.on_bell))
+    for sub in mb._subs:
+        if sub.subject == bells:  # a bell's dozen headers go unread: not parsed either
+            natscompat.deliver_subjects_only(sub, mb._receiver.bell)
     confirmed, read = await asyncio.gather(
         _confirm(mb, made),
         ride_out(lambda: Before.read(js, mb.address), patience=mb.failover_timeout),

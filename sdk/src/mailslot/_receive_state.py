@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import heapq
 import itertools
+import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -197,57 +198,109 @@ _LATE = 0.05
 
 
 class Redeliveries:
-    """One wake-up per message handed out and not confirmed settled: the server redelivers it
+    """Wake-ups for mail handed out and not confirmed settled: the server redelivers it
     without a bell, so the loop must look at its level then. A confirmed ack, nak or term
-    cancels it; an ack that failed (e.g. in a failover) leaves the message to come again."""
+    cancels its wake-up; an ack that failed (e.g. in a failover) leaves the message to come
+    again.
 
-    def __init__(self, *, schedule: Schedule, due: Callable[[p.Priority], None]) -> None:
+    One timer for the earliest wake-up, not one per message: arming a loop timer per message
+    was a quarter of ``receive_batch``'s CPU (bench/README.md). The deadlines sit in a heap;
+    a settled or re-armed message leaves a stale entry there, skipped when it comes up and
+    swept out once stale entries outnumber live ones."""
+
+    def __init__(
+        self,
+        *,
+        schedule: Schedule,
+        due: Callable[[p.Priority], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._schedule = schedule
         self._due = due
-        self._timers: dict[int, Cancellable] = {}
-        self._levels: dict[int, p.Priority] = {}
+        self._clock = clock
+        #: seq -> (when it is due, its level): the live wake-ups.
+        self._pending: dict[int, tuple[float, p.Priority]] = {}
+        #: (when, seq), live or stale: a heap entry is live while ``_pending`` agrees.
+        self._heap: list[tuple[float, int]] = []
+        self._per_level = dict.fromkeys(p.PRIORITIES, 0)
+        self._timer: Cancellable | None = None
+        self._timer_at = 0.0
 
     def __len__(self) -> int:
-        return len(self._timers)
+        return len(self._pending)
 
     def expects(self, prio: p.Priority) -> bool:
         """Is a message of level ``prio`` expected back (handed out, not settled)?"""
-        return prio in self._levels.values()
+        return self._per_level[prio] > 0
 
     def arm(self, m: Message, delay: float) -> None:
         """Expect ``m`` back after ``delay`` unless it is settled first (re-arming replaces)."""
-        self._cancel(m.seq)
-        self._set(m, delay)
+        self._set(m.seq, m.priority, delay)
 
     def settled(self, m: Message, *, redeliver_in: float | None = None) -> None:
         """``m`` was settled; with ``redeliver_in`` (a nak) it comes back after that delay."""
-        self._cancel(m.seq)
-        if redeliver_in is None:
+        if redeliver_in is not None and redeliver_in > 0:
+            self._set(m.seq, m.priority, redeliver_in)
             return
-        if redeliver_in <= 0:
+        self._cancel(m.seq)
+        if redeliver_in is not None:
             self._due(m.priority)
-        else:
-            self._set(m, redeliver_in)
-
-    def _set(self, m: Message, delay: float) -> None:
-        seq, prio = m.seq, m.priority
-
-        def fire() -> None:
-            self._timers.pop(seq, None)
-            self._levels.pop(seq, None)
-            self._due(prio)
-
-        self._timers[seq] = self._schedule(delay + _LATE, fire)
-        self._levels[seq] = prio
 
     def cancel_all(self) -> None:
-        for t in self._timers.values():
-            t.cancel()
-        self._timers.clear()
-        self._levels.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pending.clear()
+        self._heap.clear()
+        self._per_level = dict.fromkeys(p.PRIORITIES, 0)
+
+    def _set(self, seq: int, prio: p.Priority, delay: float) -> None:
+        at = self._clock() + delay + _LATE
+        old = self._pending.get(seq)
+        if old is not None:
+            self._per_level[old[1]] -= 1
+        self._pending[seq] = (at, prio)
+        self._per_level[prio] += 1
+        heapq.heappush(self._heap, (at, seq))
+        if len(self._heap) > 64 and len(self._heap) > 2 * len(self._pending):
+            self._heap = [(when, s) for s, (when, _) in self._pending.items()]
+            heapq.heapify(self._heap)
+        if self._timer is None or at < self._timer_at:
+            self._rearm(at)
 
     def _cancel(self, seq: int) -> None:
-        self._levels.pop(seq, None)
-        t = self._timers.pop(seq, None)
-        if t is not None:
-            t.cancel()
+        old = self._pending.pop(seq, None)
+        if old is not None:
+            self._per_level[old[1]] -= 1
+            if not self._pending and self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+                self._heap.clear()
+
+    def _rearm(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._schedule(max(0.0, at - self._clock()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        # A loop timer may run a hair early (its clock's resolution): a millisecond's slack.
+        now = self._clock() + 0.001
+        heap, pending = self._heap, self._pending
+        woken: list[p.Priority] = []
+        while heap and heap[0][0] <= now:
+            at, seq = heapq.heappop(heap)
+            live = pending.get(seq)
+            if live is None or live[0] != at:
+                continue  # settled or re-armed since
+            del pending[seq]
+            self._per_level[live[1]] -= 1
+            if live[1] not in woken:
+                woken.append(live[1])
+        while heap and pending.get(heap[0][1], (None,))[0] != heap[0][0]:
+            heapq.heappop(heap)  # stale entries on top would only wake the timer for nothing
+        if heap:
+            self._rearm(heap[0][0])
+        for prio in woken:
+            self._due(prio)

@@ -223,9 +223,13 @@ class Receiver:
         self._wake.set()
 
     async def on_bell(self, msg: Msg) -> None:
-        """The stream stored mail for us (the bell subscription's callback)."""
+        """The bell subscription's callback, until :meth:`bell` gets its subjects alone."""
+        self.bell(msg.subject)
+
+    def bell(self, subject: str) -> None:
+        """The stream stored mail for us at ``subject``'s level (natscompat.deliver_subjects_only)."""
         try:
-            prio, _ = p.parse_mail_subject(msg.subject)
+            prio, _ = p.parse_mail_subject(subject)
         except (ValueError, IndexError):
             return
         self._mark(prio, rung=True)
