@@ -4,6 +4,7 @@ server: when nats-py changes one of them this fails, not production."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import json
@@ -451,3 +452,87 @@ async def test_deliver_subjects_only_survives_a_reconnect(server: NatsServer) ->
         assert subjects == ["ring.x"]
     finally:
         await nc.close()
+
+
+async def test_jetstream_publish_stores_as_js_publish_does_and_raises_its_errors(nc: Client) -> None:
+    from nats.js.api import StreamConfig
+
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="JP", subjects=["jp.>"], duplicate_window=60))
+    headers = natscompat.WireHeaders(_WIRE)
+    # Before a connection's first request there is no reply mux: left to js.publish.
+    assert natscompat.response_prefix(Client()) is None
+    assert await natscompat.jetstream_publish(Client(), "jp.a", b"x", headers, timeout=5) is None
+    await js.publish("jp.a", b"first", headers=dict(_WIRE))
+    tracked: list[tuple[str, str]] = []
+    ack = await natscompat.jetstream_publish(
+        nc,
+        "jp.a",
+        b"body",
+        natscompat.WireHeaders({**_WIRE, "Nats-Msg-Id": "m-1"}),
+        timeout=5,
+        track=lambda token, subject: tracked.append((token, subject)),
+    )
+    assert ack is not None and ack["stream"] == "JP" and ack["seq"] == 2 and not ack.get("duplicate")
+    assert tracked and tracked[0][1] == "jp.a"
+    stored = await js.get_msg("JP", seq=2)
+    assert stored.data == b"body" and stored.headers == {**_WIRE, "Nats-Msg-Id": "m-1"}
+    again = await natscompat.jetstream_publish(
+        nc, "jp.a", b"body", natscompat.WireHeaders({**_WIRE, "Nats-Msg-Id": "m-1"}), timeout=5
+    )
+    assert again is not None and again["duplicate"] is True and again["seq"] == 2
+    assert not natscompat.pending_responses(nc)  # every future taken out of the reply map
+
+    with pytest.raises(jserr.NoStreamResponseError):  # no stream takes the subject: 503
+        await natscompat.jetstream_publish(nc, "nostream.x", b"", headers, timeout=5)
+    with pytest.raises(jserr.APIError) as refused:  # the stream answers with an error
+        await natscompat.jetstream_publish(
+            nc, "jp.a", b"", natscompat.WireHeaders({**_WIRE, "Nats-Expected-Stream": "OTHER"}), timeout=5
+        )
+    assert refused.value.err_code == 10060
+    silent = await nc.subscribe("quiet.x")  # a responder that never answers
+    with pytest.raises(nerr.TimeoutError):
+        await natscompat.jetstream_publish(nc, "quiet.x", b"", headers, timeout=0.3)
+    await silent.unsubscribe()
+    assert not natscompat.pending_responses(nc)
+    # The odd cases go back to the caller (js.publish then escapes or raises as ever).
+    assert (
+        await natscompat.jetstream_publish(
+            nc, "jp.a", b"", natscompat.WireHeaders({"A": "x\r\nB"}), timeout=5
+        )
+        is None
+    )
+    assert (
+        await natscompat.jetstream_publish(nc, "jp.a", b"x" * (nc.max_payload + 1), headers, timeout=5)
+        is None
+    )
+    with pytest.raises(nerr.BadSubjectError):
+        await natscompat.jetstream_publish(nc, "bad subject", b"", headers, timeout=5)
+
+
+async def test_jetstream_publish_is_failed_like_a_request_when_its_future_is(nc: Client) -> None:
+    """What fails nats-py's in-flight requests (Link.lost() on a dropped connection) fails
+    this one too: its future is in the same reply map."""
+    js = nc.jetstream()
+    with contextlib.suppress(jserr.NoStreamResponseError):
+        await js.publish("nostream.y", b"")  # makes the mux
+    await nc.subscribe("quiet.y")
+    task = asyncio.create_task(
+        natscompat.jetstream_publish(nc, "quiet.y", b"", natscompat.WireHeaders(_WIRE), timeout=30)
+    )
+    for _ in range(100):
+        if natscompat.pending_responses(nc):
+            break
+        await asyncio.sleep(0.01)
+    for fut in list(natscompat.pending_responses(nc).values()):
+        fut.set_exception(ConnectionResetError("dropped"))
+    with pytest.raises(ConnectionResetError):
+        await task
+    assert not natscompat.pending_responses(nc)
+
+
+def test_jetstream_publish_reads_attributes_nats_py_still_has() -> None:
+    nc = Client()
+    for name in ("_nuid", "_resp_map", "_resp_sub_prefix", "_flush_queue", "_max_payload", "stats"):
+        assert hasattr(nc, name), name
+    assert isinstance(nc._nuid.next(), bytearray)

@@ -109,9 +109,7 @@ class PermissionGuard:
             if reply:
                 prefix_str = natscompat.response_prefix(nc)
                 if prefix_str and reply.startswith(prefix_str):
-                    if len(self._requests) > 1024:
-                        self._prune()
-                    self._requests[reply[len(prefix_str) :]] = subject.lower()
+                    self.track(reply[len(prefix_str) :], subject)
             if type(headers) is natscompat.WireHeaders:
                 await natscompat.publish_wire(nc, subject, payload, reply, headers, orig_publish)
             else:
@@ -125,6 +123,14 @@ class PermissionGuard:
         self._orig_subscribe = orig_subscribe
         nc.publish, nc.subscribe = publish, subscribe
         return self
+
+    def track(self, token: str, subject: str) -> None:
+        """The request with reply token ``token`` went to ``subject``: a violation naming
+        that subject fails it. Called for every request (the wrapped publish, and
+        ``natscompat.jetstream_publish``, which bypasses it)."""
+        if len(self._requests) > 1024:
+            self._prune()
+        self._requests[token] = subject.lower()
 
     async def queue_subscription(self, subject: str, *args: Any, **kwargs: Any) -> Any:
         """Send a SUB without waiting for the server's verdict (:meth:`confirm` does): the

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 import nats.errors as nerr
+from mailslot_broker import natscompat
 from mailslot_broker import protocol as p
 from nats.js import errors as jserr
 from nats.js.api import PubAck
@@ -59,6 +60,33 @@ def receipt(out: Outgoing, ack: PubAck) -> Receipt:
     )
 
 
+def _receipt_of(out: Outgoing, ack: dict[str, Any]) -> Receipt:
+    """:func:`receipt` for the JSON ack ``natscompat.jetstream_publish`` returns."""
+    return Receipt(
+        id=out.id,
+        to=out.to,
+        priority=out.priority,
+        seq=ack["seq"],
+        duplicate=bool(ack.get("duplicate")),
+        scheduled=out.scheduled,
+        stream=ack.get("stream") or p.MAIL_STREAM,
+    )
+
+
+async def _publish_once(link: Link, subject: str, out: Outgoing) -> Receipt:
+    """One attempt. Mailslot's own headers (``WireHeaders``) on a connected link take
+    ``natscompat.jetstream_publish``; anything else nats-py's ``js.publish``, which also
+    waits out an outage (``Link``)."""
+    if type(out.headers) is natscompat.WireHeaders:
+        guard = link.guard
+        ack = await natscompat.jetstream_publish(
+            link.nc, subject, out.data, out.headers, timeout=5.0, track=guard.track if guard else None
+        )
+        if ack is not None:
+            return _receipt_of(out, ack)
+    return receipt(out, await link.js.publish(subject, out.data, headers=out.headers, timeout=5.0))
+
+
 async def publish(link: Link, out: Outgoing) -> Receipt:
     """Store one prepared message; retried (same message id) through a leader election for
     up to ``publish_retry_for`` seconds, and through an outage of up to ``outage_timeout``.
@@ -95,7 +123,7 @@ async def _publish(link: Link, out: Outgoing) -> Receipt:
             # Fast path: building a tenacity retrier costs about a third of a send's CPU
             # (see bench/), so it is only built once a first attempt hit a transient error.
             # While the connection is down the request waits for it (up to outage_timeout).
-            ack = await link.js.publish(subject, out.data, headers=out.headers, timeout=5.0)
+            return await _publish_once(link, subject, out)
         except _RETRIED as exc:
             if time.monotonic() - started >= link.publish_retry_for or link.outage_exceeded():
                 _raise_publish_error(link, exc)
@@ -123,10 +151,10 @@ async def _publish(link: Link, out: Outgoing) -> Receipt:
                     reraise=True,
                 ):
                     with attempt:
-                        ack = await link.js.publish(subject, out.data, headers=out.headers, timeout=5.0)
+                        return await _publish_once(link, subject, out)
             except _RETRIED as exc2:
                 _raise_publish_error(link, exc2)
-    return receipt(out, ack)
+    raise AssertionError("unreachable: the retrier returns or raises")
 
 
 def _raise_publish_error(link: Link, exc: BaseException) -> NoReturn:
