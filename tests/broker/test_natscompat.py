@@ -419,7 +419,11 @@ async def test_deliver_subjects_only_skips_the_msg_and_keeps_other_subscriptions
         await asyncio.sleep(0.01)
     assert subjects == ["bells.a", "bells.boom", "bells.b"]
     assert [m.subject for m in parsed] == ["bells.d"]
+    natscompat.deliver_subjects_only(again, on_subject)
     await again.unsubscribe()
+    natscompat.forget_subjects_only(again)
+    assert again._id not in natscompat._SUBJECT_ONLY[nc]
+    natscompat.forget_subjects_only(again)  # twice is harmless
     await other.unsubscribe()
 
 

@@ -172,3 +172,27 @@ async def test_competing_replicas_share_lazily_created_consumers(shared_server) 
         await b.close()
         await one.close()
         await two.close()
+
+
+async def test_bells_are_read_by_subject_alone_and_forgotten_on_close(shared_ms: mailslot.Mailslot) -> None:
+    """A bell carries every header of the mail it rings for; the mailbox reads only its
+    subject, so nats-py does not parse them (natscompat.deliver_subjects_only)."""
+    from mailslot_broker import natscompat
+
+    address = unique("bell-subject")
+    mb = await shared_ms.open(address)
+    nc = shared_ms.nc
+    bells = p.bell_subject_all_priorities(address)
+    (sub,) = [s for s in mb._subs if s.subject == bells]
+    try:
+        assert natscompat._SUBJECT_ONLY[nc][sub._id] == mb._receiver.bell
+        waiting = asyncio.create_task(mb.receive(timeout=20))
+        await asyncio.sleep(0.3)  # blocked, nothing to pull: only the bell can wake it
+        sent_at = time.monotonic()
+        await shared_ms.send(address, "rung", priority="urgent", headers={"X-Many": "y" * 200})
+        m = await waiting
+        assert m.text() == "rung" and time.monotonic() - sent_at < 5
+        await m.ack()
+    finally:
+        await mb.close()
+    assert sub._id not in natscompat._SUBJECT_ONLY.get(nc, {})

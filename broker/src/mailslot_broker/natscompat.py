@@ -247,6 +247,14 @@ def deliver_subjects_only(sub: Subscription, on_subject: Callable[[str], None]) 
     table[sub._id] = on_subject
 
 
+def forget_subjects_only(sub: Subscription) -> None:
+    """Drop ``sub``'s entry (and its callback's references) at once, after unsubscribing;
+    without this it goes at the next message for it or the next registration's sweep."""
+    table = _SUBJECT_ONLY.get(sub._conn)
+    if table is not None:
+        table.pop(sub._id, None)
+
+
 def keep_reconnecting(nc: Client, *, wait: float) -> None:
     """From now on reconnect forever, ``wait`` seconds apart (options read at each attempt)."""
     for key in ("max_reconnect_attempts", "reconnect_time_wait"):

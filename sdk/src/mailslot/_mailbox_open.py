@@ -202,6 +202,7 @@ async def _undo(mb: Mailbox, work: asyncio.Future[None], progress: _Progress) ->
     for sub in mb._subs:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
+        natscompat.forget_subjects_only(sub)
     mb._subs.clear()
     if progress.before is None:
         return  # failed before anything was written
@@ -232,6 +233,8 @@ async def unbind(mb: Mailbox) -> None:
                     await sub.unsubscribe()
 
         await asyncio.gather(*(let_go(sub) for sub in mb._subs))
+        for sub in mb._subs:
+            natscompat.forget_subjects_only(sub)
         mb._subs.clear()
         buffered = mb._receiver.take_buffered()
         for m in buffered if nc.is_connected else ():
