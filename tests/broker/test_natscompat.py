@@ -16,6 +16,7 @@ import nats.errors as nerr
 import pytest
 from mailslot_broker import NatsServer, kvscan, natscompat
 from mailslot_broker import protocol as p
+from mailslot_broker.natscompat import reader as subject_only
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import errors as jserr
@@ -422,7 +423,7 @@ async def test_deliver_subjects_only_skips_the_msg_and_keeps_other_subscriptions
     natscompat.deliver_subjects_only(again, on_subject)
     await again.unsubscribe()
     natscompat.forget_subjects_only(again)
-    assert again._id not in natscompat._SUBJECT_ONLY[nc]
+    assert again._id not in subject_only._SUBJECT_ONLY[nc]
     natscompat.forget_subjects_only(again)  # twice is harmless
     await other.unsubscribe()
 
