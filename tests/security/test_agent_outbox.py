@@ -133,3 +133,23 @@ async def test_the_tenant_credential_still_sends_straight_to_the_mailbox(princip
     await principals.stop_mover()
     await tenant.send("alice", "direct")
     assert [m.text() for m in await _waiting(tenant, "alice")] == ["direct"]
+
+
+async def test_an_idle_fetch_running_out_is_not_a_failure(principals, tenant, caplog):
+    """nats-py's fetch raises a plain asyncio TimeoutError when its deadline runs out between
+    its two pull requests (a tiny ``idle`` makes that happen every time): nothing to move, so
+    no warning, no unbind and no retry wait."""
+    await principals.stop_mover()
+    mover = OutboxMover(tenant.js, is_leader=lambda: True, idle=0.0005, retry_wait=5.0)
+    try:
+        assert await mover.step() == 0  # binds
+        bound = mover._psub
+        assert bound is not None
+        started = asyncio.get_running_loop().time()
+        for _ in range(20):
+            assert await mover.step() == 0
+        assert asyncio.get_running_loop().time() - started < 5.0  # never slept retry_wait
+        assert mover._psub is bound
+        assert "outbox move failed" not in caplog.text
+    finally:
+        await mover._unbind()
