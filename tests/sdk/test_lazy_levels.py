@@ -177,7 +177,7 @@ async def test_competing_replicas_share_lazily_created_consumers(shared_server) 
 async def test_bells_are_read_by_subject_alone_and_forgotten_on_close(shared_ms: mailslot.Mailslot) -> None:
     """A bell carries every header of the mail it rings for; the mailbox reads only its
     subject, so nats-py does not parse them (natscompat.deliver_subjects_only)."""
-    from mailslot_broker.natscompat import reader as subject_only
+    from mailslot_broker import natscompat
 
     address = unique("bell-subject")
     mb = await shared_ms.open(address)
@@ -185,7 +185,7 @@ async def test_bells_are_read_by_subject_alone_and_forgotten_on_close(shared_ms:
     bells = p.bell_subject_all_priorities(address)
     (sub,) = [s for s in mb._subs if s.subject == bells]
     try:
-        assert subject_only._SUBJECT_ONLY[nc][sub._id] == mb._receiver.bell
+        assert natscompat.subject_only_callbacks(nc)[sub._id] == mb._receiver.bell
         waiting = asyncio.create_task(mb.receive(timeout=20))
         await asyncio.sleep(0.3)  # blocked, nothing to pull: only the bell can wake it
         sent_at = time.monotonic()
@@ -195,4 +195,4 @@ async def test_bells_are_read_by_subject_alone_and_forgotten_on_close(shared_ms:
         await m.ack()
     finally:
         await mb.close()
-    assert sub._id not in subject_only._SUBJECT_ONLY.get(nc, {})
+    assert sub._id not in natscompat.subject_only_callbacks(nc)

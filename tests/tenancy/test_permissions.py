@@ -123,3 +123,23 @@ async def test_default_permissions_allow_the_whole_mailslot_api(tenants_server, 
         await mb.destroy()
     finally:
         await ms.close()
+
+
+async def test_a_send_to_a_subject_just_refused_is_refused_locally(tmp_path):
+    """The guard remembers a refused publish subject for a while; a send's fast path
+    (natscompat.jetstream_publish) asks it first, as the connection's publish does."""
+    perms = Permissions()
+    perms.publish_deny += ["mbox.*.vault"]
+    spec = TenantSpec.generate("LIMITED", permissions=perms)
+    with NatsServer(tmp_path / "nats", tenants=[spec]) as srv:
+        creds = spec.credentials.write(tmp_path / "limited.json")
+        async with mailslot.connect(srv.url, credentials=creds) as ms:
+            with pytest.raises(mailslot.PermissionDenied):
+                await ms.send("vault", "x")
+            sent = ms.nc.stats["out_msgs"]
+            started = time.monotonic()
+            with pytest.raises(mailslot.PermissionDenied):
+                await ms.send("vault", "again")
+            assert time.monotonic() - started < 0.5
+            assert ms.nc.stats["out_msgs"] == sent  # not sent to the server again
+            await ms.send("allowed", "ok")

@@ -101,11 +101,7 @@ class PermissionGuard:
         async def publish(subject: str, payload: bytes = b"", reply: str = "", headers: Any = None) -> None:
             # On every publish (acks and pulls included): keep it to dict lookups.
             if self._denied_pub:
-                until = self._denied_pub.get(subject.lower())
-                if until is not None:
-                    if until > time.monotonic():
-                        raise PermissionViolation("publish", subject)
-                    del self._denied_pub[subject.lower()]
+                self.check_publish(subject)
             if reply:
                 prefix_str = natscompat.response_prefix(nc)
                 if prefix_str and reply.startswith(prefix_str):
@@ -123,6 +119,17 @@ class PermissionGuard:
         self._orig_subscribe = orig_subscribe
         nc.publish, nc.subscribe = publish, subscribe
         return self
+
+    def check_publish(self, subject: str) -> None:
+        """Raise :class:`PermissionViolation` at once for a subject the server refused within
+        the last ``_DENIED_FOR`` seconds."""
+        if not self._denied_pub:
+            return
+        until = self._denied_pub.get(subject.lower())
+        if until is not None:
+            if until > time.monotonic():
+                raise PermissionViolation("publish", subject)
+            del self._denied_pub[subject.lower()]
 
     def track(self, token: str, subject: str) -> None:
         """The request with reply token ``token`` went to ``subject``: a violation naming

@@ -197,16 +197,26 @@ async def _undo(mb: Mailbox, work: asyncio.Future[None], progress: _Progress) ->
         work.cancel()
     if work.done():
         _retrieve(work)  # the caller raises its own error
-    if mb._lease is not None:
-        await mb._lease.stop()
-    for sub in mb._subs:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
-        natscompat.forget_subjects_only(sub)
+    try:
+        if mb._lease is not None:
+            await mb._lease.stop()
+        for sub in mb._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+    finally:
+        _forget_bells(mb)
     mb._subs.clear()
     if progress.before is None:
         return  # failed before anything was written
     await remove_created(mb._link.js, mb.address, progress.before, progress.written)
+
+
+def _forget_bells(mb: Mailbox) -> None:
+    """The bell subscription's entry in the connection's subject-only table holds the
+    receiver: dropped whatever happens to the close (a bell still coming then takes nats-py's
+    path to ``on_bell``, which does the same)."""
+    for sub in mb._subs:
+        natscompat.forget_subjects_only(sub)
 
 
 async def unbind(mb: Mailbox) -> None:
@@ -233,14 +243,14 @@ async def unbind(mb: Mailbox) -> None:
                     await sub.unsubscribe()
 
         await asyncio.gather(*(let_go(sub) for sub in mb._subs))
-        for sub in mb._subs:
-            natscompat.forget_subjects_only(sub)
+        _forget_bells(mb)
         mb._subs.clear()
         buffered = mb._receiver.take_buffered()
         for m in buffered if nc.is_connected else ():
             with contextlib.suppress(Exception):
                 await m._msg.nak()
     finally:
+        _forget_bells(mb)  # also when the close failed or was cut short: nothing kept alive
         mb._link.mailboxes.discard(mb)
 
 

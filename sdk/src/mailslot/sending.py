@@ -79,6 +79,8 @@ async def _publish_once(link: Link, subject: str, out: Outgoing) -> Receipt:
     waits out an outage (``Link``)."""
     if type(out.headers) is natscompat.WireHeaders:
         guard = link.guard
+        if guard is not None:
+            guard.check_publish(subject)  # what the wrapped publish checks first
         ack = await natscompat.jetstream_publish(
             link.nc, subject, out.data, out.headers, timeout=5.0, track=guard.track if guard else None
         )

@@ -15,7 +15,7 @@ from .connection import keep_reconnecting, server_info
 from .jetstream import api_prefix, api_request, delete_msg, js_connection, pending_publishes
 from .kv import kv_handle, kv_update, on_consumer_replaced, replacements_settled, watcher_consumer
 from .messages import AckReply, marker_msg, msg_client, parse_ack_reply, stored_msg
-from .reader import deliver_subjects_only, forget_subjects_only
+from .reader import deliver_subjects_only, forget_subjects_only, subject_only_callbacks
 from .websocket import patch_websocket_transport
 from .wire import (
     WireHeaders,
@@ -56,5 +56,6 @@ __all__ = [
     "response_prefix",
     "server_info",
     "stored_msg",
+    "subject_only_callbacks",
     "watcher_consumer",
 ]
