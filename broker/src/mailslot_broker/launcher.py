@@ -65,11 +65,23 @@ def pid_alive(pid: int, *, marker: str | None = None) -> bool:
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             return False
         if marker is not None:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            return marker in cmdline
+            return marker in _cmdline(pid)
     except (FileNotFoundError, IndexError, ProcessLookupError):
         return False
     return True
+
+
+def _cmdline(pid: int) -> str:
+    """The command line of ``pid``. A process in the middle of ``execve`` (a detached start:
+    the forked shell becoming the program) reads as empty for a moment: asked again for up
+    to 0.2 s before it counts as empty (a kernel thread's, which is never ours)."""
+    path = Path(f"/proc/{pid}/cmdline")
+    deadline = time.monotonic() + 0.2
+    while True:
+        raw = path.read_bytes()
+        if raw or time.monotonic() > deadline:
+            return raw.replace(b"\0", b" ").decode(errors="replace")
+        time.sleep(0.005)
 
 
 def spawn_detached(argv: list[str], *, log: IO[bytes], stdout_to_log: bool) -> int:
