@@ -32,6 +32,12 @@ def client_env(server: NatsServer) -> dict[str, str]:
     return env
 
 
+def login(server: NatsServer) -> dict[str, str]:
+    """``mailslot.connect`` keywords for the server's own tenant user."""
+    c = server.credentials
+    return {"user": c.user, "password": c.password}
+
+
 def unique(name: str) -> str:
     """``name`` with a random suffix: an address (or topic token) that no other test uses, for
     tests on the session's shared server (``shared_server`` / ``shared_ms`` in conftest)."""
