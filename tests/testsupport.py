@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from mailslot_broker import NatsServer
+from mailslot_broker import NatsServer, TenantSpec
 from mailslot_broker import protocol as p
+from mailslot_broker.config import Permissions
 from nats.js.api import AckPolicy, ConsumerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +38,24 @@ def login(server: NatsServer) -> dict[str, str]:
     """``mailslot.connect`` keywords for the server's own tenant user."""
     c = server.credentials
     return {"user": c.user, "password": c.password}
+
+
+@contextlib.asynccontextmanager
+async def restricted_client(
+    tmp_path: Path, tenant: str, *, publish_deny: Iterable[str] = (), subscribe_deny: Iterable[str] = ()
+) -> AsyncIterator[Any]:
+    """A Mailslot client of a tenant whose user is also denied these subjects, on a fresh
+    server of its own (the default set denies ``$SYS.>`` both ways)."""
+    import mailslot
+
+    perms = Permissions()
+    perms.publish_deny += list(publish_deny)
+    perms.subscribe_deny += list(subscribe_deny)
+    spec = TenantSpec.generate(tenant, permissions=perms)
+    with NatsServer(tmp_path / "nats", tenants=[spec]) as srv:
+        creds = spec.credentials.write(tmp_path / f"{tenant.lower()}.json")
+        async with mailslot.connect(srv.url, credentials=creds) as ms:
+            yield ms
 
 
 def unique(name: str) -> str:

@@ -188,14 +188,14 @@ async def test_jetstream_publish_stores_as_js_publish_does_and_raises_its_errors
         timeout=5,
         track=lambda token, subject: tracked.append((token, subject)),
     )
-    assert ack is not None and ack["stream"] == "JP" and ack["seq"] == 2 and not ack.get("duplicate")
+    assert ack is not None and ack.stream == "JP" and ack.seq == 2 and not ack.duplicate
     assert tracked and tracked[0][1] == "jp.a"
     stored = await js.get_msg("JP", seq=2)
     assert stored.data == b"body" and stored.headers == {**_WIRE, "Nats-Msg-Id": "m-1"}
     again = await natscompat.jetstream_publish(
         nc, "jp.a", b"body", natscompat.WireHeaders({**_WIRE, "Nats-Msg-Id": "m-1"}), timeout=5
     )
-    assert again is not None and again["duplicate"] is True and again["seq"] == 2
+    assert again is not None and again.duplicate is True and again.seq == 2
     assert not natscompat.pending_responses(nc)  # every future taken out of the reply map
 
     with pytest.raises(jserr.NoStreamResponseError):  # no stream takes the subject: 503

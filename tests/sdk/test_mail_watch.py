@@ -13,9 +13,8 @@ import mailslot
 import pytest
 from mailslot import sync
 from mailslot.mailwatch import MailWatch
-from mailslot_broker import NatsServer, TenantSpec
-from mailslot_broker.config import Permissions
-from testsupport import unique
+from mailslot_broker import NatsServer
+from testsupport import restricted_client, unique
 
 #: A send must reach the feed within this (measured on the 2-core test host: see the report
 #: printed by test_a_send_wakes_the_feed_at_its_priority_and_nothing_is_consumed).
@@ -172,25 +171,20 @@ async def test_a_reconnect_reports_resync_and_the_feed_goes_on(
 
 
 async def test_credentials_without_ack_subscriptions_watch_arrivals(tmp_path: Path) -> None:
-    perms = Permissions()
-    perms.subscribe_deny += ["$JS.ACK.>"]
-    spec = TenantSpec.generate("BELLS", permissions=perms)
-    with NatsServer(tmp_path / "nats", tenants=[spec]) as srv:
-        creds = spec.credentials.write(tmp_path / "bells.json")
-        async with mailslot.connect(srv.url, credentials=creds) as ms:
-            box = unique("narrow")
-            t0 = time.monotonic()
-            with pytest.raises(mailslot.PermissionDenied):
-                await ms.watch_mail(box)
-            assert time.monotonic() - t0 < 3
-            async with ms.watch_mail(box, removals=False) as feed:
-                r = await ms.send(box, "x", priority="critical")
-                change = await feed.next(timeout=5)
-                assert (change.kind, change.seq, change.priority) == (
-                    "arrived",
-                    r.seq,
-                    mailslot.Priority.CRITICAL,
-                )
+    async with restricted_client(tmp_path, "BELLS", subscribe_deny=["$JS.ACK.>"]) as ms:
+        box = unique("narrow")
+        t0 = time.monotonic()
+        with pytest.raises(mailslot.PermissionDenied):
+            await ms.watch_mail(box)
+        assert time.monotonic() - t0 < 3
+        async with ms.watch_mail(box, removals=False) as feed:
+            r = await ms.send(box, "x", priority="critical")
+            change = await feed.next(timeout=5)
+            assert (change.kind, change.seq, change.priority) == (
+                "arrived",
+                r.seq,
+                mailslot.Priority.CRITICAL,
+            )
 
 
 def test_parse_ack_reads_removals_only() -> None:

@@ -13,8 +13,7 @@ import time
 
 import mailslot
 import pytest
-from mailslot_broker import NatsServer, TenantSpec
-from mailslot_broker.config import Permissions
+from testsupport import restricted_client
 
 PROMPT = 3.0  # seconds; every SDK wait involved is >= 5 s, so a timeout cannot pass
 
@@ -89,19 +88,17 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 async def test_denied_operation_raises_permission_denied(case, tmp_path):
     op, extra = CASES[case]
-    perms = Permissions()  # the default set: $SYS.> denied both ways
-    perms.publish_deny += extra.get("publish_deny", [])
-    perms.subscribe_deny += extra.get("subscribe_deny", [])
-    spec = TenantSpec.generate("LIMITED", permissions=perms)
-    with NatsServer(tmp_path / "nats", tenants=[spec]) as srv:
-        creds = spec.credentials.write(tmp_path / "limited.json")
-        async with mailslot.connect(srv.url, credentials=creds) as ms:
-            started = time.monotonic()
-            with pytest.raises(mailslot.PermissionDenied):
-                await op(ms)
-            assert time.monotonic() - started < PROMPT
-            # The connection stays usable for what is allowed.
-            await ms.send("allowed", "ok")
+    denied = {
+        "publish_deny": extra.get("publish_deny", []),
+        "subscribe_deny": extra.get("subscribe_deny", []),
+    }
+    async with restricted_client(tmp_path, "LIMITED", **denied) as ms:
+        started = time.monotonic()
+        with pytest.raises(mailslot.PermissionDenied):
+            await op(ms)
+        assert time.monotonic() - started < PROMPT
+        # The connection stays usable for what is allowed.
+        await ms.send("allowed", "ok")
 
 
 async def test_default_permissions_allow_the_whole_mailslot_api(tenants_server, tmp_path):
@@ -128,18 +125,13 @@ async def test_default_permissions_allow_the_whole_mailslot_api(tenants_server, 
 async def test_a_send_to_a_subject_just_refused_is_refused_locally(tmp_path):
     """The guard remembers a refused publish subject for a while; a send's fast path
     (natscompat.jetstream_publish) asks it first, as the connection's publish does."""
-    perms = Permissions()
-    perms.publish_deny += ["mbox.*.vault"]
-    spec = TenantSpec.generate("LIMITED", permissions=perms)
-    with NatsServer(tmp_path / "nats", tenants=[spec]) as srv:
-        creds = spec.credentials.write(tmp_path / "limited.json")
-        async with mailslot.connect(srv.url, credentials=creds) as ms:
-            with pytest.raises(mailslot.PermissionDenied):
-                await ms.send("vault", "x")
-            sent = ms.nc.stats["out_msgs"]
-            started = time.monotonic()
-            with pytest.raises(mailslot.PermissionDenied):
-                await ms.send("vault", "again")
-            assert time.monotonic() - started < 0.5
-            assert ms.nc.stats["out_msgs"] == sent  # not sent to the server again
-            await ms.send("allowed", "ok")
+    async with restricted_client(tmp_path, "LIMITED", publish_deny=["mbox.*.vault"]) as ms:
+        with pytest.raises(mailslot.PermissionDenied):
+            await ms.send("vault", "x")
+        sent = ms.nc.stats["out_msgs"]
+        started = time.monotonic()
+        with pytest.raises(mailslot.PermissionDenied):
+            await ms.send("vault", "again")
+        assert time.monotonic() - started < 0.5
+        assert ms.nc.stats["out_msgs"] == sent  # not sent to the server again
+        await ms.send("allowed", "ok")

@@ -243,7 +243,7 @@ async def unbind(mb: Mailbox) -> None:
                     await sub.unsubscribe()
 
         await asyncio.gather(*(let_go(sub) for sub in mb._subs))
-        _forget_bells(mb)
+        _forget_bells(mb)  # before the list is cleared (the finally below covers a failed close)
         mb._subs.clear()
         buffered = mb._receiver.take_buffered()
         for m in buffered if nc.is_connected else ():

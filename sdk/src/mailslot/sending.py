@@ -60,19 +60,6 @@ def receipt(out: Outgoing, ack: PubAck) -> Receipt:
     )
 
 
-def _receipt_of(out: Outgoing, ack: dict[str, Any]) -> Receipt:
-    """:func:`receipt` for the JSON ack ``natscompat.jetstream_publish`` returns."""
-    return Receipt(
-        id=out.id,
-        to=out.to,
-        priority=out.priority,
-        seq=ack["seq"],
-        duplicate=bool(ack.get("duplicate")),
-        scheduled=out.scheduled,
-        stream=ack.get("stream") or p.MAIL_STREAM,
-    )
-
-
 async def _publish_once(link: Link, subject: str, out: Outgoing) -> Receipt:
     """One attempt. Mailslot's own headers (``WireHeaders``) on a connected link take
     ``natscompat.jetstream_publish``; anything else nats-py's ``js.publish``, which also
@@ -85,7 +72,7 @@ async def _publish_once(link: Link, subject: str, out: Outgoing) -> Receipt:
             link.nc, subject, out.data, out.headers, timeout=5.0, track=guard.track if guard else None
         )
         if ack is not None:
-            return _receipt_of(out, ack)
+            return receipt(out, ack)
     return receipt(out, await link.js.publish(subject, out.data, headers=out.headers, timeout=5.0))
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from nats.aio.client import _validate_subject
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import errors as jserr
+from nats.js.api import PubAck
 from nats.protocol.command import hpub_cmd
 
 if TYPE_CHECKING:
@@ -82,6 +83,11 @@ async def publish_wire(
         _validate_subject(subject)
         if reply:
             _validate_subject(reply)
+    await _write(nc, subject, reply, hdr, payload)
+
+
+async def _write(nc: Client, subject: str, reply: str, hdr: bytes, payload: bytes) -> None:
+    """The HPUB frame, counters and flush nats-py's ``publish`` writes (checks done)."""
     nc.stats["out_msgs"] += 1
     nc.stats["out_bytes"] += len(payload)
     await nc._send_command(hpub_cmd(subject, reply, hdr, payload))
@@ -103,7 +109,7 @@ async def jetstream_publish(
     *,
     timeout: float,
     track: Callable[[str, str], None] | None = None,
-) -> dict[str, Any] | None:
+) -> PubAck | None:
     """``js.publish`` for :class:`WireHeaders`, as one coroutine: the request nats-py's
     ``request`` makes (a token under the connection's reply mux, its future in the reply
     map, failed by whatever fails those), the frame :func:`publish_wire` writes, one loop
@@ -132,12 +138,7 @@ async def jetstream_publish(
     try:
         if track is not None:
             track(token, subject)
-        nc.stats["out_msgs"] += 1
-        nc.stats["out_bytes"] += len(payload)
-        await nc._send_command(hpub_cmd(subject, prefix + token, hdr, payload))
-        queue = nc._flush_queue
-        if queue is not None and queue.empty():
-            await nc._flush_pending()
+        await _write(nc, subject, prefix + token, hdr, payload)
         timer = loop.call_later(timeout, _time_out, fut)
         try:
             msg = await fut
@@ -150,7 +151,10 @@ async def jetstream_publish(
     resp = json.loads(msg.data)
     if "error" in resp:
         raise jserr.APIError.from_error(resp["error"])
-    return cast("dict[str, Any]", resp)
+    # Built directly: ``PubAck.from_response`` walks ``dataclasses.fields`` on every call.
+    return PubAck(
+        stream=resp["stream"], seq=resp["seq"], domain=resp.get("domain"), duplicate=resp.get("duplicate")
+    )
 
 
 def pending_responses(nc: Client) -> Mapping[str, asyncio.Future[Any]]:
